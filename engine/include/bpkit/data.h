@@ -1,0 +1,37 @@
+// In-memory datasets and the IDX reader (the MNIST / Fashion-MNIST file format, plain or gzip).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bpkit/random.h"
+#include "bpkit/tensor.h"
+
+namespace bpkit {
+
+// x: [N, per-sample shape...], y: N class labels in [0, classes).
+struct Dataset {
+  Tensor<float> x;
+  std::vector<int32_t> y;
+  int classes = 0;
+  int64_t size() const { return x.rows(); }
+};
+
+// Reads an IDX image file (u8, rank 3: N×H×W) and its label file into x [N,1,H,W] scaled to [0,1].
+// Files may be gzip-compressed. Throws FileError naming the path on any unreadable, truncated or
+// inconsistent file.
+Dataset load_idx(const std::string& images_path, const std::string& labels_path);
+
+// Fashion-MNIST (or MNIST) from a directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
+// split: "train" or "t10k".
+Dataset load_mnist_dir(const std::string& dir, const std::string& split);
+
+// Copies the samples idx[0..n) of `from` into x (resized to [n, ...]) and their labels into y.
+void gather(const Dataset& from, const int64_t* idx, int64_t n, Tensor<float>& x,
+            std::vector<int32_t>& y);
+
+// Splits off the last `fraction` of a seeded permutation as validation data.
+void split_validation(const Dataset& all, double fraction, uint64_t seed, Dataset& train,
+                      Dataset& validation);
+
+}  // namespace bpkit

@@ -1,0 +1,167 @@
+// The static layers. Shapes: B batch, F features, C channels, H×W spatial. Each layer's forward and
+// backward sit side by side in engine/src/layers/<kind>.cpp.
+#pragma once
+
+#include <vector>
+
+#include "bpkit/layer.h"
+
+namespace bpkit {
+
+enum class Init { kHe, kGlorot };
+Init parse_init(const std::string& name, const std::string& context);
+const char* init_name(Init init);
+
+// y[B,U] = x[B,F] · Wᵀ + b, W[U,F]. F is taken from the input; give `in_features` to have the
+// network check it.
+template <class T>
+class Dense : public Layer<T> {
+ public:
+  explicit Dense(int64_t units, int64_t in_features = -1, Init init = Init::kHe, bool bias = true);
+  std::string kind() const override { return "dense"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+  void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
+  std::vector<Param<T>> params() override;
+
+ private:
+  int64_t units_, in_;
+  Init init_;
+  bool bias_;
+  Tensor<T> w_, b_, dw_, db_;
+};
+
+// 2-D convolution (cross-correlation): x[B,C,H,W] → y[B,K,OH,OW], W[K,C,k,k], square kernel,
+// OH = (H + 2·pad − k)/stride + 1. Lowered to a matrix product per sample (im2col).
+template <class T>
+class Conv2d : public Layer<T> {
+ public:
+  Conv2d(int64_t filters, int64_t kernel, int64_t stride = 1, int64_t padding = 0,
+         Init init = Init::kHe);
+  std::string kind() const override { return "conv2d"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void init(Rng& rng) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+  void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
+  std::vector<Param<T>> params() override;
+
+ private:
+  int64_t filters_, k_, stride_, pad_;
+  Init init_;
+  int64_t c_ = 0, h_ = 0, w_in_ = 0, oh_ = 0, ow_ = 0;
+  Tensor<T> w_, b_, dw_, db_;
+  std::vector<Tensor<T>> col_;      // per-thread im2col buffers [C·k·k, OH·OW]
+  std::vector<Tensor<T>> dw_part_;  // per-thread partial weight gradients
+};
+
+enum class PoolKind { kMax, kAverage };
+
+// Max or average pooling over k×k windows with the given stride (default k), no padding.
+template <class T>
+class Pool2d : public Layer<T> {
+ public:
+  Pool2d(PoolKind kind, int64_t kernel, int64_t stride = -1);
+  std::string kind() const override { return kind_ == PoolKind::kMax ? "maxpool2d" : "avgpool2d"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+
+ private:
+  PoolKind kind_;
+  int64_t k_, stride_;
+  int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;
+  std::vector<int32_t> argmax_;  // max pooling: input offset (within the sample) of each output
+};
+
+// Inverted dropout: in training, zeroes each input with probability p and scales the rest by
+// 1/(1−p); identity at inference.
+template <class T>
+class Dropout : public Layer<T> {
+ public:
+  explicit Dropout(double p);
+  std::string kind() const override { return "dropout"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override { return input; }
+  void init(Rng& rng) override { rng_ = rng.split(); }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+  void hold_randomness(bool hold) override { hold_ = hold; }
+
+ private:
+  double p_;
+  Rng rng_;
+  bool hold_ = false;
+  std::vector<T> mask_;  // 0 or 1/(1−p) per element of the latest training batch
+};
+
+// Batch normalization over the batch (and, for [C,H,W] inputs, the spatial positions) of each
+// feature/channel: y = γ·(x − μ)/√(σ² + ε) + β. Training uses batch statistics (biased variance)
+// and updates running averages with `momentum`; inference uses the running averages.
+template <class T>
+class BatchNorm : public Layer<T> {
+ public:
+  explicit BatchNorm(double momentum = 0.1, double eps = 1e-5);
+  std::string kind() const override { return "batchnorm"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+  void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
+  std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Tensor<T>*>> buffers() override;
+
+ private:
+  double momentum_, eps_;
+  int64_t channels_ = 0, spatial_ = 1;
+  Tensor<T> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
+  std::vector<T> mean_, inv_std_;  // of the latest training batch
+  std::vector<T> xhat_;            // normalized input of the latest training batch
+};
+
+// Flattens the per-sample shape to [F] (reshape to `target` when given). Data is copied once.
+template <class T>
+class Reshape : public Layer<T> {
+ public:
+  explicit Reshape(Shape target = {});  // empty target = flatten
+  std::string kind() const override { return target_.empty() ? "flatten" : "reshape"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+
+ private:
+  Shape target_, in_, out_;
+};
+
+enum class Activation { kSigmoid, kTanh, kRelu, kLeakyRelu, kSoftmax };
+
+// Element-wise activations, and softmax over each sample's features.
+template <class T>
+class ActivationLayer : public Layer<T> {
+ public:
+  explicit ActivationLayer(Activation a, double slope = 0.01);
+  std::string kind() const override;
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override { return input; }
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+
+ private:
+  Activation a_;
+  double slope_;  // leaky ReLU's slope for negative inputs
+};
+
+}  // namespace bpkit

@@ -1,0 +1,46 @@
+// Model files (.bpk): one network, its weights and free-form metadata.
+//
+// Format version 1, all integers little-endian:
+//   magic      8 bytes  "BPKITMDL"
+//   version    u32      1
+//   dtype      u32      4 = float32, 8 = float64 (tensor element size)
+//   arch       u64 n + n bytes UTF-8: line 1 "input D0,D1,...", line 2 "seed S", then one line per
+//              layer "<kind> name=<name> key=value ..." (the layer's attrs)
+//   tensors    u32 count, then per tensor: u32 name length, name, u32 rank, rank × i64 dims,
+//              elements (dtype size each)
+//   metadata   u64 n + n bytes: "key=value" lines (training settings, accuracy, dates)
+//   checksum   u32      CRC-32 (zlib polynomial) of every byte before it
+// Readers refuse a newer version, a foreign magic, a bad checksum, a truncated file, and any
+// length that exceeds what remains of the file, naming the file and the problem.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bpkit/network.h"
+
+namespace bpkit {
+
+constexpr uint32_t kModelFormatVersion = 1;
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// Writes atomically: a temporary file in the same directory, fsync, rename. Throws FileError.
+template <class T>
+void save_model(const Network<T>& net, const std::string& path, const Metadata& meta = {});
+
+template <class T>
+struct LoadedModel {
+  Network<T> net;
+  Metadata meta;
+};
+
+// Throws FileError naming `path` and what is wrong with it.
+template <class T>
+LoadedModel<T> load_model(const std::string& path);
+
+// Writes `bytes` to `path` atomically (temp file, fsync, rename). Throws FileError.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
+}  // namespace bpkit

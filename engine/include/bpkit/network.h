@@ -1,0 +1,63 @@
+// Network: an ordered stack of layers (a static, feed-forward network).
+//
+// The network owns one activation and one gradient buffer per layer boundary; after the first
+// batch of a given size they are reused, so a training step allocates nothing.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpkit/layer.h"
+
+namespace bpkit {
+
+template <class T>
+class Network {
+ public:
+  // `input` is the per-sample input shape, e.g. {1, 28, 28}. `seed` drives every random draw of
+  // initialization and of stochastic layers.
+  Network(Shape input, uint64_t seed);
+  Network(Network&&) noexcept = default;
+  Network& operator=(Network&&) noexcept = default;
+
+  // Builds the layer against the current output shape, names it ("<kind><index>" unless named),
+  // and initializes it from the network's random stream. Throws ShapeError naming the layer and
+  // both shapes on a mismatch.
+  Layer<T>& add(std::unique_ptr<Layer<T>> layer, const std::string& name = "");
+  template <class L, class... Args>
+  L& emplace(Args&&... args) {
+    return static_cast<L&>(add(std::make_unique<L>(std::forward<Args>(args)...)));
+  }
+
+  // Runs every layer. x is [B, input...]; the result lives until the next forward().
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
+  // Back-propagates dloss (gradient of the loss w.r.t. the latest forward(kTrain) output),
+  // accumulating parameter gradients. The input gradient is not formed (nothing consumes it)
+  // unless `input_grad` is given.
+  void backward(const Tensor<T>& dloss, Tensor<T>* input_grad = nullptr);
+  void zero_grad();
+
+  std::vector<Param<T>> params();
+  int64_t param_count();
+  const Shape& input_shape() const { return input_; }
+  const Shape& output_shape() const { return shapes_.back(); }
+  // Per-sample output shape of layer i.
+  const Shape& shape_after(size_t i) const { return shapes_[i + 1]; }
+  size_t size() const { return layers_.size(); }
+  Layer<T>& layer(size_t i) { return *layers_[i]; }
+  const Layer<T>& layer(size_t i) const { return *layers_[i]; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  Shape input_;
+  uint64_t seed_;
+  Rng rng_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<Shape> shapes_;         // shapes_[0] = input, shapes_[i+1] = after layer i
+  std::vector<Tensor<T>> acts_;       // acts_[i] = output of layer i
+  Tensor<T> grads_[2];                // ping-pong buffers for gradients between layers
+  const Tensor<T>* last_input_ = nullptr;
+};
+
+}  // namespace bpkit

@@ -1,0 +1,92 @@
+// Tensor: a contiguous, row-major N-d array of float or double.
+//
+// Layout: the first dimension is the batch (B) wherever a tensor flows through a network; a layer's
+// "per-sample shape" is the shape without it. Storage is 64-byte aligned so kernels can use aligned
+// vector loads. resize() keeps the allocation when it is large enough, so buffers reused batch after
+// batch never allocate in the training loop.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace bpkit {
+
+using Shape = std::vector<int64_t>;
+
+// "[64,1,28,28]"
+std::string to_string(const Shape& shape);
+// Product of the dimensions (1 for a rank-0 shape). Throws std::invalid_argument on a negative dim.
+int64_t shape_size(const Shape& shape);
+
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const AlignedAllocator<U>&) const {
+    return false;
+  }
+};
+
+template <class T>
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(Shape shape, T fill = T(0)) : shape_(std::move(shape)) {
+    data_.assign(static_cast<size_t>(shape_size(shape_)), fill);
+  }
+
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int i) const { return shape_[static_cast<size_t>(i)]; }
+  int64_t size() const { return static_cast<int64_t>(data_.size()); }
+  bool empty() const { return data_.empty(); }
+  // Batch-major 2-D view: rows() = first dimension, cols() = product of the others.
+  int64_t rows() const { return shape_.empty() ? 1 : shape_[0]; }
+  int64_t cols() const { return rows() == 0 ? 0 : size() / rows(); }
+
+  T* data() { return data_.data(); }
+  const T* data() const { return data_.data(); }
+  T& operator[](int64_t i) { return data_[static_cast<size_t>(i)]; }
+  const T& operator[](int64_t i) const { return data_[static_cast<size_t>(i)]; }
+  T* begin() { return data(); }
+  T* end() { return data() + size(); }
+  const T* begin() const { return data(); }
+  const T* end() const { return data() + size(); }
+
+  // Changes the shape; contents are unspecified afterwards (kept where the size is unchanged).
+  // Never shrinks the allocation.
+  void resize(const Shape& shape) {
+    if (shape_ != shape) shape_ = shape;
+    data_.resize(static_cast<size_t>(shape_size(shape_)));
+  }
+  // Same data, new shape of the same size. Throws std::invalid_argument otherwise.
+  void reshape(const Shape& shape);
+  void fill(T v) {
+    for (T& x : data_) x = v;
+  }
+  void zero() { fill(T(0)); }
+
+ private:
+  Shape shape_;
+  std::vector<T, AlignedAllocator<T>> data_;
+};
+
+}  // namespace bpkit

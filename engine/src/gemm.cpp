@@ -1,0 +1,71 @@
+#include "bpkit/gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "bpkit/threading.h"
+
+namespace bpkit {
+namespace {
+
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+// Below this many multiply-adds a second thread costs more to wake than it saves.
+constexpr int64_t kParallelMacs = 1 << 18;
+
+}  // namespace
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class T>
+void gemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const int64_t macs = M * N * K;
+  if (num_threads() == 1 || macs < kParallelMacs) {
+    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Split the larger of C's two dimensions into blocks of whole 16-element panels, so every thread
+  // runs the BLAS's full-width kernels on its own block and no reduction is needed.
+  const bool by_cols = N >= M;
+  const int64_t extent = by_cols ? N : M;
+  const int64_t panels = (extent + 15) / 16;
+  parallel(int(std::min<int64_t>(panels, 1024)), [&](int t, int nt) {
+    const int64_t b = std::min(extent, panels * t / nt * 16);
+    const int64_t e = std::min(extent, panels * (t + 1) / nt * 16);
+    if (b >= e) return;
+    if (by_cols) {
+      const T* Bb = tb ? B + b * ldb : B + b;
+      blas(ta, tb, M, e - b, K, alpha, A, lda, Bb, ldb, beta, C + b, ldc);
+    } else {
+      const T* Ab = ta ? A + b : A + b * lda;
+      blas(ta, tb, e - b, N, K, alpha, Ab, lda, B, ldb, beta, C + b * ldc, ldc);
+    }
+  });
+}
+
+#define BPKIT_GEMM(T)                                                                          \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, \
+                        int64_t, T, T*, int64_t);                                              \
+  template void gemm_parallel<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t,  \
+                                 const T*, int64_t, T, T*, int64_t);
+BPKIT_GEMM(float)
+BPKIT_GEMM(double)
+
+}  // namespace bpkit

@@ -1,0 +1,144 @@
+// Batch normalization. Shapes: B batch, C channels (features for flat inputs), S spatial positions
+// per channel (1 for flat inputs), N = B·S values per channel. The backward pass uses the closed
+// form dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), with means over the N values of a channel.
+#include <cmath>
+
+#include "bpkit/error.h"
+#include "bpkit/layers.h"
+
+namespace bpkit {
+
+template <class T>
+BatchNorm<T>::BatchNorm(double momentum, double eps) : momentum_(momentum), eps_(eps) {
+  if (!(momentum >= 0 && momentum <= 1) || !(eps > 0))
+    throw ShapeError("batchnorm: momentum must be in [0, 1] and eps positive, got momentum=" +
+                     std::to_string(momentum) + " eps=" + std::to_string(eps));
+}
+
+template <class T>
+Attrs BatchNorm<T>::attrs() const {
+  Attrs a;
+  a.set("momentum", momentum_).set("eps", eps_);
+  return a;
+}
+
+template <class T>
+Shape BatchNorm<T>::build(const Shape& input) {
+  if (input.size() != 1 && input.size() != 3)
+    throw ShapeError(this->describe() + ": expects [features] or [channels,height,width], got " +
+                     to_string(input));
+  channels_ = input[0];
+  spatial_ = input.size() == 3 ? input[1] * input[2] : 1;
+  gamma_ = Tensor<T>({channels_}, T(1));
+  beta_ = Tensor<T>({channels_});
+  dgamma_ = Tensor<T>({channels_});
+  dbeta_ = Tensor<T>({channels_});
+  running_mean_ = Tensor<T>({channels_});
+  running_var_ = Tensor<T>({channels_}, T(1));
+  return input;
+}
+
+template <class T>
+void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
+  const int64_t B = x.rows(), C = channels_, S = spatial_, N = B * S;
+  y.resize(x.shape());
+  const T* xp = x.data();
+  T* yp = y.data();
+  if (mode == Mode::kInfer) {
+    for (int64_t c = 0; c < C; ++c) {
+      const T scale = gamma_[c] / std::sqrt(running_var_[c] + T(eps_));
+      const T shift = beta_[c] - running_mean_[c] * scale;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) yp[(b * C + c) * S + s] = xp[(b * C + c) * S + s] * scale + shift;
+    }
+    return;
+  }
+  if (N < 2)
+    throw ShapeError(this->describe() + ": training needs at least 2 values per channel, got a "
+                     "batch of " + std::to_string(B));
+  mean_.assign(size_t(C), T(0));
+  inv_std_.assign(size_t(C), T(0));
+  xhat_.resize(size_t(x.size()));
+  for (int64_t c = 0; c < C; ++c) {
+    // Two passes (mean, then centred squares) keep the variance accurate in float.
+    double sum = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) sum += xp[(b * C + c) * S + s];
+    const double mean = sum / double(N);
+    double sq = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const double d = xp[(b * C + c) * S + s] - mean;
+        sq += d * d;
+      }
+    const double var = sq / double(N);
+    const T inv = T(1 / std::sqrt(var + eps_));
+    mean_[size_t(c)] = T(mean);
+    inv_std_[size_t(c)] = inv;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (b * C + c) * S + s;
+        const T xh = (xp[i] - T(mean)) * inv;
+        xhat_[size_t(i)] = xh;
+        yp[i] = gamma_[c] * xh + beta_[c];
+      }
+    // Running variance uses the unbiased estimate, as torch does.
+    running_mean_[c] = T((1 - momentum_) * running_mean_[c] + momentum_ * mean);
+    running_var_[c] = T((1 - momentum_) * running_var_[c] + momentum_ * var * N / double(N - 1));
+  }
+}
+
+template <class T>
+void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+  const int64_t B = dy.rows(), C = channels_, S = spatial_, N = B * S;
+  dx.resize(x.shape());
+  const T* g = dy.data();
+  for (int64_t c = 0; c < C; ++c) {
+    T sum_g = 0, sum_gx = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (b * C + c) * S + s;
+        sum_g += g[i];
+        sum_gx += g[i] * xhat_[size_t(i)];
+      }
+    const T mg = sum_g / T(N), mgx = sum_gx / T(N), k = gamma_[c] * inv_std_[size_t(c)];
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (b * C + c) * S + s;
+        dx[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
+      }
+  }
+}
+
+template <class T>
+void BatchNorm<T>::gradient(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy) {
+  const int64_t B = dy.rows(), C = channels_, S = spatial_;
+  for (int64_t c = 0; c < C; ++c) {
+    T sg = 0, sgx = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (b * C + c) * S + s;
+        sg += dy[i];
+        sgx += dy[i] * xhat_[size_t(i)];
+      }
+    dbeta_[c] += sg;
+    dgamma_[c] += sgx;
+  }
+}
+
+template <class T>
+std::vector<Param<T>> BatchNorm<T>::params() {
+  return {{this->name() + ".gamma", &gamma_, &dgamma_, false},
+          {this->name() + ".beta", &beta_, &dbeta_, false}};
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>*>> BatchNorm<T>::buffers() {
+  return {{this->name() + ".running_mean", &running_mean_},
+          {this->name() + ".running_var", &running_var_}};
+}
+
+template class BatchNorm<float>;
+template class BatchNorm<double>;
+
+}  // namespace bpkit

@@ -1,0 +1,209 @@
+// 2-D convolution by im2col. Shapes: B batch, C input channels, H×W input, K filters, k kernel,
+// OH×OW output, P = OH·OW output positions, Q = C·k·k patch length. Per sample, the patches form
+// col[Q,P] and the output is W[K,Q]·col + b, one BLAS call; samples are split across threads, each
+// with its own col buffer, and weight gradients are summed per thread and then in thread order so
+// the result is deterministic for a fixed thread count.
+#include <algorithm>
+
+#include "bpkit/error.h"
+#include "bpkit/gemm.h"
+#include "bpkit/layers.h"
+#include "bpkit/threading.h"
+
+namespace bpkit {
+
+template <class T>
+void init_weights(Tensor<T>& w, Init init, int64_t fan_in, int64_t fan_out, Rng& rng);
+
+namespace {
+
+// For input column ix = ox·s − pad + j: the first ox with ix >= 0 (num = pad − j) and one past the
+// last ox with ix <= W − 1 (num = W − 1 + pad − j), both clamped to [0, OW].
+inline int64_t first_inside(int64_t num, int64_t s, int64_t OW) {
+  return num <= 0 ? 0 : std::min(OW, (num + s - 1) / s);
+}
+inline int64_t end_inside(int64_t num, int64_t s, int64_t OW) {
+  return num < 0 ? 0 : std::min(OW, num / s + 1);
+}
+
+// col[(c·k + i)·k + j][oy·OW + ox] = x[c][oy·s − pad + i][ox·s − pad + j], zero outside the image.
+template <class T>
+void im2col(const T* x, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t pad,
+            int64_t OH, int64_t OW, T* col) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        T* out = col + ((c * k + i) * k + j) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const int64_t iy = oy * s - pad + i;
+          T* row = out + oy * OW;
+          if (iy < 0 || iy >= H) {
+            std::fill(row, row + OW, T(0));
+            continue;
+          }
+          const T* xr = x + (c * H + iy) * W;
+          // ox range whose input column lies inside the image; the loop body then has no branch
+          // and vectorizes for stride 1.
+          const int64_t lo = first_inside(pad - j, s, OW);
+          const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
+          std::fill(row, row + lo, T(0));
+          for (int64_t ox = lo; ox < hi; ++ox) row[ox] = xr[ox * s - pad + j];
+          std::fill(row + hi, row + OW, T(0));
+        }
+      }
+}
+
+// The adjoint of im2col: adds each col entry back onto the input position it was copied from.
+template <class T>
+void col2im(const T* col, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t pad,
+            int64_t OH, int64_t OW, T* x) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        const T* in = col + ((c * k + i) * k + j) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const int64_t iy = oy * s - pad + i;
+          if (iy < 0 || iy >= H) continue;
+          T* xr = x + (c * H + iy) * W;
+          const T* row = in + oy * OW;
+          const int64_t lo = first_inside(pad - j, s, OW);
+          const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
+          for (int64_t ox = lo; ox < hi; ++ox) xr[ox * s - pad + j] += row[ox];
+        }
+      }
+}
+
+}  // namespace
+
+template <class T>
+Conv2d<T>::Conv2d(int64_t filters, int64_t kernel, int64_t stride, int64_t padding, Init init)
+    : filters_(filters), k_(kernel), stride_(stride), pad_(padding), init_(init) {
+  if (filters < 1 || kernel < 1 || stride < 1 || padding < 0)
+    throw ShapeError("conv2d: filters, kernel and stride must be at least 1 and padding at least "
+                     "0, got filters=" + std::to_string(filters) + " kernel=" +
+                     std::to_string(kernel) + " stride=" + std::to_string(stride) +
+                     " padding=" + std::to_string(padding));
+}
+
+template <class T>
+Attrs Conv2d<T>::attrs() const {
+  Attrs a;
+  a.set("filters", static_cast<long long>(filters_)).set("kernel", static_cast<long long>(k_));
+  a.set("stride", static_cast<long long>(stride_)).set("padding", static_cast<long long>(pad_));
+  a.set("init", init_name(init_));
+  return a;
+}
+
+template <class T>
+Shape Conv2d<T>::build(const Shape& input) {
+  if (input.size() != 3)
+    throw ShapeError(this->describe() + ": expects an input [channels,height,width], got " +
+                     to_string(input));
+  c_ = input[0];
+  h_ = input[1];
+  w_in_ = input[2];
+  if (h_ + 2 * pad_ < k_ || w_in_ + 2 * pad_ < k_)
+    throw ShapeError(this->describe() + ": kernel " + std::to_string(k_) + "x" +
+                     std::to_string(k_) + " with padding " + std::to_string(pad_) +
+                     " does not fit the input " + to_string(input));
+  oh_ = (h_ + 2 * pad_ - k_) / stride_ + 1;
+  ow_ = (w_in_ + 2 * pad_ - k_) / stride_ + 1;
+  w_ = Tensor<T>({filters_, c_, k_, k_});
+  dw_ = Tensor<T>({filters_, c_, k_, k_});
+  b_ = Tensor<T>({filters_});
+  db_ = Tensor<T>({filters_});
+  return {filters_, oh_, ow_};
+}
+
+template <class T>
+void Conv2d<T>::init(Rng& rng) {
+  init_weights(w_, init_, c_ * k_ * k_, filters_ * k_ * k_, rng);
+  b_.zero();
+}
+
+template <class T>
+void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  const int64_t B = x.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
+  const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
+  y.resize({B, filters_, oh_, ow_});
+  if (col_.size() < size_t(num_threads())) col_.resize(size_t(num_threads()));
+  // Few samples: one at a time, each product split across threads. Otherwise samples in parallel.
+  const bool per_sample_threads = B < num_threads();
+  parallel(per_sample_threads ? 1 : int(B), [&](int t, int nt) {
+    Tensor<T>& col = col_[size_t(t)];
+    col.resize({Q, P});
+    for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
+      im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
+      T* ys = y.data() + s * out_size;
+      for (int64_t f = 0; f < filters_; ++f) std::fill(ys + f * P, ys + (f + 1) * P, b_[f]);
+      if (per_sample_threads)
+        gemm_parallel<T>(false, false, filters_, P, Q, T(1), w_.data(), Q, col.data(), P, T(1), ys,
+                         P);
+      else
+        gemm<T>(false, false, filters_, P, Q, T(1), w_.data(), Q, col.data(), P, T(1), ys, P);
+    }
+  });
+}
+
+template <class T>
+void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+  const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
+  const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
+  dx.resize(x.shape());
+  if (col_.size() < size_t(num_threads())) col_.resize(size_t(num_threads()));
+  parallel(int(B), [&](int t, int nt) {
+    Tensor<T>& dcol = col_[size_t(t)];
+    dcol.resize({Q, P});
+    for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
+      gemm<T>(true, false, Q, P, filters_, T(1), w_.data(), Q, dy.data() + s * out_size, P, T(0),
+              dcol.data(), P);
+      T* dxs = dx.data() + s * in_size;
+      std::fill(dxs, dxs + in_size, T(0));
+      col2im(dcol.data(), c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, dxs);
+    }
+  });
+}
+
+template <class T>
+void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy) {
+  const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
+  const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
+  const int nt_max = num_threads();
+  if (col_.size() < size_t(nt_max)) col_.resize(size_t(nt_max));
+  if (dw_part_.size() < size_t(nt_max)) dw_part_.resize(size_t(nt_max));
+  int used = 1;
+  parallel(int(B), [&](int t, int nt) {
+    if (t == 0) used = nt;
+    Tensor<T>& col = col_[size_t(t)];
+    Tensor<T>& part = dw_part_[size_t(t)];
+    col.resize({Q, P});
+    part.resize({filters_, Q});
+    part.zero();
+    for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
+      im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
+      gemm<T>(false, true, filters_, Q, P, T(1), dy.data() + s * out_size, P, col.data(), P, T(1),
+              part.data(), Q);
+    }
+  });
+  for (int t = 0; t < used; ++t) {
+    const T* p = dw_part_[size_t(t)].data();
+    for (int64_t i = 0; i < filters_ * Q; ++i) dw_[i] += p[i];
+  }
+  for (int64_t s = 0; s < B; ++s)
+    for (int64_t f = 0; f < filters_; ++f) {
+      const T* g = dy.data() + s * out_size + f * P;
+      T sum = 0;
+      for (int64_t p = 0; p < P; ++p) sum += g[p];
+      db_[f] += sum;
+    }
+}
+
+template <class T>
+std::vector<Param<T>> Conv2d<T>::params() {
+  return {{this->name() + ".weight", &w_, &dw_, true}, {this->name() + ".bias", &b_, &db_, false}};
+}
+
+template class Conv2d<float>;
+template class Conv2d<double>;
+
+}  // namespace bpkit

@@ -1,0 +1,304 @@
+#include "bpkit/model_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "bpkit/error.h"
+
+namespace bpkit {
+namespace {
+
+constexpr char kMagic[8] = {'B', 'P', 'K', 'I', 'T', 'M', 'D', 'L'};
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files are little-endian");
+
+template <class V>
+void put(std::string& out, V v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+void put_bytes(std::string& out, const std::string& s, bool wide) {
+  if (wide)
+    put<uint64_t>(out, s.size());
+  else
+    put<uint32_t>(out, uint32_t(s.size()));
+  out += s;
+}
+
+std::string shape_csv(const Shape& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r;
+}
+
+// Bounds-checked reading of the file's bytes; every failure names the file, the offset and what
+// was being read.
+class Reader {
+ public:
+  Reader(const std::string& path, const std::string& bytes) : path_(path), b_(bytes) {}
+  [[noreturn]] void fail(const std::string& what) const {
+    throw FileError("model file '" + path_ + "': " + what);
+  }
+  void need(uint64_t n, const std::string& what) const {
+    if (n > b_.size() - pos_)
+      fail("truncated or corrupted: " + what + " needs " + std::to_string(n) + " bytes at offset " +
+           std::to_string(pos_) + " but only " + std::to_string(b_.size() - pos_) + " remain");
+  }
+  template <class V>
+  V get(const std::string& what) {
+    need(sizeof(V), what);
+    V v;
+    std::memcpy(&v, b_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  std::string bytes(uint64_t n, const std::string& what) {
+    need(n, what);
+    std::string s = b_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  const char* here() const { return b_.data() + pos_; }
+  void skip(uint64_t n) { pos_ += n; }
+  size_t pos() const { return pos_; }
+  size_t remaining() const { return b_.size() - pos_; }
+
+ private:
+  const std::string& path_;
+  const std::string& b_;
+  size_t pos_ = 0;
+};
+
+Shape parse_csv_shape(const std::string& csv, Reader& r) {
+  Shape s;
+  std::stringstream ss(csv);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    char* end = nullptr;
+    const long long d = std::strtoll(tok.c_str(), &end, 10);
+    if (tok.empty() || *end != '\0' || d < 1) r.fail("bad input shape '" + csv + "'");
+    s.push_back(d);
+  }
+  if (s.empty()) r.fail("empty input shape");
+  return s;
+}
+
+struct StoredTensor {
+  Shape shape;
+  uint32_t dtype;
+  const char* data;
+};
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw FileError("cannot write '" + path + "': " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw FileError("cannot write '" + path + "': " + err);
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw FileError("cannot write '" + path + "': " + err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw FileError("cannot replace '" + path + "': " + err);
+  }
+  // Make the rename itself durable.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+template <class T>
+void save_model(const Network<T>& cnet, const std::string& path, const Metadata& meta) {
+  auto& net = const_cast<Network<T>&>(cnet);  // params() hands out mutable pointers; only read here
+  std::string arch = "input " + shape_csv(net.input_shape()) + "\nseed " +
+                     std::to_string(net.seed()) + "\n";
+  std::vector<std::pair<std::string, const Tensor<T>*>> tensors;
+  for (size_t i = 0; i < net.size(); ++i) {
+    Layer<T>& l = net.layer(i);
+    const std::string attrs = l.attrs().to_string();
+    arch += l.kind() + " name=" + l.name() + (attrs.empty() ? "" : " " + attrs) + "\n";
+    for (auto& p : l.params()) tensors.emplace_back(p.name, p.value);
+    for (auto& b : l.buffers()) tensors.emplace_back(b.first, b.second);
+  }
+  std::string out(kMagic, sizeof kMagic);
+  put<uint32_t>(out, kModelFormatVersion);
+  put<uint32_t>(out, uint32_t(sizeof(T)));
+  put_bytes(out, arch, true);
+  put<uint32_t>(out, uint32_t(tensors.size()));
+  for (const auto& [name, t] : tensors) {
+    put_bytes(out, name, false);
+    put<uint32_t>(out, uint32_t(t->rank()));
+    for (int d = 0; d < t->rank(); ++d) put<int64_t>(out, t->dim(d));
+    out.append(reinterpret_cast<const char*>(t->data()), sizeof(T) * size_t(t->size()));
+  }
+  std::string m;
+  for (const auto& [k, v] : meta) {
+    if (k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos)
+      throw FileError("cannot write '" + path + "': metadata key '" + k +
+                      "' or its value holds '=' or a newline");
+    m += k + "=" + v + "\n";
+  }
+  put_bytes(out, m, true);
+  const uint32_t crc = uint32_t(
+      crc32(0L, reinterpret_cast<const Bytef*>(out.data()), uInt(out.size())));
+  put<uint32_t>(out, crc);
+  write_file_atomically(path, out);
+}
+
+template <class T>
+LoadedModel<T> load_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError("cannot open model file '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw FileError("model path '" + path + "' is not a regular file");
+  std::string bytes(size_t(st.st_size), '\0');
+  if (!in.read(&bytes[0], std::streamsize(bytes.size())))
+    throw FileError("cannot read model file '" + path + "'");
+  Reader r(path, bytes);
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    r.fail("not a bpkit model (the file does not start with \"BPKITMDL\")");
+  r.skip(sizeof kMagic);
+  const uint32_t version = r.get<uint32_t>("format version");
+  if (version > kModelFormatVersion)
+    r.fail("format version " + std::to_string(version) + " is newer than this bpkit reads (" +
+           std::to_string(kModelFormatVersion) + "); upgrade bpkit");
+  if (version == 0) r.fail("invalid format version 0");
+  if (bytes.size() < r.pos() + 4) r.fail("truncated: no checksum");
+  const uint32_t dtype = r.get<uint32_t>("element type");
+  if (dtype != 4 && dtype != 8)
+    r.fail("unknown element size " + std::to_string(dtype) + " (expected 4 or 8)");
+  const uint64_t arch_len = r.get<uint64_t>("architecture length");
+  const std::string arch = r.bytes(arch_len, "architecture");
+  const uint32_t count = r.get<uint32_t>("tensor count");
+  std::map<std::string, StoredTensor> stored;
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string what = "tensor " + std::to_string(i);
+    const std::string name = r.bytes(r.get<uint32_t>(what + " name length"), what + " name");
+    const uint32_t rank = r.get<uint32_t>(what + " rank");
+    if (rank > 8) r.fail("tensor '" + name + "' has rank " + std::to_string(rank) + " (max 8)");
+    StoredTensor t{{}, dtype, nullptr};
+    uint64_t n = 1;
+    for (uint32_t d = 0; d < rank; ++d) {
+      const int64_t dim = r.get<int64_t>("tensor '" + name + "' shape");
+      if (dim < 0 || (dim > 0 && n > (uint64_t(1) << 40) / uint64_t(dim)))
+        r.fail("tensor '" + name + "' has an impossible dimension " + std::to_string(dim));
+      n *= uint64_t(dim);
+      t.shape.push_back(dim);
+    }
+    r.need(n * dtype, "tensor '" + name + "' data");
+    t.data = r.here();
+    r.skip(n * dtype);
+    if (!stored.emplace(name, t).second) r.fail("tensor '" + name + "' appears twice");
+  }
+  const std::string meta_text = r.bytes(r.get<uint64_t>("metadata length"), "metadata");
+  if (r.remaining() != 4)
+    r.fail("corrupted: " + std::to_string(r.remaining()) + " bytes after the metadata (expected "
+           "the 4-byte checksum)");
+  const uint32_t crc_file = r.get<uint32_t>("checksum");
+  const uint32_t crc = uint32_t(
+      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size() - 4)));
+  if (crc != crc_file) r.fail("corrupted: checksum mismatch");
+
+  // Architecture.
+  std::istringstream lines(arch);
+  std::string line, word;
+  Shape input;
+  uint64_t seed = 0;
+  if (!std::getline(lines, line) || line.rfind("input ", 0) != 0) r.fail("architecture lacks 'input'");
+  input = parse_csv_shape(line.substr(6), r);
+  if (!std::getline(lines, line) || line.rfind("seed ", 0) != 0) r.fail("architecture lacks 'seed'");
+  seed = std::strtoull(line.c_str() + 5, nullptr, 10);
+  LoadedModel<T> out{Network<T>(input, seed), {}};
+  int line_no = 2;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    std::istringstream ls(line);
+    std::string kind;
+    ls >> kind;
+    std::string rest;
+    std::getline(ls, rest);
+    try {
+      Attrs a = Attrs::parse(rest);
+      const std::string name = a.get_string("name", "");
+      Attrs layer_attrs;
+      for (const auto& kv : a.items())
+        if (kv.first != "name") layer_attrs.set(kv.first, kv.second);
+      out.net.add(make_layer<T>(kind, layer_attrs), name);
+    } catch (const ShapeError& e) {
+      r.fail("architecture line " + std::to_string(line_no) + ": " + e.what());
+    }
+  }
+  // Tensors: every parameter and buffer the architecture declares, with matching shapes.
+  size_t used = 0;
+  for (size_t i = 0; i < out.net.size(); ++i) {
+    Layer<T>& l = out.net.layer(i);
+    std::vector<std::pair<std::string, Tensor<T>*>> want;
+    for (auto& p : l.params()) want.emplace_back(p.name, p.value);
+    for (auto& b : l.buffers()) want.push_back(b);
+    for (auto& [name, t] : want) {
+      auto it = stored.find(name);
+      if (it == stored.end()) r.fail("tensor '" + name + "' is missing");
+      if (it->second.shape != t->shape())
+        r.fail("tensor '" + name + "' has shape " + to_string(it->second.shape) + ", " +
+               l.describe() + " needs " + to_string(t->shape()));
+      const char* src = it->second.data;
+      for (int64_t k = 0; k < t->size(); ++k) {
+        if (dtype == 4) {
+          float v;
+          std::memcpy(&v, src + 4 * k, 4);
+          (*t)[k] = T(v);
+        } else {
+          double v;
+          std::memcpy(&v, src + 8 * k, 8);
+          (*t)[k] = T(v);
+        }
+      }
+      ++used;
+    }
+  }
+  if (used != stored.size()) r.fail("holds tensors that no layer uses");
+  std::istringstream ms(meta_text);
+  while (std::getline(ms, line)) {
+    if (line.empty()) continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) r.fail("metadata line '" + line + "' lacks '='");
+    out.meta.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+  }
+  return out;
+}
+
+template void save_model<float>(const Network<float>&, const std::string&, const Metadata&);
+template void save_model<double>(const Network<double>&, const std::string&, const Metadata&);
+template LoadedModel<float> load_model<float>(const std::string&);
+template LoadedModel<double> load_model<double>(const std::string&);
+
+}  // namespace bpkit

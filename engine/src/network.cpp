@@ -1,0 +1,86 @@
+#include "bpkit/network.h"
+
+#include "bpkit/error.h"
+
+namespace bpkit {
+
+template <class T>
+Network<T>::Network(Shape input, uint64_t seed) : input_(std::move(input)), seed_(seed), rng_(seed) {
+  for (int64_t d : input_)
+    if (d < 1) throw ShapeError("network input shape " + to_string(input_) + " has a dimension < 1");
+  shapes_.push_back(input_);
+}
+
+template <class T>
+Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& name) {
+  layer->set_name(name.empty() ? layer->kind() + std::to_string(layers_.size() + 1) : name);
+  for (const auto& l : layers_)
+    if (l->name() == layer->name())
+      throw ShapeError("two layers are named '" + layer->name() + "'");
+  Shape out = layer->build(shapes_.back());
+  layer->init(rng_);
+  shapes_.push_back(out);
+  layers_.push_back(std::move(layer));
+  acts_.emplace_back();
+  return *layers_.back();
+}
+
+template <class T>
+const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
+  if (layers_.empty()) throw ShapeError("forward through a network without layers");
+  bool ok = x.rank() == int(input_.size()) + 1;
+  for (size_t i = 0; ok && i < input_.size(); ++i) ok = x.dim(int(i) + 1) == input_[i];
+  if (!ok)
+    throw ShapeError("network input: expected [batch," + to_string(input_).substr(1) + ", got " +
+                     to_string(x.shape()));
+  last_input_ = &x;
+  const Tensor<T>* in = &x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(*in, acts_[i], mode);
+    in = &acts_[i];
+  }
+  return acts_.back();
+}
+
+template <class T>
+void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
+  if (!last_input_ || layers_.empty()) throw ShapeError("backward before forward");
+  if (dloss.shape() != acts_.back().shape())
+    throw ShapeError("loss gradient " + to_string(dloss.shape()) + " does not match the output " +
+                     to_string(acts_.back().shape()));
+  const Tensor<T>* g = &dloss;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
+    layers_[i]->gradient(x, acts_[i], *g);
+    if (i == 0 && !input_grad) break;
+    Tensor<T>& dx = i == 0 ? *input_grad : grads_[i % 2];
+    layers_[i]->backward(x, acts_[i], *g, dx);
+    g = &dx;
+  }
+}
+
+template <class T>
+void Network<T>::zero_grad() {
+  for (auto& l : layers_)
+    for (auto& p : l->params()) p.grad->zero();
+}
+
+template <class T>
+std::vector<Param<T>> Network<T>::params() {
+  std::vector<Param<T>> all;
+  for (auto& l : layers_)
+    for (auto& p : l->params()) all.push_back(p);
+  return all;
+}
+
+template <class T>
+int64_t Network<T>::param_count() {
+  int64_t n = 0;
+  for (auto& p : params()) n += p.value->size();
+  return n;
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace bpkit

@@ -1,0 +1,181 @@
+#include "bpkit/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <ostream>
+
+#include "bpkit/error.h"
+
+namespace bpkit {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Copies of every parameter and buffer, to restore the best epoch's weights.
+struct Snapshot {
+  std::vector<Tensor<float>> values;
+  void take(Network<float>& net) {
+    values.clear();
+    for (size_t i = 0; i < net.size(); ++i) {
+      for (auto& p : net.layer(i).params()) values.push_back(*p.value);
+      for (auto& b : net.layer(i).buffers()) values.push_back(*b.second);
+    }
+  }
+  void restore(Network<float>& net) const {
+    size_t k = 0;
+    for (size_t i = 0; i < net.size(); ++i) {
+      for (auto& p : net.layer(i).params()) *p.value = values[k++];
+      for (auto& b : net.layer(i).buffers()) *b.second = values[k++];
+    }
+  }
+};
+
+void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t total, double loss,
+              double sps, double elapsed) {
+  const int width = 28;
+  const int filled = int(double(width) * double(done) / double(std::max<int64_t>(total, 1)));
+  char bar[width + 1];
+  for (int i = 0; i < width; ++i) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+  bar[width] = '\0';
+  const double eta = sps > 0 ? double(total - done) / sps : 0;
+  char line[200];
+  std::snprintf(line, sizeof line, "\repoch %d/%d [%s] %3d%% %7.0f samples/s loss %.4f ETA %4.0fs  ",
+                epoch, epochs, bar, int(100 * done / std::max<int64_t>(total, 1)), sps, loss,
+                done < total ? eta : elapsed);
+  os << line << std::flush;
+}
+
+}  // namespace
+
+EvalResult evaluate(Network<float>& net, Loss<float>& loss, const Dataset& data, int64_t batch,
+                    ConfusionMatrix* cm) {
+  const int64_t n = data.size();
+  if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), 0};
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor<float> xb, grad;
+  Targets<float> t;
+  double total = 0;
+  int64_t right = 0;
+  for (int64_t i = 0; i < n; i += batch) {
+    const int64_t b = std::min(batch, n - i);
+    gather(data, idx.data() + i, b, xb, t.labels);
+    const Tensor<float>& out = net.forward(xb, Mode::kInfer);
+    total += loss.compute(out, t, grad) * double(b);
+    for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
+    if (cm) cm->add(out, t.labels.data());
+  }
+  return {total / double(n), double(right) / double(n)};
+}
+
+TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& all,
+                const TrainOptions& o) {
+  if (o.batch < 1) throw std::invalid_argument("batch size must be at least 1");
+  if (o.epochs < 1) throw std::invalid_argument("epochs must be at least 1");
+  Dataset split_train, val;
+  const bool has_val = o.validation_split > 0;
+  if (has_val) split_validation(all, o.validation_split, o.seed, split_train, val);
+  const Dataset& train = has_val ? split_train : all;
+  const int64_t n = train.size();
+  if (n == 0) throw std::invalid_argument("no training samples");
+
+  const double base_lr = opt.lr();
+  std::vector<Param<float>> params = net.params();
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng shuffle_rng(o.seed);
+  Tensor<float> xb, grad;
+  Targets<float> t;
+  TrainResult result;
+  Snapshot best;
+  double best_val = -1;
+  int since_best = 0;
+
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    const double lr = o.schedule.lr_at(base_lr, epoch);
+    opt.set_lr(lr);
+    if (o.shuffle)
+      for (int64_t i = n - 1; i > 0; --i)
+        std::swap(perm[size_t(i)], perm[shuffle_rng.below(uint64_t(i + 1))]);
+    const double t0 = now_s();
+    double loss_sum = 0, last_draw = t0;
+    int64_t right = 0, done = 0;
+    for (int64_t i = 0; i < n; i += o.batch) {
+      const int64_t b = std::min(o.batch, n - i);
+      gather(train, perm.data() + i, b, xb, t.labels);
+      const Tensor<float>& out = net.forward(xb, Mode::kTrain);
+      const double l = loss.compute(out, t, grad);
+      const int64_t batch_no = i / o.batch + 1;
+      if (!std::isfinite(l))
+        throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
+                              ", batch " + std::to_string(batch_no) + ": the loss is " +
+                              std::to_string(l) + "; the weights from before this batch are kept "
+                              "(try a lower learning rate or gradient clipping)");
+      for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
+      net.zero_grad();
+      net.backward(grad);
+      if (o.clip_norm > 0) {
+        const double norm = clip_grad_norm(params, o.clip_norm);
+        if (!std::isfinite(norm))
+          throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
+                                ", batch " + std::to_string(batch_no) +
+                                ": the gradient norm is not finite; the weights from before this "
+                                "batch are kept");
+      }
+      opt.step();
+      loss_sum += l * double(b);
+      done += b;
+      if (o.progress && o.progress_is_terminal && (now_s() - last_draw > 0.1 || done == n)) {
+        last_draw = now_s();
+        draw_bar(*o.progress, epoch + 1, o.epochs, done, n, loss_sum / double(done),
+                 double(done) / (last_draw - t0), last_draw - t0);
+      }
+    }
+    const double secs = now_s() - t0;
+    EpochStats s{epoch + 1, lr, loss_sum / double(n), double(right) / double(n),
+                 std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
+                 secs, double(n) / secs};
+    if (has_val) {
+      const EvalResult v = evaluate(net, loss, val, 256);
+      s.val_loss = v.loss;
+      s.val_acc = v.accuracy;
+    }
+    result.history.push_back(s);
+    if (o.progress) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
+                    o.progress_is_terminal ? "\r" : "", s.epoch, o.epochs, lr, s.train_loss,
+                    s.train_acc,
+                    has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
+                               std::to_string(s.val_acc).substr(0, 6))
+                                  .c_str()
+                            : "",
+                    secs, s.samples_per_s);
+      *o.progress << line << std::flush;
+    }
+    if (has_val) {
+      if (s.val_acc > best_val) {
+        best_val = s.val_acc;
+        result.best_epoch = s.epoch;
+        since_best = 0;
+        if (o.patience > 0) best.take(net);
+      } else if (o.patience > 0 && ++since_best >= o.patience) {
+        result.stopped_early = true;
+        break;
+      }
+    } else {
+      result.best_epoch = s.epoch;
+    }
+  }
+  if (has_val && o.patience > 0 && !best.values.empty()) best.restore(net);
+  opt.set_lr(base_lr);
+  return result;
+}
+
+}  // namespace bpkit

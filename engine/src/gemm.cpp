@@ -9,19 +9,40 @@
 namespace bpkit {
 namespace {
 
+// A matrix-vector product when one side of C is a single row or column: OpenBLAS's GEMM would pack
+// the whole matrix first, which costs more than the product itself at batch 1.
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  if (M == 1) {  // c[N] = op(B)ᵀ-ish · a: a is A's only row (or column when ta)
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, int(tb ? N : K), int(tb ? K : N),
+                alpha, B, int(ldb), A, ta ? int(lda) : 1, beta, C, 1);
+  } else if (N == 1) {  // c[M] = op(A) · b: b is B's only column (or row when tb)
+    cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, int(ta ? K : M), int(ta ? M : K),
+                alpha, A, int(lda), B, tb ? 1 : int(ldb), beta, C, int(ldc));
+  } else {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  }
 }
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  if (M == 1) {
+    cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, int(tb ? N : K), int(tb ? K : N),
+                alpha, B, int(ldb), A, ta ? int(lda) : 1, beta, C, 1);
+  } else if (N == 1) {
+    cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, int(ta ? K : M), int(ta ? M : K),
+                alpha, A, int(lda), B, tb ? 1 : int(ldb), beta, C, int(ldc));
+  } else {
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  }
 }
 
-// Below this many multiply-adds a second thread costs more to wake than it saves.
+// Below this many multiply-adds a second thread costs more to wake than it saves. Matrix-vector
+// products are bound by reading the matrix, so splitting pays off sooner: each core then streams
+// only its half from its own cache.
 constexpr int64_t kParallelMacs = 1 << 18;
+constexpr int64_t kParallelGemvMacs = 1 << 15;
 
 }  // namespace
 
@@ -37,7 +58,8 @@ void gemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   const int64_t macs = M * N * K;
-  if (num_threads() == 1 || macs < kParallelMacs) {
+  const bool vector = M == 1 || N == 1;
+  if (num_threads() == 1 || macs < (vector ? kParallelGemvMacs : kParallelMacs)) {
     blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }

@@ -38,13 +38,30 @@ std::string shape_csv(const Shape& s) {
   return r;
 }
 
+// Messages quote names read from the file; a corrupted name may hold control bytes (a NUL would
+// cut the message short), so those are shown as \xNN.
+std::string printable(const std::string& s) {
+  std::string r;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c != 0x7F) {
+      r += char(c);
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      r += "\\x";
+      r += kHex[c >> 4];
+      r += kHex[c & 15];
+    }
+  }
+  return r;
+}
+
 // Bounds-checked reading of the file's bytes; every failure names the file, the offset and what
 // was being read.
 class Reader {
  public:
   Reader(const std::string& path, const std::string& bytes) : path_(path), b_(bytes) {}
   [[noreturn]] void fail(const std::string& what) const {
-    throw FileError("model file '" + path_ + "': " + what);
+    throw FileError("model file '" + path_ + "': " + printable(what));
   }
   void need(uint64_t n, const std::string& what) const {
     if (n > b_.size() - pos_)
@@ -183,6 +200,8 @@ LoadedModel<T> load_model(const std::string& path) {
   if (!in.read(&bytes[0], std::streamsize(bytes.size())))
     throw FileError("cannot read model file '" + path + "'");
   Reader r(path, bytes);
+  if (bytes.size() < sizeof kMagic && std::memcmp(bytes.data(), kMagic, bytes.size()) == 0)
+    r.fail("truncated: " + std::to_string(bytes.size()) + " bytes, shorter than the header");
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     r.fail("not a bpkit model (the file does not start with \"BPKITMDL\")");
   r.skip(sizeof kMagic);

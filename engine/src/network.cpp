@@ -1,6 +1,9 @@
 #include "bpkit/network.h"
 
+#include <algorithm>
+
 #include "bpkit/error.h"
+#include "bpkit/threading.h"
 
 namespace bpkit {
 
@@ -33,13 +36,37 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
   if (!ok)
     throw ShapeError("network input: expected [batch," + to_string(input_).substr(1) + ", got " +
                      to_string(x.shape()));
-  last_input_ = &x;
-  const Tensor<T>* in = &x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i]->forward(*in, acts_[i], mode);
-    in = &acts_[i];
+  const int64_t B = x.rows();
+  if (mode == Mode::kTrain || B <= kInferChunk) {
+    last_input_ = &x;
+    const Tensor<T>* in = &x;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      layers_[i]->forward(*in, acts_[i], mode);
+      in = &acts_[i];
+    }
+    return acts_.back();
   }
-  return acts_.back();
+  // A large inference batch runs in chunks: memory stays bounded by the chunk's activations and
+  // each chunk's activations stay in cache between layers.
+  last_input_ = nullptr;
+  Shape out_shape{B};
+  out_shape.insert(out_shape.end(), shapes_.back().begin(), shapes_.back().end());
+  infer_out_.resize(out_shape);
+  const int64_t in_row = x.cols(), out_row = infer_out_.cols();
+  for (int64_t b = 0; b < B; b += kInferChunk) {
+    const int64_t n = std::min(kInferChunk, B - b);
+    Shape cs = x.shape();
+    cs[0] = n;
+    chunk_.resize(cs);
+    std::copy(x.data() + b * in_row, x.data() + (b + n) * in_row, chunk_.data());
+    const Tensor<T>* in = &chunk_;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      layers_[i]->forward(*in, acts_[i], mode);
+      in = &acts_[i];
+    }
+    std::copy(in->begin(), in->end(), infer_out_.data() + b * out_row);
+  }
+  return infer_out_;
 }
 
 template <class T>
@@ -62,7 +89,12 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
 template <class T>
 void Network<T>::zero_grad() {
   for (auto& l : layers_)
-    for (auto& p : l->params()) p.grad->zero();
+    for (auto& p : l->params()) {
+      T* g = p.grad->data();
+      parallel_for(p.grad->size(), 1 << 15, [=](int64_t b, int64_t e) {
+        std::fill(g + b, g + e, T(0));
+      });
+    }
 }
 
 template <class T>

@@ -1,5 +1,7 @@
 #include "bpkit/optimizer.h"
 
+#include "bpkit/threading.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -23,6 +25,9 @@ std::vector<Tensor<T>*> pointers(std::vector<Tensor<T>>& a, std::vector<Tensor<T
     for (auto& t : *b) out.push_back(&t);
   return out;
 }
+
+// Parameter updates are memory-bound streams; below this many elements one thread is faster.
+constexpr int64_t kGrain = 1 << 14;
 
 void check_lr(double lr, const char* who) {
   if (!(lr > 0) || !std::isfinite(lr))
@@ -53,25 +58,27 @@ void Sgd<T>::step() {
   const T lr = T(this->lr_), mu = T(momentum_);
   for (size_t k = 0; k < this->params_.size(); ++k) {
     const Param<T>& p = this->params_[k];
-    T* w = p.value->data();
-    const T* g = p.grad->data();
-    T* v = velocity_[k].data();
+    T* __restrict w = p.value->data();
+    const T* __restrict g = p.grad->data();
+    T* __restrict v = velocity_[k].data();
     const T wd = p.decay ? T(weight_decay_) : T(0);
-    const int64_t n = p.value->size();
-    if (mu == T(0)) {
-      for (int64_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
-    } else if (nesterov_) {
-      for (int64_t i = 0; i < n; ++i) {
-        const T gi = g[i] + wd * w[i];
-        v[i] = mu * v[i] + gi;
-        w[i] -= lr * (gi + mu * v[i]);
+    const bool nesterov = nesterov_;
+    parallel_for(p.value->size(), kGrain, [=](int64_t b, int64_t e) {
+      if (mu == T(0)) {
+        for (int64_t i = b; i < e; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+      } else if (nesterov) {
+        for (int64_t i = b; i < e; ++i) {
+          const T gi = g[i] + wd * w[i];
+          v[i] = mu * v[i] + gi;
+          w[i] -= lr * (gi + mu * v[i]);
+        }
+      } else {
+        for (int64_t i = b; i < e; ++i) {
+          v[i] = mu * v[i] + g[i] + wd * w[i];
+          w[i] -= lr * v[i];
+        }
       }
-    } else {
-      for (int64_t i = 0; i < n; ++i) {
-        v[i] = mu * v[i] + g[i] + wd * w[i];
-        w[i] -= lr * v[i];
-      }
-    }
+    });
   }
 }
 
@@ -106,19 +113,20 @@ void Adam<T>::step() {
   const T eps = T(eps_);
   for (size_t k = 0; k < this->params_.size(); ++k) {
     const Param<T>& p = this->params_[k];
-    T* w = p.value->data();
-    const T* g = p.grad->data();
-    T* m = m_[k].data();
-    T* v = v_[k].data();
+    T* __restrict w = p.value->data();
+    const T* __restrict g = p.grad->data();
+    T* __restrict m = m_[k].data();
+    T* __restrict v = v_[k].data();
     const T wd = p.decay ? T(weight_decay_) : T(0);
     const T l2 = decoupled_ ? T(0) : wd, shrink = decoupled_ ? T(1) - T(this->lr_) * wd : T(1);
-    const int64_t n = p.value->size();
-    for (int64_t i = 0; i < n; ++i) {
-      const T gi = g[i] + l2 * w[i];
-      m[i] = b1 * m[i] + (T(1) - b1) * gi;
-      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-      w[i] = w[i] * shrink - step * m[i] / (std::sqrt(v[i] * inv_c2) + eps);
-    }
+    parallel_for(p.value->size(), kGrain, [=](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const T gi = g[i] + l2 * w[i];
+        m[i] = b1 * m[i] + (T(1) - b1) * gi;
+        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+        w[i] = w[i] * shrink - step * m[i] / (std::sqrt(v[i] * inv_c2) + eps);
+      }
+    });
   }
 }
 

@@ -35,6 +35,44 @@ struct Snapshot {
   }
 };
 
+// Copies of the non-trained buffers (batch-norm running statistics), which forward(kTrain) updates
+// before the loss of the batch is known: a batch that diverges must not leave them changed.
+struct BufferBackup {
+  std::vector<Tensor<float>*> live;
+  std::vector<Tensor<float>> saved;
+  explicit BufferBackup(Network<float>& net) {
+    for (size_t i = 0; i < net.size(); ++i)
+      for (auto& b : net.layer(i).buffers()) live.push_back(b.second);
+    saved.resize(live.size());
+  }
+  // Copy assignment reuses the saved tensors' storage, so this allocates only the first time.
+  void take() {
+    for (size_t k = 0; k < live.size(); ++k) saved[k] = *live[k];
+  }
+  void restore() const {
+    for (size_t k = 0; k < live.size(); ++k) *live[k] = saved[k];
+  }
+};
+
+// The first parameter with a non-finite gradient, or null. g·0 is ±0 for a finite g and NaN for
+// ±inf and NaN; sixteen independent partial sums let the compiler vectorize the scan (a single sum
+// would be a serial dependency chain), so the check costs one pass over memory.
+const Param<float>* first_non_finite_grad(const std::vector<Param<float>>& params) {
+  for (const auto& p : params) {
+    const float* g = p.grad->data();
+    const int64_t n = p.grad->size();
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      for (int k = 0; k < 16; ++k) acc[k] += g[i + k] * 0.0f;
+    float sum = 0;
+    for (; i < n; ++i) sum += g[i] * 0.0f;
+    for (float a : acc) sum += a;
+    if (std::isnan(sum)) return &p;
+  }
+  return nullptr;
+}
+
 void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t total, double loss,
               double sps, double elapsed) {
   const int width = 28;
@@ -80,6 +118,9 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   Dataset split_train, val;
   const bool has_val = o.validation_split > 0;
   if (has_val) split_validation(all, o.validation_split, o.seed, split_train, val);
+  if (int64_t(all.y.size()) != all.size())
+    throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) + " samples but " +
+                                std::to_string(all.y.size()) + " labels");
   const Dataset& train = has_val ? split_train : all;
   const int64_t n = train.size();
   if (n == 0) throw std::invalid_argument("no training samples");
@@ -93,6 +134,7 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   Targets<float> t;
   TrainResult result;
   Snapshot best;
+  BufferBackup buffers(net);
   double best_val = -1;
   int since_best = 0;
 
@@ -108,24 +150,39 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
     for (int64_t i = 0; i < n; i += o.batch) {
       const int64_t b = std::min(o.batch, n - i);
       gather(train, perm.data() + i, b, xb, t.labels);
+      buffers.take();
       const Tensor<float>& out = net.forward(xb, Mode::kTrain);
       const double l = loss.compute(out, t, grad);
       const int64_t batch_no = i / o.batch + 1;
-      if (!std::isfinite(l))
+      if (!std::isfinite(l)) {
+        buffers.restore();
         throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
                               ", batch " + std::to_string(batch_no) + ": the loss is " +
                               std::to_string(l) + "; the weights from before this batch are kept "
                               "(try a lower learning rate or gradient clipping)");
+      }
       for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
       net.zero_grad();
       net.backward(grad);
+      // A finite loss does not make finite gradients: a ReLU maps a NaN activation to 0, so a NaN
+      // input reaches the first layer's weight gradient and nothing after it.
       if (o.clip_norm > 0) {
         const double norm = clip_grad_norm(params, o.clip_norm);
-        if (!std::isfinite(norm))
+        if (!std::isfinite(norm)) {
+          buffers.restore();
           throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
                                 ", batch " + std::to_string(batch_no) +
                                 ": the gradient norm is not finite; the weights from before this "
-                                "batch are kept");
+                                "batch are kept (check the data for NaN or infinity, or try a "
+                                "lower learning rate)");
+        }
+      } else if (const Param<float>* bad = first_non_finite_grad(params)) {
+        buffers.restore();
+        throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
+                              ", batch " + std::to_string(batch_no) + ": the gradient of '" +
+                              bad->name + "' is not finite; the weights from before this batch "
+                              "are kept (check the data for NaN or infinity, or try a lower "
+                              "learning rate)");
       }
       opt.step();
       loss_sum += l * double(b);

@@ -14,7 +14,7 @@ struct Dataset {
   Tensor<float> x;
   std::vector<int32_t> y;
   int classes = 0;
-  int64_t size() const { return x.rows(); }
+  int64_t size() const { return x.rank() == 0 ? 0 : x.rows(); }  // an empty Dataset{} has 0
 };
 
 // Reads an IDX image file (u8, rank 3: N×H×W) and its label file into x [N,1,H,W] scaled to [0,1].

@@ -59,6 +59,7 @@ class Conv2d : public Layer<T> {
   Tensor<T> w_, b_, dw_, db_;
   std::vector<Tensor<T>> col_;      // per-thread im2col buffers [C·k·k, OH·OW]
   std::vector<Tensor<T>> dw_part_;  // per-thread partial weight gradients
+  std::vector<Tensor<T>> db_part_;  // per-thread partial bias gradients
 };
 
 enum class PoolKind { kMax, kAverage };

@@ -15,6 +15,8 @@ namespace bpkit {
 template <class T>
 class Network {
  public:
+  static constexpr int64_t kInferChunk = 256;
+
   // `input` is the per-sample input shape, e.g. {1, 28, 28}. `seed` drives every random draw of
   // initialization and of stochastic layers.
   Network(Shape input, uint64_t seed);
@@ -30,7 +32,8 @@ class Network {
     return static_cast<L&>(add(std::make_unique<L>(std::forward<Args>(args)...)));
   }
 
-  // Runs every layer. x is [B, input...]; the result lives until the next forward().
+  // Runs every layer. x is [B, input...]; the result lives until the next forward(). Inference
+  // batches larger than kInferChunk run chunk by chunk, so memory does not grow with the batch.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
   // Back-propagates dloss (gradient of the loss w.r.t. the latest forward(kTrain) output),
   // accumulating parameter gradients. The input gradient is not formed (nothing consumes it)
@@ -57,7 +60,8 @@ class Network {
   std::vector<Shape> shapes_;         // shapes_[0] = input, shapes_[i+1] = after layer i
   std::vector<Tensor<T>> acts_;       // acts_[i] = output of layer i
   Tensor<T> grads_[2];                // ping-pong buffers for gradients between layers
-  const Tensor<T>* last_input_ = nullptr;
+  const Tensor<T>* last_input_ = nullptr;  // input of the latest forward(kTrain)
+  Tensor<T> chunk_, infer_out_;            // chunked inference: input slice and whole output
 };
 
 }  // namespace bpkit

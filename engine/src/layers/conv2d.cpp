@@ -171,31 +171,35 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
   const int nt_max = num_threads();
   if (col_.size() < size_t(nt_max)) col_.resize(size_t(nt_max));
   if (dw_part_.size() < size_t(nt_max)) dw_part_.resize(size_t(nt_max));
+  if (db_part_.size() < size_t(nt_max)) db_part_.resize(size_t(nt_max));
   int used = 1;
   parallel(int(B), [&](int t, int nt) {
     if (t == 0) used = nt;
     Tensor<T>& col = col_[size_t(t)];
     Tensor<T>& part = dw_part_[size_t(t)];
+    Tensor<T>& bpart = db_part_[size_t(t)];
     col.resize({Q, P});
     part.resize({filters_, Q});
     part.zero();
+    bpart.resize({filters_});
+    bpart.zero();
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
+      const T* dys = dy.data() + s * out_size;
       im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
-      gemm<T>(false, true, filters_, Q, P, T(1), dy.data() + s * out_size, P, col.data(), P, T(1),
-              part.data(), Q);
+      gemm<T>(false, true, filters_, Q, P, T(1), dys, P, col.data(), P, T(1), part.data(), Q);
+      for (int64_t f = 0; f < filters_; ++f) {
+        T sum = 0;
+        for (int64_t p = 0; p < P; ++p) sum += dys[f * P + p];
+        bpart[f] += sum;
+      }
     }
   });
+  // Partial sums are added in thread order, so the result depends only on the thread count.
   for (int t = 0; t < used; ++t) {
     const T* p = dw_part_[size_t(t)].data();
     for (int64_t i = 0; i < filters_ * Q; ++i) dw_[i] += p[i];
+    for (int64_t f = 0; f < filters_; ++f) db_[f] += db_part_[size_t(t)][f];
   }
-  for (int64_t s = 0; s < B; ++s)
-    for (int64_t f = 0; f < filters_; ++f) {
-      const T* g = dy.data() + s * out_size + f * P;
-      T sum = 0;
-      for (int64_t p = 0; p < P; ++p) sum += g[p];
-      db_[f] += sum;
-    }
 }
 
 template <class T>

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds and runs a benchmark; the last line printed is machine-readable.
+#   bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR]
+#     MLP and CNN on Fashion-MNIST with the peer recipe (SGD lr 0.05, momentum 0.9, batch 64):
+#     mlp_train_sps mlp_infer_sps mlp_b1_us mlp_acc cnn_train_sps ... peak_rss_mb.
+#     --best also trains the engine's best recipe (batch norm, dropout, Adam, cosine schedule).
+#     --peers DIR runs DIR/run.sh (the libtorch/OpenCV baselines) right after, in the same session,
+#     and appends the ratios bpkit/peer to the last line.
+#   bench/run.sh gemm
+#     GEMM GFLOP/s of each candidate kernel at the engine's shapes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-}
+[ $# -gt 0 ] && shift
+build=${BPKIT_BENCH_BUILD:-$root/build}
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+case $what in
+  engine)
+    cmake --build "$build" --target bench_engine >/dev/null
+    args=() peers=""
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --peers) peers=$2; shift 2 ;;
+        *) args+=("$1"); shift ;;
+      esac
+    done
+    out=$("$build/bin/bench_engine" "${args[@]}" | tee /dev/stderr | tail -n 1)
+    if [ -n "$peers" ]; then
+      p=$(bash "$peers/run.sh" all 2>/dev/null | tail -n 1)
+      echo "$p" >&2
+      get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+      ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
+      out="$out mlp_train_ratio=$(ratio "$(get "$out" mlp_train_sps)" "$(get "$p" peer_mlp_train_sps)")"
+      out="$out mlp_infer_ratio=$(ratio "$(get "$out" mlp_infer_sps)" "$(get "$p" peer_mlp_infer_sps)")"
+      out="$out mlp_b1_speedup=$(ratio "$(get "$p" peer_mlp_b1_us)" "$(get "$out" mlp_b1_us)")"
+      out="$out cnn_train_ratio=$(ratio "$(get "$out" cnn_train_sps)" "$(get "$p" peer_cnn_train_sps)")"
+    fi
+    echo "$out"
+    ;;
+  gemm)
+    cmake --build "$build" --target bench_gemm >/dev/null
+    "$build/bin/bench_gemm"
+    ;;
+  *)
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | gemm" >&2
+    exit 2
+    ;;
+esac

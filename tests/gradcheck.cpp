@@ -1,0 +1,205 @@
+#include "gradcheck.h"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "bpkit/random.h"
+
+namespace bpkit_test {
+
+using bpkit::Mode;
+using bpkit::Rng;
+using bpkit::Shape;
+using bpkit::Tensor;
+
+namespace {
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+double relative_error(double analytic, double numeric) {
+  const double scale = std::max({std::abs(analytic), std::abs(numeric), kFloor});
+  return std::abs(analytic - numeric) / scale;
+}
+
+// All indices of a tensor of n elements, or a random sorted subset of kMaxChecks of them.
+std::vector<int64_t> pick_elements(int64_t n, Rng& rng) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  if (n <= kMaxChecks) return idx;
+  for (int64_t i = 0; i < kMaxChecks; ++i)  // partial Fisher–Yates
+    std::swap(idx[size_t(i)], idx[size_t(i + int64_t(rng.below(uint64_t(n - i))))]);
+  idx.resize(size_t(kMaxChecks));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+// Fourth-order central difference of Σ_i R_i·y_i(θ) with respect to θ, where eval() recomputes y.
+// Differences are taken output by output before projecting, so outputs that θ does not reach
+// contribute exactly zero.
+template <class Eval>
+double projected_derivative(double& theta, const Tensor<double>& R, Eval&& eval) {
+  const double t0 = theta;
+  const int64_t n = R.size();
+  const size_t count = static_cast<size_t>(n);
+  std::vector<double> plus(count), d1(count), d2(count);
+  auto run = [&](double offset, std::vector<double>* store, std::vector<double>* diff) {
+    theta = t0 + offset;
+    const Tensor<double>& y = eval();
+    REQUIRE(y.size() == n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (store) (*store)[size_t(i)] = y[i];
+      if (diff) (*diff)[size_t(i)] = plus[size_t(i)] - y[i];
+    }
+  };
+  run(kStep, &plus, nullptr);
+  run(-kStep, nullptr, &d1);
+  run(2 * kStep, &plus, nullptr);
+  run(-2 * kStep, nullptr, &d2);
+  theta = t0;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += R[i] * (8 * d1[size_t(i)] - d2[size_t(i)]);
+  return sum / (12 * kStep);
+}
+
+// Compares analytic[i] with numeric(i) for the picked elements of one tensor and reports the
+// worst element through Catch2.
+template <class Numeric>
+void compare_tensor(const std::string& what, const Tensor<double>& analytic, int64_t n, Rng& rng,
+                    double tol, Numeric&& numeric) {
+  const std::vector<int64_t> idx = pick_elements(n, rng);
+  int64_t failures = 0, worst = -1;
+  double worst_err = -1, worst_a = 0, worst_n = 0, largest = 0;
+  for (int64_t i : idx) {
+    const double num = numeric(i), a = analytic[i];
+    const double err = relative_error(a, num);
+    largest = std::max(largest, std::abs(num));
+    if (!(err <= tol)) ++failures;
+    if (!(err <= worst_err)) {
+      worst_err = err;
+      worst = i;
+      worst_a = a;
+      worst_n = num;
+    }
+  }
+  INFO(what << ": " << idx.size() << " of " << n << " elements checked, " << failures
+            << " above tolerance " << fmt(tol) << "; worst element " << worst << ": analytic "
+            << fmt(worst_a) << ", numeric " << fmt(worst_n) << ", relative error "
+            << fmt(worst_err));
+  CHECK(failures == 0);
+  if (std::getenv("BPKIT_GRADCHECK_VERBOSE"))
+    std::fprintf(stderr,
+                 "gradcheck %-32s worst relative error %.3g (analytic %.6g, numeric %.6g)\n",
+                 what.c_str(), worst_err, worst_a, worst_n);
+  // A tensor the output does not depend on at all would make the comparison vacuous.
+  CHECK(largest > 0);
+}
+
+// Entries in ±[0.1, 1): never within a finite-difference step of a ReLU kink.
+Tensor<double> away_from_zero(const Shape& shape, Rng& rng) {
+  Tensor<double> t(shape);
+  for (double& v : t) {
+    const double magnitude = 0.1 + 0.9 * rng.uniform();
+    v = rng.uniform() < 0.5 ? -magnitude : magnitude;
+  }
+  return t;
+}
+
+}  // namespace
+
+Tensor<double> random_tensor(const Shape& shape, uint64_t seed, double lo, double hi) {
+  Rng rng(seed);
+  Tensor<double> t(shape);
+  for (double& v : t) v = lo + (hi - lo) * rng.uniform();
+  return t;
+}
+
+void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
+                             double tol) {
+  Rng rng(seed);
+  Shape shape{batch};
+  shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  Tensor<double> x = away_from_zero(shape, rng);
+  std::string name;
+  for (size_t i = 0; i < net.size(); ++i) name += (i ? " → " : "") + net.layer(i).describe();
+  INFO("network: " << name << ", input " << bpkit::to_string(x.shape()));
+
+  // The first forward draws any random masks; holding them makes every later evaluation the
+  // same deterministic function.
+  Tensor<double> R = net.forward(x, Mode::kTrain);
+  for (size_t i = 0; i < net.size(); ++i) net.layer(i).hold_randomness(true);
+  for (double& v : R) v = 2 * rng.uniform() - 1;
+
+  // Analytic gradients of L = Σ y ⊙ R: dL/dy = R.
+  net.forward(x, Mode::kTrain);
+  net.zero_grad();
+  Tensor<double> dx;
+  net.backward(R, &dx);
+  REQUIRE(dx.shape() == x.shape());
+  std::vector<bpkit::Param<double>> params = net.params();
+  std::vector<Tensor<double>> grads;
+  for (const auto& p : params) {
+    REQUIRE(p.grad->shape() == p.value->shape());
+    grads.push_back(*p.grad);
+  }
+
+  // Parameter gradients accumulate: a second backward without zero_grad doubles them.
+  Tensor<double> dx_again;
+  net.backward(R, &dx_again);
+  for (size_t k = 0; k < params.size(); ++k) {
+    double worst = 0;
+    for (int64_t i = 0; i < grads[k].size(); ++i)
+      worst = std::max(worst, relative_error(2 * grads[k][i], (*params[k].grad)[i]));
+    INFO(params[k].name << ": gradient after two backward passes vs twice the first");
+    CHECK(worst <= 1e-12);
+  }
+
+  auto eval = [&]() -> const Tensor<double>& { return net.forward(x, Mode::kTrain); };
+  compare_tensor("input gradient", dx, x.size(), rng, tol,
+                 [&](int64_t i) { return projected_derivative(x[i], R, eval); });
+  for (size_t k = 0; k < params.size(); ++k) {
+    Tensor<double>& value = *params[k].value;
+    compare_tensor("gradient of " + params[k].name, grads[k], value.size(), rng, tol,
+                   [&](int64_t i) { return projected_derivative(value[i], R, eval); });
+  }
+}
+
+void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
+                           const Shape& per_sample_input, int64_t batch, uint64_t seed,
+                           double tol) {
+  bpkit::Network<double> net(per_sample_input, seed);
+  net.add(std::move(layer));
+  check_network_gradients(net, batch, seed, tol);
+}
+
+void check_loss_gradients(bpkit::Loss<double>& loss, const Tensor<double>& out_in,
+                          const bpkit::Targets<double>& targets, double tol) {
+  INFO("loss " << loss.kind() << " on output " << bpkit::to_string(out_in.shape()));
+  Tensor<double> out = out_in, grad, scratch;
+  const double value = loss.compute(out, targets, grad);
+  CHECK(std::isfinite(value));
+  REQUIRE(grad.shape() == out.shape());
+  auto at = [&](int64_t i, double offset) {
+    const double saved = out[i];
+    out[i] = saved + offset;
+    const double l = loss.compute(out, targets, scratch);
+    out[i] = saved;
+    return l;
+  };
+  Rng rng(out.size());
+  compare_tensor("output gradient", grad, out.size(), rng, tol, [&](int64_t i) {
+    return (8 * (at(i, kStep) - at(i, -kStep)) - (at(i, 2 * kStep) - at(i, -2 * kStep))) /
+           (12 * kStep);
+  });
+}
+
+}  // namespace bpkit_test

@@ -1,0 +1,62 @@
+// Finite-difference gradient checks, in double precision, shared by every layer and loss test.
+//
+// The checked scalar is L = Σ y ⊙ R for the network output y and a fixed random projection R, so
+// the analytic gradients are what backward()/gradient() produce from dy = R. The numeric
+// derivative of each checked element uses the fourth-order central difference
+//   dL/dθ ≈ (−L(θ+2h) + 8·L(θ+h) − 8·L(θ−h) + L(θ−2h)) / 12h,
+// formed output by output (Σ_i R_i·(−y_i(θ+2h) + 8·y_i(θ+h) − …)) so that outputs the element
+// does not touch cancel exactly instead of adding rounding noise. Its truncation error is O(h⁴),
+// far below the 1e-6 tolerance, which lets h stay large enough (1e-4) for rounding not to matter.
+//
+// Each element passes when |analytic − numeric| / max(|analytic|, |numeric|, kFloor) <= tol.
+// Tensors with more than kMaxChecks elements are checked on a random subset of that many.
+//
+// The routines report failures through Catch2 (CHECK), naming the layer, the tensor (input or
+// parameter name), the element and both values, so a test is one line per layer. With
+// BPKIT_GRADCHECK_VERBOSE set in the environment they also print every tensor's worst error.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "bpkit/layer.h"
+#include "bpkit/loss.h"
+#include "bpkit/network.h"
+
+namespace bpkit_test {
+
+// Relative-error floor: gradients smaller than this in magnitude are compared absolutely, to
+// tol·kFloor (1e-11 at the default tol). The difference quotient's rounding noise is about
+// ε_mach·Σ|R_i·y_i|/h ≈ 1e-12 for outputs of order one, so a smaller floor would fail gradients
+// that are exactly zero (a convolution bias followed by batch normalization).
+constexpr double kFloor = 1e-5;
+// Elements checked per tensor at most.
+constexpr int64_t kMaxChecks = 300;
+// Finite-difference step.
+constexpr double kStep = 1e-4;
+
+// Draws a random input [batch, per-sample...] with entries in ±[0.1, 1] (kept away from 0 so
+// that ReLU-family kinks are never within a step), builds `layer` alone in a Network<double> and
+// checks its input gradient (backward) and every parameter gradient (gradient) against finite
+// differences, all in Mode::kTrain. Stochastic layers are held to their first random draw. Also
+// requires gradient() to accumulate (a second backward doubles the parameter gradients) and
+// backward() to shape dx like x.
+void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
+                           const bpkit::Shape& per_sample_input, int64_t batch, uint64_t seed,
+                           double tol = 1e-6);
+
+// The same checks for a whole network: input gradient through Network::backward(dloss, &dx) and
+// the gradients of all of its parameters.
+void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
+                             double tol = 1e-6);
+
+// Checks the gradient a loss writes against finite differences of the value it returns, at the
+// given outputs and targets.
+void check_loss_gradients(bpkit::Loss<double>& loss, const bpkit::Tensor<double>& out,
+                          const bpkit::Targets<double>& targets, double tol = 1e-6);
+
+// Uniform values in [lo, hi), drawn from a bpkit::Rng with the given seed.
+bpkit::Tensor<double> random_tensor(const bpkit::Shape& shape, uint64_t seed, double lo = -1,
+                                    double hi = 1);
+
+}  // namespace bpkit_test

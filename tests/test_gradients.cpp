@@ -1,0 +1,160 @@
+// Every layer's backward and gradient, and every loss's gradient, against finite differences in
+// double precision (see gradcheck.h). Adding a layer means adding one line here.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "bpkit/layers.h"
+#include "bpkit/loss.h"
+#include "bpkit/network.h"
+#include "gradcheck.h"
+
+using namespace bpkit;
+using bpkit_test::check_layer_gradients;
+using bpkit_test::check_loss_gradients;
+using bpkit_test::random_tensor;
+
+namespace {
+using D = double;
+template <class L, class... Args>
+std::unique_ptr<Layer<D>> make(Args&&... args) {
+  return std::make_unique<L>(std::forward<Args>(args)...);
+}
+}  // namespace
+
+TEST_CASE("dense gradients", "[gradcheck]") {
+  check_layer_gradients(make<Dense<D>>(5), {7}, 4, 1);
+  check_layer_gradients(make<Dense<D>>(3, 6, Init::kGlorot, /*bias=*/false), {6}, 3, 2);
+  check_layer_gradients(make<Dense<D>>(1), {2}, 1, 3);  // single sample, single unit
+}
+
+TEST_CASE("conv2d gradients", "[gradcheck]") {
+  check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1), {1, 5, 5}, 2, 11);  // stride 1, pad 1
+  check_layer_gradients(make<Conv2d<D>>(2, 3, 2, 0), {1, 7, 7}, 2, 12);  // stride 2, pad 0
+  check_layer_gradients(make<Conv2d<D>>(4, 3, 1, 1), {2, 4, 4}, 3, 13);  // 2 input channels
+  check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 0), {2, 7, 5}, 2, 14);  // non-square input
+  check_layer_gradients(make<Conv2d<D>>(3, 1), {2, 3, 4}, 2, 15);        // 1×1 kernel
+  check_layer_gradients(make<Conv2d<D>>(2, 2, 3, 2), {1, 6, 5}, 2, 16);  // stride > kernel, pad 2
+  check_layer_gradients(make<Conv2d<D>>(2, 3, 2, 1), {3, 5, 6}, 5, 17);  // more samples
+}
+
+TEST_CASE("maxpool2d gradients", "[gradcheck]") {
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 2), {2, 4, 4}, 2, 21);
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 3, 2), {1, 7, 5}, 2, 22);  // overlap
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 2), {1, 5, 5}, 2, 23);     // odd size
+}
+
+TEST_CASE("avgpool2d gradients", "[gradcheck]") {
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kAverage, 2), {2, 4, 4}, 2, 31);
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kAverage, 3, 2), {1, 7, 5}, 2, 32);  // overlap
+  check_layer_gradients(make<Pool2d<D>>(PoolKind::kAverage, 2, 3), {2, 8, 7}, 2, 33);  // gaps
+}
+
+TEST_CASE("dropout gradients", "[gradcheck]") {
+  check_layer_gradients(make<Dropout<D>>(0.5), {20}, 3, 41);
+  check_layer_gradients(make<Dropout<D>>(0.2), {2, 3, 3}, 2, 42);
+}
+
+TEST_CASE("batchnorm gradients", "[gradcheck]") {
+  check_layer_gradients(make<BatchNorm<D>>(), {6}, 5, 51);           // flat [F]
+  check_layer_gradients(make<BatchNorm<D>>(), {3, 4, 5}, 2, 52);     // [C,H,W]
+  check_layer_gradients(make<BatchNorm<D>>(0.1, 1e-3), {2}, 2, 53);  // the smallest batch
+}
+
+TEST_CASE("flatten and reshape gradients", "[gradcheck]") {
+  check_layer_gradients(make<Reshape<D>>(), {2, 3, 4}, 2, 61);
+  check_layer_gradients(make<Reshape<D>>(Shape{4, 6}), {2, 3, 4}, 2, 62);
+}
+
+TEST_CASE("activation gradients", "[gradcheck]") {
+  check_layer_gradients(make<ActivationLayer<D>>(Activation::kSigmoid), {9}, 3, 71);
+  check_layer_gradients(make<ActivationLayer<D>>(Activation::kTanh), {2, 3, 3}, 2, 72);
+  check_layer_gradients(make<ActivationLayer<D>>(Activation::kRelu), {9}, 3, 73);
+  check_layer_gradients(make<ActivationLayer<D>>(Activation::kLeakyRelu, 0.1), {9}, 3, 74);
+  check_layer_gradients(make<ActivationLayer<D>>(Activation::kSoftmax), {6}, 4, 75);
+}
+
+TEST_CASE("whole network input and parameter gradients", "[gradcheck]") {
+  Network<D> net({2, 6, 6}, 81);
+  net.emplace<Conv2d<D>>(3, 3, 1, 1);
+  net.emplace<BatchNorm<D>>();
+  net.emplace<ActivationLayer<D>>(Activation::kRelu);
+  net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+  net.emplace<Reshape<D>>();
+  net.emplace<Dropout<D>>(0.25);
+  net.emplace<Dense<D>>(4);
+  bpkit_test::check_network_gradients(net, 3, 82);
+}
+
+// ---- Losses -------------------------------------------------------------------------------------
+
+TEST_CASE("mse gradient", "[gradcheck][loss]") {
+  MeanSquaredError<D> loss;
+  Targets<D> t;
+  t.values = random_tensor({4, 3}, 101);
+  check_loss_gradients(loss, random_tensor({4, 3}, 102), t);
+}
+
+TEST_CASE("softmax cross-entropy gradient", "[gradcheck][loss]") {
+  SoftmaxCrossEntropy<D> loss;
+  Targets<D> t;
+  t.labels = {0, 4, 2, 4};
+  check_loss_gradients(loss, random_tensor({4, 5}, 111, -2, 2), t);
+  // Large logits: the log-sum-exp shift keeps both the value and the gradient exact.
+  check_loss_gradients(loss, random_tensor({4, 5}, 112, 300, 310), t);
+}
+
+TEST_CASE("binary cross-entropy gradients", "[gradcheck][loss]") {
+  Targets<D> t;
+  t.values = random_tensor({3, 4}, 121, 0, 1);
+  t.values[0] = 0;
+  t.values[1] = 1;
+  BinaryCrossEntropy<D> probabilities(/*from_logits=*/false);
+  check_loss_gradients(probabilities, random_tensor({3, 4}, 122, 0.05, 0.95), t);
+  BinaryCrossEntropy<D> logits(/*from_logits=*/true);
+  check_loss_gradients(logits, random_tensor({3, 4}, 123, -4, 4), t);
+}
+
+// The gradient checks above only show that value and gradient agree; these pin the values.
+TEST_CASE("loss values match hand-computed ones", "[loss]") {
+  Tensor<D> out({2, 2}), grad;
+  out[0] = 1;
+  out[1] = 2;
+  out[2] = 0;
+  out[3] = -1;
+  SECTION("mse: mean over all elements") {
+    Targets<D> t;
+    t.values = Tensor<D>({2, 2});
+    t.values[0] = 0;  // squared differences 1, 4, 0, 1 → mean 6/4
+    t.values[1] = 0;
+    t.values[2] = 0;
+    t.values[3] = 0;
+    CHECK(MeanSquaredError<D>().compute(out, t, grad) == Approx(1.5));
+    CHECK(grad[1] == Approx(2.0 * 2 / 4));  // 2·(out − target)/N
+  }
+  SECTION("softmax cross-entropy: mean of −log softmax at the label") {
+    Targets<D> t;
+    t.labels = {1, 0};
+    // Row 0: log(e¹ + e²) − 2; row 1: log(e⁰ + e⁻¹) − 0.
+    const double expected =
+        (std::log(std::exp(1.0) + std::exp(2.0)) - 2 + std::log(1 + std::exp(-1.0))) / 2;
+    CHECK(SoftmaxCrossEntropy<D>().compute(out, t, grad) == Approx(expected).epsilon(1e-12));
+    Tensor<D> big = out;
+    for (double& v : big) v += 1000;  // shift-invariant and must not overflow
+    CHECK(SoftmaxCrossEntropy<D>().compute(big, t, grad) == Approx(expected).epsilon(1e-12));
+  }
+  SECTION("binary cross-entropy on logits and on probabilities") {
+    Targets<D> t;
+    t.values = Tensor<D>({2, 2});
+    t.values[0] = 1;
+    t.values[1] = 0;
+    t.values[2] = 1;
+    t.values[3] = 0;
+    // −log σ(1) − log(1 − σ(2)) − log σ(0) − log(1 − σ(−1)), over 4 elements.
+    auto softplus = [](double z) { return std::log1p(std::exp(z)); };
+    const double expected = (softplus(-1) + softplus(2) + softplus(0) + softplus(-1)) / 4;
+    CHECK(BinaryCrossEntropy<D>(true).compute(out, t, grad) == Approx(expected).epsilon(1e-12));
+    Tensor<D> p({2, 2});
+    for (int64_t i = 0; i < 4; ++i) p[i] = 1 / (1 + std::exp(-out[i]));
+    CHECK(BinaryCrossEntropy<D>(false).compute(p, t, grad) == Approx(expected).epsilon(1e-9));
+  }
+}

@@ -46,7 +46,8 @@ const char* kFmnistUsage =
     "  --lr X            learning rate (default 0.05; adam 0.001)\n"
     "  --momentum X      SGD momentum (default 0.9)\n"
     "  --weight-decay X  weight decay (default 0)\n"
-    "  --schedule NAME   constant (default), step, cosine\n"
+    "  --schedule NAME   cosine (default: decays to 0 over the run, updated every batch), step\n"
+    "                    (x0.1 every epochs/3 epochs) or constant\n"
     "  --clip X          gradient-norm clip (default off)\n"
     "  --val X           hold out this fraction of the training set for validation (default 0)\n"
     "  --patience N      early stopping after N epochs without validation improvement\n"
@@ -121,7 +122,7 @@ int cmd_fmnist(int argc, char** argv) {
   if (t.validation_split < 0 || t.validation_split >= 1) throw UsageError("--val must be in [0, 1)");
   t.patience = int(integer(o, "patience", 0, 0));
   t.clip_norm = number(o, "clip", 0);
-  const std::string sched = o.count("schedule") ? o["schedule"] : "constant";
+  const std::string sched = o.count("schedule") ? o["schedule"] : "cosine";
   if (sched == "cosine") {
     t.schedule.kind = bpkit::Schedule::kCosine;
     t.schedule.total_epochs = t.epochs;
@@ -141,13 +142,14 @@ int cmd_fmnist(int argc, char** argv) {
       throw UsageError(e.what());
     }
   }();
-  const bpkit::Dataset train = bpkit::load_mnist_dir(data, "train");
-  const bpkit::Dataset test = bpkit::load_mnist_dir(data, "t10k");
+  // Every option is checked before the dataset is read, so a typo is reported at once, as a usage
+  // error, and not after loading (or failing to load) 60000 images.
   const double wd = number(o, "weight-decay", 0);
+  const double momentum = number(o, "momentum", 0.9);
   std::unique_ptr<bpkit::Optimizer<float>> opt;
   if (opt_name == "sgd" || opt_name == "nesterov")
-    opt = std::make_unique<bpkit::Sgd<float>>(net.params(), number(o, "lr", 0.05),
-                                              number(o, "momentum", 0.9), opt_name == "nesterov", wd);
+    opt = std::make_unique<bpkit::Sgd<float>>(net.params(), number(o, "lr", 0.05), momentum,
+                                              opt_name == "nesterov", wd);
   else if (opt_name == "adam")
     opt = std::make_unique<bpkit::Adam<float>>(net.params(), number(o, "lr", 0.001), 0.9, 0.999,
                                                1e-8, wd);
@@ -155,6 +157,8 @@ int cmd_fmnist(int argc, char** argv) {
     opt = std::make_unique<bpkit::Rprop<float>>(net.params(), number(o, "lr", 0.001));
   else
     throw UsageError("--optimizer must be sgd, nesterov, adam or rprop, got '" + opt_name + "'");
+  const bpkit::Dataset train = bpkit::load_mnist_dir(data, "train");
+  const bpkit::Dataset test = bpkit::load_mnist_dir(data, "t10k");
   bpkit::SoftmaxCrossEntropy<float> loss;
 
   std::printf("bpkit fmnist: net=%s params=%lld optimizer=%s lr=%g batch=%lld epochs=%d threads=%d\n",

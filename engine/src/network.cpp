@@ -75,11 +75,17 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
   if (dloss.shape() != acts_.back().shape())
     throw ShapeError("loss gradient " + to_string(dloss.shape()) + " does not match the output " +
                      to_string(acts_.back().shape()));
+  // Below the lowest layer with parameters nothing needs a gradient (unless the caller wants the
+  // input's): stopping there skips, for an MLP, the largest product of the whole backward pass.
+  size_t lowest = layers_.size();
+  if (!input_grad)
+    for (size_t i = 0; i < layers_.size() && lowest == layers_.size(); ++i)
+      if (!layers_[i]->params().empty()) lowest = i;
   const Tensor<T>* g = &dloss;
   for (size_t i = layers_.size(); i-- > 0;) {
     const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
     layers_[i]->gradient(x, acts_[i], *g);
-    if (i == 0 && !input_grad) break;
+    if (!input_grad && i <= lowest) break;
     Tensor<T>& dx = i == 0 ? *input_grad : grads_[i % 2];
     layers_[i]->backward(x, acts_[i], *g, dx);
     g = &dx;

@@ -183,12 +183,12 @@ std::vector<Tensor<T>*> Rprop<T>::state() {
   return pointers(step_, &prev_grad_);
 }
 
-double Schedule::lr_at(double base_lr, int epoch) const {
+double Schedule::lr_at(double base_lr, double epoch) const {
   switch (kind) {
     case kConstant: return base_lr;
-    case kStep: return base_lr * std::pow(gamma, epoch / std::max(1, step_size));
+    case kStep: return base_lr * std::pow(gamma, std::floor(std::floor(epoch) / std::max(1, step_size)));
     case kCosine: {
-      const double t = std::min(1.0, double(epoch) / std::max(1, total_epochs));
+      const double t = std::min(1.0, epoch / std::max(1, total_epochs));
       return min_lr + (base_lr - min_lr) * 0.5 * (1 + std::cos(M_PI * t));
     }
   }

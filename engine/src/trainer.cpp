@@ -117,10 +117,10 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   if (o.epochs < 1) throw std::invalid_argument("epochs must be at least 1");
   Dataset split_train, val;
   const bool has_val = o.validation_split > 0;
-  if (has_val) split_validation(all, o.validation_split, o.seed, split_train, val);
   if (int64_t(all.y.size()) != all.size())
-    throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) + " samples but " +
-                                std::to_string(all.y.size()) + " labels");
+    throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) +
+                                " samples but " + std::to_string(all.y.size()) + " labels");
+  if (has_val) split_validation(all, o.validation_split, o.seed, split_train, val);
   const Dataset& train = has_val ? split_train : all;
   const int64_t n = train.size();
   if (n == 0) throw std::invalid_argument("no training samples");
@@ -149,6 +149,8 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
     int64_t right = 0, done = 0;
     for (int64_t i = 0; i < n; i += o.batch) {
       const int64_t b = std::min(o.batch, n - i);
+      if (o.schedule.kind == Schedule::kCosine)
+        opt.set_lr(o.schedule.lr_at(base_lr, double(epoch) + double(i) / double(n)));
       gather(train, perm.data() + i, b, xb, t.labels);
       buffers.take();
       const Tensor<float>& out = net.forward(xb, Mode::kTrain);
@@ -180,7 +182,8 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
         buffers.restore();
         throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
                               ", batch " + std::to_string(batch_no) + ": the gradient of '" +
-                              bad->name + "' is not finite; the weights from before this batch "
+                              bad->name +
+                              "' is not finite; the weights from before this batch "
                               "are kept (check the data for NaN or infinity, or try a lower "
                               "learning rate)");
       }

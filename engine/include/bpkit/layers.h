@@ -77,10 +77,11 @@ class Pool2d : public Layer<T> {
                 Tensor<T>& dx) override;
 
  private:
+  bool fast_max() const { return kind_ == PoolKind::kMax && k_ == 2 && stride_ == 2; }
   PoolKind kind_;
   int64_t k_, stride_;
   int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;
-  std::vector<int32_t> argmax_;  // max pooling: input offset (within the sample) of each output
+  std::vector<int32_t> argmax_;  // max pooling (other than 2×2/2): input offset of each output
 };
 
 // Inverted dropout: in training, zeroes each input with probability p and scales the rest by

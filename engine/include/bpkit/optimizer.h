@@ -82,14 +82,16 @@ class Rprop : public Optimizer<T> {
   std::vector<Tensor<T>> step_, prev_grad_;
 };
 
-// Learning-rate schedules, evaluated per epoch (epoch counts from 0).
+// Learning-rate schedules. `epoch` counts from 0 and may be fractional (epoch + the fraction of its
+// batches done): the training loop updates the rate before every batch, so a cosine schedule decays
+// smoothly within epochs while a step schedule changes only at epoch boundaries.
 struct Schedule {
   enum Kind { kConstant, kStep, kCosine } kind = kConstant;
   int step_size = 1;       // step: multiply by gamma every step_size epochs
   double gamma = 0.1;
   int total_epochs = 1;    // cosine: anneal from base to min_lr over total_epochs
   double min_lr = 0;
-  double lr_at(double base_lr, int epoch) const;
+  double lr_at(double base_lr, double epoch) const;
 };
 
 // Scales all gradients so that their global L2 norm is at most max_norm (no-op when max_norm <= 0).

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpkit {
@@ -35,6 +36,17 @@ struct AlignedAllocator {
     return static_cast<T*>(p);
   }
   void deallocate(T* p, size_t) { std::free(p); }
+  // Growing a buffer leaves the new elements uninitialized (default-initialized) instead of
+  // zero-filling them: every kernel writes its whole output, and a buffer shared by layers of
+  // different sizes would otherwise be cleared again each time it grows.
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
   template <class U>
   bool operator==(const AlignedAllocator<U>&) const {
     return true;

@@ -47,7 +47,10 @@ void im2col(const T* x, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, i
           const int64_t lo = first_inside(pad - j, s, OW);
           const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
           std::fill(row, row + lo, T(0));
-          for (int64_t ox = lo; ox < hi; ++ox) row[ox] = xr[ox * s - pad + j];
+          if (s == 1)
+            std::copy(xr + lo - pad + j, xr + hi - pad + j, row + lo);
+          else
+            for (int64_t ox = lo; ox < hi; ++ox) row[ox] = xr[ox * s - pad + j];
           std::fill(row + hi, row + OW, T(0));
         }
       }
@@ -68,7 +71,13 @@ void col2im(const T* col, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
           const T* row = in + oy * OW;
           const int64_t lo = first_inside(pad - j, s, OW);
           const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
-          for (int64_t ox = lo; ox < hi; ++ox) xr[ox * s - pad + j] += row[ox];
+          if (s == 1) {
+            T* __restrict dst = xr - pad + j;
+            const T* __restrict src = row;
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] += src[ox];
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) xr[ox * s - pad + j] += row[ox];
+          }
         }
       }
 }

@@ -41,65 +41,119 @@ Shape Pool2d<T>::build(const Shape& input) {
   return {c_, oh_, ow_};
 }
 
+namespace {
+
+// One channel plane. Max pooling records the winning input offset of each output in `arg` (when
+// not null); the common 2×2, stride-2 window has its own branch-light loop.
+template <class T>
+void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* __restrict arg,
+                int64_t W, int64_t k, int64_t s, int64_t OH, int64_t OW) {
+  if (kind == PoolKind::kMax && k == 2 && s == 2 && !arg) {
+    for (int64_t oy = 0; oy < OH; ++oy) {
+      const T* r0 = x + 2 * oy * W;
+      const T* r1 = r0 + W;
+      T* yr = y + oy * OW;
+      for (int64_t ox = 0; ox < OW; ++ox)
+        yr[ox] = std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
+    }
+    return;
+  }
+  const T inv = T(1) / T(k * k);
+  for (int64_t oy = 0; oy < OH; ++oy)
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      const int64_t y0 = oy * s, x0 = ox * s;
+      if (kind == PoolKind::kMax) {
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t at = y0 * W + x0;
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j) {
+            const int64_t off = (y0 + i) * W + x0 + j;
+            if (x[off] > best) {
+              best = x[off];
+              at = off;
+            }
+          }
+        y[oy * OW + ox] = best;
+        if (arg) arg[oy * OW + ox] = int32_t(at);
+      } else {
+        T sum = 0;
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j) sum += x[(y0 + i) * W + x0 + j];
+        y[oy * OW + ox] = sum * inv;
+      }
+    }
+}
+
+}  // namespace
+
 template <class T>
 void Pool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   const int64_t B = x.rows(), planes = B * c_;
   y.resize({B, c_, oh_, ow_});
-  const bool keep = kind_ == PoolKind::kMax && mode == Mode::kTrain;
+  // The 2×2, stride-2 max window needs no record of its winners: backward finds them again by
+  // comparing the input with the output, which costs less than storing indices.
+  const bool keep = kind_ == PoolKind::kMax && mode == Mode::kTrain && !fast_max();
   if (keep) argmax_.resize(size_t(y.size()));
-  const T inv = T(1) / T(k_ * k_);
-  parallel_for(planes, 16, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const T* xp = x.data() + p * h_ * w_;
-      T* yp = y.data() + p * oh_ * ow_;
-      int32_t* ap = keep ? argmax_.data() + p * oh_ * ow_ : nullptr;
-      for (int64_t oy = 0; oy < oh_; ++oy)
-        for (int64_t ox = 0; ox < ow_; ++ox) {
-          const int64_t y0 = oy * stride_, x0 = ox * stride_;
-          if (kind_ == PoolKind::kMax) {
-            T best = -std::numeric_limits<T>::infinity();
-            int64_t arg = y0 * w_ + x0;
-            for (int64_t i = 0; i < k_; ++i)
-              for (int64_t j = 0; j < k_; ++j) {
-                const int64_t off = (y0 + i) * w_ + x0 + j;
-                if (xp[off] > best) {
-                  best = xp[off];
-                  arg = off;
-                }
-              }
-            yp[oy * ow_ + ox] = best;
-            if (ap) ap[oy * ow_ + ox] = int32_t(arg);
-          } else {
-            T sum = 0;
-            for (int64_t i = 0; i < k_; ++i)
-              for (int64_t j = 0; j < k_; ++j) sum += xp[(y0 + i) * w_ + x0 + j];
-            yp[oy * ow_ + ox] = sum * inv;
-          }
-        }
-    }
+  const T* xp = x.data();
+  T* yp = y.data();
+  int32_t* ap = keep ? argmax_.data() : nullptr;
+  const PoolKind kind = kind_;
+  const int64_t H = h_, W = w_, k = k_, s = stride_, OH = oh_, OW = ow_;
+  parallel_for(planes, 16, [=](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      pool_plane(kind, xp + p * H * W, yp + p * OH * OW, ap ? ap + p * OH * OW : nullptr, W, k,
+                 s, OH, OW);
   });
 }
 
 template <class T>
-void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                         Tensor<T>& dx) {
   const int64_t B = dy.rows(), planes = B * c_;
   dx.resize(x.shape());
   const T inv = T(1) / T(k_ * k_);
-  parallel_for(planes, 16, [&](int64_t p0, int64_t p1) {
+  const T* dyp = dy.data();
+  T* dxp = dx.data();
+  const int32_t* ap = argmax_.data();
+  const T* xp = x.data();
+  const T* yp = y.data();
+  const bool fast = fast_max();
+  const PoolKind kind = kind_;
+  const int64_t H = h_, W = w_, k = k_, s = stride_, OH = oh_, OW = ow_;
+  parallel_for(planes, 16, [=](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx.data() + p * h_ * w_;
-      const T* dyp = dy.data() + p * oh_ * ow_;
-      std::fill(dxp, dxp + h_ * w_, T(0));
-      if (kind_ == PoolKind::kMax) {
-        const int32_t* ap = argmax_.data() + p * oh_ * ow_;
-        for (int64_t o = 0; o < oh_ * ow_; ++o) dxp[ap[o]] += dyp[o];
+      T* __restrict d = dxp + p * H * W;
+      const T* __restrict g = dyp + p * OH * OW;
+      if (fast) {
+        // The gradient goes to the first element (row-major) equal to the window's maximum, the
+        // one forward picked; its offset is computed with arithmetic, not branches.
+        const T* __restrict xs = xp + p * H * W;
+        const T* __restrict ys = yp + p * OH * OW;
+        std::fill(d, d + H * W, T(0));
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const T* r0 = xs + 2 * oy * W;
+          const T* r1 = r0 + W;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const int64_t c = 2 * ox;
+            const T m = ys[oy * OW + ox];
+            const int64_t ea = r0[c] == m, eb = r0[c + 1] == m, ed = r1[c] == m;
+            // 0, 1, W or W+1 for the first of a, b, d, e that equals m.
+            const int64_t off = (1 - ea) * (eb + (1 - eb) * (W + 1 - ed));
+            d[2 * oy * W + c + off] = g[oy * OW + ox];
+          }
+        }
+        continue;
+      }
+      std::fill(d, d + H * W, T(0));
+      if (kind == PoolKind::kMax) {
+        const int32_t* a = ap + p * OH * OW;
+        for (int64_t o = 0; o < OH * OW; ++o) d[a[o]] += g[o];
       } else {
-        for (int64_t oy = 0; oy < oh_; ++oy)
-          for (int64_t ox = 0; ox < ow_; ++ox) {
-            const T g = dyp[oy * ow_ + ox] * inv;
-            for (int64_t i = 0; i < k_; ++i)
-              for (int64_t j = 0; j < k_; ++j)
-                dxp[(oy * stride_ + i) * w_ + ox * stride_ + j] += g;
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const T v = g[oy * OW + ox] * inv;
+            for (int64_t i = 0; i < k; ++i)
+              for (int64_t j = 0; j < k; ++j) d[(oy * s + i) * W + ox * s + j] += v;
           }
       }
     }

@@ -1,0 +1,68 @@
+// Times each layer's forward, gradient and backward at one batch size, for a reference network, to
+// show where a training step spends its time. usage: layer_profile [mlp|cnn|...] [batch] [reps]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "bpkit/threading.h"
+#include "bpkit/zoo.h"
+
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "cnn";
+  const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
+  const int reps = argc > 3 ? std::atoi(argv[3]) : 50;
+  bpkit::Network<float> net = bpkit::make_reference_net(name, 1);
+  bpkit::Rng rng(3);
+  bpkit::Shape in{batch};
+  in.insert(in.end(), net.input_shape().begin(), net.input_shape().end());
+  bpkit::Tensor<float> x(in);
+  for (float& v : x) v = float(rng.uniform());
+  const size_t L = net.size();
+  std::vector<bpkit::Tensor<float>> acts(L), grads(L);
+  std::vector<double> tf(L), tg(L), tb(L);
+  for (size_t i = 0; i < L; ++i) {
+    bpkit::Shape s{batch};
+    s.insert(s.end(), net.shape_after(i).begin(), net.shape_after(i).end());
+    grads[i] = bpkit::Tensor<float>(s, 0.01f);
+  }
+  bpkit::Tensor<float> dx;
+  for (int r = 0; r < reps + 3; ++r) {
+    const bool count = r >= 3;
+    const bpkit::Tensor<float>* cur = &x;
+    for (size_t i = 0; i < L; ++i) {
+      const double t0 = now_s();
+      net.layer(i).forward(*cur, acts[i], bpkit::Mode::kTrain);
+      if (count) tf[i] += now_s() - t0;
+      cur = &acts[i];
+    }
+    for (size_t i = L; i-- > 0;) {
+      const bpkit::Tensor<float>& xi = i == 0 ? x : acts[i - 1];
+      double t0 = now_s();
+      net.layer(i).gradient(xi, acts[i], grads[i]);
+      if (count) tg[i] += now_s() - t0;
+      if (i == 0) break;
+      t0 = now_s();
+      net.layer(i).backward(xi, acts[i], grads[i], dx);
+      if (count) tb[i] += now_s() - t0;
+    }
+  }
+  double total = 0;
+  std::printf("%s batch %lld threads %d (microseconds per call)\n%-12s %9s %9s %9s\n", name.c_str(),
+              static_cast<long long>(batch), bpkit::num_threads(), "layer", "forward", "gradient",
+              "backward");
+  for (size_t i = 0; i < L; ++i) {
+    std::printf("%-12s %9.1f %9.1f %9.1f\n", net.layer(i).name().c_str(), tf[i] * 1e6 / reps,
+                tg[i] * 1e6 / reps, tb[i] * 1e6 / reps);
+    total += tf[i] + tg[i] + tb[i];
+  }
+  std::printf("total %.1f us per step = %.0f samples/s (layers only)\n", total * 1e6 / reps,
+              double(batch) * reps / total);
+}

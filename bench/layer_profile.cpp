@@ -1,11 +1,13 @@
-// Times each layer's forward, gradient and backward at one batch size, for a reference network, to
-// show where a training step spends its time. usage: layer_profile [mlp|cnn|...] [batch] [reps]
+// Times each layer's forward and backward (parameter + input gradients) at one batch size, for a reference network, to
+// show where a training step spends its time.
+// usage: layer_profile [mlp|cnn|...] [batch] [reps] [auto|im2col]   (the last: convolution algorithm)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "bpkit/layers.h"
 #include "bpkit/threading.h"
 #include "bpkit/zoo.h"
 
@@ -20,6 +22,10 @@ int main(int argc, char** argv) {
   const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 50;
   bpkit::Network<float> net = bpkit::make_reference_net(name, 1);
+  if (argc > 4 && std::string(argv[4]) == "im2col")
+    for (size_t i = 0; i < net.size(); ++i)
+      if (auto* conv = dynamic_cast<bpkit::Conv2d<float>*>(&net.layer(i)))
+        conv->set_algorithm(bpkit::ConvAlgorithm::kIm2col);
   bpkit::Rng rng(3);
   bpkit::Shape in{batch};
   in.insert(in.end(), net.input_shape().begin(), net.input_shape().end());
@@ -27,7 +33,7 @@ int main(int argc, char** argv) {
   for (float& v : x) v = float(rng.uniform());
   const size_t L = net.size();
   std::vector<bpkit::Tensor<float>> acts(L), grads(L);
-  std::vector<double> tf(L), tg(L), tb(L);
+  std::vector<double> tf(L), tb(L);
   for (size_t i = 0; i < L; ++i) {
     bpkit::Shape s{batch};
     s.insert(s.end(), net.shape_after(i).begin(), net.shape_after(i).end());
@@ -43,25 +49,25 @@ int main(int argc, char** argv) {
       if (count) tf[i] += now_s() - t0;
       cur = &acts[i];
     }
+    // As Network::backward does it: parameter and input gradients in one call, the first layer's
+    // parameter gradient alone.
     for (size_t i = L; i-- > 0;) {
       const bpkit::Tensor<float>& xi = i == 0 ? x : acts[i - 1];
-      double t0 = now_s();
-      net.layer(i).gradient(xi, acts[i], grads[i]);
-      if (count) tg[i] += now_s() - t0;
-      if (i == 0) break;
-      t0 = now_s();
-      net.layer(i).backward(xi, acts[i], grads[i], dx);
+      const double t0 = now_s();
+      if (i == 0)
+        net.layer(i).gradient(xi, acts[i], grads[i]);
+      else
+        net.layer(i).gradient_and_backward(xi, acts[i], grads[i], dx);
       if (count) tb[i] += now_s() - t0;
     }
   }
   double total = 0;
-  std::printf("%s batch %lld threads %d (microseconds per call)\n%-12s %9s %9s %9s\n", name.c_str(),
-              static_cast<long long>(batch), bpkit::num_threads(), "layer", "forward", "gradient",
-              "backward");
+  std::printf("%s batch %lld threads %d (microseconds per call)\n%-12s %9s %9s\n", name.c_str(),
+              static_cast<long long>(batch), bpkit::num_threads(), "layer", "forward", "backward");
   for (size_t i = 0; i < L; ++i) {
-    std::printf("%-12s %9.1f %9.1f %9.1f\n", net.layer(i).name().c_str(), tf[i] * 1e6 / reps,
-                tg[i] * 1e6 / reps, tb[i] * 1e6 / reps);
-    total += tf[i] + tg[i] + tb[i];
+    std::printf("%-12s %9.1f %9.1f\n", net.layer(i).name().c_str(), tf[i] * 1e6 / reps,
+                tb[i] * 1e6 / reps);
+    total += tf[i] + tb[i];
   }
   std::printf("total %.1f us per step = %.0f samples/s (layers only)\n", total * 1e6 / reps,
               double(batch) * reps / total);

@@ -84,10 +84,12 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
   const Tensor<T>* g = &dloss;
   for (size_t i = layers_.size(); i-- > 0;) {
     const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
-    layers_[i]->gradient(x, acts_[i], *g);
-    if (!input_grad && i <= lowest) break;
+    if (!input_grad && i <= lowest) {
+      layers_[i]->gradient(x, acts_[i], *g);
+      break;
+    }
     Tensor<T>& dx = i == 0 ? *input_grad : grads_[i % 2];
-    layers_[i]->backward(x, acts_[i], *g, dx);
+    layers_[i]->gradient_and_backward(x, acts_[i], *g, dx);
     g = &dx;
   }
 }

@@ -49,6 +49,13 @@ class Layer {
                         Tensor<T>& dx) = 0;
   // Adds this batch's parameter gradients to the grad buffers. Same requirements as backward.
   virtual void gradient(const Tensor<T>& /*x*/, const Tensor<T>& /*y*/, const Tensor<T>& /*dy*/) {}
+  // gradient() then backward(), for the network's use when it needs both; a layer that shares
+  // work between the two (a convolution's transformed output gradient) overrides it.
+  virtual void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                     Tensor<T>& dx) {
+    gradient(x, y, dy);
+    backward(x, y, dy, dx);
+  }
 
   virtual std::vector<Param<T>> params() { return {}; }
   // Non-trained tensors that a model file must keep (batch-norm running statistics).

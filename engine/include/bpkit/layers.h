@@ -12,8 +12,8 @@ enum class Init { kHe, kGlorot };
 Init parse_init(const std::string& name, const std::string& context);
 const char* init_name(Init init);
 
-// y[B,U] = x[B,F] · Wᵀ + b, W[U,F]. F is taken from the input; give `in_features` to have the
-// network check it.
+// y[B,U] = x[B,F] · W + b, W[F,U] (one row per input feature). F is taken from the input; give
+// `in_features` to have the network check it.
 template <class T>
 class Dense : public Layer<T> {
  public:
@@ -35,11 +35,20 @@ class Dense : public Layer<T> {
   Tensor<T> w_, b_, dw_, db_;
 };
 
+namespace winograd {
+struct Geometry;
+}
+
+// How a convolution is computed. kAuto: Winograd F(2×2, 3×3) for 3×3 stride-1 kernels (2.25×
+// fewer multiplies), im2col + GEMM otherwise. Not stored in model files: results agree to rounding.
+enum class ConvAlgorithm { kAuto, kIm2col };
+
 // 2-D convolution (cross-correlation): x[B,C,H,W] → y[B,K,OH,OW], W[K,C,k,k], square kernel,
-// OH = (H + 2·pad − k)/stride + 1. Lowered to a matrix product per sample (im2col).
+// OH = (H + 2·pad − k)/stride + 1.
 template <class T>
 class Conv2d : public Layer<T> {
  public:
+  void set_algorithm(ConvAlgorithm a) { algorithm_ = a; }
   Conv2d(int64_t filters, int64_t kernel, int64_t stride = 1, int64_t padding = 0,
          Init init = Init::kHe);
   std::string kind() const override { return "conv2d"; }
@@ -50,6 +59,8 @@ class Conv2d : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>& dx) override;
   void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
+  void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                             Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
 
  private:
@@ -60,6 +71,18 @@ class Conv2d : public Layer<T> {
   std::vector<Tensor<T>> col_;      // per-thread im2col buffers [C·k·k, OH·OW]
   std::vector<Tensor<T>> dw_part_;  // per-thread partial weight gradients
   std::vector<Tensor<T>> db_part_;  // per-thread partial bias gradients
+  // Winograd path
+  ConvAlgorithm algorithm_ = ConvAlgorithm::kAuto;
+  Tensor<T> u_;                       // transformed weights [16,K,C]
+  std::vector<Tensor<T>> wv_, wm_;    // per-thread V [16,C,T] and M [16,K,T] of a chunk
+  bool use_winograd() const;
+  winograd::Geometry geometry() const;
+  int64_t winograd_chunk() const;
+  void prepare_threads();
+  void winograd_forward(const Tensor<T>& x, Tensor<T>& y);
+  // dx is null for the gradient alone.
+  void winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx);
+  void winograd_backward(const Tensor<T>& dy, Tensor<T>& dx);
 };
 
 enum class PoolKind { kMax, kAverage };

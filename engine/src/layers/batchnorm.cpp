@@ -5,6 +5,7 @@
 
 #include "bpkit/error.h"
 #include "bpkit/layers.h"
+#include "bpkit/threading.h"
 
 namespace bpkit {
 
@@ -44,70 +45,86 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   y.resize(x.shape());
   const T* xp = x.data();
   T* yp = y.data();
+  // Channels are independent: each thread takes a block of them (a fixed partition, so results do
+  // not depend on timing).
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N));
   if (mode == Mode::kInfer) {
-    for (int64_t c = 0; c < C; ++c) {
-      const T scale = gamma_[c] / std::sqrt(running_var_[c] + T(eps_));
-      const T shift = beta_[c] - running_mean_[c] * scale;
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t s = 0; s < S; ++s) yp[(b * C + c) * S + s] = xp[(b * C + c) * S + s] * scale + shift;
-    }
+    parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T scale = gamma_[c] / std::sqrt(running_var_[c] + T(eps_));
+        const T shift = beta_[c] - running_mean_[c] * scale;
+        for (int64_t b = 0; b < B; ++b) {
+          const T* xr = xp + (b * C + c) * S;
+          T* yr = yp + (b * C + c) * S;
+          for (int64_t s = 0; s < S; ++s) yr[s] = xr[s] * scale + shift;
+        }
+      }
+    });
     return;
   }
   if (N < 2)
-    throw ShapeError(this->describe() + ": training needs at least 2 values per channel, got a "
-                     "batch of " + std::to_string(B));
+    throw ShapeError(this->describe() +
+                     ": training needs at least 2 values per channel, got a "
+                     "batch of " +
+                     std::to_string(B));
   mean_.assign(size_t(C), T(0));
   inv_std_.assign(size_t(C), T(0));
   xhat_.resize(size_t(x.size()));
-  for (int64_t c = 0; c < C; ++c) {
-    // Two passes (mean, then centred squares) keep the variance accurate in float.
-    double sum = 0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) sum += xp[(b * C + c) * S + s];
-    const double mean = sum / double(N);
-    double sq = 0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        const double d = xp[(b * C + c) * S + s] - mean;
-        sq += d * d;
-      }
-    const double var = sq / double(N);
-    const T inv = T(1 / std::sqrt(var + eps_));
-    mean_[size_t(c)] = T(mean);
-    inv_std_[size_t(c)] = inv;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t i = (b * C + c) * S + s;
-        const T xh = (xp[i] - T(mean)) * inv;
-        xhat_[size_t(i)] = xh;
-        yp[i] = gamma_[c] * xh + beta_[c];
-      }
-    // Running variance uses the unbiased estimate, as torch does.
-    running_mean_[c] = T((1 - momentum_) * running_mean_[c] + momentum_ * mean);
-    running_var_[c] = T((1 - momentum_) * running_var_[c] + momentum_ * var * N / double(N - 1));
-  }
+  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      // Two passes (mean, then centred squares) keep the variance accurate in float.
+      double sum = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) sum += xp[(b * C + c) * S + s];
+      const double mean = sum / double(N);
+      double sq = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) {
+          const double d = xp[(b * C + c) * S + s] - mean;
+          sq += d * d;
+        }
+      const double var = sq / double(N);
+      const T inv = T(1 / std::sqrt(var + eps_));
+      mean_[size_t(c)] = T(mean);
+      inv_std_[size_t(c)] = inv;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t i = (b * C + c) * S + s;
+          const T xh = (xp[i] - T(mean)) * inv;
+          xhat_[size_t(i)] = xh;
+          yp[i] = gamma_[c] * xh + beta_[c];
+        }
+      // Running variance uses the unbiased estimate, as torch does.
+      running_mean_[c] = T((1 - momentum_) * running_mean_[c] + momentum_ * mean);
+      running_var_[c] = T((1 - momentum_) * running_var_[c] + momentum_ * var * N / double(N - 1));
+    }
+  });
 }
 
 template <class T>
-void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                            Tensor<T>& dx) {
   const int64_t B = dy.rows(), C = channels_, S = spatial_, N = B * S;
   dx.resize(x.shape());
   const T* g = dy.data();
-  for (int64_t c = 0; c < C; ++c) {
-    T sum_g = 0, sum_gx = 0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t i = (b * C + c) * S + s;
-        sum_g += g[i];
-        sum_gx += g[i] * xhat_[size_t(i)];
-      }
-    const T mg = sum_g / T(N), mgx = sum_gx / T(N), k = gamma_[c] * inv_std_[size_t(c)];
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t i = (b * C + c) * S + s;
-        dx[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
-      }
-  }
+  parallel_for(
+      C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N)), [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          T sum_g = 0, sum_gx = 0;
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t s = 0; s < S; ++s) {
+              const int64_t i = (b * C + c) * S + s;
+              sum_g += g[i];
+              sum_gx += g[i] * xhat_[size_t(i)];
+            }
+          const T mg = sum_g / T(N), mgx = sum_gx / T(N), k = gamma_[c] * inv_std_[size_t(c)];
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t s = 0; s < S; ++s) {
+              const int64_t i = (b * C + c) * S + s;
+              dx[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
+            }
+        }
+      });
 }
 
 template <class T>

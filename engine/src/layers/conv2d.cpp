@@ -9,6 +9,7 @@
 #include "bpkit/gemm.h"
 #include "bpkit/layers.h"
 #include "bpkit/threading.h"
+#include "winograd.h"
 
 namespace bpkit {
 
@@ -132,6 +133,7 @@ void Conv2d<T>::init(Rng& rng) {
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  if (use_winograd()) return winograd_forward(x, y);
   const int64_t B = x.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   y.resize({B, filters_, oh_, ow_});
@@ -156,6 +158,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+  if (use_winograd()) return winograd_backward(dy, dx);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   dx.resize(x.shape());
@@ -175,6 +178,7 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
 
 template <class T>
 void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy) {
+  if (use_winograd()) return winograd_gradient(x, dy, nullptr);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   const int nt_max = num_threads();
@@ -214,6 +218,179 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
 template <class T>
 std::vector<Param<T>> Conv2d<T>::params() {
   return {{this->name() + ".weight", &w_, &dw_, true}, {this->name() + ".bias", &b_, &db_, false}};
+}
+
+
+// ---- Winograd F(2×2, 3×3) path (3×3 kernels, stride 1); see winograd.h for the algebra. Each
+// thread takes a contiguous block of samples and works through it in chunks of a few samples, so
+// the transformed inputs V[16][C][T] and products M[16][K][T] of a chunk stay in cache; T is the
+// chunk's tile count. ----
+
+template <class T>
+bool Conv2d<T>::use_winograd() const {
+  // With few input channels the 16 products degenerate into outer products that the BLAS runs
+  // slowly; im2col measured faster below 8 channels (BENCHMARKS.md).
+  return k_ == 3 && stride_ == 1 && c_ >= 8 && algorithm_ != ConvAlgorithm::kIm2col;
+}
+
+template <class T>
+winograd::Geometry Conv2d<T>::geometry() const {
+  return {c_, filters_, h_, w_in_, pad_, oh_, ow_};
+}
+
+template <class T>
+int64_t Conv2d<T>::winograd_chunk() const {
+  // About 1 MB of V and M per chunk: measured fastest (larger chunks fall out of the cache).
+  const int64_t per_sample = 16 * (c_ + filters_) * geometry().tiles() * int64_t(sizeof(T));
+  return std::max<int64_t>(1, (int64_t(1) << 20) / per_sample);
+}
+
+template <class T>
+void Conv2d<T>::prepare_threads() {
+  const size_t nt = size_t(num_threads());
+  if (wv_.size() < nt) wv_.resize(nt);
+  if (wm_.size() < nt) wm_.resize(nt);
+  if (dw_part_.size() < nt) dw_part_.resize(nt);
+  if (db_part_.size() < nt) db_part_.resize(nt);
+}
+
+template <class T>
+void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y) {
+  const winograd::Geometry g = geometry();
+  const int64_t B = x.rows(), tp = g.tiles(), chunk = winograd_chunk();
+  const int64_t K = filters_, C = c_, in_size = C * h_ * w_in_, out_size = K * oh_ * ow_;
+  y.resize({B, K, oh_, ow_});
+  u_.resize({16, K, C});
+  winograd::transform_weights(w_.data(), K, C, u_.data());
+  prepare_threads();
+  const bool few = B < num_threads();  // batch 1: one sample, its products split across threads
+  parallel(few ? 1 : int(B), [&](int t, int nt) {
+    Tensor<T>& V = wv_[size_t(t)];
+    Tensor<T>& M = wm_[size_t(t)];
+    for (int64_t s0 = B * t / nt, end = B * (t + 1) / nt; s0 < end; s0 += chunk) {
+      const int64_t n = std::min(chunk, end - s0), ld = n * tp;
+      V.resize({16, C, ld});
+      M.resize({16, K, ld});
+      for (int64_t s = 0; s < n; ++s)
+        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+      for (int64_t xi = 0; xi < 16; ++xi) {
+        const T* u = u_.data() + xi * K * C;
+        const T* v = V.data() + xi * C * ld;
+        T* m = M.data() + xi * K * ld;
+        if (few)
+          gemm_parallel<T>(false, false, K, ld, C, T(1), u, C, v, ld, T(0), m, ld);
+        else
+          gemm<T>(false, false, K, ld, C, T(1), u, C, v, ld, T(0), m, ld);
+      }
+      for (int64_t s = 0; s < n; ++s)
+        winograd::transform_output(M.data(), g, ld, s * tp, b_.data(),
+                                   y.data() + (s0 + s) * out_size);
+    }
+  });
+}
+
+template <class T>
+void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                      Tensor<T>& dx) {
+  if (!use_winograd()) {
+    gradient(x, y, dy);
+    backward(x, y, dy, dx);
+    return;
+  }
+  winograd_gradient(x, dy, &dx);
+}
+
+// The weight gradient, and with dx the input gradient too, from one transform of the output
+// gradient per chunk: dU[ξ] += dM[ξ]·V[ξ]ᵀ, then V's buffer is reused for dV[ξ] = U[ξ]ᵀ·dM[ξ].
+template <class T>
+void Conv2d<T>::winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx) {
+  const winograd::Geometry g = geometry();
+  const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
+  const int64_t K = filters_, C = c_, P = oh_ * ow_, in_size = C * h_ * w_in_, out_size = K * P;
+  prepare_threads();
+  if (dx) {
+    dx->resize(x.shape());
+    u_.resize({16, K, C});
+    winograd::transform_weights(w_.data(), K, C, u_.data());
+  }
+  int used = 1;
+  parallel(int(B), [&](int t, int nt) {
+    if (t == 0) used = nt;
+    Tensor<T>& V = wv_[size_t(t)];
+    Tensor<T>& dM = wm_[size_t(t)];
+    Tensor<T>& dU = dw_part_[size_t(t)];
+    Tensor<T>& bpart = db_part_[size_t(t)];
+    dU.resize({16, K, C});
+    dU.zero();
+    bpart.resize({K});
+    bpart.zero();
+    for (int64_t s0 = B * t / nt, end = B * (t + 1) / nt; s0 < end; s0 += chunk) {
+      const int64_t n = std::min(chunk, end - s0), ld = n * tp;
+      V.resize({16, C, ld});
+      dM.resize({16, K, ld});
+      for (int64_t s = 0; s < n; ++s) {
+        const T* dys = dy.data() + (s0 + s) * out_size;
+        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+        winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
+        for (int64_t f = 0; f < K; ++f) {
+          T sum = 0;
+          for (int64_t p = 0; p < P; ++p) sum += dys[f * P + p];
+          bpart[f] += sum;
+        }
+      }
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm<T>(false, true, K, C, ld, T(1), dM.data() + xi * K * ld, ld, V.data() + xi * C * ld,
+                ld, T(1), dU.data() + xi * K * C, C);
+      if (!dx) continue;
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm<T>(true, false, C, ld, K, T(1), u_.data() + xi * K * C, C, dM.data() + xi * K * ld, ld,
+                T(0), V.data() + xi * C * ld, ld);
+      for (int64_t s = 0; s < n; ++s) {
+        T* dxs = dx->data() + (s0 + s) * in_size;
+        std::fill(dxs, dxs + in_size, T(0));
+        winograd::accumulate_input_grad(V.data(), g, ld, s * tp, dxs);
+      }
+    }
+  });
+  // Partial sums are added in thread order, so the result depends only on the thread count.
+  Tensor<T>& total = dw_part_[0];
+  for (int t = 1; t < used; ++t) {
+    const T* p = dw_part_[size_t(t)].data();
+    for (int64_t i = 0; i < total.size(); ++i) total[i] += p[i];
+  }
+  winograd::accumulate_weight_grad(total.data(), K, C, dw_.data());
+  for (int t = 0; t < used; ++t)
+    for (int64_t f = 0; f < K; ++f) db_[f] += db_part_[size_t(t)][f];
+}
+
+template <class T>
+void Conv2d<T>::winograd_backward(const Tensor<T>& dy, Tensor<T>& dx) {
+  const winograd::Geometry g = geometry();
+  const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
+  const int64_t K = filters_, C = c_, in_size = C * h_ * w_in_, out_size = K * oh_ * ow_;
+  dx.resize({B, C, h_, w_in_});
+  u_.resize({16, K, C});
+  winograd::transform_weights(w_.data(), K, C, u_.data());
+  prepare_threads();
+  parallel(int(B), [&](int t, int nt) {
+    Tensor<T>& dV = wv_[size_t(t)];
+    Tensor<T>& dM = wm_[size_t(t)];
+    for (int64_t s0 = B * t / nt, end = B * (t + 1) / nt; s0 < end; s0 += chunk) {
+      const int64_t n = std::min(chunk, end - s0), ld = n * tp;
+      dV.resize({16, C, ld});
+      dM.resize({16, K, ld});
+      for (int64_t s = 0; s < n; ++s)
+        winograd::transform_output_grad(dy.data() + (s0 + s) * out_size, g, dM.data(), ld, s * tp);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        gemm<T>(true, false, C, ld, K, T(1), u_.data() + xi * K * C, C, dM.data() + xi * K * ld, ld,
+                T(0), dV.data() + xi * C * ld, ld);
+      for (int64_t s = 0; s < n; ++s) {
+        T* dxs = dx.data() + (s0 + s) * in_size;
+        std::fill(dxs, dxs + in_size, T(0));
+        winograd::accumulate_input_grad(dV.data(), g, ld, s * tp, dxs);
+      }
+    }
+  });
 }
 
 template class Conv2d<float>;

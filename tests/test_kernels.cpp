@@ -1,0 +1,131 @@
+// The engine's fast paths against straightforward references: Winograd convolution against
+// im2col, the batch-1 dense path against the batched product, chunked inference against one
+// pass, and 2×2 max pooling's tie rule.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "bpkit/layers.h"
+#include "bpkit/network.h"
+#include "bpkit/threading.h"
+
+using namespace bpkit;
+
+namespace {
+
+template <class T>
+double max_abs_diff(const Tensor<T>& a, const Tensor<T>& b) {
+  REQUIRE(a.shape() == b.shape());
+  double m = 0;
+  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+template <class T>
+Tensor<T> random_tensor(const Shape& s, Rng& rng) {
+  Tensor<T> t(s);
+  for (T& v : t) v = T(rng.normal());
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][conv]") {
+  struct Case {
+    int64_t C, K, H, W, pad, B;
+  };
+  // Even and odd sizes, padding 0, 1 and 2, one and several samples, and the CNN's own layer.
+  const Case cases[] = {{8, 5, 7, 6, 1, 4}, {9, 4, 8, 8, 1, 3}, {8, 3, 5, 9, 0, 2},
+                        {12, 2, 6, 5, 2, 1}, {32, 64, 14, 14, 1, 5}};
+  for (const Case& c : cases) {
+    CAPTURE(c.C, c.K, c.H, c.W, c.pad, c.B);
+    Conv2d<double> wino(c.K, 3, 1, c.pad), ref(c.K, 3, 1, c.pad);
+    ref.set_algorithm(ConvAlgorithm::kIm2col);
+    wino.build({c.C, c.H, c.W});
+    ref.build({c.C, c.H, c.W});
+    Rng r1(7), r2(7);
+    wino.init(r1);
+    ref.init(r2);
+    for (int64_t i = 0; i < c.K; ++i) (*wino.params()[1].value)[i] = (*ref.params()[1].value)[i] = 0.1 * double(i);
+    Rng data(11);
+    const Tensor<double> x = random_tensor<double>({c.B, c.C, c.H, c.W}, data);
+    Tensor<double> yw, yr;
+    wino.forward(x, yw, Mode::kTrain);
+    ref.forward(x, yr, Mode::kTrain);
+    CHECK(max_abs_diff(yw, yr) < 1e-12);
+    const Tensor<double> dy = random_tensor<double>(yr.shape(), data);
+    Tensor<double> dxw, dxr;
+    wino.gradient_and_backward(x, yw, dy, dxw);
+    ref.gradient_and_backward(x, yr, dy, dxr);
+    CHECK(max_abs_diff(dxw, dxr) < 1e-12);
+    CHECK(max_abs_diff(*wino.params()[0].grad, *ref.params()[0].grad) < 1e-11);
+    CHECK(max_abs_diff(*wino.params()[1].grad, *ref.params()[1].grad) < 1e-11);
+    // The separate calls agree with the fused one.
+    Tensor<double> dx_sep;
+    wino.backward(x, yw, dy, dx_sep);
+    CHECK(max_abs_diff(dx_sep, dxw) == 0);
+  }
+}
+
+TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product", "[kernels][dense]") {
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Network<float> net({300}, 5);
+    net.emplace<Dense<float>>(200);  // 60000 weights: the two-thread batch-1 path
+    net.emplace<ActivationLayer<float>>(Activation::kRelu);
+    net.emplace<Dense<float>>(7);  // one thread
+    Rng rng(2);
+    Tensor<float> two({2, 300});
+    for (int64_t i = 0; i < 300; ++i) {
+      // Half the inputs exactly zero, as background pixels are.
+      two[i] = i % 3 == 0 || i > 200 ? 0.0f : float(rng.normal());
+      two[300 + i] = float(rng.normal());
+    }
+    const Tensor<float> batched = net.forward(two, Mode::kInfer);
+    Tensor<float> one({1, 300});
+    std::copy(two.begin(), two.begin() + 300, one.begin());
+    const Tensor<float>& single = net.forward(one, Mode::kInfer);
+    for (int64_t u = 0; u < 7; ++u) CHECK(single[u] == Approx(batched[u]).epsilon(1e-5).margin(1e-5));
+  }
+  set_num_threads(2);
+}
+
+TEST_CASE("inference larger than one chunk equals inference sample by sample", "[kernels][network]") {
+  Network<float> net({1, 6, 6}, 3);
+  net.emplace<Conv2d<float>>(4, 3, 1, 1);
+  net.emplace<ActivationLayer<float>>(Activation::kRelu);
+  net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
+  net.emplace<Reshape<float>>();
+  net.emplace<Dense<float>>(5);
+  const int64_t B = Network<float>::kInferChunk * 2 + 37;
+  Rng rng(4);
+  const Tensor<float> x = random_tensor<float>({B, 1, 6, 6}, rng);
+  const Tensor<float> all = net.forward(x, Mode::kInfer);
+  REQUIRE(all.shape() == Shape{B, 5});
+  for (int64_t b : {int64_t(0), Network<float>::kInferChunk - 1, Network<float>::kInferChunk,
+                    B - 1}) {
+    Tensor<float> one({1, 1, 6, 6});
+    std::copy(x.data() + b * 36, x.data() + (b + 1) * 36, one.data());
+    const Tensor<float>& y = net.forward(one, Mode::kInfer);
+    for (int64_t f = 0; f < 5; ++f) CHECK(y[f] == Approx(all[b * 5 + f]).epsilon(1e-5).margin(1e-5));
+  }
+}
+
+TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window", "[kernels][pool]") {
+  Pool2d<float> pool(PoolKind::kMax, 2);
+  pool.build({1, 2, 4});
+  // Window 1: all equal (a dead ReLU region); window 2: the maximum appears twice.
+  Tensor<float> x({1, 1, 2, 4});
+  const float v[] = {0, 0, 1, 3, 0, 0, 3, 2};
+  std::copy(v, v + 8, x.begin());
+  Tensor<float> y, dx;
+  pool.forward(x, y, Mode::kTrain);
+  CHECK(y[0] == 0);
+  CHECK(y[1] == 3);
+  Tensor<float> dy({1, 1, 1, 2});
+  dy[0] = 5;
+  dy[1] = 7;
+  pool.backward(x, y, dy, dx);
+  const float want[] = {5, 0, 0, 7, 0, 0, 0, 0};
+  for (int i = 0; i < 8; ++i) CHECK(dx[i] == want[i]);
+}

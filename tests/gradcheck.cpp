@@ -123,8 +123,20 @@ Tensor<double> random_tensor(const Shape& shape, uint64_t seed, double lo, doubl
   return t;
 }
 
-void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
-                             double tol) {
+namespace {
+
+// Largest relative difference between two analytic results that must agree to rounding.
+double max_relative_difference(const Tensor<double>& a, const Tensor<double>& b) {
+  if (a.shape() != b.shape()) return HUGE_VAL;
+  double worst = 0;
+  for (int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, relative_error(a[i], b[i]));
+  return worst;
+}
+
+// The checks behind both public routines. `only`, when given, is the network's single layer: its
+// backward() is then also called on its own, outside the fused path the network takes.
+void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, int64_t batch,
+                     uint64_t seed, double tol) {
   Rng rng(seed);
   Shape shape{batch};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
@@ -139,8 +151,9 @@ void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_
   for (size_t i = 0; i < net.size(); ++i) net.layer(i).hold_randomness(true);
   for (double& v : R) v = 2 * rng.uniform() - 1;
 
-  // Analytic gradients of L = Σ y ⊙ R: dL/dy = R.
-  net.forward(x, Mode::kTrain);
+  // Analytic gradients of L = Σ y ⊙ R: dL/dy = R. With an input gradient requested, every layer
+  // runs gradient_and_backward (which a layer may fuse).
+  const Tensor<double> y = net.forward(x, Mode::kTrain);
   net.zero_grad();
   Tensor<double> dx;
   net.backward(R, &dx);
@@ -155,12 +168,28 @@ void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_
   // Parameter gradients accumulate: a second backward without zero_grad doubles them.
   Tensor<double> dx_again;
   net.backward(R, &dx_again);
+  CHECK(max_relative_difference(dx, dx_again) <= 1e-12);
   for (size_t k = 0; k < params.size(); ++k) {
-    double worst = 0;
-    for (int64_t i = 0; i < grads[k].size(); ++i)
-      worst = std::max(worst, relative_error(2 * grads[k][i], (*params[k].grad)[i]));
+    Tensor<double> twice = grads[k];
+    for (double& v : twice) v *= 2;
     INFO(params[k].name << ": gradient after two backward passes vs twice the first");
-    CHECK(worst <= 1e-12);
+    CHECK(max_relative_difference(twice, *params[k].grad) <= 1e-12);
+  }
+
+  // Without an input gradient the network stops at the lowest layer with parameters and calls
+  // only its gradient(): the same parameter gradients, by another path.
+  net.zero_grad();
+  net.backward(R);
+  for (size_t k = 0; k < params.size(); ++k) {
+    INFO(params[k].name << ": gradient() alone vs gradient_and_backward()");
+    CHECK(max_relative_difference(grads[k], *params[k].grad) <= 1e-10);
+  }
+  // And backward() alone, for a single layer.
+  if (only) {
+    Tensor<double> dx_alone;
+    only->backward(x, y, R, dx_alone);
+    INFO(only->describe() << ": backward() alone vs gradient_and_backward()");
+    CHECK(max_relative_difference(dx, dx_alone) <= 1e-10);
   }
 
   auto eval = [&]() -> const Tensor<double>& { return net.forward(x, Mode::kTrain); };
@@ -173,12 +202,19 @@ void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_
   }
 }
 
+}  // namespace
+
+void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
+                             double tol) {
+  check_gradients(net, nullptr, batch, seed, tol);
+}
+
 void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
                            const Shape& per_sample_input, int64_t batch, uint64_t seed,
                            double tol) {
   bpkit::Network<double> net(per_sample_input, seed);
-  net.add(std::move(layer));
-  check_network_gradients(net, batch, seed, tol);
+  bpkit::Layer<double>& only = net.add(std::move(layer));
+  check_gradients(net, &only, batch, seed, tol);
 }
 
 void check_loss_gradients(bpkit::Loss<double>& loss, const Tensor<double>& out_in,

@@ -1,5 +1,6 @@
 // Every layer's backward and gradient, and every loss's gradient, against finite differences in
 // double precision (see gradcheck.h). Adding a layer means adding one line here.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 
@@ -35,12 +36,51 @@ TEST_CASE("conv2d gradients", "[gradcheck]") {
   check_layer_gradients(make<Conv2d<D>>(3, 1), {2, 3, 4}, 2, 15);        // 1×1 kernel
   check_layer_gradients(make<Conv2d<D>>(2, 2, 3, 2), {1, 6, 5}, 2, 16);  // stride > kernel, pad 2
   check_layer_gradients(make<Conv2d<D>>(2, 3, 2, 1), {3, 5, 6}, 5, 17);  // more samples
+  // 3×3 stride-1 kernels on 8+ channels take the Winograd path; odd and even output sizes cover
+  // partial and whole 2×2 tiles.
+  check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1), {8, 5, 5}, 2, 18);
+  check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 0), {9, 6, 5}, 3, 19);
+  check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 2), {8, 3, 4}, 2, 20);
 }
 
 TEST_CASE("maxpool2d gradients", "[gradcheck]") {
   check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 2), {2, 4, 4}, 2, 21);
   check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 3, 2), {1, 7, 5}, 2, 22);  // overlap
   check_layer_gradients(make<Pool2d<D>>(PoolKind::kMax, 2), {1, 5, 5}, 2, 23);     // odd size
+}
+
+// Ties are not differentiable, so finite differences cannot check them; the contract is that each
+// window's gradient goes to exactly one input, the first maximum in row-major order. Ties are
+// common in practice: a window of ReLU outputs that are all zero.
+template <class T>
+void check_maxpool_ties() {
+  Network<T> net({1, 2, 6}, 1);
+  net.template emplace<Pool2d<T>>(PoolKind::kMax, 2);
+  // Windows (2×2, stride 2): all zero → (0,0); max 3 at (0,3) and (1,2) → (0,3);
+  // max −0.5 at (1,4) and (1,5) → (1,4).
+  const T in[12] = {0, 0, 1, 3, -1, -2, 0, 0, 3, 2, T(-0.5), T(-0.5)};
+  Tensor<T> x({1, 1, 2, 6});
+  std::copy(in, in + 12, x.begin());
+  const Tensor<T>& y = net.forward(x, Mode::kTrain);
+  REQUIRE(y.size() == 3);
+  CHECK(y[0] == 0);
+  CHECK(y[1] == 3);
+  CHECK(y[2] == T(-0.5));
+  Tensor<T> dy({1, 1, 1, 3}), dx;
+  dy[0] = 5;
+  dy[1] = 7;
+  dy[2] = 9;
+  net.backward(dy, &dx);
+  const T expected[12] = {5, 0, 0, 7, 0, 0, 0, 0, 0, 0, 9, 0};
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    CHECK(dx[i] == expected[i]);
+  }
+}
+
+TEST_CASE("maxpool2d sends a tied window's gradient to its first maximum", "[gradcheck]") {
+  check_maxpool_ties<double>();
+  check_maxpool_ties<float>();
 }
 
 TEST_CASE("avgpool2d gradients", "[gradcheck]") {

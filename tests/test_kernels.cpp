@@ -91,7 +91,8 @@ TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product", 
 }
 
 TEST_CASE("inference larger than one chunk equals inference sample by sample", "[kernels][network]") {
-  Network<float> net({1, 6, 6}, 3);
+  // 4×64×64 activations: wide enough that a chunk is the minimum, kInferChunk samples.
+  Network<float> net({1, 64, 64}, 3);
   net.emplace<Conv2d<float>>(4, 3, 1, 1);
   net.emplace<ActivationLayer<float>>(Activation::kRelu);
   net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
@@ -99,13 +100,13 @@ TEST_CASE("inference larger than one chunk equals inference sample by sample", "
   net.emplace<Dense<float>>(5);
   const int64_t B = Network<float>::kInferChunk * 2 + 37;
   Rng rng(4);
-  const Tensor<float> x = random_tensor<float>({B, 1, 6, 6}, rng);
+  const Tensor<float> x = random_tensor<float>({B, 1, 64, 64}, rng);
   const Tensor<float> all = net.forward(x, Mode::kInfer);
   REQUIRE(all.shape() == Shape{B, 5});
   for (int64_t b : {int64_t(0), Network<float>::kInferChunk - 1, Network<float>::kInferChunk,
                     B - 1}) {
-    Tensor<float> one({1, 1, 6, 6});
-    std::copy(x.data() + b * 36, x.data() + (b + 1) * 36, one.data());
+    Tensor<float> one({1, 1, 64, 64});
+    std::copy(x.data() + b * 4096, x.data() + (b + 1) * 4096, one.data());
     const Tensor<float>& y = net.forward(one, Mode::kInfer);
     for (int64_t f = 0; f < 5; ++f) CHECK(y[f] == Approx(all[b * 5 + f]).epsilon(1e-5).margin(1e-5));
   }

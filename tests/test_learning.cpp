@@ -165,6 +165,10 @@ TEST_CASE("training is bit-identical for a fixed seed and thread count", "[learn
   }
 }
 
+// The peer benchmark's recipe (SGD lr 0.05, momentum 0.9, batch 64) with the learning rate decayed
+// to zero over the epoch by the cosine schedule, as `bpkit fmnist` trains by default. With a
+// constant rate the last iterate swings between about 82% and 85.5% from seed to seed (libtorch
+// with the same recipe: 84.2%); the decay settles it at 85.2-85.7% for seeds 1-3.
 TEST_CASE("reference mlp reaches 85% on Fashion-MNIST after one epoch", "[learning][fmnist]") {
   const std::string dir = fashion_mnist_dir();
   INFO("Fashion-MNIST from " << dir << " (set BPKIT_FMNIST_DIR to use another directory)");
@@ -180,6 +184,8 @@ TEST_CASE("reference mlp reaches 85% on Fashion-MNIST after one epoch", "[learni
   o.epochs = 1;
   o.batch = 64;
   o.seed = 1;
+  o.schedule.kind = Schedule::kCosine;
+  o.schedule.total_epochs = 1;
   fit(net, loss, opt, train, o);
   const EvalResult r = evaluate(net, loss, test, 256);
   CAPTURE(r.accuracy, r.loss);

@@ -32,8 +32,9 @@ class Network {
     return static_cast<L&>(add(std::make_unique<L>(std::forward<Args>(args)...)));
   }
 
-  // Runs every layer. x is [B, input...]; the result lives until the next forward(). Inference
-  // batches larger than kInferChunk run chunk by chunk, so memory does not grow with the batch.
+  // Runs every layer. x is [B, input...]; the result lives until the next forward(). Large
+  // inference batches run in chunks of at least kInferChunk samples (about 2 MB of the widest
+  // activation), so memory does not grow with the batch.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
   // Back-propagates dloss (gradient of the loss w.r.t. the latest forward(kTrain) output),
   // accumulating parameter gradients. The input gradient is not formed (nothing consumes it)

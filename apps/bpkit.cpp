@@ -36,7 +36,8 @@ const char* kUsage =
 const char* kFmnistUsage =
     "usage: bpkit fmnist [options]\n"
     "\n"
-    "Trains a reference network on Fashion-MNIST with SGD + momentum (or Adam) and prints the test\n"
+    "Trains a reference network on Fashion-MNIST with SGD + momentum (or Adam) and prints the "
+    "test\n"
     "accuracy and confusion matrix.\n"
     "\n"
     "  --net NAME        mlp (default), cnn, mlp_bn, cnn_bn\n"
@@ -59,7 +60,8 @@ const char* kFmnistUsage =
 const char* kInspectUsage =
     "usage: bpkit inspect MODEL_FILE\n"
     "\n"
-    "Prints the network's layers with their output shapes and parameter counts, the total, and the\n"
+    "Prints the network's layers with their output shapes and parameter counts, the total, and "
+    "the\n"
     "metadata stored with the model.\n";
 
 // Parses --key value pairs; flags listed in `known` only.
@@ -119,7 +121,8 @@ int cmd_fmnist(int argc, char** argv) {
   t.batch = integer(o, "batch", 64, 1);
   t.seed = seed;
   t.validation_split = number(o, "val", 0);
-  if (t.validation_split < 0 || t.validation_split >= 1) throw UsageError("--val must be in [0, 1)");
+  if (t.validation_split < 0 || t.validation_split >= 1)
+    throw UsageError("--val must be in [0, 1)");
   t.patience = int(integer(o, "patience", 0, 0));
   t.clip_norm = number(o, "clip", 0);
   const std::string sched = o.count("schedule") ? o["schedule"] : "cosine";
@@ -161,9 +164,10 @@ int cmd_fmnist(int argc, char** argv) {
   const bpkit::Dataset test = bpkit::load_mnist_dir(data, "t10k");
   bpkit::SoftmaxCrossEntropy<float> loss;
 
-  std::printf("bpkit fmnist: net=%s params=%lld optimizer=%s lr=%g batch=%lld epochs=%d threads=%d\n",
-              net_name.c_str(), static_cast<long long>(net.param_count()), opt_name.c_str(),
-              opt->lr(), static_cast<long long>(t.batch), t.epochs, bpkit::num_threads());
+  std::printf(
+      "bpkit fmnist: net=%s params=%lld optimizer=%s lr=%g batch=%lld epochs=%d threads=%d\n",
+      net_name.c_str(), static_cast<long long>(net.param_count()), opt_name.c_str(), opt->lr(),
+      static_cast<long long>(t.batch), t.epochs, bpkit::num_threads());
   std::fflush(stdout);
   bpkit::TrainResult r;
   try {
@@ -196,7 +200,8 @@ int cmd_inspect(int argc, char** argv) {
   parse_options(argc, argv, 2, {}, pos);
   if (pos.size() != 1) throw UsageError("inspect takes one model file");
   auto m = bpkit::load_model<float>(pos[0]);
-  std::printf("model %s\ninput %s\n", pos[0].c_str(), bpkit::to_string(m.net.input_shape()).c_str());
+  std::printf("model %s\ninput %s\n", pos[0].c_str(),
+              bpkit::to_string(m.net.input_shape()).c_str());
   std::printf("%-14s %-10s %-16s %10s  %s\n", "layer", "kind", "output", "params", "attributes");
   for (size_t i = 0; i < m.net.size(); ++i) {
     auto& l = m.net.layer(i);
@@ -230,7 +235,8 @@ int main(int argc, char** argv) {
     if (!cmd.empty()) std::fprintf(stderr, "\nbpkit: unknown command '%s'\n", cmd.c_str());
     return 2;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "bpkit %s: %s (see 'bpkit %s --help')\n", cmd.c_str(), e.what(), cmd.c_str());
+    std::fprintf(stderr, "bpkit %s: %s (see 'bpkit %s --help')\n", cmd.c_str(), e.what(),
+                 cmd.c_str());
     return 2;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());

@@ -56,7 +56,8 @@ Figures run(const std::string& name, const bpkit::Dataset& train, const bpkit::D
     const bpkit::Tensor<float>& out = net.forward(test.x, bpkit::Mode::kInfer);
     const double si = now_s() - t1;
     int64_t right = 0;
-    for (int64_t b = 0; b < out.rows(); ++b) right += bpkit::argmax_row(out, b) == test.y[size_t(b)];
+    for (int64_t b = 0; b < out.rows(); ++b)
+      right += bpkit::argmax_row(out, b) == test.y[size_t(b)];
     f.acc = double(right) / double(test.size());
     f.infer_sps = std::max(f.infer_sps, double(test.size()) / si);
     f.train_sps = std::max(f.train_sps, sps);
@@ -66,13 +67,15 @@ Figures run(const std::string& name, const bpkit::Dataset& train, const bpkit::D
     const int reps = 2000;
     int sink = 0;
     const double t2 = now_s();
-    for (int r2 = 0; r2 < reps; ++r2) sink += bpkit::argmax_row(net.forward(x1, bpkit::Mode::kInfer), 0);
+    for (int r2 = 0; r2 < reps; ++r2)
+      sink += bpkit::argmax_row(net.forward(x1, bpkit::Mode::kInfer), 0);
     const double b1 = (now_s() - t2) * 1e6 / reps;
     f.b1_us = e == 0 ? b1 : std::min(f.b1_us, b1);
-    std::printf("%s%s epoch %d train_s %.2f train_samples_per_s %.0f test_acc %.4f "
-                "infer_samples_per_s %.0f b1_infer_us %.1f%s\n",
-                name.c_str(), best ? " best" : "", e + 1, r.history[0].seconds, sps, f.acc,
-                double(test.size()) / si, b1, sink < 0 ? "!" : "");
+    std::printf(
+        "%s%s epoch %d train_s %.2f train_samples_per_s %.0f test_acc %.4f "
+        "infer_samples_per_s %.0f b1_infer_us %.1f%s\n",
+        name.c_str(), best ? " best" : "", e + 1, r.history[0].seconds, sps, f.acc,
+        double(test.size()) / si, b1, sink < 0 ? "!" : "");
     std::fflush(stdout);
   }
   return f;
@@ -93,13 +96,20 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--epochs") epochs = std::atoi(value().c_str());
-    else if (a == "--nets") nets = value();
-    else if (a == "--data") data = value();
-    else if (a == "--threads") bpkit::set_num_threads(std::atoi(value().c_str()));
-    else if (a == "--best") best = true;
+    if (a == "--epochs")
+      epochs = std::atoi(value().c_str());
+    else if (a == "--nets")
+      nets = value();
+    else if (a == "--data")
+      data = value();
+    else if (a == "--threads")
+      bpkit::set_num_threads(std::atoi(value().c_str()));
+    else if (a == "--best")
+      best = true;
     else {
-      std::fprintf(stderr, "usage: bench_engine [--epochs N] [--nets mlp,cnn] [--best] [--threads N] [--data DIR]\n");
+      std::fprintf(stderr,
+                   "usage: bench_engine [--epochs N] [--nets mlp,cnn] [--best] [--threads N] "
+                   "[--data DIR]\n");
       return 2;
     }
   }
@@ -113,9 +123,10 @@ int main(int argc, char** argv) {
     for (const std::string name : {"mlp", "cnn"}) {
       if (nets.find(name) == std::string::npos) continue;
       const Figures f = run(name, train, test, epochs, false);
-      std::snprintf(buf, sizeof buf, "%s_train_sps=%.0f %s_infer_sps=%.0f %s_b1_us=%.1f %s_acc=%.4f ",
-                    name.c_str(), f.train_sps, name.c_str(), f.infer_sps, name.c_str(), f.b1_us,
-                    name.c_str(), f.acc);
+      std::snprintf(buf, sizeof buf,
+                    "%s_train_sps=%.0f %s_infer_sps=%.0f %s_b1_us=%.1f %s_acc=%.4f ", name.c_str(),
+                    f.train_sps, name.c_str(), f.infer_sps, name.c_str(), f.b1_us, name.c_str(),
+                    f.acc);
       summary += buf;
       if (best) {
         const Figures fb = run(name + "_bn", train, test, epochs, true);

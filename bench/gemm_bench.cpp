@@ -3,22 +3,33 @@
 // and Eigen. Prints GFLOP/s per shape; BENCHMARKS.md records why the engine uses what it uses.
 #include <cblas.h>
 #include <omp.h>
+
 #include <Eigen/Core>
 #include <chrono>
 #include <cstdio>
 #include <vector>
 extern "C" void openblas_set_num_threads(int);
 
-struct Shape { const char* name; int M, N, K; bool ta, tb; };
+struct Shape {
+  const char* name;
+  int M, N, K;
+  bool ta, tb;
+};
 
 static double seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-template <class F> static double gflops(const Shape& s, F&& f) {
+template <class F>
+static double gflops(const Shape& s, F&& f) {
   f();
-  int reps = 0; double t0 = seconds(), t;
-  do { f(); ++reps; t = seconds() - t0; } while (t < 0.3);
+  int reps = 0;
+  double t0 = seconds(), t;
+  do {
+    f();
+    ++reps;
+    t = seconds() - t0;
+  } while (t < 0.3);
   return 2.0 * s.M * s.N * s.K * reps / t / 1e9;
 }
 
@@ -35,13 +46,20 @@ int main() {
   };
   int nt = omp_get_max_threads();
   for (const Shape& s : shapes) {
-    std::vector<float> A(size_t(s.M) * s.K, 0.5f), B(size_t(s.K) * s.N, 0.25f), C(size_t(s.M) * s.N);
+    std::vector<float> A(size_t(s.M) * s.K, 0.5f), B(size_t(s.K) * s.N, 0.25f),
+        C(size_t(s.M) * s.N);
     int lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
     auto ta = s.ta ? CblasTrans : CblasNoTrans, tb = s.tb ? CblasTrans : CblasNoTrans;
     openblas_set_num_threads(nt);
-    double blas_mt = gflops(s, [&] { cblas_sgemm(CblasRowMajor, ta, tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N); });
+    double blas_mt = gflops(s, [&] {
+      cblas_sgemm(CblasRowMajor, ta, tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f,
+                  C.data(), s.N);
+    });
     openblas_set_num_threads(1);
-    double blas_1 = gflops(s, [&] { cblas_sgemm(CblasRowMajor, ta, tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), s.N); });
+    double blas_1 = gflops(s, [&] {
+      cblas_sgemm(CblasRowMajor, ta, tb, s.M, s.N, s.K, 1.f, A.data(), lda, B.data(), ldb, 0.f,
+                  C.data(), s.N);
+    });
     // Engine split: each thread computes a block of C's columns with a single-threaded BLAS call.
     double blas_split = gflops(s, [&] {
 #pragma omp parallel num_threads(nt)
@@ -49,18 +67,25 @@ int main() {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int n0 = s.N * t / n, n1 = s.N * (t + 1) / n;
         const float* b = s.tb ? B.data() + size_t(n0) * ldb : B.data() + n0;
-        cblas_sgemm(CblasRowMajor, ta, tb, s.M, n1 - n0, s.K, 1.f, A.data(), lda, b, ldb, 0.f, C.data() + n0, s.N);
+        cblas_sgemm(CblasRowMajor, ta, tb, s.M, n1 - n0, s.K, 1.f, A.data(), lda, b, ldb, 0.f,
+                    C.data() + n0, s.N);
       }
     });
     using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    Eigen::Map<RM> a(A.data(), s.ta ? s.K : s.M, s.ta ? s.M : s.K), b(B.data(), s.tb ? s.N : s.K, s.tb ? s.K : s.N), c(C.data(), s.M, s.N);
+    Eigen::Map<RM> a(A.data(), s.ta ? s.K : s.M, s.ta ? s.M : s.K),
+        b(B.data(), s.tb ? s.N : s.K, s.tb ? s.K : s.N), c(C.data(), s.M, s.N);
     Eigen::setNbThreads(nt);
     double eig = gflops(s, [&] {
-      if (s.ta && !s.tb) c.noalias() = a.transpose() * b;
-      else if (!s.ta && s.tb) c.noalias() = a * b.transpose();
-      else c.noalias() = a * b;
+      if (s.ta && !s.tb)
+        c.noalias() = a.transpose() * b;
+      else if (!s.ta && s.tb)
+        c.noalias() = a * b.transpose();
+      else
+        c.noalias() = a * b;
     });
-    std::printf("%-28s openblas(%dthr) %6.1f  openblas(1thr) %6.1f  openblas1-split(%d) %6.1f  eigen(%d) %6.1f GFLOP/s\n",
-                s.name, nt, blas_mt, blas_1, nt, blas_split, nt, eig);
+    std::printf(
+        "%-28s openblas(%dthr) %6.1f  openblas(1thr) %6.1f  openblas1-split(%d) %6.1f  eigen(%d) "
+        "%6.1f GFLOP/s\n",
+        s.name, nt, blas_mt, blas_1, nt, blas_split, nt, eig);
   }
 }

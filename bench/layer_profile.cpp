@@ -1,6 +1,6 @@
-// Times each layer's forward and backward (parameter + input gradients) at one batch size, for a reference network, to
-// show where a training step spends its time.
-// usage: layer_profile [mlp|cnn|...] [batch] [reps] [auto|im2col]   (the last: convolution algorithm)
+// Times each layer's forward and backward (parameter + input gradients) at one batch size, for a
+// reference network, to show where a training step spends its time. usage: layer_profile
+// [mlp|cnn|...] [batch] [reps] [auto|im2col]   (the last: convolution algorithm)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -2,7 +2,6 @@
 // im2col, the batch-1 dense path against the batched product, chunked inference against one
 // pass, and 2×2 max pooling's tie rule.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "bpkit/layers.h"
@@ -35,8 +34,11 @@ TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][c
     int64_t C, K, H, W, pad, B;
   };
   // Even and odd sizes, padding 0, 1 and 2, one and several samples, and the CNN's own layer.
-  const Case cases[] = {{8, 5, 7, 6, 1, 4}, {9, 4, 8, 8, 1, 3}, {8, 3, 5, 9, 0, 2},
-                        {12, 2, 6, 5, 2, 1}, {32, 64, 14, 14, 1, 5}};
+  const Case cases[] = {{8, 5, 7, 6, 1, 4},
+                        {9, 4, 8, 8, 1, 3},
+                        {8, 3, 5, 9, 0, 2},
+                        {12, 2, 6, 5, 2, 1},
+                        {32, 64, 14, 14, 1, 5}};
   for (const Case& c : cases) {
     CAPTURE(c.C, c.K, c.H, c.W, c.pad, c.B);
     Conv2d<double> wino(c.K, 3, 1, c.pad), ref(c.K, 3, 1, c.pad);
@@ -46,7 +48,8 @@ TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][c
     Rng r1(7), r2(7);
     wino.init(r1);
     ref.init(r2);
-    for (int64_t i = 0; i < c.K; ++i) (*wino.params()[1].value)[i] = (*ref.params()[1].value)[i] = 0.1 * double(i);
+    for (int64_t i = 0; i < c.K; ++i)
+      (*wino.params()[1].value)[i] = (*ref.params()[1].value)[i] = 0.1 * double(i);
     Rng data(11);
     const Tensor<double> x = random_tensor<double>({c.B, c.C, c.H, c.W}, data);
     Tensor<double> yw, yr;
@@ -67,7 +70,8 @@ TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][c
   }
 }
 
-TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product", "[kernels][dense]") {
+TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product",
+          "[kernels][dense]") {
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     Network<float> net({300}, 5);
@@ -85,12 +89,14 @@ TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product", 
     Tensor<float> one({1, 300});
     std::copy(two.begin(), two.begin() + 300, one.begin());
     const Tensor<float>& single = net.forward(one, Mode::kInfer);
-    for (int64_t u = 0; u < 7; ++u) CHECK(single[u] == Approx(batched[u]).epsilon(1e-5).margin(1e-5));
+    for (int64_t u = 0; u < 7; ++u)
+      CHECK(single[u] == Approx(batched[u]).epsilon(1e-5).margin(1e-5));
   }
   set_num_threads(2);
 }
 
-TEST_CASE("inference larger than one chunk equals inference sample by sample", "[kernels][network]") {
+TEST_CASE("inference larger than one chunk equals inference sample by sample",
+          "[kernels][network]") {
   // 4×64×64 activations: wide enough that a chunk is the minimum, kInferChunk samples.
   Network<float> net({1, 64, 64}, 3);
   net.emplace<Conv2d<float>>(4, 3, 1, 1);
@@ -103,16 +109,18 @@ TEST_CASE("inference larger than one chunk equals inference sample by sample", "
   const Tensor<float> x = random_tensor<float>({B, 1, 64, 64}, rng);
   const Tensor<float> all = net.forward(x, Mode::kInfer);
   REQUIRE(all.shape() == Shape{B, 5});
-  for (int64_t b : {int64_t(0), Network<float>::kInferChunk - 1, Network<float>::kInferChunk,
-                    B - 1}) {
+  for (int64_t b :
+       {int64_t(0), Network<float>::kInferChunk - 1, Network<float>::kInferChunk, B - 1}) {
     Tensor<float> one({1, 1, 64, 64});
     std::copy(x.data() + b * 4096, x.data() + (b + 1) * 4096, one.data());
     const Tensor<float>& y = net.forward(one, Mode::kInfer);
-    for (int64_t f = 0; f < 5; ++f) CHECK(y[f] == Approx(all[b * 5 + f]).epsilon(1e-5).margin(1e-5));
+    for (int64_t f = 0; f < 5; ++f)
+      CHECK(y[f] == Approx(all[b * 5 + f]).epsilon(1e-5).margin(1e-5));
   }
 }
 
-TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window", "[kernels][pool]") {
+TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window",
+          "[kernels][pool]") {
   Pool2d<float> pool(PoolKind::kMax, 2);
   pool.build({1, 2, 4});
   // Window 1: all equal (a dead ReLU region); window 2: the maximum appears twice.

@@ -1,12 +1,12 @@
 #include "bpkit/data.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <numeric>
-#include <sys/stat.h>
 
 #include "bpkit/error.h"
 
@@ -51,7 +51,8 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
   const std::vector<uint8_t> im = read_maybe_gz(images_path);
   const std::vector<uint8_t> lb = read_maybe_gz(labels_path);
   if (im.size() < 16 || be32(im.data()) != 0x803)
-    throw FileError("'" + images_path + "' is not an IDX image file (expected magic 0x00000803 "
+    throw FileError("'" + images_path +
+                    "' is not an IDX image file (expected magic 0x00000803 "
                     "for unsigned bytes of rank 3)");
   if (lb.size() < 8 || be32(lb.data()) != 0x801)
     throw FileError("'" + labels_path + "' is not an IDX label file (expected magic 0x00000801)");

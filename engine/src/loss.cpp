@@ -93,10 +93,10 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& kind) {
                               "' (known: mse, softmax_cross_entropy, bce, bce_logits)");
 }
 
-#define BPKIT_LOSS(T)                          \
-  template class MeanSquaredError<T>;          \
-  template class SoftmaxCrossEntropy<T>;       \
-  template class BinaryCrossEntropy<T>;        \
+#define BPKIT_LOSS(T)                    \
+  template class MeanSquaredError<T>;    \
+  template class SoftmaxCrossEntropy<T>; \
+  template class BinaryCrossEntropy<T>;  \
   template std::unique_ptr<Loss<T>> make_loss<T>(const std::string&);
 BPKIT_LOSS(float)
 BPKIT_LOSS(double)

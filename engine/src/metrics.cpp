@@ -21,8 +21,8 @@ int argmax_row(const Tensor<float>& out, int64_t b) {
 
 void ConfusionMatrix::add(int truth, int predicted) {
   if (truth < 0 || truth >= classes_ || predicted < 0 || predicted >= classes_)
-    throw std::invalid_argument("confusion matrix: class outside [0, " +
-                                std::to_string(classes_) + ")");
+    throw std::invalid_argument("confusion matrix: class outside [0, " + std::to_string(classes_) +
+                                ")");
   ++counts_[size_t(truth * classes_ + predicted)];
 }
 

@@ -154,8 +154,8 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 template <class T>
 void save_model(const Network<T>& cnet, const std::string& path, const Metadata& meta) {
   auto& net = const_cast<Network<T>&>(cnet);  // params() hands out mutable pointers; only read here
-  std::string arch = "input " + shape_csv(net.input_shape()) + "\nseed " +
-                     std::to_string(net.seed()) + "\n";
+  std::string arch =
+      "input " + shape_csv(net.input_shape()) + "\nseed " + std::to_string(net.seed()) + "\n";
   std::vector<std::pair<std::string, const Tensor<T>*>> tensors;
   for (size_t i = 0; i < net.size(); ++i) {
     Layer<T>& l = net.layer(i);
@@ -183,8 +183,8 @@ void save_model(const Network<T>& cnet, const std::string& path, const Metadata&
     m += k + "=" + v + "\n";
   }
   put_bytes(out, m, true);
-  const uint32_t crc = uint32_t(
-      crc32(0L, reinterpret_cast<const Bytef*>(out.data()), uInt(out.size())));
+  const uint32_t crc =
+      uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), uInt(out.size())));
   put<uint32_t>(out, crc);
   write_file_atomically(path, out);
 }
@@ -239,11 +239,12 @@ LoadedModel<T> load_model(const std::string& path) {
   }
   const std::string meta_text = r.bytes(r.get<uint64_t>("metadata length"), "metadata");
   if (r.remaining() != 4)
-    r.fail("corrupted: " + std::to_string(r.remaining()) + " bytes after the metadata (expected "
+    r.fail("corrupted: " + std::to_string(r.remaining()) +
+           " bytes after the metadata (expected "
            "the 4-byte checksum)");
   const uint32_t crc_file = r.get<uint32_t>("checksum");
-  const uint32_t crc = uint32_t(
-      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size() - 4)));
+  const uint32_t crc =
+      uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size() - 4)));
   if (crc != crc_file) r.fail("corrupted: checksum mismatch");
 
   // Architecture.
@@ -251,9 +252,11 @@ LoadedModel<T> load_model(const std::string& path) {
   std::string line, word;
   Shape input;
   uint64_t seed = 0;
-  if (!std::getline(lines, line) || line.rfind("input ", 0) != 0) r.fail("architecture lacks 'input'");
+  if (!std::getline(lines, line) || line.rfind("input ", 0) != 0)
+    r.fail("architecture lacks 'input'");
   input = parse_csv_shape(line.substr(6), r);
-  if (!std::getline(lines, line) || line.rfind("seed ", 0) != 0) r.fail("architecture lacks 'seed'");
+  if (!std::getline(lines, line) || line.rfind("seed ", 0) != 0)
+    r.fail("architecture lacks 'seed'");
   seed = std::strtoull(line.c_str() + 5, nullptr, 10);
   LoadedModel<T> out{Network<T>(input, seed), {}};
   int line_no = 2;

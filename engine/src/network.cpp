@@ -8,9 +8,11 @@
 namespace bpkit {
 
 template <class T>
-Network<T>::Network(Shape input, uint64_t seed) : input_(std::move(input)), seed_(seed), rng_(seed) {
+Network<T>::Network(Shape input, uint64_t seed)
+    : input_(std::move(input)), seed_(seed), rng_(seed) {
   for (int64_t d : input_)
-    if (d < 1) throw ShapeError("network input shape " + to_string(input_) + " has a dimension < 1");
+    if (d < 1)
+      throw ShapeError("network input shape " + to_string(input_) + " has a dimension < 1");
   shapes_.push_back(input_);
 }
 
@@ -41,7 +43,8 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
   // fall out of the cache), at least kInferChunk samples.
   int64_t widest = shape_size(input_);
   for (const Shape& s : shapes_) widest = std::max(widest, shape_size(s));
-  const int64_t chunk = std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest);
+  const int64_t chunk =
+      std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest);
   if (mode == Mode::kTrain || B <= chunk) {
     last_input_ = &x;
     const Tensor<T>* in = &x;
@@ -104,9 +107,8 @@ void Network<T>::zero_grad() {
   for (auto& l : layers_)
     for (auto& p : l->params()) {
       T* g = p.grad->data();
-      parallel_for(p.grad->size(), 1 << 15, [=](int64_t b, int64_t e) {
-        std::fill(g + b, g + e, T(0));
-      });
+      parallel_for(p.grad->size(), 1 << 15,
+                   [=](int64_t b, int64_t e) { std::fill(g + b, g + e, T(0)); });
     }
 }
 

@@ -1,10 +1,10 @@
 #include "bpkit/optimizer.h"
 
-#include "bpkit/threading.h"
-
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+
+#include "bpkit/threading.h"
 
 namespace bpkit {
 namespace {
@@ -31,8 +31,10 @@ constexpr int64_t kGrain = 1 << 14;
 
 void check_lr(double lr, const char* who) {
   if (!(lr > 0) || !std::isfinite(lr))
-    throw std::invalid_argument(std::string(who) + ": learning rate must be positive and finite, "
-                                "got " + std::to_string(lr));
+    throw std::invalid_argument(std::string(who) +
+                                ": learning rate must be positive and finite, "
+                                "got " +
+                                std::to_string(lr));
 }
 
 }  // namespace
@@ -165,8 +167,9 @@ Rprop<T>::Rprop(std::vector<Param<T>> params, double initial_step, double eta_mi
   check_lr(initial_step, "rprop");
   if (!(eta_minus > 0 && eta_minus < 1) || !(eta_plus > 1) || !(step_min > 0) ||
       !(step_max >= step_min))
-    throw std::invalid_argument("rprop: need 0 < eta_minus < 1 < eta_plus and 0 < step_min <= "
-                                "step_max");
+    throw std::invalid_argument(
+        "rprop: need 0 < eta_minus < 1 < eta_plus and 0 < step_min <= "
+        "step_max");
   this->lr_ = initial_step;
   step_ = zeros_like(this->params_, T(initial_step));
   prev_grad_ = zeros_like(this->params_);
@@ -204,8 +207,10 @@ std::vector<Tensor<T>*> Rprop<T>::state() {
 
 double Schedule::lr_at(double base_lr, double epoch) const {
   switch (kind) {
-    case kConstant: return base_lr;
-    case kStep: return base_lr * std::pow(gamma, std::floor(std::floor(epoch) / std::max(1, step_size)));
+    case kConstant:
+      return base_lr;
+    case kStep:
+      return base_lr * std::pow(gamma, std::floor(std::floor(epoch) / std::max(1, step_size)));
     case kCosine: {
       const double t = std::min(1.0, epoch / std::max(1, total_epochs));
       return min_lr + (base_lr - min_lr) * 0.5 * (1 + std::cos(M_PI * t));
@@ -228,10 +233,10 @@ double clip_grad_norm(const std::vector<Param<T>>& params, double max_norm) {
   return norm;
 }
 
-#define BPKIT_OPT(T)            \
-  template class Sgd<T>;        \
-  template class Adam<T>;       \
-  template class Rprop<T>;      \
+#define BPKIT_OPT(T)       \
+  template class Sgd<T>;   \
+  template class Adam<T>;  \
+  template class Rprop<T>; \
   template double clip_grad_norm<T>(const std::vector<Param<T>>&, double);
 BPKIT_OPT(float)
 BPKIT_OPT(double)

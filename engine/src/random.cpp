@@ -10,7 +10,9 @@ uint64_t splitmix64(uint64_t& x) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 Rng::Rng(uint64_t seed) {
@@ -29,7 +31,9 @@ uint64_t Rng::next_u64() {
   return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 uint64_t Rng::below(uint64_t n) {
   // Rejection sampling keeps the result unbiased for every n.
@@ -55,6 +59,8 @@ double Rng::normal() {
   return r * std::cos(2 * M_PI * u2);
 }
 
-Rng Rng::split() { return Rng(next_u64()); }
+Rng Rng::split() {
+  return Rng(next_u64());
+}
 
 }  // namespace bpkit

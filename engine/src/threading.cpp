@@ -34,12 +34,15 @@ int g_threads = init_policy();
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
+  if (n < 1)
+    throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(1);
   g_threads = n;
 }
 
-int num_threads() { return g_threads; }
+int num_threads() {
+  return g_threads;
+}
 
 void parallel_region(int max_threads, void (*fn)(int, int, void*), void* ctx) {
   const int n = std::max(1, std::min(g_threads, max_threads));

@@ -82,8 +82,9 @@ void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t tot
   bar[width] = '\0';
   const double eta = sps > 0 ? double(total - done) / sps : 0;
   char line[200];
-  std::snprintf(line, sizeof line, "\repoch %d/%d [%s] %3d%% %7.0f samples/s loss %.4f ETA %4.0fs  ",
-                epoch, epochs, bar, int(100 * done / std::max<int64_t>(total, 1)), sps, loss,
+  std::snprintf(line, sizeof line,
+                "\repoch %d/%d [%s] %3d%% %7.0f samples/s loss %.4f ETA %4.0fs  ", epoch, epochs,
+                bar, int(100 * done / std::max<int64_t>(total, 1)), sps, loss,
                 done < total ? eta : elapsed);
   os << line << std::flush;
 }
@@ -160,7 +161,8 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
         buffers.restore();
         throw DivergenceError("training diverged at epoch " + std::to_string(epoch + 1) +
                               ", batch " + std::to_string(batch_no) + ": the loss is " +
-                              std::to_string(l) + "; the weights from before this batch are kept "
+                              std::to_string(l) +
+                              "; the weights from before this batch are kept "
                               "(try a lower learning rate or gradient clipping)");
       }
       for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
@@ -197,9 +199,14 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
       }
     }
     const double secs = now_s() - t0;
-    EpochStats s{epoch + 1, lr, loss_sum / double(n), double(right) / double(n),
-                 std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
-                 secs, double(n) / secs};
+    EpochStats s{epoch + 1,
+                 lr,
+                 loss_sum / double(n),
+                 double(right) / double(n),
+                 std::numeric_limits<double>::quiet_NaN(),
+                 std::numeric_limits<double>::quiet_NaN(),
+                 secs,
+                 double(n) / secs};
     if (has_val) {
       const EvalResult v = evaluate(net, loss, val, 256);
       s.val_loss = v.loss;
@@ -208,15 +215,14 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
     result.history.push_back(s);
     if (o.progress) {
       char line[256];
-      std::snprintf(line, sizeof line,
-                    "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
-                    o.progress_is_terminal ? "\r" : "", s.epoch, o.epochs, lr, s.train_loss,
-                    s.train_acc,
-                    has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
-                               std::to_string(s.val_acc).substr(0, 6))
-                                  .c_str()
-                            : "",
-                    secs, s.samples_per_s);
+      std::snprintf(
+          line, sizeof line, "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
+          o.progress_is_terminal ? "\r" : "", s.epoch, o.epochs, lr, s.train_loss, s.train_acc,
+          has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
+                     std::to_string(s.val_acc).substr(0, 6))
+                        .c_str()
+                  : "",
+          secs, s.samples_per_s);
       *o.progress << line << std::flush;
     }
     if (has_val) {

@@ -22,8 +22,8 @@ struct Dataset {
 // inconsistent file.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path);
 
-// Fashion-MNIST (or MNIST) from a directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
-// split: "train" or "t10k".
+// Fashion-MNIST (or MNIST) from a directory holding
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]. split: "train" or "t10k".
 Dataset load_mnist_dir(const std::string& dir, const std::string& split);
 
 // Copies the samples idx[0..n) of `from` into x (resized to [n, ...]) and their labels into y.

@@ -17,7 +17,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 // Same contract; splits C into column blocks across the engine's threads when the product is large
 // enough to pay for the hand-off. Deterministic for a fixed thread count.
 template <class T>
-void gemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                   const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+void gemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 }  // namespace bpkit

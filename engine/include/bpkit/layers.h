@@ -73,8 +73,8 @@ class Conv2d : public Layer<T> {
   std::vector<Tensor<T>> db_part_;  // per-thread partial bias gradients
   // Winograd path
   ConvAlgorithm algorithm_ = ConvAlgorithm::kAuto;
-  Tensor<T> u_;                       // transformed weights [16,K,C]
-  std::vector<Tensor<T>> wv_, wm_;    // per-thread V [16,C,T] and M [16,K,T] of a chunk
+  Tensor<T> u_;                     // transformed weights [16,K,C]
+  std::vector<Tensor<T>> wv_, wm_;  // per-thread V [16,C,T] and M [16,K,T] of a chunk
   bool use_winograd() const;
   winograd::Geometry geometry() const;
   int64_t winograd_chunk() const;

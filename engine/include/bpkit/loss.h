@@ -28,7 +28,8 @@ class Loss {
   virtual double compute(const Tensor<T>& out, const Targets<T>& target, Tensor<T>& grad) = 0;
 };
 
-// Mean over the batch of Σ_f (out − target)² / F: the mean over all elements, as in torch's MSELoss.
+// Mean over the batch of Σ_f (out − target)² / F: the mean over all elements, as in torch's
+// MSELoss.
 template <class T>
 class MeanSquaredError : public Loss<T> {
  public:

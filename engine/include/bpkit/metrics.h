@@ -14,7 +14,9 @@ class ConfusionMatrix {
   // Counts argmax(out[b]) against labels[b] for each row of out [B, classes].
   void add(const Tensor<float>& out, const int32_t* labels);
   void add(int truth, int predicted);
-  int64_t at(int truth, int predicted) const { return counts_[size_t(truth * classes_ + predicted)]; }
+  int64_t at(int truth, int predicted) const {
+    return counts_[size_t(truth * classes_ + predicted)];
+  }
   int classes() const { return classes_; }
   int64_t total() const;
   double accuracy() const;

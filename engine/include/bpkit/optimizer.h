@@ -87,9 +87,9 @@ class Rprop : public Optimizer<T> {
 // smoothly within epochs while a step schedule changes only at epoch boundaries.
 struct Schedule {
   enum Kind { kConstant, kStep, kCosine } kind = kConstant;
-  int step_size = 1;       // step: multiply by gamma every step_size epochs
+  int step_size = 1;  // step: multiply by gamma every step_size epochs
   double gamma = 0.1;
-  int total_epochs = 1;    // cosine: anneal from base to min_lr over total_epochs
+  int total_epochs = 1;  // cosine: anneal from base to min_lr over total_epochs
   double min_lr = 0;
   double lr_at(double base_lr, double epoch) const;
 };

@@ -2,8 +2,8 @@
 //
 // Layout: the first dimension is the batch (B) wherever a tensor flows through a network; a layer's
 // "per-sample shape" is the shape without it. Storage is 64-byte aligned so kernels can use aligned
-// vector loads. resize() keeps the allocation when it is large enough, so buffers reused batch after
-// batch never allocate in the training loop.
+// vector loads. resize() keeps the allocation when it is large enough, so buffers reused batch
+// after batch never allocate in the training loop.
 #pragma once
 
 #include <cstddef>

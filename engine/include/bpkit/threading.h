@@ -1,8 +1,8 @@
 // The process-wide thread policy.
 //
 // One setting, num_threads(), decides how many threads the engine uses; the BLAS always runs
-// single-threaded underneath (its own pool is switched off at start-up), so the engine's threads and
-// the BLAS's never compete for the cores. The default is BPKIT_NUM_THREADS when set, otherwise
+// single-threaded underneath (its own pool is switched off at start-up), so the engine's threads
+// and the BLAS's never compete for the cores. The default is BPKIT_NUM_THREADS when set, otherwise
 // every hardware thread. Work is split statically: the same thread count gives the same partition
 // and therefore bit-identical results.
 #pragma once

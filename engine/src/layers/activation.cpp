@@ -20,11 +20,16 @@ ActivationLayer<T>::ActivationLayer(Activation a, double slope) : a_(a), slope_(
 template <class T>
 std::string ActivationLayer<T>::kind() const {
   switch (a_) {
-    case Activation::kSigmoid: return "sigmoid";
-    case Activation::kTanh: return "tanh";
-    case Activation::kRelu: return "relu";
-    case Activation::kLeakyRelu: return "leaky_relu";
-    case Activation::kSoftmax: return "softmax";
+    case Activation::kSigmoid:
+      return "sigmoid";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kLeakyRelu:
+      return "leaky_relu";
+    case Activation::kSoftmax:
+      return "softmax";
   }
   return "?";
 }
@@ -54,7 +59,8 @@ void act_forward(Activation a, T slope, const T* __restrict x, T* __restrict y, 
     case Activation::kLeakyRelu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : slope * x[i];
       break;
-    case Activation::kSoftmax: break;
+    case Activation::kSoftmax:
+      break;
   }
 }
 
@@ -74,7 +80,8 @@ void act_backward(Activation a, T slope, const T* __restrict x, const T* __restr
     case Activation::kLeakyRelu:
       for (int64_t i = 0; i < n; ++i) d[i] = x[i] > T(0) ? g[i] : slope * g[i];
       break;
-    case Activation::kSoftmax: break;
+    case Activation::kSoftmax:
+      break;
   }
 }
 
@@ -98,9 +105,8 @@ void ActivationLayer<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   }
   const Activation a = a_;
   const T slope = T(slope_);
-  parallel_for(x.size(), kGrain, [=](int64_t b, int64_t e) {
-    act_forward(a, slope, xp + b, yp + b, e - b);
-  });
+  parallel_for(x.size(), kGrain,
+               [=](int64_t b, int64_t e) { act_forward(a, slope, xp + b, yp + b, e - b); });
 }
 
 template <class T>

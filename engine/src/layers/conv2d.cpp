@@ -89,10 +89,11 @@ template <class T>
 Conv2d<T>::Conv2d(int64_t filters, int64_t kernel, int64_t stride, int64_t padding, Init init)
     : filters_(filters), k_(kernel), stride_(stride), pad_(padding), init_(init) {
   if (filters < 1 || kernel < 1 || stride < 1 || padding < 0)
-    throw ShapeError("conv2d: filters, kernel and stride must be at least 1 and padding at least "
-                     "0, got filters=" + std::to_string(filters) + " kernel=" +
-                     std::to_string(kernel) + " stride=" + std::to_string(stride) +
-                     " padding=" + std::to_string(padding));
+    throw ShapeError(
+        "conv2d: filters, kernel and stride must be at least 1 and padding at least "
+        "0, got filters=" +
+        std::to_string(filters) + " kernel=" + std::to_string(kernel) +
+        " stride=" + std::to_string(stride) + " padding=" + std::to_string(padding));
 }
 
 template <class T>
@@ -219,7 +220,6 @@ template <class T>
 std::vector<Param<T>> Conv2d<T>::params() {
   return {{this->name() + ".weight", &w_, &dw_, true}, {this->name() + ".bias", &b_, &db_, false}};
 }
-
 
 // ---- Winograd F(2×2, 3×3) path (3×3 kernels, stride 1); see winograd.h for the algebra. Each
 // thread takes a contiguous block of samples and works through it in chunks of a few samples, so

@@ -18,7 +18,9 @@ Init parse_init(const std::string& name, const std::string& context) {
   throw ShapeError(context + ": unknown initializer '" + name + "' (expected he or glorot)");
 }
 
-const char* init_name(Init init) { return init == Init::kHe ? "he" : "glorot"; }
+const char* init_name(Init init) {
+  return init == Init::kHe ? "he" : "glorot";
+}
 
 // He: N(0, 2/fan_in), for ReLU family. Glorot: U(±√(6/(fan_in+fan_out))), for sigmoid/tanh.
 template <class T>
@@ -112,7 +114,8 @@ void Dense<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
     const int64_t blocks = (U + 15) / 16;
     const int max_threads = F * U >= (1 << 15) ? int(blocks) : 1;
     parallel(max_threads, [=](int t, int nt) {
-      const int64_t u0 = std::min(U, blocks * t / nt * 16), u1 = std::min(U, blocks * (t + 1) / nt * 16);
+      const int64_t u0 = std::min(U, blocks * t / nt * 16),
+                    u1 = std::min(U, blocks * (t + 1) / nt * 16);
       if (u0 < u1) dense_single(xp, wp, bp, yp, F, U, u0, u1);
     });
     return;

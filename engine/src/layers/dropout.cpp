@@ -42,7 +42,8 @@ void Dropout<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
 }
 
 template <class T>
-void Dropout<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+void Dropout<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                          Tensor<T>& dx) {
   dx.resize(x.shape());
   for (int64_t i = 0; i < dy.size(); ++i) dx[i] = dy[i] * mask_[size_t(i)];
 }

@@ -33,8 +33,10 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
       char* end = nullptr;
       const long long d = std::strtoll(tok.c_str(), &end, 10);
       if (tok.empty() || *end != '\0' || d < 1)
-        throw ShapeError(a.context + ": attribute 'shape' must be positive integers separated by "
-                         "commas, got '" + a.get_string("shape", "") + "'");
+        throw ShapeError(a.context +
+                         ": attribute 'shape' must be positive integers separated by "
+                         "commas, got '" +
+                         a.get_string("shape", "") + "'");
       target.push_back(d);
     }
     if (target.empty()) throw ShapeError(a.context + ": attribute 'shape' is required");
@@ -44,7 +46,8 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
   if (kind == "tanh") return std::make_unique<ActivationLayer<T>>(Activation::kTanh);
   if (kind == "relu") return std::make_unique<ActivationLayer<T>>(Activation::kRelu);
   if (kind == "leaky_relu")
-    return std::make_unique<ActivationLayer<T>>(Activation::kLeakyRelu, a.get_double("slope", 0.01));
+    return std::make_unique<ActivationLayer<T>>(Activation::kLeakyRelu,
+                                                a.get_double("slope", 0.01));
   if (kind == "softmax") return std::make_unique<ActivationLayer<T>>(Activation::kSoftmax);
   throw ShapeError("unknown layer kind '" + kind +
                    "' (known: dense, conv2d, maxpool2d, avgpool2d, dropout, batchnorm, flatten, "

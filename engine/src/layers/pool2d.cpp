@@ -54,7 +54,8 @@ void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* 
       const T* r1 = r0 + W;
       T* yr = y + oy * OW;
       for (int64_t ox = 0; ox < OW; ++ox)
-        yr[ox] = std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
+        yr[ox] =
+            std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
     }
     return;
   }
@@ -101,8 +102,8 @@ void Pool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   const int64_t H = h_, W = w_, k = k_, s = stride_, OH = oh_, OW = ow_;
   parallel_for(planes, 16, [=](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p)
-      pool_plane(kind, xp + p * H * W, yp + p * OH * OW, ap ? ap + p * OH * OW : nullptr, W, k,
-                 s, OH, OW);
+      pool_plane(kind, xp + p * H * W, yp + p * OH * OW, ap ? ap + p * OH * OW : nullptr, W, k, s,
+                 OH, OW);
   });
 }
 

@@ -37,7 +37,8 @@ void Reshape<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 }
 
 template <class T>
-void Reshape<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
+void Reshape<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                          Tensor<T>& dx) {
   dx.resize(x.shape());
   std::copy(dy.begin(), dy.end(), dx.begin());
 }

@@ -176,8 +176,8 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
       for (int64_t b = 0; b < tx; ++b) {
         T r[2][4];  // Aᵀ·m: rows m0 + m1 + m2 and m1 − m2 − m3
         for (int j = 0; j < 4; ++j) {
-          const T m0 = m[(0 + j) * Kld + b], m1 = m[(4 + j) * Kld + b],
-                  m2 = m[(8 + j) * Kld + b], m3 = m[(12 + j) * Kld + b];
+          const T m0 = m[(0 + j) * Kld + b], m1 = m[(4 + j) * Kld + b], m2 = m[(8 + j) * Kld + b],
+                  m3 = m[(12 + j) * Kld + b];
           r[0][j] = m0 + m1 + m2;
           r[1][j] = m1 - m2 - m3;
         }
@@ -188,7 +188,8 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
       }
     }
     T* yk = y + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy) std::copy(P + oy * PW, P + oy * PW + g.OW, yk + oy * g.OW);
+    for (int64_t oy = 0; oy < g.OH; ++oy)
+      std::copy(P + oy * PW, P + oy * PW + g.OW, yk + oy * g.OW);
   }
 }
 
@@ -201,7 +202,8 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
   std::fill(P, P + 2 * ty * PW, T(0));
   for (int64_t k = 0; k < g.K; ++k) {
     const T* dyk = dy + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy) std::copy(dyk + oy * g.OW, dyk + (oy + 1) * g.OW, P + oy * PW);
+    for (int64_t oy = 0; oy < g.OH; ++oy)
+      std::copy(dyk + oy * g.OW, dyk + (oy + 1) * g.OW, P + oy * PW);
     for (int64_t a = 0; a < ty; ++a) {
       const T* e0 = P + 2 * a * PW;
       const T* e1 = e0 + PW;
@@ -209,7 +211,8 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
       for (int64_t b = 0; b < tx; ++b) {
         // A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]].
         const T e00 = e0[2 * b], e01 = e0[2 * b + 1], e10 = e1[2 * b], e11 = e1[2 * b + 1];
-        const T r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
+        const T r[4][2] = {
+            {e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
         for (int i = 0; i < 4; ++i) {
           m[(i * 4 + 0) * Kld + b] = r[i][0];
           m[(i * 4 + 1) * Kld + b] = r[i][0] + r[i][1];
@@ -221,11 +224,11 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
   }
 }
 
-#define BPKIT_WINOGRAD(T)                                                                     \
-  template void transform_weights<T>(const T*, int64_t, int64_t, T*);                         \
-  template void accumulate_weight_grad<T>(const T*, int64_t, int64_t, T*);                    \
-  template void transform_input<T>(const T*, const Geometry&, T*, int64_t, int64_t);          \
-  template void accumulate_input_grad<T>(const T*, const Geometry&, int64_t, int64_t, T*);    \
+#define BPKIT_WINOGRAD(T)                                                                       \
+  template void transform_weights<T>(const T*, int64_t, int64_t, T*);                           \
+  template void accumulate_weight_grad<T>(const T*, int64_t, int64_t, T*);                      \
+  template void transform_input<T>(const T*, const Geometry&, T*, int64_t, int64_t);            \
+  template void accumulate_input_grad<T>(const T*, const Geometry&, int64_t, int64_t, T*);      \
   template void transform_output<T>(const T*, const Geometry&, int64_t, int64_t, const T*, T*); \
   template void transform_output_grad<T>(const T*, const Geometry&, T*, int64_t, int64_t);
 BPKIT_WINOGRAD(float)

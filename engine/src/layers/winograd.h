@@ -4,9 +4,9 @@
 // input/output channel pair instead of 36: Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Over channels the 16
 // element-wise products become 16 independent matrix products, M[ξ] = U[ξ] · V[ξ], with
 //   U[ξ] [K×C]  transformed weights,   V[ξ] [C×T] transformed input patches (T tiles),
-// so a convolution layer is three cheap transforms around 16 BLAS calls. The backward passes use the
-// exact adjoints of the same transforms: dM = A dY Aᵀ, dV[ξ] = U[ξ]ᵀ·dM[ξ] then d(patch) = B dV Bᵀ,
-// and dU[ξ] = dM[ξ]·V[ξ]ᵀ then dg = Gᵀ dU G.
+// so a convolution layer is three cheap transforms around 16 BLAS calls. The backward passes use
+// the exact adjoints of the same transforms: dM = A dY Aᵀ, dV[ξ] = U[ξ]ᵀ·dM[ξ] then d(patch) = B dV
+// Bᵀ, and dU[ξ] = dM[ξ]·V[ξ]ᵀ then dg = Gᵀ dU G.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 // The process-wide thread policy.
 //
-// One setting, num_threads(), decides how many threads the engine uses; the BLAS always runs
+// One setting, num_threads(), decides how many threads the engine uses (its own pool: workers
+// spin briefly between parallel regions, then sleep); the BLAS always runs
 // single-threaded underneath (its own pool is switched off at start-up), so the engine's threads
 // and the BLAS's never compete for the cores. The default is BPKIT_NUM_THREADS when set, otherwise
 // every hardware thread. Work is split statically: the same thread count gives the same partition

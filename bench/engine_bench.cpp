@@ -4,6 +4,8 @@
 // and batch-1 latency. The last line is machine-readable.
 //
 // usage: bench_engine [--epochs N] [--nets mlp,cnn] [--best] [--threads N] [--data DIR]
+// Without --epochs the MLP trains 3 epochs and the CNN 1, as the peer script runs libtorch; speed
+// figures are the best epoch, accuracy is the last.
 // --best also trains the engine's best recipe (batch norm, dropout, Adam, cosine schedule).
 #include <sys/resource.h>
 
@@ -51,10 +53,15 @@ Figures run(const std::string& name, const bpkit::Dataset& train, const bpkit::D
     oe.seed = 1 + uint64_t(e);
     const bpkit::TrainResult r = bpkit::fit(net, loss, *opt, train, oe);
     const double sps = r.history[0].samples_per_s;
-    // Inference: the whole test set as one batch, as the peer does.
-    const double t1 = now_s();
+    // Inference: the whole test set as one batch, as the peer does; best of three passes (the
+    // peer script reports its best epoch of nine runs).
+    double si = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+      const double t1 = now_s();
+      net.forward(test.x, bpkit::Mode::kInfer);
+      si = std::min(si, now_s() - t1);
+    }
     const bpkit::Tensor<float>& out = net.forward(test.x, bpkit::Mode::kInfer);
-    const double si = now_s() - t1;
     int64_t right = 0;
     for (int64_t b = 0; b < out.rows(); ++b)
       right += bpkit::argmax_row(out, b) == test.y[size_t(b)];
@@ -84,7 +91,7 @@ Figures run(const std::string& name, const bpkit::Dataset& train, const bpkit::D
 }  // namespace
 
 int main(int argc, char** argv) {
-  int epochs = 1;
+  int epochs = 0;  // 0: the peer's counts (MLP 3, CNN 1)
   std::string nets = "mlp,cnn", data = "/usr/share/datasets/fashion-mnist";
   bool best = false;
   for (int i = 1; i < argc; ++i) {
@@ -113,23 +120,23 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (epochs < 1) epochs = 1;
   try {
     const bpkit::Dataset train = bpkit::load_mnist_dir(data, "train");
     const bpkit::Dataset test = bpkit::load_mnist_dir(data, "t10k");
-    std::printf("bpkit engine benchmark: threads=%d epochs=%d\n", bpkit::num_threads(), epochs);
+    std::printf("bpkit engine benchmark: threads=%d\n", bpkit::num_threads());
     std::string summary;
     char buf[256];
     for (const std::string name : {"mlp", "cnn"}) {
       if (nets.find(name) == std::string::npos) continue;
-      const Figures f = run(name, train, test, epochs, false);
+      const int n = epochs > 0 ? epochs : (name == "mlp" ? 3 : 1);
+      const Figures f = run(name, train, test, n, false);
       std::snprintf(buf, sizeof buf,
                     "%s_train_sps=%.0f %s_infer_sps=%.0f %s_b1_us=%.1f %s_acc=%.4f ", name.c_str(),
                     f.train_sps, name.c_str(), f.infer_sps, name.c_str(), f.b1_us, name.c_str(),
                     f.acc);
       summary += buf;
       if (best) {
-        const Figures fb = run(name + "_bn", train, test, epochs, true);
+        const Figures fb = run(name + "_bn", train, test, n, true);
         std::snprintf(buf, sizeof buf, "%s_best_acc=%.4f ", name.c_str(), fb.acc);
         summary += buf;
       }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs a benchmark; the last line printed is machine-readable.
 #   bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR]
+#     (without --epochs: MLP 3 epochs, CNN 1, as the peer script runs libtorch; speed figures are
+#     the best epoch, accuracy the last)
 #     MLP and CNN on Fashion-MNIST with the peer recipe (SGD lr 0.05, momentum 0.9, batch 64):
 #     mlp_train_sps mlp_infer_sps mlp_b1_us mlp_acc cnn_train_sps ... peak_rss_mb.
 #     --best also trains the engine's best recipe (batch norm, dropout, Adam, cosine schedule).

@@ -80,9 +80,8 @@ class Conv2d : public Layer<T> {
   int64_t winograd_chunk() const;
   void prepare_threads();
   void winograd_forward(const Tensor<T>& x, Tensor<T>& y);
-  // dx is null for the gradient alone.
-  void winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx);
-  void winograd_backward(const Tensor<T>& dy, Tensor<T>& dx);
+  // Parameter gradients when `weights`, the input gradient when dx is not null.
+  void winograd_backprop(const Tensor<T>& x, const Tensor<T>& dy, bool weights, Tensor<T>* dx);
 };
 
 enum class PoolKind { kMax, kAverage };

@@ -159,7 +159,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
-  if (use_winograd()) return winograd_backward(dy, dx);
+  if (use_winograd()) return winograd_backprop(x, dy, false, &dx);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   dx.resize(x.shape());
@@ -179,7 +179,7 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
 
 template <class T>
 void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy) {
-  if (use_winograd()) return winograd_gradient(x, dy, nullptr);
+  if (use_winograd()) return winograd_backprop(x, dy, true, nullptr);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   const int nt_max = num_threads();
@@ -297,13 +297,15 @@ void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, co
     backward(x, y, dy, dx);
     return;
   }
-  winograd_gradient(x, dy, &dx);
+  winograd_backprop(x, dy, true, &dx);
 }
 
-// The weight gradient, and with dx the input gradient too, from one transform of the output
-// gradient per chunk: dU[ξ] += dM[ξ]·V[ξ]ᵀ, then V's buffer is reused for dV[ξ] = U[ξ]ᵀ·dM[ξ].
+// Parameter gradients (when `weights`) and the input gradient (when dx is given) from one transform
+// of the output gradient per chunk: dU[ξ] += dM[ξ]·V[ξ]ᵀ, then V's buffer is reused for
+// dV[ξ] = U[ξ]ᵀ·dM[ξ].
 template <class T>
-void Conv2d<T>::winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx) {
+void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& dy, bool weights,
+                                  Tensor<T>* dx) {
   const winograd::Geometry g = geometry();
   const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
   const int64_t K = filters_, C = c_, P = oh_ * ow_, in_size = C * h_ * w_in_, out_size = K * P;
@@ -330,17 +332,19 @@ void Conv2d<T>::winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tenso
       dM.resize({16, K, ld});
       for (int64_t s = 0; s < n; ++s) {
         const T* dys = dy.data() + (s0 + s) * out_size;
-        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
         winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
+        if (!weights) continue;
+        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
         for (int64_t f = 0; f < K; ++f) {
           T sum = 0;
           for (int64_t p = 0; p < P; ++p) sum += dys[f * P + p];
           bpart[f] += sum;
         }
       }
-      for (int64_t xi = 0; xi < 16; ++xi)
-        gemm<T>(false, true, K, C, ld, T(1), dM.data() + xi * K * ld, ld, V.data() + xi * C * ld,
-                ld, T(1), dU.data() + xi * K * C, C);
+      if (weights)
+        for (int64_t xi = 0; xi < 16; ++xi)
+          gemm<T>(false, true, K, C, ld, T(1), dM.data() + xi * K * ld, ld, V.data() + xi * C * ld,
+                  ld, T(1), dU.data() + xi * K * C, C);
       if (!dx) continue;
       for (int64_t xi = 0; xi < 16; ++xi)
         gemm<T>(true, false, C, ld, K, T(1), u_.data() + xi * K * C, C, dM.data() + xi * K * ld, ld,
@@ -352,6 +356,7 @@ void Conv2d<T>::winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tenso
       }
     }
   });
+  if (!weights) return;
   // Partial sums are added in thread order, so the result depends only on the thread count.
   Tensor<T>& total = dw_part_[0];
   for (int t = 1; t < used; ++t) {
@@ -361,36 +366,6 @@ void Conv2d<T>::winograd_gradient(const Tensor<T>& x, const Tensor<T>& dy, Tenso
   winograd::accumulate_weight_grad(total.data(), K, C, dw_.data());
   for (int t = 0; t < used; ++t)
     for (int64_t f = 0; f < K; ++f) db_[f] += db_part_[size_t(t)][f];
-}
-
-template <class T>
-void Conv2d<T>::winograd_backward(const Tensor<T>& dy, Tensor<T>& dx) {
-  const winograd::Geometry g = geometry();
-  const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
-  const int64_t K = filters_, C = c_, in_size = C * h_ * w_in_, out_size = K * oh_ * ow_;
-  dx.resize({B, C, h_, w_in_});
-  u_.resize({16, K, C});
-  winograd::transform_weights(w_.data(), K, C, u_.data());
-  prepare_threads();
-  parallel(int(B), [&](int t, int nt) {
-    Tensor<T>& dV = wv_[size_t(t)];
-    Tensor<T>& dM = wm_[size_t(t)];
-    for (int64_t s0 = B * t / nt, end = B * (t + 1) / nt; s0 < end; s0 += chunk) {
-      const int64_t n = std::min(chunk, end - s0), ld = n * tp;
-      dV.resize({16, C, ld});
-      dM.resize({16, K, ld});
-      for (int64_t s = 0; s < n; ++s)
-        winograd::transform_output_grad(dy.data() + (s0 + s) * out_size, g, dM.data(), ld, s * tp);
-      for (int64_t xi = 0; xi < 16; ++xi)
-        gemm<T>(true, false, C, ld, K, T(1), u_.data() + xi * K * C, C, dM.data() + xi * K * ld, ld,
-                T(0), dV.data() + xi * C * ld, ld);
-      for (int64_t s = 0; s < n; ++s) {
-        T* dxs = dx.data() + (s0 + s) * in_size;
-        std::fill(dxs, dxs + in_size, T(0));
-        winograd::accumulate_input_grad(dV.data(), g, ld, s * tp, dxs);
-      }
-    }
-  });
 }
 
 template class Conv2d<float>;

@@ -139,41 +139,66 @@ void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0
   }
 }
 
+// B·t applied plane-wise over a row of tiles (the adjoint of bt4): y0 = t0, y1 = t1 − t2 + t3,
+// y2 = −t0 + t1 + t2, y3 = −t3.
+template <class T>
+void adjoint_b(const T* __restrict t0, const T* __restrict t1, const T* __restrict t2,
+               const T* __restrict t3, T* __restrict y0, T* __restrict y1, T* __restrict y2,
+               T* __restrict y3, int64_t tx) {
+  for (int64_t b = 0; b < tx; ++b) {
+    y0[b] = t0[b];
+    y1[b] = t1[b] - t2[b] + t3[b];
+    y2[b] = t1[b] + t2[b] - t0[b];
+    y3[b] = -t3[b];
+  }
+}
+
+template <class T>
+void add_to(T* __restrict dst, const T* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 template <class T>
 void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t0, T* dx) {
   const int64_t ty = g.tiles_y(), tx = g.tiles_x(), Cld = g.C * ld;
-  const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;
-  T* P = scratch<T>(size_t(PH * PW));
+  // Padded plane, rows de-interleaved as in transform_input; C and D hold the 16 planes of a row
+  // of tiles between the two adjoint passes.
+  const int64_t PH = 2 * ty + 2, half = tx + 1, RW = 2 * half;
+  T* P = scratch<T>(size_t(PH * RW + 32 * tx));
+  T* Cp = P + PH * RW;
+  T* Dp = Cp + 16 * tx;
   for (int64_t c = 0; c < g.C; ++c) {
-    std::fill(P, P + PH * PW, T(0));
+    std::fill(P, P + PH * RW, T(0));
     for (int64_t a = 0; a < ty; ++a) {
-      T* r[4] = {P + 2 * a * PW, P + (2 * a + 1) * PW, P + (2 * a + 2) * PW, P + (2 * a + 3) * PW};
       const T* v = dV + c * ld + t0 + a * tx;
-      // Neighbouring patches overlap by two columns, so the accumulation runs over even and odd
-      // tiles separately: within one pass no two tiles touch the same element.
-      for (int64_t parity = 0; parity < 2; ++parity)
-        for (int64_t b = parity; b < tx; b += 2) {
-          T e[4][4];
-          for (int i = 0; i < 4; ++i) {  // adjoint of the row pass
-            T t[4];
-            b4(v[(i * 4 + 0) * Cld + b], v[(i * 4 + 1) * Cld + b], v[(i * 4 + 2) * Cld + b],
-               v[(i * 4 + 3) * Cld + b], t);
-            for (int j = 0; j < 4; ++j) e[i][j] = t[j];
-          }
-          for (int j = 0; j < 4; ++j) {  // adjoint of the column pass
-            T t[4];
-            b4(e[0][j], e[1][j], e[2][j], e[3][j], t);
-            for (int i = 0; i < 4; ++i) r[i][2 * b + j] += t[i];
-          }
-        }
+      // Adjoint of the column pass (over j) for each patch row i: C[i][j].
+      for (int i = 0; i < 4; ++i)
+        adjoint_b(v + (i * 4) * Cld, v + (i * 4 + 1) * Cld, v + (i * 4 + 2) * Cld,
+                  v + (i * 4 + 3) * Cld, Cp + (i * 4) * tx, Cp + (i * 4 + 1) * tx,
+                  Cp + (i * 4 + 2) * tx, Cp + (i * 4 + 3) * tx, tx);
+      // Adjoint of the row pass (over i) for each patch column j: D[i][j].
+      for (int j = 0; j < 4; ++j)
+        adjoint_b(Cp + j * tx, Cp + (4 + j) * tx, Cp + (8 + j) * tx, Cp + (12 + j) * tx,
+                  Dp + j * tx, Dp + (4 + j) * tx, Dp + (8 + j) * tx, Dp + (12 + j) * tx, tx);
+      // Patch (i, j) of tile b lands on padded row 2a + i, column 2b + j: even[b] for j = 0,
+      // odd[b] for j = 1, even[b + 1] for j = 2, odd[b + 1] for j = 3.
+      for (int i = 0; i < 4; ++i) {
+        T* even = P + (2 * a + i) * RW;
+        T* odd = even + half;
+        const T* D = Dp + (i * 4) * tx;
+        add_to(even, D, tx);
+        add_to(odd, D + tx, tx);
+        add_to(even + 1, D + 2 * tx, tx);
+        add_to(odd + 1, D + 3 * tx, tx);
+      }
     }
     T* dxc = dx + c * g.H * g.W;
-    for (int64_t iy = 0; iy < g.H; ++iy) {
-      const int64_t py = iy + g.pad;
-      if (py >= PH) break;
-      const int64_t n = std::min(g.W, PW - g.pad);
-      const T* src = P + py * PW + g.pad;
-      for (int64_t ix = 0; ix < n; ++ix) dxc[iy * g.W + ix] += src[ix];
+    for (int64_t iy = 0; iy < g.H && iy + g.pad < PH; ++iy) {
+      const T* row = P + (iy + g.pad) * RW;
+      for (int64_t ix = 0; ix < g.W; ++ix) {
+        const int64_t px = ix + g.pad;
+        dxc[iy * g.W + ix] += row[(px & 1) * half + (px >> 1)];
+      }
     }
   }
 }

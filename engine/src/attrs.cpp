@@ -19,8 +19,12 @@ Attrs& Attrs::set(const std::string& key, const std::string& value) {
 }
 
 Attrs& Attrs::set(const std::string& key, double value) {
+  // The shortest precision that reads back exactly: "0.1", not "0.10000000000000001".
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
   return set(key, std::string(buf));
 }
 

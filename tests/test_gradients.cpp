@@ -41,6 +41,9 @@ TEST_CASE("conv2d gradients", "[gradcheck]") {
   check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1), {8, 5, 5}, 2, 18);
   check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 0), {9, 6, 5}, 3, 19);
   check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 2), {8, 3, 4}, 2, 20);
+  // Fused ReLU, on the im2col path and on the Winograd path.
+  check_layer_gradients(make<Conv2d<D>>(3, 3, 2, 1, Init::kHe, true), {2, 6, 5}, 2, 24);
+  check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1, Init::kHe, true), {8, 5, 6}, 2, 25);
 }
 
 TEST_CASE("maxpool2d gradients", "[gradcheck]") {

@@ -20,9 +20,12 @@ Network<float> make_reference_net(const std::string& name, uint64_t seed) {
     net.emplace<Dense<float>>(10);
   } else if (name == "cnn" || name == "cnn_bn") {
     for (int64_t filters : {32, 64}) {
-      net.emplace<Conv2d<float>>(filters, 3, 1, 1);
-      if (bn) net.emplace<BatchNorm<float>>();
-      net.emplace<Act>(Activation::kRelu);
+      // Without batch norm in between, the ReLU is fused into the convolution (same function).
+      net.emplace<Conv2d<float>>(filters, 3, 1, 1, Init::kHe, /*fused_relu=*/!bn);
+      if (bn) {
+        net.emplace<BatchNorm<float>>();
+        net.emplace<Act>(Activation::kRelu);
+      }
       net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
     }
     net.emplace<Reshape<float>>();

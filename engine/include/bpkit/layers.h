@@ -49,8 +49,10 @@ template <class T>
 class Conv2d : public Layer<T> {
  public:
   void set_algorithm(ConvAlgorithm a) { algorithm_ = a; }
+  // fused_relu: the layer outputs max(0, conv(x)), applied while each sample's output is still in
+  // cache (saves the separate activation layer's two passes over the whole batch).
   Conv2d(int64_t filters, int64_t kernel, int64_t stride = 1, int64_t padding = 0,
-         Init init = Init::kHe);
+         Init init = Init::kHe, bool fused_relu = false);
   std::string kind() const override { return "conv2d"; }
   Attrs attrs() const override;
   Shape build(const Shape& input) override;
@@ -66,7 +68,12 @@ class Conv2d : public Layer<T> {
  private:
   int64_t filters_, k_, stride_, pad_;
   Init init_;
+  bool relu_;
   int64_t c_ = 0, h_ = 0, w_in_ = 0, oh_ = 0, ow_ = 0;
+  std::vector<Tensor<T>> gmask_;  // per-thread output gradient of one sample, masked by y > 0
+  // The output gradient of sample s as the convolution sees it: dy itself, or with the fused ReLU
+  // dy where y > 0 and 0 elsewhere (written to gmask_[t]).
+  const T* conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t);
   Tensor<T> w_, b_, dw_, db_;
   std::vector<Tensor<T>> col_;      // per-thread im2col buffers [C·k·k, OH·OW]
   std::vector<Tensor<T>> dw_part_;  // per-thread partial weight gradients
@@ -81,7 +88,8 @@ class Conv2d : public Layer<T> {
   void prepare_threads();
   void winograd_forward(const Tensor<T>& x, Tensor<T>& y);
   // Parameter gradients when `weights`, the input gradient when dx is not null.
-  void winograd_backprop(const Tensor<T>& x, const Tensor<T>& dy, bool weights, Tensor<T>* dx);
+  void winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, bool weights,
+                         Tensor<T>* dx);
 };
 
 enum class PoolKind { kMax, kAverage };

@@ -86,8 +86,14 @@ void col2im(const T* col, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
 }  // namespace
 
 template <class T>
-Conv2d<T>::Conv2d(int64_t filters, int64_t kernel, int64_t stride, int64_t padding, Init init)
-    : filters_(filters), k_(kernel), stride_(stride), pad_(padding), init_(init) {
+Conv2d<T>::Conv2d(int64_t filters, int64_t kernel, int64_t stride, int64_t padding, Init init,
+                  bool fused_relu)
+    : filters_(filters),
+      k_(kernel),
+      stride_(stride),
+      pad_(padding),
+      init_(init),
+      relu_(fused_relu) {
   if (filters < 1 || kernel < 1 || stride < 1 || padding < 0)
     throw ShapeError(
         "conv2d: filters, kernel and stride must be at least 1 and padding at least "
@@ -102,7 +108,21 @@ Attrs Conv2d<T>::attrs() const {
   a.set("filters", static_cast<long long>(filters_)).set("kernel", static_cast<long long>(k_));
   a.set("stride", static_cast<long long>(stride_)).set("padding", static_cast<long long>(pad_));
   a.set("init", init_name(init_));
+  if (relu_) a.set("activation", "relu");
   return a;
+}
+
+template <class T>
+const T* Conv2d<T>::conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t) {
+  const int64_t n = filters_ * oh_ * ow_;
+  const T* g = dy.data() + s * n;
+  if (!relu_) return g;
+  Tensor<T>& m = gmask_[size_t(t)];
+  m.resize({n});
+  const T* __restrict yp = y.data() + s * n;
+  T* __restrict mp = m.data();
+  for (int64_t i = 0; i < n; ++i) mp[i] = yp[i] > T(0) ? g[i] : T(0);
+  return mp;
 }
 
 template <class T>
@@ -138,7 +158,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const int64_t B = x.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
   y.resize({B, filters_, oh_, ow_});
-  if (col_.size() < size_t(num_threads())) col_.resize(size_t(num_threads()));
+  prepare_threads();
   // Few samples: one at a time, each product split across threads. Otherwise samples in parallel.
   const bool per_sample_threads = B < num_threads();
   parallel(per_sample_threads ? 1 : int(B), [&](int t, int nt) {
@@ -153,22 +173,25 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
                          P);
       else
         gemm<T>(false, false, filters_, P, Q, T(1), w_.data(), Q, col.data(), P, T(1), ys, P);
+      if (relu_)
+        for (int64_t i = 0; i < out_size; ++i) ys[i] = std::max(ys[i], T(0));
     }
   });
 }
 
 template <class T>
-void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) {
-  if (use_winograd()) return winograd_backprop(x, dy, false, &dx);
+void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                         Tensor<T>& dx) {
+  if (use_winograd()) return winograd_backprop(x, y, dy, false, &dx);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
-  const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
+  const int64_t in_size = c_ * h_ * w_in_;
   dx.resize(x.shape());
-  if (col_.size() < size_t(num_threads())) col_.resize(size_t(num_threads()));
+  prepare_threads();
   parallel(int(B), [&](int t, int nt) {
     Tensor<T>& dcol = col_[size_t(t)];
     dcol.resize({Q, P});
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
-      gemm<T>(true, false, Q, P, filters_, T(1), w_.data(), Q, dy.data() + s * out_size, P, T(0),
+      gemm<T>(true, false, Q, P, filters_, T(1), w_.data(), Q, conv_grad(y, dy, s, t), P, T(0),
               dcol.data(), P);
       T* dxs = dx.data() + s * in_size;
       std::fill(dxs, dxs + in_size, T(0));
@@ -178,14 +201,11 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
 }
 
 template <class T>
-void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy) {
-  if (use_winograd()) return winograd_backprop(x, dy, true, nullptr);
+void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) {
+  if (use_winograd()) return winograd_backprop(x, y, dy, true, nullptr);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
-  const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
-  const int nt_max = num_threads();
-  if (col_.size() < size_t(nt_max)) col_.resize(size_t(nt_max));
-  if (dw_part_.size() < size_t(nt_max)) dw_part_.resize(size_t(nt_max));
-  if (db_part_.size() < size_t(nt_max)) db_part_.resize(size_t(nt_max));
+  const int64_t in_size = c_ * h_ * w_in_;
+  prepare_threads();
   int used = 1;
   parallel(int(B), [&](int t, int nt) {
     if (t == 0) used = nt;
@@ -198,7 +218,7 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
     bpart.resize({filters_});
     bpart.zero();
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
-      const T* dys = dy.data() + s * out_size;
+      const T* dys = conv_grad(y, dy, s, t);
       im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
       gemm<T>(false, true, filters_, Q, P, T(1), dys, P, col.data(), P, T(1), part.data(), Q);
       for (int64_t f = 0; f < filters_; ++f) {
@@ -248,6 +268,8 @@ int64_t Conv2d<T>::winograd_chunk() const {
 template <class T>
 void Conv2d<T>::prepare_threads() {
   const size_t nt = size_t(num_threads());
+  if (col_.size() < nt) col_.resize(nt);
+  if (gmask_.size() < nt) gmask_.resize(nt);
   if (wv_.size() < nt) wv_.resize(nt);
   if (wm_.size() < nt) wm_.resize(nt);
   if (dw_part_.size() < nt) dw_part_.resize(nt);
@@ -282,9 +304,12 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y) {
         else
           gemm<T>(false, false, K, ld, C, T(1), u, C, v, ld, T(0), m, ld);
       }
-      for (int64_t s = 0; s < n; ++s)
-        winograd::transform_output(M.data(), g, ld, s * tp, b_.data(),
-                                   y.data() + (s0 + s) * out_size);
+      for (int64_t s = 0; s < n; ++s) {
+        T* ys = y.data() + (s0 + s) * out_size;
+        winograd::transform_output(M.data(), g, ld, s * tp, b_.data(), ys);
+        if (relu_)
+          for (int64_t i = 0; i < out_size; ++i) ys[i] = std::max(ys[i], T(0));
+      }
     }
   });
 }
@@ -297,18 +322,18 @@ void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, co
     backward(x, y, dy, dx);
     return;
   }
-  winograd_backprop(x, dy, true, &dx);
+  winograd_backprop(x, y, dy, true, &dx);
 }
 
 // Parameter gradients (when `weights`) and the input gradient (when dx is given) from one transform
 // of the output gradient per chunk: dU[ξ] += dM[ξ]·V[ξ]ᵀ, then V's buffer is reused for
 // dV[ξ] = U[ξ]ᵀ·dM[ξ].
 template <class T>
-void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& dy, bool weights,
-                                  Tensor<T>* dx) {
+void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                  bool weights, Tensor<T>* dx) {
   const winograd::Geometry g = geometry();
   const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
-  const int64_t K = filters_, C = c_, P = oh_ * ow_, in_size = C * h_ * w_in_, out_size = K * P;
+  const int64_t K = filters_, C = c_, P = oh_ * ow_, in_size = C * h_ * w_in_;
   prepare_threads();
   if (dx) {
     dx->resize(x.shape());
@@ -331,7 +356,7 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& dy, bool 
       V.resize({16, C, ld});
       dM.resize({16, K, ld});
       for (int64_t s = 0; s < n; ++s) {
-        const T* dys = dy.data() + (s0 + s) * out_size;
+        const T* dys = conv_grad(y, dy, s0 + s, t);
         winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
         if (!weights) continue;
         winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);

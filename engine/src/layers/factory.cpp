@@ -14,10 +14,15 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
     return std::make_unique<Dense<T>>(a.get_int("units", 0), a.get_int("in", -1),
                                       parse_init(a.get_string("init", "he"), a.context),
                                       a.get_int("bias", 1) != 0);
-  if (kind == "conv2d")
-    return std::make_unique<Conv2d<T>>(a.get_int("filters", 0), a.get_int("kernel", 0),
-                                       a.get_int("stride", 1), a.get_int("padding", 0),
-                                       parse_init(a.get_string("init", "he"), a.context));
+  if (kind == "conv2d") {
+    const std::string act = a.get_string("activation", "none");
+    if (act != "none" && act != "relu")
+      throw ShapeError(a.context + ": attribute 'activation' must be none or relu, got '" + act +
+                       "'");
+    return std::make_unique<Conv2d<T>>(
+        a.get_int("filters", 0), a.get_int("kernel", 0), a.get_int("stride", 1),
+        a.get_int("padding", 0), parse_init(a.get_string("init", "he"), a.context), act == "relu");
+  }
   if (kind == "maxpool2d" || kind == "avgpool2d")
     return std::make_unique<Pool2d<T>>(kind == "maxpool2d" ? PoolKind::kMax : PoolKind::kAverage,
                                        a.get_int("kernel", 2), a.get_int("stride", -1));

@@ -151,9 +151,12 @@ class BatchNorm : public Layer<T> {
                 Tensor<T>& dx) override;
   void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
   std::vector<Param<T>> params() override;
+  void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                             Tensor<T>& dx) override;
   std::vector<std::pair<std::string, Tensor<T>*>> buffers() override;
 
  private:
+  void backprop(const Tensor<T>& dy, bool params, Tensor<T>* dx);
   double momentum_, eps_;
   int64_t channels_ = 0, spatial_ = 1;
   Tensor<T> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;

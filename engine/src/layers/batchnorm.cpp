@@ -101,11 +101,12 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   });
 }
 
+// The two per-channel sums every backward quantity needs: Σ dy (= dβ) and Σ dy·x̂ (= dγ). With
+// dx given, also dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)); with `params`, the sums are added to
+// the parameter gradients. One pass computes both when the network asks for both.
 template <class T>
-void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
-                            Tensor<T>& dx) {
+void BatchNorm<T>::backprop(const Tensor<T>& dy, bool params, Tensor<T>* dx) {
   const int64_t B = dy.rows(), C = channels_, S = spatial_, N = B * S;
-  dx.resize(x.shape());
   const T* g = dy.data();
   parallel_for(
       C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N)), [&](int64_t c0, int64_t c1) {
@@ -117,30 +118,38 @@ void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T
               sum_g += g[i];
               sum_gx += g[i] * xhat_[size_t(i)];
             }
+          if (params) {
+            dbeta_[c] += sum_g;
+            dgamma_[c] += sum_gx;
+          }
+          if (!dx) continue;
           const T mg = sum_g / T(N), mgx = sum_gx / T(N), k = gamma_[c] * inv_std_[size_t(c)];
           for (int64_t b = 0; b < B; ++b)
             for (int64_t s = 0; s < S; ++s) {
               const int64_t i = (b * C + c) * S + s;
-              dx[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
+              (*dx)[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
             }
         }
       });
 }
 
 template <class T>
+void BatchNorm<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                            Tensor<T>& dx) {
+  dx.resize(x.shape());
+  backprop(dy, false, &dx);
+}
+
+template <class T>
 void BatchNorm<T>::gradient(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy) {
-  const int64_t B = dy.rows(), C = channels_, S = spatial_;
-  for (int64_t c = 0; c < C; ++c) {
-    T sg = 0, sgx = 0;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t i = (b * C + c) * S + s;
-        sg += dy[i];
-        sgx += dy[i] * xhat_[size_t(i)];
-      }
-    dbeta_[c] += sg;
-    dgamma_[c] += sgx;
-  }
+  backprop(dy, true, nullptr);
+}
+
+template <class T>
+void BatchNorm<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy,
+                                         Tensor<T>& dx) {
+  dx.resize(x.shape());
+  backprop(dy, true, &dx);
 }
 
 template <class T>

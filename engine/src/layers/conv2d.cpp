@@ -83,6 +83,16 @@ void col2im(const T* col, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s,
       }
 }
 
+// db[f] += Σ_p dy[f][p] for one sample.
+template <class T>
+void add_bias_grad(const T* dy, int64_t K, int64_t P, T* db) {
+  for (int64_t f = 0; f < K; ++f) {
+    T sum = 0;
+    for (int64_t p = 0; p < P; ++p) sum += dy[f * P + p];
+    db[f] += sum;
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -221,11 +231,7 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
       const T* dys = conv_grad(y, dy, s, t);
       im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
       gemm<T>(false, true, filters_, Q, P, T(1), dys, P, col.data(), P, T(1), part.data(), Q);
-      for (int64_t f = 0; f < filters_; ++f) {
-        T sum = 0;
-        for (int64_t p = 0; p < P; ++p) sum += dys[f * P + p];
-        bpart[f] += sum;
-      }
+      add_bias_grad(dys, filters_, P, bpart.data());
     }
   });
   // Partial sums are added in thread order, so the result depends only on the thread count.
@@ -360,11 +366,7 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
         winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
         if (!weights) continue;
         winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
-        for (int64_t f = 0; f < K; ++f) {
-          T sum = 0;
-          for (int64_t p = 0; p < P; ++p) sum += dys[f * P + p];
-          bpart[f] += sum;
-        }
+        add_bias_grad(dys, K, P, bpart.data());
       }
       if (weights)
         for (int64_t xi = 0; xi < 16; ++xi)

@@ -73,8 +73,9 @@ const Param<float>* first_non_finite_grad(const std::vector<Param<float>>& param
   return nullptr;
 }
 
+// Redraws the progress line in place ("\r", then ESC[K to clear what a longer line left behind).
 void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t total, double loss,
-              double sps, double elapsed) {
+              double sps) {
   const int width = 28;
   const int filled = int(double(width) * double(done) / double(std::max<int64_t>(total, 1)));
   char bar[width + 1];
@@ -83,9 +84,8 @@ void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t tot
   const double eta = sps > 0 ? double(total - done) / sps : 0;
   char line[200];
   std::snprintf(line, sizeof line,
-                "\repoch %d/%d [%s] %3d%% %7.0f samples/s loss %.4f ETA %4.0fs  ", epoch, epochs,
-                bar, int(100 * done / std::max<int64_t>(total, 1)), sps, loss,
-                done < total ? eta : elapsed);
+                "\r\033[Kepoch %d/%d [%s] %3d%% %7.0f samples/s loss %.4f ETA %.0fs", epoch, epochs,
+                bar, int(100 * done / std::max<int64_t>(total, 1)), sps, loss, eta);
   os << line << std::flush;
 }
 
@@ -192,10 +192,11 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
       opt.step();
       loss_sum += l * double(b);
       done += b;
-      if (o.progress && o.progress_is_terminal && (now_s() - last_draw > 0.1 || done == n)) {
+      // Ten redraws a second at most; the epoch's summary line replaces the last one.
+      if (o.progress && o.progress_is_terminal && done < n && now_s() - last_draw > 0.1) {
         last_draw = now_s();
         draw_bar(*o.progress, epoch + 1, o.epochs, done, n, loss_sum / double(done),
-                 double(done) / (last_draw - t0), last_draw - t0);
+                 double(done) / (last_draw - t0));
       }
     }
     const double secs = now_s() - t0;
@@ -217,7 +218,7 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
       char line[256];
       std::snprintf(
           line, sizeof line, "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
-          o.progress_is_terminal ? "\r" : "", s.epoch, o.epochs, lr, s.train_loss, s.train_acc,
+          o.progress_is_terminal ? "\r\033[K" : "", s.epoch, o.epochs, lr, s.train_loss, s.train_acc,
           has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
                      std::to_string(s.val_acc).substr(0, 6))
                         .c_str()

@@ -3,7 +3,10 @@
 // pass, and 2×2 max pooling's tie rule.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <stdexcept>
+#include <thread>
 
+#include "bpkit/error.h"
 #include "bpkit/layers.h"
 #include "bpkit/network.h"
 #include "bpkit/threading.h"
@@ -138,4 +141,71 @@ TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window",
   pool.backward(x, y, dy, dx);
   const float want[] = {5, 0, 0, 7, 0, 0, 0, 0};
   for (int i = 0; i < 8; ++i) CHECK(dx[i] == want[i]);
+}
+
+TEST_CASE("backward requires a training forward just before it", "[kernels][network]") {
+  Network<float> net({1, 6, 6}, 1);
+  net.emplace<Dropout<float>>(0.5);
+  net.emplace<Pool2d<float>>(PoolKind::kMax, 3, 1);  // keeps winner indices from training only
+  net.emplace<Reshape<float>>();
+  net.emplace<Dense<float>>(3);
+  Rng rng(1);
+  const Tensor<float> small = random_tensor<float>({1, 1, 6, 6}, rng);
+  const Tensor<float> big = random_tensor<float>({8, 1, 6, 6}, rng);
+  net.forward(small, Mode::kTrain);
+  const Tensor<float>& out = net.forward(big, Mode::kInfer);
+  Tensor<float> dloss(out.shape(), 1.0f), dx;
+  // The latest pass was inference: the layers hold state of a training batch of another size.
+  CHECK_THROWS_AS(net.backward(dloss, &dx), ShapeError);
+  net.forward(big, Mode::kTrain);
+  CHECK_NOTHROW(net.backward(dloss, &dx));
+  CHECK(dx.shape() == big.shape());
+}
+
+TEST_CASE("an exception inside a parallel region reaches the caller", "[kernels][threads]") {
+  set_num_threads(2);
+  // On the worker (thread 1) and on the caller (thread 0); the pool stays usable afterwards.
+  for (int thrower : {1, 0}) {
+    CAPTURE(thrower);
+    CHECK_THROWS_AS(parallel(2,
+                             [&](int t, int) {
+                               if (t == thrower) throw std::runtime_error("boom");
+                             }),
+                    std::runtime_error);
+  }
+  int ran = 0;
+  parallel(2, [&](int t, int n) {
+    if (t == 0) ran = n;
+  });
+  CHECK(ran == 2);
+}
+
+TEST_CASE("two application threads can run the engine at once", "[kernels][threads]") {
+  set_num_threads(2);
+  auto make = [] {
+    Network<float> net({1, 12, 12}, 9);
+    net.emplace<Conv2d<float>>(8, 3, 1, 1, Init::kHe, true);
+    net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
+    net.emplace<Reshape<float>>();
+    net.emplace<Dense<float>>(4);
+    return net;
+  };
+  Rng rng(5);
+  const Tensor<float> x = random_tensor<float>({16, 1, 12, 12}, rng);
+  Network<float> reference = make();
+  const Tensor<float> want = reference.forward(x, Mode::kInfer);
+  // Each thread runs its own network; regions from both share the one pool.
+  bool same[2] = {true, true};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      Network<float> net = make();
+      for (int r = 0; r < 200; ++r) {
+        const Tensor<float>& y = net.forward(x, Mode::kInfer);
+        for (int64_t k = 0; k < y.size(); ++k) same[i] = same[i] && y[k] == want[k];
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(same[0]);
+  CHECK(same[1]);
 }

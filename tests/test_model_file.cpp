@@ -568,6 +568,15 @@ TEST_CASE("model file: a consistent file that disagrees with its architecture is
     CHECK_THAT(msg, Contains("[3]"));
     CHECK_THAT(msg, Contains("[5]"));
   }
+  SECTION("a layer too large to exist") {
+    // A few bytes must not make the reader allocate terabytes (or overflow a shape product).
+    std::string a = arch;
+    a.replace(a.find("dense name=dense4 units=2"), 25, "dense name=dense4 units=999999999999999");
+    write_bytes(path, with_arch(a));
+    const std::string msg = load_error(path);
+    CHECK_THAT(msg, Contains("architecture line 6"));
+    CHECK_THAT(msg, Contains("2^40"));
+  }
   SECTION("a classifier wider than its stored weights") {
     std::string a = arch;
     a.replace(a.find("dense name=dense4 units=2"), 25, "dense name=dense4 units=5");

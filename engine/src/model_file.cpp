@@ -275,8 +275,11 @@ LoadedModel<T> load_model(const std::string& path) {
       for (const auto& kv : a.items())
         if (kv.first != "name") layer_attrs.set(kv.first, kv.second);
       out.net.add(make_layer<T>(kind, layer_attrs), name);
-    } catch (const ShapeError& e) {
+    } catch (const std::invalid_argument& e) {  // ShapeError, impossible shapes
       r.fail("architecture line " + std::to_string(line_no) + ": " + e.what());
+    } catch (const std::bad_alloc&) {
+      r.fail("architecture line " + std::to_string(line_no) +
+             ": the layer is too large to allocate (corrupted sizes?)");
     }
   }
   // Tensors: every parameter and buffer the architecture declares, with matching shapes.

@@ -45,8 +45,9 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
   for (const Shape& s : shapes_) widest = std::max(widest, shape_size(s));
   const int64_t chunk =
       std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest);
+  // Only a training pass leaves what backward() needs (masks, winners, normalized inputs).
+  last_input_ = mode == Mode::kTrain ? &x : nullptr;
   if (mode == Mode::kTrain || B <= chunk) {
-    last_input_ = &x;
     const Tensor<T>* in = &x;
     for (size_t i = 0; i < layers_.size(); ++i) {
       layers_[i]->forward(*in, acts_[i], mode);
@@ -56,7 +57,6 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
   }
   // A large inference batch runs in chunks: memory stays bounded by the chunk's activations and
   // each chunk's activations stay in cache between layers.
-  last_input_ = nullptr;
   Shape out_shape{B};
   out_shape.insert(out_shape.end(), shapes_.back().begin(), shapes_.back().end());
   infer_out_.resize(out_shape);
@@ -79,7 +79,8 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
 
 template <class T>
 void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
-  if (!last_input_ || layers_.empty()) throw ShapeError("backward before forward");
+  if (!last_input_ || layers_.empty())
+    throw ShapeError("backward needs a forward pass in training mode just before it");
   if (dloss.shape() != acts_.back().shape())
     throw ShapeError("loss gradient " + to_string(dloss.shape()) + " does not match the output " +
                      to_string(acts_.back().shape()));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -53,6 +54,7 @@ class Pool {
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
+    error_ = nullptr;
     pending_.store(int(workers_.size()));
     generation_.fetch_add(1);  // publishes fn_, ctx_, n_ (sequentially consistent)
     if (sleepers_.load() > 0) {
@@ -60,19 +62,24 @@ class Pool {
       wake_.notify_all();
     }
     // Every worker acknowledges every region, so none can still be reading this region's job
-    // when the next one overwrites it; the wait happens even if fn throws on this thread.
-    struct Finish {
-      Pool* pool;
-      ~Finish() {
-        t_in_region = false;
-        while (pool->pending_.load(std::memory_order_acquire) != 0) _mm_pause();
-      }
-    } finish{this};
+    // when the next one overwrites it: the caller waits for them even when its own part throws.
     t_in_region = true;
-    fn(0, n, ctx);
+    try {
+      fn(0, n, ctx);
+    } catch (...) {
+      wait_for_workers();
+      throw;
+    }
+    wait_for_workers();
+    if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  void wait_for_workers() {
+    t_in_region = false;
+    while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  }
+
   void work(int index) {
     uint64_t seen = 0;
     t_in_region = true;  // a region started from inside a worker runs on that worker alone
@@ -87,7 +94,16 @@ class Pool {
       }
       seen = generation_.load();
       if (stop_) return;
-      if (index < n_) fn_(index, n_, ctx_);
+      if (index < n_) {
+        // An exception (std::bad_alloc from a scratch buffer, say) is carried to the caller of
+        // the region, which rethrows it; the first one wins.
+        try {
+          fn_(index, n_, ctx_);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (!error_) error_ = std::current_exception();
+        }
+      }
       pending_.fetch_sub(1, std::memory_order_release);
     }
   }
@@ -102,6 +118,7 @@ class Pool {
   void (*fn_)(int, int, void*) = nullptr;
   void* ctx_ = nullptr;
   int n_ = 0;
+  std::exception_ptr error_;  // first exception thrown on a worker in the current region
 };
 
 // The BLAS never starts threads of its own: the engine splits work itself.
@@ -112,12 +129,16 @@ int init_policy() {
 
 int g_threads = init_policy();
 Pool* g_pool = nullptr;  // created on first use; replaced when the thread count changes
+// One region runs on the pool at a time: a second application thread that starts one waits for
+// the first (its result is the same as if it had run alone).
+std::mutex g_region_mutex;
 
 }  // namespace
 
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(1);
+  std::lock_guard<std::mutex> lock(g_region_mutex);
   if (n != g_threads) {
     delete g_pool;
     g_pool = nullptr;
@@ -133,6 +154,7 @@ void parallel_region(int max_threads, void (*fn)(int, int, void*), void* ctx) {
     fn(0, 1, ctx);
     return;
   }
+  std::lock_guard<std::mutex> lock(g_region_mutex);
   if (!g_pool) g_pool = new Pool(g_threads);
   g_pool->run(n, fn, ctx);
 }

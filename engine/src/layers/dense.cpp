@@ -75,7 +75,8 @@ void Dense<T>::init(Rng& rng) {
 }
 
 // Batch 1: y = b + Σ_k x[k]·W[k,:] over the nonzero x[k], each thread owning a block of units so
-// it streams only its columns of W. Skipping a zero input drops only terms that are exactly zero.
+// it streams only its columns of W. Skipping a zero input drops only terms that are exactly zero
+// (unless a weight is already infinite or NaN, where the batched product would give NaN).
 template <class T>
 void dense_single(const T* __restrict x, const T* __restrict w, const T* __restrict b,
                   T* __restrict y, int64_t F, int64_t U, int64_t u0, int64_t u1) {

@@ -568,6 +568,17 @@ TEST_CASE("model file: a consistent file that disagrees with its architecture is
     CHECK_THAT(msg, Contains("[3]"));
     CHECK_THAT(msg, Contains("[5]"));
   }
+  SECTION("a seed or input shape that is not a number") {
+    std::string a = arch;
+    const size_t at = a.find("seed ");
+    a.replace(at, a.find('\n', at) - at, "seed abc");
+    write_bytes(path, with_arch(a));
+    CHECK_THAT(load_error(path), Contains("bad seed 'abc'"));
+    a = arch;
+    a.replace(0, a.find('\n'), "input 99999999999999999999");
+    write_bytes(path, with_arch(a));
+    CHECK_THAT(load_error(path), Contains("bad input shape"));
+  }
   SECTION("a layer too large to exist") {
     // A few bytes must not make the reader allocate terabytes (or overflow a shape product).
     std::string a = arch;

@@ -99,8 +99,10 @@ Shape parse_csv_shape(const std::string& csv, Reader& r) {
   std::string tok;
   while (std::getline(ss, tok, ',')) {
     char* end = nullptr;
+    errno = 0;
     const long long d = std::strtoll(tok.c_str(), &end, 10);
-    if (tok.empty() || *end != '\0' || d < 1) r.fail("bad input shape '" + csv + "'");
+    if (tok.empty() || *end != '\0' || d < 1 || errno == ERANGE)
+      r.fail("bad input shape '" + csv + "'");
     s.push_back(d);
   }
   if (s.empty()) r.fail("empty input shape");
@@ -257,7 +259,14 @@ LoadedModel<T> load_model(const std::string& path) {
   input = parse_csv_shape(line.substr(6), r);
   if (!std::getline(lines, line) || line.rfind("seed ", 0) != 0)
     r.fail("architecture lacks 'seed'");
-  seed = std::strtoull(line.c_str() + 5, nullptr, 10);
+  {
+    const std::string text = line.substr(5);
+    char* end = nullptr;
+    errno = 0;
+    seed = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno == ERANGE || text[0] == '-')
+      r.fail("architecture line 2: bad seed '" + text + "'");
+  }
   LoadedModel<T> out{Network<T>(input, seed), {}};
   int line_no = 2;
   while (std::getline(lines, line)) {

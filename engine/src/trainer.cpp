@@ -1,5 +1,6 @@
 #include "bpkit/trainer.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <ostream>
 
 #include "bpkit/error.h"
+#include "bpkit/threading.h"
 
 namespace bpkit {
 namespace {
@@ -57,18 +59,29 @@ struct BufferBackup {
 // The first parameter with a non-finite gradient, or null. g·0 is ±0 for a finite g and NaN for
 // ±inf and NaN; sixteen independent partial sums let the compiler vectorize the scan (a single sum
 // would be a serial dependency chain), so the check costs one pass over memory.
+// True when g[0..n) holds a NaN or an infinity: g·0 is ±0 for a finite g and NaN otherwise;
+// sixteen independent partial sums let the compiler vectorize the scan.
+bool has_non_finite(const float* g, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; ++k) acc[k] += g[i + k] * 0.0f;
+  float sum = 0;
+  for (; i < n; ++i) sum += g[i] * 0.0f;
+  for (float a : acc) sum += a;
+  return std::isnan(sum);
+}
+
+// The first parameter with a non-finite gradient, or null. Runs before every optimizer step, so
+// large tensors are scanned by all threads (a fixed split: the answer does not depend on timing).
 const Param<float>* first_non_finite_grad(const std::vector<Param<float>>& params) {
   for (const auto& p : params) {
     const float* g = p.grad->data();
-    const int64_t n = p.grad->size();
-    float acc[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-      for (int k = 0; k < 16; ++k) acc[k] += g[i + k] * 0.0f;
-    float sum = 0;
-    for (; i < n; ++i) sum += g[i] * 0.0f;
-    for (float a : acc) sum += a;
-    if (std::isnan(sum)) return &p;
+    std::atomic<bool> bad{false};
+    parallel_for(p.grad->size(), 1 << 15, [&](int64_t b, int64_t e) {
+      if (has_non_finite(g + b, e - b)) bad.store(true, std::memory_order_relaxed);
+    });
+    if (bad.load()) return &p;
   }
   return nullptr;
 }
@@ -216,14 +229,15 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
     result.history.push_back(s);
     if (o.progress) {
       char line[256];
-      std::snprintf(
-          line, sizeof line, "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
-          o.progress_is_terminal ? "\r\033[K" : "", s.epoch, o.epochs, lr, s.train_loss, s.train_acc,
-          has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
-                     std::to_string(s.val_acc).substr(0, 6))
-                        .c_str()
-                  : "",
-          secs, s.samples_per_s);
+      std::snprintf(line, sizeof line,
+                    "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
+                    o.progress_is_terminal ? "\r\033[K" : "", s.epoch, o.epochs, lr, s.train_loss,
+                    s.train_acc,
+                    has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) +
+                               " val_acc " + std::to_string(s.val_acc).substr(0, 6))
+                                  .c_str()
+                            : "",
+                    secs, s.samples_per_s);
       *o.progress << line << std::flush;
     }
     if (has_val) {

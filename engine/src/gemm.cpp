@@ -9,32 +9,39 @@
 namespace bpkit {
 namespace {
 
+// The precision-specific CBLAS entry points behind one name each.
+void cblas_gemv(CBLAS_TRANSPOSE t, int m, int n, float alpha, const float* a, int lda,
+                const float* x, int incx, float beta, float* y, int incy) {
+  cblas_sgemv(CblasRowMajor, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+}
+void cblas_gemv(CBLAS_TRANSPOSE t, int m, int n, double alpha, const double* a, int lda,
+                const double* x, int incx, double beta, double* y, int incy) {
+  cblas_dgemv(CblasRowMajor, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+}
+void cblas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
+                const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void cblas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha,
+                const double* a, int lda, const double* b, int ldb, double beta, double* c,
+                int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 // A matrix-vector product when one side of C is a single row or column: OpenBLAS's GEMM would pack
 // the whole matrix first, which costs more than the product itself at batch 1.
-void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 1) {  // c[N] = op(B)ᵀ-ish · a: a is A's only row (or column when ta)
-    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, int(tb ? N : K), int(tb ? K : N),
-                alpha, B, int(ldb), A, ta ? int(lda) : 1, beta, C, 1);
+template <class T>
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 1) {  // c[N] = op(B)ᵀ · a: a is A's only row (or column when ta)
+    cblas_gemv(tb ? CblasNoTrans : CblasTrans, int(tb ? N : K), int(tb ? K : N), alpha, B, int(ldb),
+               A, ta ? int(lda) : 1, beta, C, 1);
   } else if (N == 1) {  // c[M] = op(A) · b: b is B's only column (or row when tb)
-    cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, int(ta ? K : M), int(ta ? M : K),
-                alpha, A, int(lda), B, tb ? 1 : int(ldb), beta, C, int(ldc));
+    cblas_gemv(ta ? CblasTrans : CblasNoTrans, int(ta ? K : M), int(ta ? M : K), alpha, A, int(lda),
+               B, tb ? 1 : int(ldb), beta, C, int(ldc));
   } else {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
-  }
-}
-void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  if (M == 1) {
-    cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, int(tb ? N : K), int(tb ? K : N),
-                alpha, B, int(ldb), A, ta ? int(lda) : 1, beta, C, 1);
-  } else if (N == 1) {
-    cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, int(ta ? K : M), int(ta ? M : K),
-                alpha, A, int(lda), B, tb ? 1 : int(ldb), beta, C, int(ldc));
-  } else {
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+    cblas_gemm(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N),
+               int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
   }
 }
 

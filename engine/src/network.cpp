@@ -25,6 +25,8 @@ Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& na
   Shape out = layer->build(shapes_.back());
   layer->init(rng_);
   shapes_.push_back(out);
+  if (lowest_trained_ == kNone && !layer->params().empty()) lowest_trained_ = layers_.size();
+  widest_ = std::max({widest_, shape_size(input_), shape_size(out)});
   layers_.push_back(std::move(layer));
   acts_.emplace_back();
   return *layers_.back();
@@ -41,10 +43,8 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
   const int64_t B = x.rows();
   // Chunk size: about 2 MB of the widest activation (measured best for the MLP: larger chunks
   // fall out of the cache), at least kInferChunk samples.
-  int64_t widest = shape_size(input_);
-  for (const Shape& s : shapes_) widest = std::max(widest, shape_size(s));
   const int64_t chunk =
-      std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest);
+      std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest_);
   // Only a training pass leaves what backward() needs (masks, winners, normalized inputs).
   last_input_ = mode == Mode::kTrain ? &x : nullptr;
   if (mode == Mode::kTrain || B <= chunk) {
@@ -86,10 +86,8 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
                      to_string(acts_.back().shape()));
   // Below the lowest layer with parameters nothing needs a gradient (unless the caller wants the
   // input's): stopping there skips, for an MLP, the largest product of the whole backward pass.
-  size_t lowest = layers_.size();
-  if (!input_grad)
-    for (size_t i = 0; i < layers_.size() && lowest == layers_.size(); ++i)
-      if (!layers_[i]->params().empty()) lowest = i;
+  // (kNone: no layer has parameters, so the loop stops after the top layer.)
+  const size_t lowest = input_grad ? layers_.size() : lowest_trained_;
   const Tensor<T>* g = &dloss;
   for (size_t i = layers_.size(); i-- > 0;) {
     const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];

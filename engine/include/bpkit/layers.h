@@ -86,6 +86,8 @@ class Conv2d : public Layer<T> {
   winograd::Geometry geometry() const;
   int64_t winograd_chunk() const;
   void prepare_threads();
+  // db += the per-thread bias partials of threads 0..used−1, in thread order.
+  void add_bias_parts(int used);
   void winograd_forward(const Tensor<T>& x, Tensor<T>& y);
   // Parameter gradients when `weights`, the input gradient when dx is not null.
   void winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, bool weights,

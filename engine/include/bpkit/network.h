@@ -58,9 +58,12 @@ class Network {
   uint64_t seed_;
   Rng rng_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
-  std::vector<Shape> shapes_;              // shapes_[0] = input, shapes_[i+1] = after layer i
-  std::vector<Tensor<T>> acts_;            // acts_[i] = output of layer i
-  Tensor<T> grads_[2];                     // ping-pong buffers for gradients between layers
+  std::vector<Shape> shapes_;  // shapes_[0] = input, shapes_[i+1] = after layer i
+  static constexpr size_t kNone = size_t(-1);
+  size_t lowest_trained_ = kNone;  // first layer with parameters
+  int64_t widest_ = 1;             // largest per-sample size of the input or any layer's output
+  std::vector<Tensor<T>> acts_;    // acts_[i] = output of layer i
+  Tensor<T> grads_[2];             // ping-pong buffers for gradients between layers
   const Tensor<T>* last_input_ = nullptr;  // input of the latest forward(kTrain)
   Tensor<T> chunk_, infer_out_;            // chunked inference: input slice and whole output
 };

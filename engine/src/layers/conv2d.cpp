@@ -238,8 +238,14 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
   for (int t = 0; t < used; ++t) {
     const T* p = dw_part_[size_t(t)].data();
     for (int64_t i = 0; i < filters_ * Q; ++i) dw_[i] += p[i];
-    for (int64_t f = 0; f < filters_; ++f) db_[f] += db_part_[size_t(t)][f];
   }
+  add_bias_parts(used);
+}
+
+template <class T>
+void Conv2d<T>::add_bias_parts(int used) {
+  for (int t = 0; t < used; ++t)
+    for (int64_t f = 0; f < filters_; ++f) db_[f] += db_part_[size_t(t)][f];
 }
 
 template <class T>
@@ -391,8 +397,7 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
     for (int64_t i = 0; i < total.size(); ++i) total[i] += p[i];
   }
   winograd::accumulate_weight_grad(total.data(), K, C, dw_.data());
-  for (int t = 0; t < used; ++t)
-    for (int64_t f = 0; f < K; ++f) db_[f] += db_part_[size_t(t)][f];
+  add_bias_parts(used);
 }
 
 template class Conv2d<float>;

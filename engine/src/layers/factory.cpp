@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "bpkit/error.h"
+#include "bpkit/fixed_point.h"
 #include "bpkit/layers.h"
 
 namespace bpkit {
@@ -54,9 +55,20 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
     return std::make_unique<ActivationLayer<T>>(Activation::kLeakyRelu,
                                                 a.get_double("slope", 0.01));
   if (kind == "softmax") return std::make_unique<ActivationLayer<T>>(Activation::kSoftmax);
+  if (kind == "fixed_point") {
+    FixedPointOptions o;
+    o.tol = a.get_double("tol", o.tol);
+    o.max_iter = a.get_int("max_iter", o.max_iter);
+    o.damping = a.get_double("damping", o.damping);
+    return std::make_unique<FixedPoint<T>>(
+        a.get_int("units", 0), a.get_int("outputs", 0),
+        parse_fixed_point_activation(a.get_string("activation", "sigmoid"), a.context), o,
+        a.get_int("symmetric", 0) != 0, a.get_int("zero_diagonal", 0) != 0,
+        a.get_double("init_radius", 0.5), a.get_int("in", -1));
+  }
   throw ShapeError("unknown layer kind '" + kind +
                    "' (known: dense, conv2d, maxpool2d, avgpool2d, dropout, batchnorm, flatten, "
-                   "reshape, sigmoid, tanh, relu, leaky_relu, softmax)");
+                   "reshape, sigmoid, tanh, relu, leaky_relu, softmax, fixed_point)");
 }
 
 template std::unique_ptr<Layer<float>> make_layer<float>(const std::string&, const Attrs&);

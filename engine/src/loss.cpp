@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "bpkit/ctc.h"
+
 namespace bpkit {
 namespace {
 
@@ -89,8 +91,9 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& kind) {
     return std::make_unique<SoftmaxCrossEntropy<T>>();
   if (kind == "bce") return std::make_unique<BinaryCrossEntropy<T>>(false);
   if (kind == "bce_logits") return std::make_unique<BinaryCrossEntropy<T>>(true);
+  if (kind == "ctc") return std::make_unique<CtcLoss<T>>();
   throw std::invalid_argument("unknown loss '" + kind +
-                              "' (known: mse, softmax_cross_entropy, bce, bce_logits)");
+                              "' (known: mse, softmax_cross_entropy, bce, bce_logits, ctc)");
 }
 
 #define BPKIT_LOSS(T)                    \

@@ -10,11 +10,14 @@
 
 namespace bpkit {
 
-// Targets: class indices (softmax cross-entropy) or a tensor shaped like the output (MSE, BCE).
+// Targets: class indices (softmax cross-entropy), a tensor shaped like the output (MSE, BCE), or
+// label sequences with per-sample valid frame counts (CTC, see ctc.h; empty lengths = all frames).
 template <class T>
 struct Targets {
   std::vector<int32_t> labels;
   Tensor<T> values;
+  std::vector<std::vector<int32_t>> sequences;
+  std::vector<int32_t> lengths;
 };
 
 template <class T>
@@ -60,7 +63,8 @@ class BinaryCrossEntropy : public Loss<T> {
   bool from_logits_;
 };
 
-// "mse", "softmax_cross_entropy" (alias "cross_entropy"), "bce", "bce_logits".
+// "mse", "softmax_cross_entropy" (alias "cross_entropy"), "bce", "bce_logits", "ctc" (blank 0,
+// torch's 'mean' reduction; see ctc.h).
 template <class T>
 std::unique_ptr<Loss<T>> make_loss(const std::string& kind);
 

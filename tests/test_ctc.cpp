@@ -1,0 +1,246 @@
+// CTC loss and decoders: gradients against finite differences, values against a brute-force sum
+// over all alignments and against libtorch, padding, errors.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <vector>
+
+#include "bpkit/ctc.h"
+#include "bpkit/loss.h"
+#include "gradcheck.h"
+
+using namespace bpkit;
+using bpkit_test::check_loss_gradients;
+using bpkit_test::random_tensor;
+
+namespace {
+
+using Labels = std::vector<int32_t>;
+
+// Merge repeats, then drop blanks.
+Labels collapse(const Labels& path, int blank) {
+  Labels out;
+  for (size_t t = 0; t < path.size(); ++t)
+    if (path[t] != blank && (t == 0 || path[t] != path[t - 1])) out.push_back(path[t]);
+  return out;
+}
+
+// Softmax probabilities of sample b's first `frames` frames of out [B, T, C], [frames][C].
+std::vector<std::vector<double>> softmax_rows(const Tensor<double>& out, int64_t b,
+                                              int64_t frames) {
+  const int64_t T = out.dim(1), C = out.dim(2);
+  std::vector<std::vector<double>> p(static_cast<size_t>(frames),
+                                     std::vector<double>(static_cast<size_t>(C)));
+  for (int64_t t = 0; t < frames; ++t) {
+    const double* z = out.data() + (b * T + t) * C;
+    double sum = 0;
+    for (int64_t k = 0; k < C; ++k) sum += std::exp(z[k]);
+    for (int64_t k = 0; k < C; ++k) p[size_t(t)][size_t(k)] = std::exp(z[k]) / sum;
+  }
+  return p;
+}
+
+// The independent oracle: probability of every label sequence, by enumerating all C^frames paths
+// and collapsing each. Only for tiny cases.
+std::map<Labels, double> brute_force(const Tensor<double>& out, int64_t b, int64_t frames,
+                                     int blank) {
+  const int64_t C = out.dim(2);
+  const auto p = softmax_rows(out, b, frames);
+  std::map<Labels, double> total;
+  Labels path(size_t(frames), 0);
+  while (true) {
+    double prob = 1;
+    for (int64_t t = 0; t < frames; ++t) prob *= p[size_t(t)][size_t(path[size_t(t)])];
+    total[collapse(path, blank)] += prob;
+    int64_t t = 0;  // next path: count in base C
+    while (t < frames && ++path[size_t(t)] == C) path[size_t(t++)] = 0;
+    if (t == frames) break;
+  }
+  return total;
+}
+
+Targets<double> ctc_targets(std::vector<Labels> sequences, std::vector<int32_t> lengths = {}) {
+  Targets<double> t;
+  t.sequences = std::move(sequences);
+  t.lengths = std::move(lengths);
+  return t;
+}
+
+// 2·sin(0.7·i + 0.3) at flat index i: the fixed logits the libtorch reference values were made
+// from.
+Tensor<double> sine_logits(const Shape& shape) {
+  Tensor<double> z(shape);
+  for (int64_t i = 0; i < z.size(); ++i) z[i] = 2 * std::sin(0.7 * double(i) + 0.3);
+  return z;
+}
+
+}  // namespace
+
+// ---- Loss ---------------------------------------------------------------------------------------
+
+TEST_CASE("ctc loss gradient", "[ctc][gradcheck][loss]") {
+  // Repeats, an empty sequence, variable lengths, a full-length tight fit ({1,1,2} in 4 frames).
+  const auto targets = ctc_targets({{1, 2}, {3, 3}, {}, {1, 1, 2}}, /*lengths=*/{6, 5, 3, 4});
+  const Tensor<double> out = random_tensor({4, 6, 4}, 201, -2, 2);
+  for (CtcReduction r : {CtcReduction::kMeanPerLabel, CtcReduction::kMean, CtcReduction::kSum}) {
+    CtcLoss<double> loss(0, r);
+    check_loss_gradients(loss, out, targets);
+  }
+  SECTION("blank at another index") {
+    CtcLoss<double> loss(/*blank=*/2);
+    check_loss_gradients(loss, out, ctc_targets({{0, 1}, {3, 3}, {}, {0, 0, 1}}, {6, 5, 3, 4}));
+  }
+  SECTION("large logits") {
+    CtcLoss<double> loss;
+    check_loss_gradients(loss, random_tensor({4, 6, 4}, 202, 300, 310), targets);
+  }
+}
+
+TEST_CASE("ctc loss equals the brute-force sum over all alignments", "[ctc][loss]") {
+  const Tensor<double> out = random_tensor({3, 6, 3}, 211, -1.5, 1.5);
+  for (int blank : {0, 2}) {
+    const int a = blank == 0 ? 1 : 0, c = blank == 0 ? 2 : 1;  // the two non-blank classes
+    const std::vector<Labels> seqs = {{a, c, a}, {c, c}, {}};
+    const std::vector<int32_t> lengths = {6, 4, 5};
+    CtcLoss<double> loss(blank, CtcReduction::kSum);
+    Tensor<double> grad;
+    const double sum = loss.compute(out, ctc_targets(seqs, lengths), grad);
+    double expected_sum = 0;
+    for (size_t b = 0; b < 3; ++b) {
+      const auto probs = brute_force(out, int64_t(b), lengths[b], blank);
+      const double expected = -std::log(probs.at(seqs[b]));
+      CAPTURE(blank, b);
+      CHECK(loss.sample_losses()[b] == Approx(expected).epsilon(1e-12));
+      expected_sum += expected;
+    }
+    CHECK(sum == Approx(expected_sum).epsilon(1e-12));
+    CtcLoss<double> mean(blank, CtcReduction::kMean), per_label(blank);
+    CHECK(mean.compute(out, ctc_targets(seqs, lengths), grad) == Approx(expected_sum / 3));
+    const auto& l = loss.sample_losses();
+    CHECK(per_label.compute(out, ctc_targets(seqs, lengths), grad) ==
+          Approx((l[0] / 3 + l[1] / 2 + l[2] / 1) / 3).epsilon(1e-12));
+  }
+}
+
+// Reference values from libtorch 1.13 (Debian's libtorch-dev), computed by a throwaway program:
+// z = sine_logits({2, 5, 4}) as double, logp = torch::log_softmax(z, 2).transpose(0, 1),
+// torch::ctc_loss(logp, targets, input_lengths, target_lengths, blank, Reduction::None / Mean),
+// then .backward() on the mean for the gradient, values printed with %.17g.
+TEST_CASE("ctc loss matches libtorch's ctc_loss on fixed inputs", "[ctc][loss]") {
+  const Tensor<double> out = sine_logits({2, 5, 4});
+  Tensor<double> grad;
+  SECTION("blank 0, a repeat, second sample shorter") {
+    CtcLoss<double> loss(0);
+    const double mean = loss.compute(out, ctc_targets({{1, 2, 2}, {3, 1}}, {5, 4}), grad);
+    CHECK(loss.sample_losses()[0] == Approx(4.0463622960108117).epsilon(1e-12));
+    CHECK(loss.sample_losses()[1] == Approx(2.4325853216551927).epsilon(1e-12));
+    CHECK(mean == Approx(1.2825400464156003).epsilon(1e-12));
+    const double g00[4] = {0.0063676480442511904, -0.1076309136822713, 0.066128375074483062,
+                           0.035134890563537045};
+    const double g12[4] = {0.030558223926670777, -0.086790966484294976, 0.051451039692905196,
+                           0.0047817028647190096};
+    for (int k = 0; k < 4; ++k) {
+      CHECK(grad[k] == Approx(g00[k]).epsilon(1e-10));
+      CHECK(grad[(1 * 5 + 2) * 4 + k] == Approx(g12[k]).epsilon(1e-10));
+      CHECK(grad[(1 * 5 + 4) * 4 + k] == 0);  // padded frame
+    }
+  }
+  SECTION("blank 3, label 0 repeated") {
+    CtcLoss<double> loss(3);
+    const double mean = loss.compute(out, ctc_targets({{1, 0, 0}, {2}}, {5, 3}), grad);
+    CHECK(loss.sample_losses()[0] == Approx(3.0813218079884028).epsilon(1e-12));
+    CHECK(loss.sample_losses()[1] == Approx(4.4482109985046954).epsilon(1e-12));
+    CHECK(mean == Approx(2.7376591339170817).epsilon(1e-12));
+    const double g12[4] = {0.16307673541547399, 0.20576732649390198, -0.20812877781400993,
+                           -0.16071528409536603};
+    for (int k = 0; k < 4; ++k) CHECK(grad[(1 * 5 + 2) * 4 + k] == Approx(g12[k]).epsilon(1e-10));
+  }
+}
+
+TEST_CASE("ctc loss ignores padded frames and gives them zero gradient", "[ctc][loss]") {
+  const Tensor<double> full = random_tensor({2, 9, 5}, 221, -2, 2);
+  const auto targets = ctc_targets({{1, 4, 4}, {2}}, {6, 9});
+  CtcLoss<double> loss(0, CtcReduction::kSum);
+  Tensor<double> grad;
+  const double padded = loss.compute(full, targets, grad);
+  for (int64_t t = 6; t < 9; ++t)
+    for (int64_t k = 0; k < 5; ++k) CHECK(grad[t * 5 + k] == 0);
+  // The same first sample alone, cut to its 6 frames; garbage in the padding changes nothing.
+  Tensor<double> alone({1, 6, 5}), grad_alone;
+  std::copy(full.data(), full.data() + 30, alone.data());
+  CtcLoss<double> single(0, CtcReduction::kSum);
+  const double first = single.compute(alone, ctc_targets({{1, 4, 4}}), grad_alone);
+  CHECK(loss.sample_losses()[0] == Approx(first).epsilon(1e-14));
+  for (int64_t i = 0; i < 30; ++i) CHECK(grad[i] == Approx(grad_alone[i]).margin(1e-15));
+  Tensor<double> noisy = full;
+  for (int64_t i = 30; i < 45; ++i) noisy[i] = 1e3 * double(i);
+  CHECK(loss.compute(noisy, targets, grad) == Approx(padded).epsilon(1e-14));
+}
+
+TEST_CASE("ctc loss in float agrees with double and survives large logits", "[ctc][loss]") {
+  const Tensor<double> out = random_tensor({3, 20, 6}, 231, -3, 3);
+  const auto targets = ctc_targets({{1, 2, 3, 3, 5}, {4}, {5, 5, 5}}, {20, 12, 7});
+  Tensor<float> outf(out.shape()), gradf;
+  for (int64_t i = 0; i < out.size(); ++i) outf[i] = float(out[i]);
+  Targets<float> tf;
+  tf.sequences = targets.sequences;
+  tf.lengths = targets.lengths;
+  Tensor<double> grad;
+  CtcLoss<double> loss;
+  CtcLoss<float> lossf;
+  const double expected = loss.compute(out, targets, grad);
+  CHECK(lossf.compute(outf, tf, gradf) == Approx(expected).epsilon(1e-5));
+  for (int64_t i = 0; i < out.size(); ++i) CHECK(gradf[i] == Approx(grad[i]).margin(1e-6));
+  for (float& v : outf) v += 1000;  // shift-invariant
+  CHECK(lossf.compute(outf, tf, gradf) == Approx(expected).epsilon(1e-5));
+  for (int64_t i = 0; i < out.size(); ++i) CHECK(std::isfinite(gradf[i]));
+  // A second, smaller batch reuses the buffers and still gives the right answer.
+  Tensor<double> small({1, 20, 6});
+  std::copy(out.data(), out.data() + 120, small.data());
+  const double first = loss.sample_losses()[0];
+  CHECK(loss.compute(small, ctc_targets({{1, 2, 3, 3, 5}}), grad) ==
+        Approx(first / 5).epsilon(1e-14));  // the mean per label
+}
+
+TEST_CASE("ctc loss refuses bad targets with errors that name the sample", "[ctc][loss][errors]") {
+  const Tensor<double> out = random_tensor({2, 4, 3}, 241);
+  Tensor<double> grad;
+  CtcLoss<double> loss;
+  auto fails = [&](const Targets<double>& t, const std::string& what) {
+    CHECK_THROWS_WITH(loss.compute(out, t, grad), Catch::Contains(what));
+  };
+  fails(ctc_targets({{1}, {3}}), "sample 1: label 3 at position 0 outside [0, 3)");
+  fails(ctc_targets({{1}, {-1}}), "sample 1: label -1");
+  fails(ctc_targets({{1, 0}, {1}}), "sample 0: label 0 at position 1 is the blank index");
+  fails(ctc_targets({{1}}), "1 label sequences for a batch of 2");
+  fails(ctc_targets({{1}, {1}}, {4}), "1 sequence lengths for a batch of 2");
+  fails(ctc_targets({{1}, {1}}, {4, 5}), "sample 1: length 5 outside [1, 4]");
+  fails(ctc_targets({{1}, {1}}, {0, 4}), "sample 0: length 0 outside [1, 4]");
+  // {1,1,2,2} needs 4 + 2 = 6 frames; {1,2,1} needs 3 and fits, but not in 2.
+  fails(ctc_targets({{1, 2}, {1, 1, 2, 2}}),
+        "sample 1: 4 labels (2 repeats) need at least 6 frames, but the sample has 4");
+  fails(ctc_targets({{1, 2, 1}, {1}}, {2, 4}), "sample 0: 3 labels (0 repeats) need at least 3");
+  CHECK_THROWS_WITH(loss.compute(Tensor<double>({2, 12}), ctc_targets({{1}, {1}}), grad),
+                    Catch::Contains("[batch, frames, classes]"));
+  CHECK_THROWS_WITH(CtcLoss<double>(3).compute(out, ctc_targets({{1}, {1}}), grad),
+                    Catch::Contains("blank index 3 outside the 3 classes"));
+  CHECK_THROWS_AS(CtcLoss<double>(-1), std::invalid_argument);
+
+  SECTION("zero_infinity skips an unalignable sample instead") {
+    CtcLoss<double> lenient(0, CtcReduction::kSum, /*zero_infinity=*/true);
+    const double total = lenient.compute(out, ctc_targets({{1, 2}, {1, 1, 2, 2}}), grad);
+    CHECK(std::isfinite(total));
+    CHECK(lenient.sample_losses()[1] == 0);
+    CHECK(total == Approx(lenient.sample_losses()[0]));
+    for (int64_t i = 12; i < 24; ++i) CHECK(grad[i] == 0);
+    CHECK(grad[0] != 0);
+  }
+}
+
+TEST_CASE("make_loss builds the ctc loss", "[ctc][loss]") {
+  auto loss = make_loss<float>("ctc");
+  CHECK(loss->kind() == "ctc");
+  CHECK(dynamic_cast<CtcLoss<float>*>(loss.get()) != nullptr);
+}

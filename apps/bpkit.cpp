@@ -1,20 +1,31 @@
 // bpkit: the toolkit's command line.
+//   bpkit train    train a pipeline (plugins -> network) from its YAML file
+//   bpkit eval     accuracy of a trained model on a manifest
+//   bpkit predict  classify files with a trained model
+//   bpkit plugins  list the feature plugins found
+//   bpkit inspect  describe a model directory or file
+//   bpkit cache    show or clear the feature cache
 //   bpkit fmnist   train a reference network on Fashion-MNIST and report test accuracy
-//   bpkit inspect  describe a model file
-// Exit codes: 0 success, 1 runtime failure (unreadable data, divergence), 2 usage error.
+// Exit codes: 0 success, 1 runtime failure (unreadable data, divergence), 2 usage or
+// configuration error.
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "bpkit/config.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
 #include "bpkit/threading.h"
+#include "bpkit/train.h"
 #include "bpkit/trainer.h"
 #include "bpkit/zoo.h"
 
@@ -28,8 +39,13 @@ const char* kUsage =
     "usage: bpkit <command> [options]\n"
     "\n"
     "commands:\n"
+    "  train     train a pipeline (plugins -> network) described by a YAML file\n"
+    "  eval      evaluate a trained model directory on a manifest\n"
+    "  predict   classify files with a trained model directory\n"
+    "  plugins   list the feature plugins: name, version, kinds, parameters\n"
+    "  inspect   print a model's layers, shapes, parameter count, pipeline and metadata\n"
+    "  cache     show or clear the feature cache\n"
     "  fmnist    train a reference network on Fashion-MNIST, print test accuracy\n"
-    "  inspect   print a model file's layers, shapes, parameter count and metadata\n"
     "\n"
     "Run 'bpkit <command> --help' for a command's options.\n";
 
@@ -58,31 +74,86 @@ const char* kFmnistUsage =
     "  --save FILE       write the trained model here\n";
 
 const char* kInspectUsage =
-    "usage: bpkit inspect MODEL_FILE\n"
+    "usage: bpkit inspect MODEL_DIR|MODEL_FILE\n"
     "\n"
     "Prints the network's layers with their output shapes and parameter counts, the total, and "
     "the\n"
-    "metadata stored with the model.\n";
+    "metadata stored with the model, a digest of its weights and, for a model directory, the\n"
+    "pipeline's stages.\n";
 
-// Parses --key value pairs; flags listed in `known` only.
-std::map<std::string, std::string> parse_options(int argc, char** argv, int first,
-                                                 const std::vector<std::string>& known,
-                                                 std::vector<std::string>& positional) {
+const char* kTrainUsage =
+    "usage: bpkit train CONFIG.yaml [--out DIR] [--resume] [--plugin-path DIR]... [--no-cache]\n"
+    "\n"
+    "Computes the features of the pipeline's training (and test) data through its plugins, trains\n"
+    "the network, and writes a model directory (model.bpk, pipeline.yaml) with a training report\n"
+    "(metrics.json, curves.png, confusion.png, summary.txt). A checkpoint is written after every\n"
+    "epoch; --resume continues an interrupted run from it and ends with the same model.\n"
+    "\n"
+    "  --out DIR          model directory (default: the pipeline's output.dir)\n"
+    "  --resume           continue from DIR/checkpoint.bpk\n"
+    "  --plugin-path DIR  also load plugins from DIR (a directory or one .so; repeatable)\n"
+    "  --no-cache         compute every feature (neither read nor write the feature cache)\n"
+    "  --threads N        engine threads (overrides training.threads)\n";
+
+const char* kEvalUsage =
+    "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache]\n"
+    "\n"
+    "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
+    "prints the accuracy and the confusion matrix.\n";
+
+const char* kPredictUsage =
+    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]...\n"
+    "\n"
+    "Prints one line per file: the file, the predicted class and its probability (with --top K,\n"
+    "the K most likely classes).\n";
+
+const char* kPluginsUsage =
+    "usage: bpkit plugins [--plugin-path DIR]...\n"
+    "\n"
+    "Lists the feature plugins found (built-in, $BPKIT_PLUGIN_PATH, --plugin-path): name, "
+    "version,\n"
+    "what each consumes and produces, its parameters with types, defaults and ranges, and the\n"
+    "library it comes from. Libraries that could not be loaded are listed with the reason.\n";
+
+const char* kCacheUsage =
+    "usage: bpkit cache info|clear [--dir DIR]\n"
+    "\n"
+    "The feature cache keeps what the pipelines' plugins computed, keyed by each input file's\n"
+    "content and the stages' names, versions and parameters (default directory:\n"
+    "$BPKIT_CACHE_DIR, else $XDG_CACHE_HOME/bpkit/features, else ~/.cache/bpkit/features).\n";
+
+// Parses --key value pairs (options in `known`) and --flag switches (in `flags`). A repeated
+// option keeps every value (see all_values); lookups through the map see the last one.
+std::map<std::string, std::string> parse_options(
+    int argc, char** argv, int first, const std::vector<std::string>& known,
+    std::vector<std::string>& positional, const std::vector<std::string>& flags = {},
+    std::multimap<std::string, std::string>* all = nullptr) {
   std::map<std::string, std::string> opts;
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--", 0) == 0) {
       const std::string key = a.substr(2);
-      bool ok = false;
-      for (const auto& k : known) ok |= k == key;
-      if (!ok) throw UsageError("unknown option '" + a + "'");
+      if (std::find(flags.begin(), flags.end(), key) != flags.end()) {
+        opts[key] = "1";
+        continue;
+      }
+      if (std::find(known.begin(), known.end(), key) == known.end())
+        throw UsageError("unknown option '" + a + "'");
       if (i + 1 >= argc) throw UsageError("option '" + a + "' needs a value");
       opts[key] = argv[++i];
+      if (all) all->emplace(key, opts[key]);
     } else {
       positional.push_back(a);
     }
   }
   return opts;
+}
+
+std::vector<std::string> all_values(const std::multimap<std::string, std::string>& all,
+                                    const std::string& key) {
+  std::vector<std::string> out;
+  for (auto [it, end] = all.equal_range(key); it != end; ++it) out.push_back(it->second);
+  return out;
 }
 
 double number(const std::map<std::string, std::string>& o, const std::string& key, double def) {
@@ -195,13 +266,178 @@ int cmd_fmnist(int argc, char** argv) {
   return 0;
 }
 
+std::string range_text(const bpkit::ParamSpec& p) {
+  if (p.type == bpkit::ParamType::kChoice) {
+    std::string c;
+    for (const auto& x : p.choices) c += (c.empty() ? "" : "|") + x;
+    return c;
+  }
+  if (p.type != bpkit::ParamType::kInt && p.type != bpkit::ParamType::kFloat) return "";
+  auto f = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return std::string(b);
+  };
+  const bool lo = p.min > -1e300, hi = p.max < 1e300;
+  if (lo && hi) return "[" + f(p.min) + ", " + f(p.max) + "]";
+  if (lo) return ">= " + f(p.min);
+  if (hi) return "<= " + f(p.max);
+  return "";
+}
+
+int cmd_train(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::multimap<std::string, std::string> all;
+  auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads"}, pos,
+                         {"resume", "no-cache"}, &all);
+  if (pos.size() != 1) throw UsageError("train takes one pipeline file");
+  bpkit::TrainRequest r;
+  r.config = pos[0];
+  r.out_dir = o.count("out") ? o["out"] : "";
+  r.resume = o.count("resume") > 0;
+  r.plugin_dirs = all_values(all, "plugin-path");
+  r.use_cache = !o.count("no-cache");
+  r.log = &std::cout;
+  r.terminal = isatty(STDOUT_FILENO);
+  if (o.count("threads")) bpkit::set_num_threads(int(integer(o, "threads", 1, 1)));
+  const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
+  std::printf("model: %s\n", out.model_dir.c_str());
+  if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);
+  return 0;
+}
+
+int cmd_eval(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::multimap<std::string, std::string> all;
+  auto o = parse_options(argc, argv, 2, {"plugin-path"}, pos, {"no-cache"}, &all);
+  if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
+  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  const auto entries = bpkit::read_manifest(pos[1]);
+  bpkit::FeatureCache cache(model.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()
+                                                             : model.config().cache_dir);
+  bpkit::ExtractOptions eo;
+  eo.cache = (model.config().cache && !o.count("no-cache")) ? &cache : nullptr;
+  eo.skip_errors = model.config().on_error == "skip";
+  eo.log = &std::cerr;
+  const bpkit::FeatureSet set = bpkit::extract_features(model.pipeline(), entries, eo);
+  const auto preds = model.predict(set.features);
+  const auto& classes = model.classes();
+  bpkit::ConfusionMatrix cm(int(classes.size()));
+  int64_t right = 0;
+  for (size_t i = 0; i < preds.size(); ++i) {
+    const auto it = std::find(classes.begin(), classes.end(), set.entries[i].label);
+    if (it == classes.end())
+      throw bpkit::FileError(set.entries[i].where + ": label '" + set.entries[i].label +
+                             "' is not one of the model's classes");
+    const int truth = int(it - classes.begin());
+    cm.add(truth, preds[i].label);
+    right += truth == preds[i].label;
+  }
+  std::printf("confusion matrix (rows: truth, columns: prediction; classes:");
+  for (size_t i = 0; i < classes.size(); ++i) std::printf(" %zu=%s", i, classes[i].c_str());
+  std::printf(")\n%s", cm.to_string().c_str());
+  std::printf("samples %zu skipped %zu accuracy %.4f\n", preds.size(), set.skipped.size(),
+              preds.empty() ? 0.0 : double(right) / double(preds.size()));
+  return 0;
+}
+
+int cmd_predict(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::multimap<std::string, std::string> all;
+  auto o = parse_options(argc, argv, 2, {"plugin-path", "top"}, pos, {}, &all);
+  if (pos.size() < 2) throw UsageError("predict takes a model directory and at least one file");
+  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  const size_t top = size_t(integer(o, "top", 1, 1));
+  int failures = 0;
+  for (size_t i = 1; i < pos.size(); ++i) {
+    try {
+      const auto p = model.predict(pos[i]);
+      std::vector<size_t> order(p.probabilities.size());
+      for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return p.probabilities[a] > p.probabilities[b]; });
+      std::printf("%s", pos[i].c_str());
+      for (size_t k = 0; k < top && k < order.size(); ++k)
+        std::printf("\t%s\t%.4f", model.classes()[order[k]].c_str(), p.probabilities[order[k]]);
+      std::printf("\n");
+    } catch (const bpkit::StageError& e) {
+      std::fprintf(stderr, "bpkit predict: %s\n", e.what());
+      ++failures;
+    }
+  }
+  std::fflush(stdout);
+  return failures ? 1 : 0;
+}
+
+int cmd_plugins(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::multimap<std::string, std::string> all;
+  parse_options(argc, argv, 2, {"plugin-path"}, pos, {}, &all);
+  if (!pos.empty()) throw UsageError("unexpected argument '" + pos[0] + "'");
+  bpkit::PluginRegistry reg;
+  bpkit::load_plugins(reg, {}, all_values(all, "plugin-path"));
+  for (const auto& p : reg.plugins()) {
+    std::printf("%s %s  (%s -> %s)\n  %s\n  from %s\n", p.info.name.c_str(), p.info.version.c_str(),
+                bpkit::kind_name(p.info.consumes), bpkit::kind_name(p.info.produces),
+                p.info.description.c_str(), p.file.c_str());
+    for (const auto& a : p.info.params) {
+      const std::string r = range_text(a);
+      std::printf("    %-16s %-6s default %-8s %s%s%s\n", a.name.c_str(),
+                  bpkit::param_type_name(a.type), a.default_value.c_str(),
+                  r.empty() ? "" : (r + "  ").c_str(), a.help.empty() ? "" : "- ", a.help.c_str());
+    }
+  }
+  std::printf("%zu plugins in", reg.plugins().size());
+  for (const auto& d : reg.directories()) std::printf(" %s", d.c_str());
+  std::printf("\n");
+  for (const auto& p : reg.problems())
+    std::fprintf(stderr, "bpkit plugins: skipped %s\n", p.c_str());
+  return 0;
+}
+
+int cmd_cache(int argc, char** argv) {
+  std::vector<std::string> pos;
+  auto o = parse_options(argc, argv, 2, {"dir"}, pos);
+  if (pos.size() != 1 || (pos[0] != "info" && pos[0] != "clear"))
+    throw UsageError("cache takes 'info' or 'clear'");
+  const bpkit::FeatureCache cache(o.count("dir") ? o["dir"] : bpkit::FeatureCache::default_dir());
+  namespace fs = std::filesystem;
+  if (pos[0] == "clear") {
+    const size_t n = cache.clear();
+    std::printf("removed %zu cached feature files from %s\n", n, cache.dir().c_str());
+    return 0;
+  }
+  size_t n = 0;
+  uintmax_t bytes = 0;
+  std::error_code ec;
+  if (fs::is_directory(cache.dir(), ec))
+    for (const auto& e : fs::recursive_directory_iterator(cache.dir(), ec))
+      if (e.path().extension() == ".feat") ++n, bytes += e.file_size(ec);
+  std::printf("%s: %zu entries, %.1f MB\n", cache.dir().c_str(), n, double(bytes) / 1e6);
+  return 0;
+}
+
 int cmd_inspect(int argc, char** argv) {
   std::vector<std::string> pos;
   parse_options(argc, argv, 2, {}, pos);
-  if (pos.size() != 1) throw UsageError("inspect takes one model file");
-  auto m = bpkit::load_model<float>(pos[0]);
-  std::printf("model %s\ninput %s\n", pos[0].c_str(),
-              bpkit::to_string(m.net.input_shape()).c_str());
+  if (pos.size() != 1) throw UsageError("inspect takes one model directory or model file");
+  namespace fs = std::filesystem;
+  const bool is_dir = fs::is_directory(pos[0]);
+  const std::string file = is_dir ? (fs::path(pos[0]) / bpkit::kModelFile).string() : pos[0];
+  if (is_dir && !fs::exists(file))
+    throw bpkit::FileError(pos[0] + ": not a model directory (no " + bpkit::kModelFile + ")");
+  auto m = bpkit::load_model<float>(file);
+  std::printf("model %s\ninput %s\n", file.c_str(), bpkit::to_string(m.net.input_shape()).c_str());
+  if (is_dir) {
+    const std::string pfile = (fs::path(pos[0]) / bpkit::kPipelineFile).string();
+    const bpkit::PipelineConfig c = bpkit::load_pipeline_config(pfile);
+    std::printf("pipeline %s (%s)\n", c.name.c_str(), pfile.c_str());
+    for (const auto& st : c.stages) {
+      std::printf("  stage %s", st.plugin.c_str());
+      for (const auto& [k, v] : st.params) std::printf(" %s=%s", k.c_str(), v.c_str());
+      std::printf("\n");
+    }
+  }
   std::printf("%-14s %-10s %-16s %10s  %s\n", "layer", "kind", "output", "params", "attributes");
   for (size_t i = 0; i < m.net.size(); ++i) {
     auto& l = m.net.layer(i);
@@ -212,6 +448,17 @@ int cmd_inspect(int argc, char** argv) {
                 l.attrs().to_string().c_str());
   }
   std::printf("total parameters %lld\n", static_cast<long long>(m.net.param_count()));
+  // A fingerprint of every weight and buffer (CRC-32 of their bytes): equal digests, equal models.
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t i = 0; i < m.net.size(); ++i) {
+    for (auto& p : m.net.layer(i).params())
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(p.value->data()),
+                  uInt(sizeof(float) * size_t(p.value->size())));
+    for (auto& b : m.net.layer(i).buffers())
+      crc = crc32(crc, reinterpret_cast<const Bytef*>(b.second->data()),
+                  uInt(sizeof(float) * size_t(b.second->size())));
+  }
+  std::printf("weights digest %08lx\n", static_cast<unsigned long>(crc));
   for (const auto& [k, v] : m.meta) std::printf("meta %s = %s\n", k.c_str(), v.c_str());
   return 0;
 }
@@ -226,6 +473,21 @@ int main(int argc, char** argv) {
       if (help) return std::printf("%s", kFmnistUsage), 0;
       return cmd_fmnist(argc, argv);
     }
+    struct Command {
+      const char* name;
+      const char* usage;
+      int (*run)(int, char**);
+    };
+    const Command commands[] = {{"train", kTrainUsage, cmd_train},
+                                {"eval", kEvalUsage, cmd_eval},
+                                {"predict", kPredictUsage, cmd_predict},
+                                {"plugins", kPluginsUsage, cmd_plugins},
+                                {"cache", kCacheUsage, cmd_cache}};
+    for (const Command& c : commands)
+      if (cmd == c.name) {
+        if (help) return std::printf("%s", c.usage), 0;
+        return c.run(argc, argv);
+      }
     if (cmd == "inspect") {
       if (help) return std::printf("%s", kInspectUsage), 0;
       return cmd_inspect(argc, argv);
@@ -239,6 +501,9 @@ int main(int argc, char** argv) {
                  cmd.c_str());
     return 2;
   } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const bpkit::ConfigError& e) {
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {

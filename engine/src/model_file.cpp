@@ -17,6 +17,7 @@ namespace bpkit {
 namespace {
 
 constexpr char kMagic[8] = {'B', 'P', 'K', 'I', 'T', 'M', 'D', 'L'};
+constexpr const char* kExtraPrefix = "extra:";
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files are little-endian");
 
 template <class V>
@@ -101,7 +102,7 @@ Shape parse_csv_shape(const std::string& csv, Reader& r) {
     char* end = nullptr;
     errno = 0;
     const long long d = std::strtoll(tok.c_str(), &end, 10);
-    if (tok.empty() || *end != '\0' || d < 1 || errno == ERANGE)
+    if (tok.empty() || *end != '\0' || (d < 1 && d != kDynamic) || errno == ERANGE)
       r.fail("bad input shape '" + csv + "'");
     s.push_back(d);
   }
@@ -154,7 +155,8 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 }
 
 template <class T>
-void save_model(const Network<T>& cnet, const std::string& path, const Metadata& meta) {
+void save_model(const Network<T>& cnet, const std::string& path, const Metadata& meta,
+                const ExtraTensors<T>& extra) {
   auto& net = const_cast<Network<T>&>(cnet);  // params() hands out mutable pointers; only read here
   std::string arch =
       "input " + shape_csv(net.input_shape()) + "\nseed " + std::to_string(net.seed()) + "\n";
@@ -166,6 +168,7 @@ void save_model(const Network<T>& cnet, const std::string& path, const Metadata&
     for (auto& p : l.params()) tensors.emplace_back(p.name, p.value);
     for (auto& b : l.buffers()) tensors.emplace_back(b.first, b.second);
   }
+  for (const auto& [name, t] : extra) tensors.emplace_back(kExtraPrefix + name, &t);
   std::string out(kMagic, sizeof kMagic);
   put<uint32_t>(out, kModelFormatVersion);
   put<uint32_t>(out, uint32_t(sizeof(T)));
@@ -267,7 +270,7 @@ LoadedModel<T> load_model(const std::string& path) {
     if (text.empty() || *end != '\0' || errno == ERANGE || text[0] == '-')
       r.fail("architecture line 2: bad seed '" + text + "'");
   }
-  LoadedModel<T> out{Network<T>(input, seed), {}};
+  LoadedModel<T> out{Network<T>(input, seed), {}, {}};
   int line_no = 2;
   while (std::getline(lines, line)) {
     ++line_no;
@@ -319,6 +322,23 @@ LoadedModel<T> load_model(const std::string& path) {
       ++used;
     }
   }
+  for (const auto& [name, st] : stored) {
+    if (name.rfind(kExtraPrefix, 0) != 0) continue;
+    Tensor<T> t(st.shape);
+    for (int64_t k = 0; k < t.size(); ++k) {
+      if (dtype == 4) {
+        float v;
+        std::memcpy(&v, st.data + 4 * k, 4);
+        t[k] = T(v);
+      } else {
+        double v;
+        std::memcpy(&v, st.data + 8 * k, 8);
+        t[k] = T(v);
+      }
+    }
+    out.extra.emplace_back(name.substr(std::strlen(kExtraPrefix)), std::move(t));
+    ++used;
+  }
   if (used != stored.size()) r.fail("holds tensors that no layer uses");
   std::istringstream ms(meta_text);
   while (std::getline(ms, line)) {
@@ -330,8 +350,10 @@ LoadedModel<T> load_model(const std::string& path) {
   return out;
 }
 
-template void save_model<float>(const Network<float>&, const std::string&, const Metadata&);
-template void save_model<double>(const Network<double>&, const std::string&, const Metadata&);
+template void save_model<float>(const Network<float>&, const std::string&, const Metadata&,
+                                const ExtraTensors<float>&);
+template void save_model<double>(const Network<double>&, const std::string&, const Metadata&,
+                                 const ExtraTensors<double>&);
 template LoadedModel<float> load_model<float>(const std::string&);
 template LoadedModel<double> load_model<double>(const std::string&);
 

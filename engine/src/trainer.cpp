@@ -142,22 +142,27 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   const double base_lr = opt.lr();
   std::vector<Param<float>> params = net.params();
   std::vector<int64_t> perm(static_cast<size_t>(n));
-  std::iota(perm.begin(), perm.end(), 0);
-  Rng shuffle_rng(o.seed);
   Tensor<float> xb, grad;
   Targets<float> t;
-  TrainResult result;
+  TrainProgress state;
+  if (o.resume) state = *o.resume;
+  TrainResult& result = state.result;
   Snapshot best;
+  best.values = state.best;
   BufferBackup buffers(net);
-  double best_val = -1;
-  int since_best = 0;
+  double& best_val = state.best_val;
+  int& since_best = state.since_best;
 
-  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+  for (int epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
     const double lr = o.schedule.lr_at(base_lr, epoch);
     opt.set_lr(lr);
+    // The epoch's order and dropout draws depend only on (seed, epoch): resumable.
+    Rng epoch_rng(o.seed ^ (0x9E3779B97F4A7C15ull * uint64_t(epoch + 1)));
+    net.reseed(epoch_rng.next_u64());
+    std::iota(perm.begin(), perm.end(), 0);
     if (o.shuffle)
       for (int64_t i = n - 1; i > 0; --i)
-        std::swap(perm[size_t(i)], perm[shuffle_rng.below(uint64_t(i + 1))]);
+        std::swap(perm[size_t(i)], perm[epoch_rng.below(uint64_t(i + 1))]);
     const double t0 = now_s();
     double loss_sum = 0, last_draw = t0;
     int64_t right = 0, done = 0;
@@ -253,10 +258,15 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
     } else {
       result.best_epoch = s.epoch;
     }
+    state.epochs_done = epoch + 1;
+    if (o.on_epoch_end) {
+      state.best = best.values;
+      o.on_epoch_end(state);
+    }
   }
   if (has_val && o.patience > 0 && !best.values.empty()) best.restore(net);
   opt.set_lr(base_lr);
-  return result;
+  return std::move(result);
 }
 
 }  // namespace bpkit

@@ -26,14 +26,21 @@ constexpr uint32_t kModelFormatVersion = 1;
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
 
-// Writes atomically: a temporary file in the same directory, fsync, rename. Throws FileError.
+// Named tensors stored besides the layers' own (checkpoints: optimizer state, best weights).
 template <class T>
-void save_model(const Network<T>& net, const std::string& path, const Metadata& meta = {});
+using ExtraTensors = std::vector<std::pair<std::string, Tensor<T>>>;
+
+// Writes atomically: a temporary file in the same directory, fsync, rename. Throws FileError.
+// `extra` tensors are stored under "extra:<name>" (a checkpoint is a model file with extras).
+template <class T>
+void save_model(const Network<T>& net, const std::string& path, const Metadata& meta = {},
+                const ExtraTensors<T>& extra = {});
 
 template <class T>
 struct LoadedModel {
   Network<T> net;
   Metadata meta;
+  ExtraTensors<T> extra;  // sorted by name, without the "extra:" prefix
 };
 
 // Throws FileError naming `path` and what is wrong with it.

@@ -23,6 +23,9 @@ class Optimizer {
   const std::vector<Param<T>>& params() const { return params_; }
   // Optimizer state tensors, for checkpoints.
   virtual std::vector<Tensor<T>*> state() { return {}; }
+  // Steps taken (Adam's bias correction depends on it), for checkpoints.
+  virtual int64_t steps() const { return 0; }
+  virtual void set_steps(int64_t) {}
 
  protected:
   std::vector<Param<T>> params_;
@@ -56,7 +59,8 @@ class Adam : public Optimizer<T> {
   std::string kind() const override { return "adam"; }
   void step() override;
   std::vector<Tensor<T>*> state() override;
-  int64_t steps() const { return t_; }
+  int64_t steps() const override { return t_; }
+  void set_steps(int64_t t) override { t_ = t; }
 
  private:
   double beta1_, beta2_, eps_, weight_decay_;

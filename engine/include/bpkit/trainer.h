@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -14,20 +15,6 @@
 #include "bpkit/optimizer.h"
 
 namespace bpkit {
-
-struct TrainOptions {
-  int epochs = 1;
-  int64_t batch = 64;
-  bool shuffle = true;
-  uint64_t seed = 1;            // shuffling order
-  double validation_split = 0;  // fraction of the training data held out (0 = none)
-  int patience = 0;             // early stopping: epochs without validation improvement (0 = off)
-  Schedule schedule;            // per-epoch learning rate, from the optimizer's initial lr
-  double clip_norm = 0;         // global gradient-norm clip (0 = off)
-  // Progress: a bar redrawn in place when `progress` is a terminal, one line per epoch otherwise.
-  std::ostream* progress = nullptr;
-  bool progress_is_terminal = false;
-};
 
 struct EpochStats {
   int epoch;  // from 1
@@ -44,6 +31,36 @@ struct TrainResult {
   std::vector<EpochStats> history;
   int best_epoch = 0;  // by validation accuracy, or the last epoch without validation
   bool stopped_early = false;
+};
+
+// Everything, besides the network's weights and the optimizer's state, that training needs to
+// continue after an epoch as if it had not stopped. The shuffling order and the dropout draws of
+// epoch e depend only on (seed, e), so a resumed run ends with the same model as an uninterrupted
+// one at the same thread count.
+struct TrainProgress {
+  int epochs_done = 0;
+  TrainResult result;
+  double best_val = -1;  // best validation accuracy so far (-1: none)
+  int since_best = 0;
+  std::vector<Tensor<float>> best;  // parameters then buffers of the best epoch (early stopping)
+};
+
+struct TrainOptions {
+  int epochs = 1;
+  int64_t batch = 64;
+  bool shuffle = true;
+  uint64_t seed = 1;            // shuffling order and dropout draws
+  double validation_split = 0;  // fraction of the training data held out (0 = none)
+  int patience = 0;             // early stopping: epochs without validation improvement (0 = off)
+  Schedule schedule;            // per-epoch learning rate, from the optimizer's initial lr
+  double clip_norm = 0;         // global gradient-norm clip (0 = off)
+  // Progress: a bar redrawn in place when `progress` is a terminal, one line per epoch otherwise.
+  std::ostream* progress = nullptr;
+  bool progress_is_terminal = false;
+  // Called after every epoch (for checkpoints), with the weights and optimizer state of that epoch.
+  std::function<void(const TrainProgress&)> on_epoch_end;
+  // Continue from a checkpoint: the network and optimizer already hold its weights and state.
+  const TrainProgress* resume = nullptr;
 };
 
 // Trains `net` (output [B, classes] logits) on `data`. With validation and patience, the weights of

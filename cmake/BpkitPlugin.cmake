@@ -1,0 +1,21 @@
+# bpkit_add_plugin(NAME SOURCES... [LIBRARIES ...]): builds a feature-plugin shared library.
+#
+# The library gets hidden symbol visibility (only the BPKIT_PLUGIN_LIBRARY exports are public),
+# links the bpkit SDK, and lands in ${BPKIT_PLUGIN_OUTPUT_DIRECTORY} when that is set (bpkit's own
+# build puts its plugins in <build>/lib/bpkit/plugins, next to the programs' search path).
+function(bpkit_add_plugin name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  set(sources ${ARG_SOURCES} ${ARG_UNPARSED_ARGUMENTS})
+  if(NOT sources)
+    message(FATAL_ERROR "bpkit_add_plugin(${name}): no sources")
+  endif()
+  add_library(${name} MODULE ${sources})
+  target_link_libraries(${name} PRIVATE bpkit::sdk ${ARG_LIBRARIES})
+  set_target_properties(${name} PROPERTIES
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON)
+  if(BPKIT_PLUGIN_OUTPUT_DIRECTORY)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${BPKIT_PLUGIN_OUTPUT_DIRECTORY})
+  endif()
+endfunction()

@@ -1,0 +1,249 @@
+// The feature-plugin SDK: what a plugin library implements and exports.
+//
+// A feature plugin is one pipeline stage: it consumes one kind of value (a file, an image, audio,
+// a feature tensor, ...) and produces one (possibly another) kind, for one sample at a time. A
+// shared library holds one or more plugins and exports them with BPKIT_PLUGIN_LIBRARY:
+//
+//   #include <bpkit/plugin.h>
+//   class Invert : public bpkit::FeaturePlugin {
+//    public:
+//     static bpkit::PluginInfo info() {
+//       return {"image.invert", "1.0", "replaces each pixel v by 1 - v",
+//               bpkit::Kind::kImage, bpkit::Kind::kImage,
+//               {{"strength", bpkit::ParamType::kFloat, "1", "how far to invert", 0, 1}}};
+//     }
+//     void configure(const bpkit::ParamValues& p) override { s_ = p.get_float("strength"); }
+//     bpkit::Value process(const bpkit::Value& in) const override { ... }
+//    private:
+//     double s_ = 1;
+//   };
+//   BPKIT_PLUGIN_LIBRARY(Invert)
+//
+// Contract with the host (bpkit's pipeline loader):
+// - The host reads the library's ABI version (bpkit_plugin_abi_version) before anything else and
+//   refuses a library built against another kPluginAbiVersion.
+// - Parameters are validated by the host against info().params before configure() is called: a
+//   value of the wrong type, out of [min, max], not among `choices`, or an unknown key is reported
+//   with the pipeline file's line and column. configure() receives every declared parameter
+//   (defaults filled in) and may throw ParamError(key, why) for checks across parameters; the host
+//   adds the position of that key.
+// - process() is called concurrently from several threads on different samples after configure():
+//   it must not modify the plugin. It throws (any std::exception) to reject a sample; the host
+//   reports the sample's file and the message, then stops or skips the sample (`on_error`).
+// - The library stays loaded while any plugin object it created is alive.
+// - Plugins are compiled with the same compiler family and C++ standard library as the host
+//   (the types below cross the library boundary); the ABI version changes whenever they change.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bpkit/tensor.h"
+
+namespace bpkit {
+
+// Bump on any change to the types or virtual functions in this header.
+constexpr int kPluginAbiVersion = 1;
+
+// What flows between stages.
+enum class Kind : int {
+  kFile,       // an input file: path (the pipeline's first stage consumes this)
+  kImage,      // one image
+  kImageList,  // several images with their boxes in the source (e.g. text lines of a page)
+  kAudio,      // mono audio samples
+  kFeatures,   // a fixed-shape feature tensor (e.g. {1, 28, 28} or {64})
+  kSequence,   // a feature sequence {T, F}: T frames of F features, T varies between samples
+};
+// "file", "image", "image_list", "audio", "features", "sequence".
+inline const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::kFile:
+      return "file";
+    case Kind::kImage:
+      return "image";
+    case Kind::kImageList:
+      return "image_list";
+    case Kind::kAudio:
+      return "audio";
+    case Kind::kFeatures:
+      return "features";
+    case Kind::kSequence:
+      return "sequence";
+  }
+  return "?";
+}
+
+// Pixels are float, row-major, channels interleaved (1 = gray, 3 = BGR, 4 = BGRA), nominally in
+// [0, 1] whatever the file's bit depth.
+struct Image {
+  int width = 0, height = 0, channels = 0;
+  std::vector<float> pixels;  // width * height * channels
+};
+
+struct Box {
+  int x = 0, y = 0, width = 0, height = 0;  // in the source image's pixel coordinates
+};
+
+struct Audio {
+  int sample_rate = 0;         // Hz
+  std::vector<float> samples;  // mono, nominally in [-1, 1]
+};
+
+// One value of the given kind; only the members of that kind are meaningful.
+struct Value {
+  Kind kind = Kind::kFile;
+  std::string path;           // kFile: the file to read (kept on later values for messages)
+  Image image;                // kImage
+  std::vector<Image> images;  // kImageList
+  std::vector<Box> boxes;     // kImageList: one per image (may be empty)
+  Audio audio;                // kAudio
+  Tensor<float> tensor;       // kFeatures: any shape; kSequence: {T, F}
+};
+
+enum class ParamType : int { kBool, kInt, kFloat, kString, kChoice };
+// "bool", "int", "float", "string", "choice".
+inline const char* param_type_name(ParamType type) {
+  switch (type) {
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kString:
+      return "string";
+    case ParamType::kChoice:
+      return "choice";
+  }
+  return "?";
+}
+
+struct ParamSpec {
+  // A bool, int, float or string parameter; [min, max] bounds int and float values.
+  ParamSpec(std::string name_, ParamType type_, std::string default_value_, std::string help_,
+            double min_ = -1e300, double max_ = 1e300)
+      : name(std::move(name_)),
+        type(type_),
+        default_value(std::move(default_value_)),
+        help(std::move(help_)),
+        min(min_),
+        max(max_) {}
+  // A choice among fixed names.
+  ParamSpec(std::string name_, std::vector<std::string> choices_, std::string default_value_,
+            std::string help_)
+      : name(std::move(name_)),
+        type(ParamType::kChoice),
+        default_value(std::move(default_value_)),
+        help(std::move(help_)),
+        choices(std::move(choices_)) {}
+
+  std::string name;
+  ParamType type = ParamType::kFloat;
+  std::string default_value;  // as it would be written in YAML, e.g. "0.5", "true", "otsu"
+  std::string help;
+  double min = -1e300, max = 1e300;  // kInt, kFloat: inclusive range
+  std::vector<std::string> choices;  // kChoice: the allowed values
+};
+
+struct PluginInfo {
+  std::string name;     // unique, dotted by family: "image.binarize"
+  std::string version;  // the plugin's own version, part of the feature-cache key
+  std::string description;
+  Kind consumes = Kind::kFile;
+  Kind produces = Kind::kFeatures;
+  std::vector<ParamSpec> params;
+};
+
+// Thrown by configure() to reject a parameter value; the host adds where it was written.
+class ParamError : public std::runtime_error {
+ public:
+  ParamError(std::string key, const std::string& why)
+      : std::runtime_error(why), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+// Validated parameter values, every declared parameter present (defaults filled in), stored as
+// the text written in YAML. The host has checked each against its ParamSpec, so the typed getters
+// only fail for an undeclared name (ParamError).
+class ParamValues {
+ public:
+  const std::string& raw(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) throw ParamError(name, "no parameter named '" + name + "'");
+    return it->second;
+  }
+  bool get_bool(const std::string& name) const {
+    const std::string& v = raw(name);
+    return v == "true" || v == "1" || v == "yes" || v == "on";
+  }
+  long long get_int(const std::string& name) const { return std::stoll(raw(name)); }
+  double get_float(const std::string& name) const { return std::stod(raw(name)); }
+  std::string get_string(const std::string& name) const { return raw(name); }  // also kChoice
+  void set(const std::string& name, const std::string& value) { values_[name] = value; }
+  const std::map<std::string, std::string>& all() const { return values_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+class FeaturePlugin {
+ public:
+  virtual ~FeaturePlugin() = default;
+  // Called once, before any process(), with validated values.
+  virtual void configure(const ParamValues& params) { (void)params; }
+  // One sample: `in` has the kind info().consumes; returns a value of the kind info().produces.
+  virtual Value process(const Value& in) const = 0;
+};
+
+// What a library exports for each of its plugins.
+struct PluginEntry {
+  PluginInfo (*info)();
+  FeaturePlugin* (*create)();  // a new object owned by the host (deleted through the vtable)
+};
+
+namespace plugin_detail {
+template <class P>
+PluginInfo info_of() {
+  return P::info();
+}
+template <class P>
+FeaturePlugin* create_of() {
+  return new P();
+}
+}  // namespace plugin_detail
+
+}  // namespace bpkit
+
+// Exported symbol names (Boost.DLL aliases).
+#define BPKIT_PLUGIN_ABI_SYMBOL "bpkit_plugin_abi_version"
+#define BPKIT_PLUGIN_ENTRIES_SYMBOL "bpkit_plugin_entries"
+
+#include <boost/dll/alias.hpp>
+
+namespace bpkit::plugin_detail {
+template <class... P>
+std::vector<PluginEntry> entries_of() {
+  return {PluginEntry{&info_of<P>, &create_of<P>}...};
+}
+}  // namespace bpkit::plugin_detail
+
+// Exports the listed plugin classes (each with `static PluginInfo info()` and a default
+// constructor) and the ABI version. Use once per library, at namespace scope.
+#define BPKIT_PLUGIN_LIBRARY(...)                                              \
+  namespace bpkit_plugin_exports {                                             \
+  inline int abi_version() {                                                   \
+    return ::bpkit::kPluginAbiVersion;                                         \
+  }                                                                            \
+  inline std::vector<::bpkit::PluginEntry> entries() {                         \
+    return ::bpkit::plugin_detail::entries_of<__VA_ARGS__>();                  \
+  }                                                                            \
+  }                                                                            \
+  BOOST_DLL_ALIAS(bpkit_plugin_exports::abi_version, bpkit_plugin_abi_version) \
+  BOOST_DLL_ALIAS(bpkit_plugin_exports::entries, bpkit_plugin_entries)

@@ -1,0 +1,92 @@
+// Pipeline files: one YAML file per model (stages, network, loss, optimizer, training, data,
+// outputs). The format is documented in docs/pipeline.md.
+//
+// load_pipeline_config() checks the file's syntax and schema: unknown keys (with a "did you mean"),
+// wrong types, out-of-range numbers, missing required keys. Checks that need the plugins (do they
+// exist, are their parameters valid, do the stages' kinds connect) and the layer factory happen
+// when a Pipeline is built from the config (pipeline.h). Every error quotes file:line:column.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bpkit/optimizer.h"
+
+namespace bpkit {
+
+// A configuration mistake; the message starts with "file:line:column: ".
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct StageConfig {
+  std::string plugin;
+  std::string where;                                        // "file:line:col" of the stage
+  std::vector<std::pair<std::string, std::string>> params;  // as written, in file order
+  std::map<std::string, std::string> param_where;           // key → "file:line:col"
+};
+
+struct LayerConfig {
+  std::string kind;
+  std::string name;  // optional
+  std::string where;
+  std::vector<std::pair<std::string, std::string>> attrs;
+  std::map<std::string, std::string> attr_where;
+};
+
+struct PipelineConfig {
+  std::string file;  // the YAML file
+  std::string dir;   // its directory: relative paths in the file are resolved against it
+  std::string text;  // the file's content (copied into model directories)
+  std::string name;
+  std::vector<std::string> plugin_path;  // resolved
+  std::vector<StageConfig> stages;
+  std::string stages_where;
+
+  // data
+  std::string train_manifest, test_manifest;  // resolved; empty when absent
+  std::string train_where, test_where;
+  double validation_split = 0;
+  std::vector<std::string> classes;  // empty: the sorted labels of the training manifest
+  std::string classes_where;
+
+  // network
+  std::vector<int64_t> input_shape;  // optional: checked against the features when given
+  std::vector<LayerConfig> layers;
+  std::string network_where;
+  std::string loss = "softmax_cross_entropy";
+  std::string loss_where;
+
+  // optimizer
+  std::string optimizer = "sgd";  // sgd | nesterov | adam | adamw | rprop
+  double lr = 0.01, momentum = 0.9, weight_decay = 0, beta1 = 0.9, beta2 = 0.999;
+  std::string optimizer_where;
+
+  // training
+  int epochs = 10;
+  int64_t batch = 32;
+  uint64_t seed = 1;
+  int threads = 0;  // 0: all cores (or BPKIT_NUM_THREADS)
+  Schedule schedule;
+  double clip_norm = 0;
+  int patience = 0;
+  bool checkpoints = true;
+  std::string on_error = "stop";  // stop | skip: a sample a stage cannot process
+
+  // cache and outputs
+  bool cache = true;
+  std::string
+      cache_dir;  // resolved; empty: $BPKIT_CACHE_DIR, $XDG_CACHE_HOME/bpkit, ~/.cache/bpkit
+  std::string output_dir;  // resolved; empty: runs/<name> next to the file
+};
+
+// Reads and checks `path`. Throws ConfigError ("file:line:col: what; expected ...") or FileError.
+PipelineConfig load_pipeline_config(const std::string& path);
+// Same, from text (for model directories and tests); `path` is used in messages and to resolve
+// relative paths.
+PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path);
+
+}  // namespace bpkit

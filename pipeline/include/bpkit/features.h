@@ -1,0 +1,71 @@
+// Data for pipelines: manifests (which files, which labels), the feature cache, and running a
+// pipeline over a whole manifest.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "bpkit/data.h"
+#include "bpkit/pipeline.h"
+
+namespace bpkit {
+
+// One line of a manifest: "PATH<TAB>LABEL" (or "PATH LABEL" when the path holds no blank).
+// Blank lines and lines starting with '#' are skipped; relative paths are resolved against the
+// manifest's directory.
+struct ManifestEntry {
+  std::string path;
+  std::string label;
+  std::string where;  // "manifest:line"
+};
+// Throws FileError naming the manifest (and line) when it cannot be read or a line has no label.
+std::vector<ManifestEntry> read_manifest(const std::string& path);
+
+// Features on disk, keyed by the input file's content and the pipeline's signature (plugins,
+// versions, parameters), so an entry can never be served for another input or configuration.
+// Entries carry a checksum; a damaged entry is ignored (and recomputed), never served.
+class FeatureCache {
+ public:
+  explicit FeatureCache(std::string dir) : dir_(std::move(dir)) {}
+  // $BPKIT_CACHE_DIR, else $XDG_CACHE_HOME/bpkit/features, else $HOME/.cache/bpkit/features.
+  static std::string default_dir();
+  static std::string key(const std::string& content, const std::string& signature);
+
+  bool load(const std::string& key, Tensor<float>& out) const;
+  // Written atomically; a failure to write is reported by FileError.
+  void store(const std::string& key, const Tensor<float>& t) const;
+  // Removes every entry; returns how many.
+  size_t clear() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string path_of(const std::string& key) const;
+  std::string dir_;
+};
+
+struct ExtractOptions {
+  const FeatureCache* cache = nullptr;  // null: no cache
+  bool skip_errors = false;             // on_error: skip (else the first failure throws)
+  std::ostream* log = nullptr;          // skipped samples are reported here
+};
+
+struct FeatureSet {
+  std::vector<Tensor<float>> features;  // one per kept entry
+  std::vector<ManifestEntry> entries;   // the kept entries, in manifest order
+  int64_t cache_hits = 0, computed = 0;
+  std::vector<std::string> skipped;  // "file: stage 'x' failed: why"
+  double seconds = 0;
+};
+
+// Runs the pipeline on every entry, on all threads. Throws StageError for the first failing sample
+// (naming the file and the stage) unless skip_errors.
+FeatureSet extract_features(const Pipeline& pipeline, const std::vector<ManifestEntry>& entries,
+                            const ExtractOptions& options);
+
+// Stacks fixed-shape features into a Dataset with labels mapped through `classes`. Throws
+// FileError naming the manifest line of a label not in `classes`, or ShapeError for a sample whose
+// features differ in shape from the first.
+Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& classes);
+
+}  // namespace bpkit

@@ -1,0 +1,61 @@
+// A pipeline's feature stages at run time: the configured plugin objects, chained.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpkit/config.h"
+#include "bpkit/plugin_host.h"
+
+namespace bpkit {
+
+// A stage failed on one sample. what() names the file, the stage and the plugin's message.
+struct StageError : std::runtime_error {
+  StageError(const std::string& msg, std::string file)
+      : std::runtime_error(msg), file(std::move(file)) {}
+  std::string file;
+};
+
+class Pipeline {
+ public:
+  // Creates and configures every stage. Throws ConfigError quoting file:line:col when a plugin is
+  // missing, a parameter is unknown (with a suggestion), of the wrong type or out of range, a
+  // plugin's configure() rejects a value, or two stages do not connect (what one produces is not
+  // what the next consumes; the first consumes files; the last produces features or a sequence).
+  Pipeline(const PipelineConfig& config, const PluginRegistry& registry);
+
+  // Runs every stage on one input file. Throws StageError (or FileError for an unreadable file).
+  Value run(const std::string& file) const;
+  Kind output_kind() const;
+  // The stages, their versions and parameters as one canonical line: part of the feature-cache
+  // key, so that changing any parameter or plugin version invalidates cached features.
+  const std::string& signature() const { return signature_; }
+  size_t size() const { return stages_.size(); }
+
+  struct Stage {
+    std::string plugin, where, file;
+    PluginInfo info;
+    ParamValues params;
+    std::shared_ptr<FeaturePlugin> object;
+  };
+  const std::vector<Stage>& stages() const { return stages_; }
+
+ private:
+  std::vector<Stage> stages_;
+  std::string signature_;
+};
+
+// Checks `values` (key → text, with key → "file:line:col") against the plugin's declared
+// parameters and returns them with defaults filled in. Throws ConfigError.
+ParamValues validate_params(const PluginInfo& info,
+                            const std::vector<std::pair<std::string, std::string>>& values,
+                            const std::map<std::string, std::string>& where,
+                            const std::string& stage_where);
+
+// The registry for a pipeline: built-in plugins, $BPKIT_PLUGIN_PATH, the pipeline's plugin_path
+// and `extra` directories (e.g. --plugin-path), in that order.
+void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
+                  const std::vector<std::string>& extra);
+
+}  // namespace bpkit

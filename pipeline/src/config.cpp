@@ -1,0 +1,384 @@
+#include "bpkit/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bpkit/error.h"
+#include "bpkit/suggest.h"
+
+namespace bpkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string position(const std::string& file, const YAML::Mark& m) {
+  if (m.is_null()) return file;
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+const char* type_of(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "nothing";
+    default:
+      return "an undefined value";
+  }
+}
+
+// Reads one YAML mapping whose keys must come from a fixed set.
+class Section {
+ public:
+  Section(const YAML::Node& node, const std::string& file, std::string name,
+          std::vector<std::string> allowed)
+      : node_(node), file_(file), name_(std::move(name)) {
+    if (!node.IsMap())
+      fail(node, name_ + " must be a mapping (key: value lines), got " + type_of(node));
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        fail(kv.first, "unknown key '" + key + "' in " + name_ + did_you_mean(key, allowed));
+    }
+  }
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& msg) const {
+    throw ConfigError(position(file_, at.Mark()) + ": " + msg);
+  }
+  bool has(const std::string& key) const { return bool(node_[key]); }
+  YAML::Node get(const std::string& key) const { return node_[key]; }
+  std::string where(const std::string& key) const {
+    for (const auto& kv : node_)
+      if (kv.first.Scalar() == key) return position(file_, kv.first.Mark());
+    return position(file_, node_.Mark());
+  }
+  std::string where() const { return position(file_, node_.Mark()); }
+
+  std::string scalar(const std::string& key, const std::string& what) const {
+    const YAML::Node v = node_[key];
+    if (!v.IsScalar())
+      fail(v.IsNull() ? key_node(key) : v,
+           name_ + "." + key + " must be " + what + ", got " + type_of(v));
+    return v.Scalar();
+  }
+  std::string str(const std::string& key, const std::string& fallback) const {
+    return has(key) ? scalar(key, "a string") : fallback;
+  }
+  std::string choice(const std::string& key, const std::string& fallback,
+                     const std::vector<std::string>& choices) const {
+    if (!has(key)) return fallback;
+    const std::string v = scalar(key, "one of the names below");
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      fail(node_[key],
+           name_ + "." + key + ": unknown value '" + v + "'" + did_you_mean(v, choices));
+    return v;
+  }
+  double number(const std::string& key, double fallback, double lo, double hi) const {
+    if (!has(key)) return fallback;
+    const std::string s = scalar(key, "a number");
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end || errno || !std::isfinite(v))
+      fail(node_[key], name_ + "." + key + " must be a number, got '" + s + "'");
+    if (v < lo || v > hi)
+      fail(node_[key],
+           name_ + "." + key + " = " + s + " is out of range; expected " + range(lo, hi));
+    return v;
+  }
+  long long integer(const std::string& key, long long fallback, long long lo, long long hi) const {
+    if (!has(key)) return fallback;
+    const std::string s = scalar(key, "an integer");
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end || errno)
+      fail(node_[key], name_ + "." + key + " must be an integer, got '" + s + "'");
+    if (v < lo || v > hi)
+      fail(node_[key], name_ + "." + key + " = " + s + " is out of range; expected " +
+                           range(double(lo), double(hi)));
+    return v;
+  }
+  bool boolean(const std::string& key, bool fallback) const {
+    if (!has(key)) return fallback;
+    const std::string s = scalar(key, "true or false");
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+    fail(node_[key], name_ + "." + key + " must be true or false, got '" + s + "'");
+  }
+  std::string path(const std::string& key, const std::string& dir) const {
+    if (!has(key)) return "";
+    const std::string s = scalar(key, "a path");
+    return fs::path(s).is_absolute() ? s : (fs::path(dir) / s).lexically_normal().string();
+  }
+
+ private:
+  YAML::Node key_node(const std::string& key) const {
+    for (const auto& kv : node_)
+      if (kv.first.Scalar() == key) return kv.first;
+    return node_;
+  }
+  static std::string range(double lo, double hi) {
+    std::ostringstream os;
+    if (lo <= -1e300)
+      os << "at most " << hi;
+    else if (hi >= 1e300)
+      os << "at least " << lo;
+    else
+      os << "between " << lo << " and " << hi;
+    return os.str();
+  }
+
+  const YAML::Node& node_;
+  const std::string& file_;
+  std::string name_;
+};
+
+// key: value pairs of a flat mapping of scalars (stage params, layer attributes).
+void read_flat(const YAML::Node& map, const std::string& file, const std::string& what,
+               std::vector<std::pair<std::string, std::string>>& out,
+               std::map<std::string, std::string>& where, const std::vector<std::string>& skip) {
+  for (const auto& kv : map) {
+    const std::string key = kv.first.Scalar();
+    if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
+    if (!kv.second.IsScalar())
+      throw ConfigError(position(file, kv.second.Mark()) + ": " + what + " '" + key +
+                        "' must be a single value (number, word or true/false), got " +
+                        type_of(kv.second));
+    out.emplace_back(key, kv.second.Scalar());
+    where[key] = position(file, kv.first.Mark());
+  }
+}
+
+void read_stages(const YAML::Node& list, const std::string& file, PipelineConfig& c) {
+  if (!list.IsSequence())
+    throw ConfigError(position(file, list.Mark()) +
+                      ": stages must be a list of '- plugin: NAME' "
+                      "items, got " +
+                      type_of(list));
+  for (const YAML::Node& item : list) {
+    StageConfig s;
+    s.where = position(file, item.Mark());
+    if (item.IsScalar()) {
+      s.plugin = item.Scalar();
+    } else {
+      Section sec(item, file, "stage", {"plugin", "params"});
+      if (!sec.has("plugin")) sec.fail(item, "a stage needs 'plugin: NAME'");
+      s.plugin = sec.scalar("plugin", "a plugin name");
+      if (sec.has("params")) {
+        const YAML::Node p = sec.get("params");
+        if (!p.IsMap() && !p.IsNull())
+          sec.fail(p, "params of stage '" + s.plugin + "' must be a mapping, got " + type_of(p));
+        if (p.IsMap()) read_flat(p, file, "parameter", s.params, s.param_where, {});
+      }
+    }
+    c.stages.push_back(std::move(s));
+  }
+}
+
+void read_layers(const YAML::Node& list, const std::string& file, PipelineConfig& c) {
+  if (!list.IsSequence())
+    throw ConfigError(position(file, list.Mark()) +
+                      ": network.layers must be a list (e.g. '- dense: {units: 10}'), got " +
+                      type_of(list));
+  for (const YAML::Node& item : list) {
+    LayerConfig l;
+    l.where = position(file, item.Mark());
+    if (item.IsScalar()) {
+      l.kind = item.Scalar();
+    } else if (item.IsMap() && item["type"]) {
+      if (!item["type"].IsScalar())
+        throw ConfigError(position(file, item["type"].Mark()) + ": a layer's type must be a name");
+      l.kind = item["type"].Scalar();
+      read_flat(item, file, "attribute", l.attrs, l.attr_where, {"type"});
+    } else if (item.IsMap() && item.size() == 1) {
+      const auto kv = *item.begin();
+      l.kind = kv.first.Scalar();
+      if (kv.second.IsMap())
+        read_flat(kv.second, file, "attribute", l.attrs, l.attr_where, {});
+      else if (!kv.second.IsNull())
+        throw ConfigError(position(file, kv.second.Mark()) + ": the attributes of layer '" +
+                          l.kind + "' must be a mapping, e.g. '- " + l.kind +
+                          ": {units: 10}', got " + type_of(kv.second));
+    } else {
+      throw ConfigError(l.where +
+                        ": a layer is a name ('- relu'), a one-key mapping ('- dense: "
+                        "{units: 10}') or a mapping with 'type:'; got " +
+                        type_of(item) + (item.IsMap() ? " with several keys and no 'type'" : ""));
+    }
+    for (auto it = l.attrs.begin(); it != l.attrs.end(); ++it)
+      if (it->first == "name") {
+        l.name = it->second;
+        l.attrs.erase(it);
+        break;
+      }
+    c.layers.push_back(std::move(l));
+  }
+}
+
+std::vector<std::string> string_list(const YAML::Node& n, const std::string& file,
+                                     const std::string& what) {
+  std::vector<std::string> out;
+  if (n.IsScalar()) return {n.Scalar()};
+  if (!n.IsSequence())
+    throw ConfigError(position(file, n.Mark()) + ": " + what + " must be a list, got " +
+                      type_of(n));
+  for (const YAML::Node& item : n) {
+    if (!item.IsScalar())
+      throw ConfigError(position(file, item.Mark()) + ": " + what + " entries must be names, got " +
+                        type_of(item));
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+}  // namespace
+
+PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path) {
+  PipelineConfig c;
+  c.file = path;
+  c.dir = fs::path(path).parent_path().string();
+  if (c.dir.empty()) c.dir = ".";
+  c.text = text;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(position(path, e.mark) + ": not valid YAML: " + e.msg);
+  }
+  if (root.IsNull()) throw ConfigError(path + ": the pipeline file is empty");
+  const std::string& f = c.file;
+  Section top(root, f, "the pipeline",
+              {"name", "plugin_path", "stages", "data", "network", "loss", "optimizer", "training",
+               "cache", "output"});
+  c.name = top.str("name", fs::path(path).stem().string());
+  if (top.has("plugin_path"))
+    for (const std::string& p : string_list(top.get("plugin_path"), f, "plugin_path"))
+      c.plugin_path.push_back(
+          fs::path(p).is_absolute() ? p : (fs::path(c.dir) / p).lexically_normal().string());
+  if (!top.has("stages"))
+    top.fail(root, "the pipeline has no 'stages' (the plugins that make features)");
+  c.stages_where = top.where("stages");
+  read_stages(top.get("stages"), f, c);
+  if (c.stages.empty())
+    top.fail(top.get("stages"), "stages is empty; expected at least one plugin");
+
+  if (top.has("data")) {
+    Section d(top.get("data"), f, "data", {"train", "test", "validation_split", "classes"});
+    c.train_manifest = d.path("train", c.dir);
+    c.test_manifest = d.path("test", c.dir);
+    c.train_where = d.where("train");
+    c.test_where = d.where("test");
+    c.validation_split = d.number("validation_split", 0, 0, 0.9);
+    if (d.has("classes")) {
+      c.classes = string_list(d.get("classes"), f, "data.classes");
+      c.classes_where = d.where("classes");
+      for (size_t i = 0; i < c.classes.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+          if (c.classes[i] == c.classes[j])
+            d.fail(d.get("classes"), "data.classes lists '" + c.classes[i] + "' twice");
+    }
+  }
+
+  if (!top.has("network")) top.fail(root, "the pipeline has no 'network' section");
+  {
+    Section n(top.get("network"), f, "network", {"input", "layers"});
+    c.network_where = n.where();
+    if (n.has("input"))
+      for (const std::string& d : string_list(n.get("input"), f, "network.input")) {
+        char* end = nullptr;
+        const long long v = std::strtoll(d.c_str(), &end, 10);
+        if (d.empty() || *end || v < 1)
+          n.fail(n.get("input"), "network.input must list positive integers, got '" + d + "'");
+        c.input_shape.push_back(v);
+      }
+    if (!n.has("layers")) n.fail(top.get("network"), "network has no 'layers' list");
+    read_layers(n.get("layers"), f, c);
+    if (c.layers.empty()) n.fail(n.get("layers"), "network.layers is empty");
+  }
+
+  c.loss = top.choice("loss", c.loss,
+                      {"softmax_cross_entropy", "cross_entropy", "mse", "bce", "bce_logits"});
+  c.loss_where = top.where("loss");
+
+  if (top.has("optimizer")) {
+    Section o(top.get("optimizer"), f, "optimizer",
+              {"type", "lr", "momentum", "weight_decay", "beta1", "beta2"});
+    c.optimizer_where = o.where();
+    c.optimizer = o.choice("type", c.optimizer, {"sgd", "nesterov", "adam", "adamw", "rprop"});
+    c.lr = o.number("lr", c.optimizer == "adam" || c.optimizer == "adamw" ? 1e-3 : 0.01, 1e-12, 10);
+    c.momentum = o.number("momentum", c.momentum, 0, 0.999999);
+    c.weight_decay = o.number("weight_decay", 0, 0, 1);
+    c.beta1 = o.number("beta1", c.beta1, 0, 0.999999);
+    c.beta2 = o.number("beta2", c.beta2, 0, 0.999999999);
+  }
+
+  if (top.has("training")) {
+    Section t(top.get("training"), f, "training",
+              {"epochs", "batch", "seed", "threads", "schedule", "clip_norm", "patience",
+               "checkpoints", "on_error"});
+    c.epochs = int(t.integer("epochs", c.epochs, 1, 100000));
+    c.batch = t.integer("batch", c.batch, 1, 1 << 20);
+    c.seed = uint64_t(t.integer("seed", 1, 0, (1LL << 62)));
+    c.threads = int(t.integer("threads", 0, 0, 1024));
+    c.clip_norm = t.number("clip_norm", 0, 0, 1e300);
+    c.patience = int(t.integer("patience", 0, 0, 100000));
+    c.checkpoints = t.boolean("checkpoints", true);
+    c.on_error = t.choice("on_error", "stop", {"stop", "skip"});
+    if (t.has("schedule")) {
+      const YAML::Node s = t.get("schedule");
+      std::string kind;
+      if (s.IsScalar()) {
+        kind = t.choice("schedule", "constant", {"constant", "step", "cosine"});
+      } else {
+        Section ss(s, f, "training.schedule", {"type", "step_size", "gamma", "min_lr"});
+        kind = ss.choice("type", "constant", {"constant", "step", "cosine"});
+        c.schedule.step_size = int(ss.integer("step_size", 1, 1, 100000));
+        c.schedule.gamma = ss.number("gamma", 0.1, 0, 1);
+        c.schedule.min_lr = ss.number("min_lr", 0, 0, 10);
+      }
+      c.schedule.kind = kind == "cosine" ? Schedule::kCosine
+                        : kind == "step" ? Schedule::kStep
+                                         : Schedule::kConstant;
+    }
+    c.schedule.total_epochs = c.epochs;
+  }
+
+  if (top.has("cache")) {
+    const YAML::Node cn = top.get("cache");
+    if (cn.IsScalar()) {
+      c.cache = top.boolean("cache", true);
+    } else {
+      Section cs(cn, f, "cache", {"enabled", "dir"});
+      c.cache = cs.boolean("enabled", true);
+      c.cache_dir = cs.path("dir", c.dir);
+    }
+  }
+  if (top.has("output")) {
+    Section o(top.get("output"), f, "output", {"dir"});
+    c.output_dir = o.path("dir", c.dir);
+  }
+  if (c.output_dir.empty()) c.output_dir = (fs::path(c.dir) / "runs" / c.name).lexically_normal();
+  return c;
+}
+
+PipelineConfig load_pipeline_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(path + ": cannot open the pipeline file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw FileError(path + ": cannot read the pipeline file");
+  return parse_pipeline_config(ss.str(), path);
+}
+
+}  // namespace bpkit

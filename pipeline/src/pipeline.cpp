@@ -1,0 +1,191 @@
+#include "bpkit/pipeline.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "bpkit/error.h"
+#include "bpkit/suggest.h"
+
+namespace bpkit {
+namespace {
+
+std::string fmt_range(double lo, double hi) {
+  std::ostringstream os;
+  if (lo <= -1e300 && hi >= 1e300) return "any number";
+  if (lo <= -1e300)
+    os << "at most " << hi;
+  else if (hi >= 1e300)
+    os << "at least " << lo;
+  else
+    os << "between " << lo << " and " << hi;
+  return os.str();
+}
+
+// Returns "" when `text` is a valid value of `spec`, else what is wrong.
+std::string check_value(const ParamSpec& spec, const std::string& text) {
+  switch (spec.type) {
+    case ParamType::kBool:
+      for (const char* ok : {"true", "false", "yes", "no", "on", "off", "1", "0"})
+        if (text == ok) return "";
+      return "expected true or false, got '" + text + "'";
+    case ParamType::kInt: {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end || errno) return "expected an integer, got '" + text + "'";
+      if (double(v) < spec.min || double(v) > spec.max)
+        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+      return "";
+    }
+    case ParamType::kFloat: {
+      char* end = nullptr;
+      errno = 0;
+      const double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end || errno || !std::isfinite(v))
+        return "expected a number, got '" + text + "'";
+      if (v < spec.min || v > spec.max)
+        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+      return "";
+    }
+    case ParamType::kString:
+      return "";
+    case ParamType::kChoice:
+      if (std::find(spec.choices.begin(), spec.choices.end(), text) != spec.choices.end())
+        return "";
+      return "unknown value '" + text + "'" + did_you_mean(text, spec.choices);
+  }
+  return "unknown parameter type";
+}
+
+bool is_feature_kind(Kind k) {
+  return k == Kind::kFeatures || k == Kind::kSequence;
+}
+
+}  // namespace
+
+ParamValues validate_params(const PluginInfo& info,
+                            const std::vector<std::pair<std::string, std::string>>& values,
+                            const std::map<std::string, std::string>& where,
+                            const std::string& stage_where) {
+  ParamValues out;
+  std::vector<std::string> names;
+  for (const ParamSpec& p : info.params) names.push_back(p.name);
+  for (const auto& [key, text] : values) {
+    auto pos = where.count(key) ? where.at(key) : stage_where;
+    auto it = std::find_if(info.params.begin(), info.params.end(),
+                           [&](const ParamSpec& p) { return p.name == key; });
+    if (it == info.params.end())
+      throw ConfigError(
+          pos + ": plugin '" + info.name + "' has no parameter '" + key + "'" +
+          (names.empty() ? std::string("; it takes no parameters") : did_you_mean(key, names)));
+    const std::string bad = check_value(*it, text);
+    if (!bad.empty())
+      throw ConfigError(pos + ": parameter '" + key + "' of plugin '" + info.name + "' (" +
+                        param_type_name(it->type) + "): " + bad);
+    out.set(key, text);
+  }
+  for (const ParamSpec& p : info.params)
+    if (!out.all().count(p.name)) out.set(p.name, p.default_value);
+  return out;
+}
+
+void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
+                  const std::vector<std::string>& extra) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> dirs = PluginRegistry::default_directories();
+  dirs.insert(dirs.end(), pipeline_dirs.begin(), pipeline_dirs.end());
+  dirs.insert(dirs.end(), extra.begin(), extra.end());
+  std::vector<std::string> seen;
+  for (const std::string& d : dirs) {
+    std::error_code ec;
+    const std::string canon = fs::weakly_canonical(d, ec).string();
+    if (std::find(seen.begin(), seen.end(), canon) != seen.end()) continue;
+    seen.push_back(canon);
+    if (fs::is_regular_file(d, ec))
+      registry.load_library(d);
+    else
+      registry.add_directory(d);
+  }
+}
+
+Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry) {
+  for (const StageConfig& sc : config.stages) {
+    Stage st;
+    st.plugin = sc.plugin;
+    st.where = sc.where;
+    const RegisteredPlugin* reg = registry.find(sc.plugin);
+    if (!reg) {
+      try {
+        registry.get(sc.plugin);  // throws with suggestions and skipped libraries
+      } catch (const PluginError& e) {
+        throw ConfigError(sc.where + ": " + e.what());
+      }
+    }
+    st.info = reg->info;
+    st.file = reg->file;
+    st.params = validate_params(st.info, sc.params, sc.param_where, sc.where);
+    st.object = registry.create(sc.plugin);
+    try {
+      st.object->configure(st.params);
+    } catch (const ParamError& e) {
+      const auto it = sc.param_where.find(e.key());
+      throw ConfigError((it != sc.param_where.end() ? it->second : sc.where) + ": parameter '" +
+                        e.key() + "' of plugin '" + sc.plugin + "': " + e.what());
+    } catch (const std::exception& e) {
+      throw ConfigError(sc.where + ": plugin '" + sc.plugin +
+                        "' rejected its parameters: " + e.what());
+    }
+    const Kind want = stages_.empty() ? Kind::kFile : stages_.back().info.produces;
+    if (st.info.consumes != want) {
+      if (stages_.empty())
+        throw ConfigError(sc.where + ": the first stage reads the input files, but plugin '" +
+                          sc.plugin + "' consumes " + kind_name(st.info.consumes) +
+                          "; start with a plugin that consumes file (e.g. a reader)");
+      throw ConfigError(sc.where + ": stage '" + sc.plugin + "' consumes " +
+                        kind_name(st.info.consumes) + ", but the stage before it ('" +
+                        stages_.back().plugin + "') produces " + kind_name(want));
+    }
+    stages_.push_back(std::move(st));
+  }
+  if (stages_.empty()) throw ConfigError(config.file + ": the pipeline has no stages");
+  if (!is_feature_kind(stages_.back().info.produces))
+    throw ConfigError(stages_.back().where + ": the last stage ('" + stages_.back().plugin +
+                      "') produces " + kind_name(stages_.back().info.produces) +
+                      "; a network needs features or a sequence (add a stage that makes them)");
+  for (const Stage& st : stages_) {
+    signature_ += st.plugin + "@" + st.info.version + "{";
+    for (const auto& [k, v] : st.params.all()) signature_ += k + "=" + v + ";";
+    signature_ += "}";
+  }
+}
+
+Kind Pipeline::output_kind() const {
+  return stages_.back().info.produces;
+}
+
+Value Pipeline::run(const std::string& file) const {
+  Value v;
+  v.kind = Kind::kFile;
+  v.path = file;
+  for (const Stage& st : stages_) {
+    try {
+      Value next = st.object->process(v);
+      if (next.kind != st.info.produces)
+        throw std::runtime_error(std::string("returned ") + kind_name(next.kind) +
+                                 " but declares that it produces " + kind_name(st.info.produces));
+      if (next.path.empty()) next.path = file;
+      v = std::move(next);
+    } catch (const StageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw StageError(file + ": stage '" + st.plugin + "' failed: " + e.what(), file);
+    }
+  }
+  return v;
+}
+
+}  // namespace bpkit

@@ -1,0 +1,161 @@
+#include "bpkit/plugin_host.h"
+
+#include <algorithm>
+#include <boost/dll/shared_library.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "bpkit/suggest.h"
+
+namespace bpkit {
+
+struct PluginLibraryHandle {
+  boost::dll::shared_library lib;
+};
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// An ELF shared object starts with 0x7f 'E' 'L' 'F'; checking first gives a clearer message than
+// the loader's for a text file or an image that happens to end in .so.
+bool looks_like_elf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
+         magic[3] == 'F';
+}
+
+}  // namespace
+
+std::string program_directory() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+std::vector<std::string> PluginRegistry::default_directories() {
+  std::vector<std::string> dirs{
+      (fs::path(program_directory()) / ".." / "lib" / "bpkit" / "plugins").lexically_normal()};
+  if (const char* env = std::getenv("BPKIT_PLUGIN_PATH")) {
+    std::string s = env;
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t end = std::min(s.find(':', start), s.size());
+      if (end > start) dirs.push_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  return dirs;
+}
+
+void PluginRegistry::load_library(const std::string& path) {
+  if (!fs::exists(path)) throw PluginError(path + ": no such plugin library");
+  if (!looks_like_elf(path))
+    throw PluginError(path +
+                      ": not a shared library (no ELF header); a bpkit plugin is a .so "
+                      "built with BPKIT_PLUGIN_LIBRARY");
+  auto handle = std::make_shared<PluginLibraryHandle>();
+  try {
+    handle->lib.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw PluginError(path + ": cannot be loaded as a shared library: " + e.what());
+  }
+  if (!handle->lib.has(BPKIT_PLUGIN_ABI_SYMBOL))
+    throw PluginError(path + ": not a bpkit plugin (it exports no '" BPKIT_PLUGIN_ABI_SYMBOL
+                             "'; plugins declare their classes with BPKIT_PLUGIN_LIBRARY)");
+  const int abi = handle->lib.get_alias<int()>(BPKIT_PLUGIN_ABI_SYMBOL)();
+  if (abi != kPluginAbiVersion)
+    throw PluginError(path + ": built for plugin ABI version " + std::to_string(abi) +
+                      ", but this bpkit uses version " + std::to_string(kPluginAbiVersion) +
+                      "; rebuild the plugin against this bpkit's SDK");
+  if (!handle->lib.has(BPKIT_PLUGIN_ENTRIES_SYMBOL))
+    throw PluginError(path + ": a bpkit plugin library without its plugin list ('" +
+                      std::string(BPKIT_PLUGIN_ENTRIES_SYMBOL) + "' is missing)");
+  std::vector<PluginEntry> entries;
+  std::vector<PluginInfo> infos;
+  try {
+    entries = handle->lib.get_alias<std::vector<PluginEntry>()>(BPKIT_PLUGIN_ENTRIES_SYMBOL)();
+    for (const PluginEntry& e : entries) infos.push_back(e.info());
+  } catch (const std::exception& e) {
+    throw PluginError(path + ": failed to list its plugins: " + e.what());
+  }
+  for (size_t i = 0; i < infos.size(); ++i) {
+    const PluginInfo& info = infos[i];
+    if (info.name.empty()) throw PluginError(path + ": defines a plugin without a name");
+    for (const ParamSpec& p : info.params)
+      if (p.name.empty())
+        throw PluginError(path + ": plugin '" + info.name + "' has a parameter without a name");
+    if (const RegisteredPlugin* other = find(info.name))
+      throw PluginError("two plugins are named '" + info.name + "': one in " + other->file +
+                        ", one in " + path +
+                        "; remove one or take its directory off the plugin "
+                        "path");
+    for (size_t j = 0; j < i; ++j)
+      if (infos[j].name == info.name)
+        throw PluginError(path + ": defines the plugin '" + info.name + "' twice");
+  }
+  for (size_t i = 0; i < infos.size(); ++i)
+    plugins_.push_back(RegisteredPlugin{std::move(infos[i]), path, handle, entries[i].create});
+}
+
+void PluginRegistry::add_directory(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  dirs_.push_back(dir);
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().extension() == ".so" && !entry.is_directory()) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  for (const std::string& f : files) {
+    try {
+      load_library(f);
+    } catch (const PluginError& e) {
+      // Two plugins with one name is the user's configuration error, not a broken file.
+      if (std::string(e.what()).rfind("two plugins are named", 0) == 0) throw;
+      problems_.push_back(e.what());
+    }
+  }
+}
+
+const RegisteredPlugin* PluginRegistry::find(const std::string& name) const {
+  for (const RegisteredPlugin& p : plugins_)
+    if (p.info.name == name) return &p;
+  return nullptr;
+}
+
+const RegisteredPlugin& PluginRegistry::get(const std::string& name) const {
+  if (const RegisteredPlugin* p = find(name)) return *p;
+  std::vector<std::string> names;
+  for (const RegisteredPlugin& p : plugins_) names.push_back(p.info.name);
+  std::string msg = "no plugin named '" + name + "'" + did_you_mean(name, names);
+  if (plugins_.empty()) {
+    msg += "; no plugins were found (searched:";
+    for (const std::string& d : dirs_) msg += " " + d;
+    msg += dirs_.empty() ? " nothing)" : ")";
+  }
+  for (const std::string& p : problems_) msg += "\n  skipped " + p;
+  throw PluginError(msg);
+}
+
+std::shared_ptr<FeaturePlugin> PluginRegistry::create(const std::string& name) const {
+  const RegisteredPlugin& p = get(name);
+  FeaturePlugin* raw = nullptr;
+  try {
+    raw = p.create();
+  } catch (const std::exception& e) {
+    throw PluginError("plugin '" + name + "' (" + p.file + ") failed to construct: " + e.what());
+  }
+  if (!raw) throw PluginError("plugin '" + name + "' (" + p.file + ") returned no object");
+  // The deleter owns a reference to the library: the object's destructor (code in the library)
+  // runs first, then the reference is dropped, possibly unloading the library.
+  std::shared_ptr<PluginLibraryHandle> lib = p.library;
+  return std::shared_ptr<FeaturePlugin>(raw, [lib](FeaturePlugin* obj) mutable {
+    delete obj;
+    lib.reset();
+  });
+}
+
+}  // namespace bpkit

@@ -1,0 +1,413 @@
+#include "bpkit/train.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <ostream>
+#include <set>
+#include <sstream>
+
+#include "bpkit/error.h"
+#include "bpkit/loss.h"
+#include "bpkit/optimizer.h"
+#include "bpkit/report.h"
+#include "bpkit/suggest.h"
+#include "bpkit/threading.h"
+#include "bpkit/trainer.h"
+
+namespace bpkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& layer_kinds() {
+  static const std::vector<std::string> kinds{
+      "dense",   "conv2d",  "maxpool2d", "avgpool2d", "pool2d", "dropout",    "batchnorm",
+      "flatten", "reshape", "sigmoid",   "tanh",      "relu",   "leaky_relu", "softmax"};
+  return kinds;
+}
+
+// Builds the configured layers on `net`; every problem becomes a ConfigError at the layer.
+void build_network(const PipelineConfig& c, Network<float>& net) {
+  for (const LayerConfig& l : c.layers) {
+    Attrs attrs;
+    for (const auto& [k, v] : l.attrs) attrs.set(k, v);
+    attrs.context = "layer '" + l.kind + "'";
+    std::unique_ptr<Layer<float>> layer;
+    try {
+      layer = make_layer<float>(l.kind, attrs);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (msg.find("unknown layer kind") != std::string::npos)
+        msg = "unknown layer '" + l.kind + "'" + did_you_mean(l.kind, layer_kinds());
+      throw ConfigError(l.where + ": " + msg);
+    }
+    // Keys the layer does not know: it reports its whole configuration through attrs().
+    std::vector<std::string> known;
+    const Attrs own = layer->attrs();
+    for (const auto& kv : own.items()) known.push_back(kv.first);
+    for (const auto& [k, v] : l.attrs)
+      if (std::find(known.begin(), known.end(), k) == known.end()) {
+        const auto w = l.attr_where.find(k);
+        throw ConfigError(
+            (w != l.attr_where.end() ? w->second : l.where) + ": layer '" + l.kind +
+            "' has no attribute '" + k + "'" +
+            (known.empty() ? std::string("; it takes none") : did_you_mean(k, known)));
+      }
+    try {
+      net.add(std::move(layer), l.name);
+    } catch (const std::exception& e) {
+      throw ConfigError(l.where + ": " + e.what());
+    }
+  }
+}
+
+std::unique_ptr<Optimizer<float>> make_optimizer(const PipelineConfig& c, Network<float>& net) {
+  if (c.optimizer == "sgd" || c.optimizer == "nesterov")
+    return std::make_unique<Sgd<float>>(net.params(), c.lr, c.momentum, c.optimizer == "nesterov",
+                                        c.weight_decay);
+  if (c.optimizer == "adam" || c.optimizer == "adamw")
+    return std::make_unique<Adam<float>>(net.params(), c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay,
+                                         c.optimizer == "adamw");
+  return std::make_unique<Rprop<float>>(net.params(), c.lr);
+}
+
+std::string num(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+std::string config_hash(const PipelineConfig& c) {
+  return FeatureCache::key(c.text, "pipeline").substr(0, 16);
+}
+
+// The checkpoint: the network, the optimizer's state, the best weights so far and the trainer's
+// progress, in one model file (written atomically).
+void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
+                     const TrainProgress& p, const std::string& hash) {
+  Metadata meta{{"checkpoint.config", hash},
+                {"checkpoint.epochs_done", std::to_string(p.epochs_done)},
+                {"checkpoint.best_val", num(p.best_val)},
+                {"checkpoint.since_best", std::to_string(p.since_best)},
+                {"checkpoint.best_epoch", std::to_string(p.result.best_epoch)},
+                {"checkpoint.optimizer_steps", std::to_string(opt.steps())}};
+  for (const EpochStats& s : p.result.history)
+    meta.emplace_back("checkpoint.epoch." + std::to_string(s.epoch),
+                      num(s.lr) + "," + num(s.train_loss) + "," + num(s.train_acc) + "," +
+                          num(s.val_loss) + "," + num(s.val_acc) + "," + num(s.seconds) + "," +
+                          num(s.samples_per_s));
+  ExtraTensors<float> extra;
+  char name[32];
+  const auto state = opt.state();
+  for (size_t i = 0; i < state.size(); ++i) {
+    std::snprintf(name, sizeof name, "opt.%06zu", i);
+    extra.emplace_back(name, *state[i]);
+  }
+  for (size_t i = 0; i < p.best.size(); ++i) {
+    std::snprintf(name, sizeof name, "best.%06zu", i);
+    extra.emplace_back(name, p.best[i]);
+  }
+  save_model(net, path, meta, extra);
+}
+
+std::string meta_get(const Metadata& m, const std::string& key, const std::string& file) {
+  for (const auto& kv : m)
+    if (kv.first == key) return kv.second;
+  throw FileError(file + ": not a training checkpoint (no '" + key + "')");
+}
+
+// Loads a checkpoint into net and opt; returns the trainer's progress.
+TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
+                              const std::string& hash) {
+  LoadedModel<float> ck = load_model<float>(path);
+  if (meta_get(ck.meta, "checkpoint.config", path) != hash)
+    throw FileError(path +
+                    ": the pipeline file changed since this checkpoint was written; "
+                    "resuming would mix two configurations (train without --resume to "
+                    "start afresh)");
+  auto a = net.params(), b = ck.net.params();
+  if (a.size() != b.size() || ck.net.size() != net.size())
+    throw FileError(path + ": the checkpoint's network differs from the pipeline's");
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].value->shape() != b[i].value->shape())
+      throw FileError(path + ": tensor '" + b[i].name + "' has another shape than the pipeline's");
+    *a[i].value = *b[i].value;
+  }
+  for (size_t i = 0; i < net.size(); ++i) {
+    auto x = net.layer(i).buffers(), y = ck.net.layer(i).buffers();
+    for (size_t k = 0; k < x.size() && k < y.size(); ++k) *x[k].second = *y[k].second;
+  }
+  TrainProgress p;
+  const auto state = opt.state();
+  size_t opt_i = 0;
+  for (auto& [name, t] : ck.extra) {
+    if (name.rfind("opt.", 0) == 0) {
+      if (opt_i >= state.size() || state[opt_i]->shape() != t.shape())
+        throw FileError(path + ": the optimizer state does not fit the configured optimizer");
+      *state[opt_i++] = t;
+    } else if (name.rfind("best.", 0) == 0) {
+      p.best.push_back(t);
+    }
+  }
+  if (opt_i != state.size())
+    throw FileError(path + ": the checkpoint lacks optimizer state for the configured optimizer");
+  opt.set_steps(std::stoll(meta_get(ck.meta, "checkpoint.optimizer_steps", path)));
+  p.epochs_done = std::stoi(meta_get(ck.meta, "checkpoint.epochs_done", path));
+  p.best_val = std::strtod(meta_get(ck.meta, "checkpoint.best_val", path).c_str(), nullptr);
+  p.since_best = std::stoi(meta_get(ck.meta, "checkpoint.since_best", path));
+  p.result.best_epoch = std::stoi(meta_get(ck.meta, "checkpoint.best_epoch", path));
+  for (int e = 1; e <= p.epochs_done; ++e) {
+    std::istringstream f(meta_get(ck.meta, "checkpoint.epoch." + std::to_string(e), path));
+    EpochStats s{};
+    s.epoch = e;
+    double* fields[] = {&s.lr,      &s.train_loss, &s.train_acc,    &s.val_loss,
+                        &s.val_acc, &s.seconds,    &s.samples_per_s};
+    std::string tok;
+    for (double* d : fields) {
+      std::getline(f, tok, ',');
+      *d = std::strtod(tok.c_str(), nullptr);
+    }
+    p.result.history.push_back(s);
+  }
+  return p;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+}  // namespace
+
+TrainOutcome train_pipeline(const TrainRequest& r) {
+  std::ostream* log = r.log;
+  const PipelineConfig c = load_pipeline_config(r.config);
+  if (c.train_manifest.empty())
+    throw ConfigError(c.file +
+                      ": data.train is missing: training needs a manifest of "
+                      "'PATH<TAB>LABEL' lines");
+  PluginRegistry registry;
+  load_plugins(registry, c.plugin_path, r.plugin_dirs);
+  Pipeline pipeline(c, registry);
+  {  // Layer kinds and attributes are checked before any feature is computed.
+    Network<float> probe(c.input_shape.empty() ? Shape{1} : Shape(c.input_shape), 0);
+    if (c.input_shape.empty()) {
+      for (const LayerConfig& l : c.layers) {
+        Attrs attrs;
+        for (const auto& [k, v] : l.attrs) attrs.set(k, v);
+        try {
+          make_layer<float>(l.kind, attrs);
+        } catch (const std::exception& e) {
+          std::string msg = e.what();
+          if (msg.find("unknown layer kind") != std::string::npos)
+            msg = "unknown layer '" + l.kind + "'" + did_you_mean(l.kind, layer_kinds());
+          throw ConfigError(l.where + ": " + msg);
+        }
+      }
+    } else {
+      build_network(c, probe);
+    }
+  }
+  if (c.threads > 0) set_num_threads(c.threads);
+
+  const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest);
+  const std::vector<ManifestEntry> test_entries =
+      c.test_manifest.empty() ? std::vector<ManifestEntry>{} : read_manifest(c.test_manifest);
+  std::vector<std::string> classes = c.classes;
+  if (classes.empty()) {
+    std::set<std::string> seen;
+    for (const ManifestEntry& e : train_entries) seen.insert(e.label);
+    classes.assign(seen.begin(), seen.end());
+  }
+  if (classes.size() < 2)
+    throw FileError(c.train_manifest + ": needs at least two classes, found " +
+                    std::to_string(classes.size()));
+
+  FeatureCache cache(c.cache_dir.empty() ? FeatureCache::default_dir() : c.cache_dir);
+  ExtractOptions eo;
+  eo.cache = (c.cache && r.use_cache) ? &cache : nullptr;
+  eo.skip_errors = c.on_error == "skip";
+  eo.log = log;
+  auto extract = [&](const std::vector<ManifestEntry>& entries, const char* what) {
+    FeatureSet fs = extract_features(pipeline, entries, eo);
+    if (log)
+      *log << "features: " << what << " " << fs.features.size() << " samples (" << fs.cache_hits
+           << " from the cache, " << fs.computed << " computed, " << fs.skipped.size()
+           << " skipped) in " << std::fixed << std::setprecision(1) << fs.seconds << "s\n"
+           << std::defaultfloat << std::flush;
+    return fs;
+  };
+  const FeatureSet train_set = extract(train_entries, "train");
+  if (train_set.features.empty()) throw FileError(c.train_manifest + ": no sample could be used");
+  const Dataset train = make_dataset(train_set, classes);
+  Dataset test;
+  if (!test_entries.empty()) test = make_dataset(extract(test_entries, "test"), classes);
+
+  const Shape input(train.x.shape().begin() + 1, train.x.shape().end());
+  if (!c.input_shape.empty() && Shape(c.input_shape) != input)
+    throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
+                      " but the stages produce features of shape " + to_string(input));
+  Network<float> net(input, c.seed);
+  build_network(c, net);
+  if (net.output_shape() != Shape{int64_t(classes.size())})
+    throw ConfigError(c.layers.back().where + ": the network ends with shape " +
+                      to_string(net.output_shape()) + ", but there are " +
+                      std::to_string(classes.size()) + " classes (the last layer needs " +
+                      std::to_string(classes.size()) + " outputs)");
+  std::unique_ptr<Loss<float>> loss = make_loss<float>(c.loss);
+  std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
+
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw FileError(out + ": cannot create the output directory: " + ec.message());
+  const std::string ckpt = (fs::path(out) / kCheckpointFile).string();
+  const std::string hash = config_hash(c);
+
+  TrainOutcome outcome;
+  outcome.model_dir = out;
+  TrainProgress resumed;
+  TrainOptions o;
+  if (r.resume) {
+    if (fs::exists(ckpt)) {
+      resumed = load_checkpoint(ckpt, net, *opt, hash);
+      outcome.resumed_from = resumed.epochs_done;
+      o.resume = &resumed;
+      if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
+    } else if (log) {
+      *log << "no checkpoint in " << out << "; starting from the first epoch\n";
+    }
+  }
+  o.epochs = c.epochs;
+  o.batch = c.batch;
+  o.seed = c.seed;
+  o.validation_split = c.validation_split;
+  o.patience = c.patience;
+  o.schedule = c.schedule;
+  o.schedule.total_epochs = c.epochs;
+  o.clip_norm = c.clip_norm;
+  o.progress = log;
+  o.progress_is_terminal = r.terminal;
+  if (c.checkpoints)
+    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
+
+  const auto t0 = std::chrono::steady_clock::now();
+  TrainResult result = fit(net, *loss, *opt, train, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  outcome.epochs_run = int(result.history.size());
+
+  ConfusionMatrix cm(int(classes.size()));
+  EvalResult te{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  if (test.size() > 0) {
+    te = evaluate(net, *loss, test, 256, &cm);
+    outcome.test_accuracy = te.accuracy;
+    if (log)
+      *log << "test: loss " << te.loss << " accuracy " << te.accuracy << " (" << test.size()
+           << " samples)\n";
+  }
+
+  Metadata meta{{"name", c.name},
+                {"classes", std::to_string(classes.size())},
+                {"trained", now_utc()},
+                {"epochs", std::to_string(result.history.size())},
+                {"train_samples", std::to_string(train.size())},
+                {"test_samples", std::to_string(test.size())}};
+  for (size_t i = 0; i < classes.size(); ++i)
+    meta.emplace_back("class." + std::to_string(i), classes[i]);
+  if (test.size() > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
+  save_model(net, (fs::path(out) / kModelFile).string(), meta);
+  write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
+
+  ReportInput rep;
+  rep.title = c.name;
+  rep.result = result;
+  rep.confusion = test.size() > 0 ? &cm : nullptr;
+  rep.class_names = classes;
+  rep.test_loss = te.loss;
+  rep.test_accuracy = te.accuracy;
+  rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
+               {"train_samples", std::to_string(train.size())},
+               {"test_samples", std::to_string(test.size())},
+               {"parameters", std::to_string(net.param_count())},
+               {"training_seconds", num(secs)},
+               {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
+               {"skipped_samples", std::to_string(train_set.skipped.size())}};
+  write_training_report(out, rep);
+  fs::remove(ckpt, ec);
+  return outcome;
+}
+
+TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
+    : dir_(dir), model_{Network<float>({1}, 0), {}, {}} {
+  const std::string pfile = (fs::path(dir) / kPipelineFile).string();
+  const std::string mfile = (fs::path(dir) / kModelFile).string();
+  if (!fs::is_directory(dir)) throw FileError(dir + ": not a model directory (no such directory)");
+  if (!fs::exists(mfile)) throw FileError(dir + ": not a model directory (no " + kModelFile + ")");
+  if (!fs::exists(pfile))
+    throw FileError(dir + ": not a model directory (no " + kPipelineFile + ")");
+  config_ = load_pipeline_config(pfile);
+  model_ = load_model<float>(mfile);
+  for (size_t i = 0;; ++i) {
+    const std::string key = "class." + std::to_string(i);
+    auto it = std::find_if(model_.meta.begin(), model_.meta.end(),
+                           [&](const auto& kv) { return kv.first == key; });
+    if (it == model_.meta.end()) break;
+    classes_.push_back(it->second);
+  }
+  if (classes_.empty() || model_.net.output_shape() != Shape{int64_t(classes_.size())})
+    throw FileError(mfile + ": the model's class names do not match its output");
+  load_plugins(registry_, config_.plugin_path, plugin_dirs);
+  pipeline_ = std::make_unique<Pipeline>(config_, registry_);
+}
+
+TrainedModel::Prediction TrainedModel::predict(const std::string& file) {
+  Value v = pipeline_->run(file);
+  std::vector<Tensor<float>> one;
+  one.push_back(std::move(v.tensor));
+  return predict(one)[0];
+}
+
+std::vector<TrainedModel::Prediction> TrainedModel::predict(
+    const std::vector<Tensor<float>>& feats) {
+  std::vector<Prediction> out;
+  const Shape& in = model_.net.input_shape();
+  const int64_t per = shape_size(in);
+  const int64_t k = int64_t(classes_.size());
+  Tensor<float> x;
+  for (size_t i0 = 0; i0 < feats.size(); i0 += 256) {
+    const size_t n = std::min<size_t>(256, feats.size() - i0);
+    Shape s{int64_t(n)};
+    s.insert(s.end(), in.begin(), in.end());
+    x.resize(s);
+    for (size_t i = 0; i < n; ++i) {
+      const Tensor<float>& f = feats[i0 + i];
+      if (f.shape() != in)
+        throw ShapeError("features of shape " + to_string(f.shape()) + ", but the model takes " +
+                         to_string(in));
+      std::copy(f.data(), f.data() + per, x.data() + int64_t(i) * per);
+    }
+    const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
+    for (size_t i = 0; i < n; ++i) {
+      const float* row = y.data() + int64_t(i) * k;
+      const float mx = *std::max_element(row, row + k);
+      Prediction p;
+      double z = 0;
+      for (int64_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
+      for (int64_t c = 0; c < k; ++c) p.probabilities.push_back(std::exp(double(row[c] - mx)) / z);
+      p.label = int(std::max_element(row, row + k) - row);
+      p.name = classes_[size_t(p.label)];
+      p.confidence = p.probabilities[size_t(p.label)];
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+}  // namespace bpkit

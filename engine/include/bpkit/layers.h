@@ -130,6 +130,7 @@ class Dropout : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>& dx) override;
   void hold_randomness(bool hold) override { hold_ = hold; }
+  void reseed(Rng& rng) override { rng_ = rng.split(); }
 
  private:
   double p_;

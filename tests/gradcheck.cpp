@@ -136,7 +136,7 @@ double max_relative_difference(const Tensor<double>& a, const Tensor<double>& b)
 // The checks behind both public routines. `only`, when given, is the network's single layer: its
 // backward() is then also called on its own, outside the fused path the network takes.
 void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, int64_t batch,
-                     uint64_t seed, double tol) {
+                     uint64_t seed, double tol, const std::vector<int32_t>* lengths) {
   Rng rng(seed);
   Shape shape{batch};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
@@ -147,13 +147,13 @@ void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, in
 
   // The first forward draws any random masks; holding them makes every later evaluation the
   // same deterministic function.
-  Tensor<double> R = net.forward(x, Mode::kTrain);
+  Tensor<double> R = net.forward(x, Mode::kTrain, lengths);
   for (size_t i = 0; i < net.size(); ++i) net.layer(i).hold_randomness(true);
   for (double& v : R) v = 2 * rng.uniform() - 1;
 
   // Analytic gradients of L = Σ y ⊙ R: dL/dy = R. With an input gradient requested, every layer
   // runs gradient_and_backward (which a layer may fuse).
-  const Tensor<double> y = net.forward(x, Mode::kTrain);
+  const Tensor<double> y = net.forward(x, Mode::kTrain, lengths);
   net.zero_grad();
   Tensor<double> dx;
   net.backward(R, &dx);
@@ -192,7 +192,7 @@ void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, in
     CHECK(max_relative_difference(dx, dx_alone) <= 1e-10);
   }
 
-  auto eval = [&]() -> const Tensor<double>& { return net.forward(x, Mode::kTrain); };
+  auto eval = [&]() -> const Tensor<double>& { return net.forward(x, Mode::kTrain, lengths); };
   compare_tensor("input gradient", dx, x.size(), rng, tol,
                  [&](int64_t i) { return projected_derivative(x[i], R, eval); });
   for (size_t k = 0; k < params.size(); ++k) {
@@ -204,17 +204,17 @@ void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, in
 
 }  // namespace
 
-void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
-                             double tol) {
-  check_gradients(net, nullptr, batch, seed, tol);
+void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed, double tol,
+                             const std::vector<int32_t>* lengths) {
+  check_gradients(net, nullptr, batch, seed, tol, lengths);
 }
 
 void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
-                           const Shape& per_sample_input, int64_t batch, uint64_t seed,
-                           double tol) {
+                           const Shape& per_sample_input, int64_t batch, uint64_t seed, double tol,
+                           const std::vector<int32_t>* lengths) {
   bpkit::Network<double> net(per_sample_input, seed);
   bpkit::Layer<double>& only = net.add(std::move(layer));
-  check_gradients(net, &only, batch, seed, tol);
+  check_gradients(net, &only, batch, seed, tol, lengths);
 }
 
 void check_loss_gradients(bpkit::Loss<double>& loss, const Tensor<double>& out_in,

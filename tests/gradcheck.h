@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "bpkit/layer.h"
 #include "bpkit/loss.h"
@@ -43,14 +44,16 @@ constexpr double kStep = 1e-4;
 // requires gradient() to accumulate (a second backward doubles the parameter gradients),
 // backward() to shape dx like x, and gradient() and backward() called on their own to agree with
 // the network's gradient_and_backward() path.
+// With `lengths`, every forward pass runs Network::forward(x, mode, lengths) (sequences padded to
+// the input's time dimension; the padded frames' input gradient must come out zero).
 void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
                            const bpkit::Shape& per_sample_input, int64_t batch, uint64_t seed,
-                           double tol = 1e-6);
+                           double tol = 1e-6, const std::vector<int32_t>* lengths = nullptr);
 
 // The same checks for a whole network: input gradient through Network::backward(dloss, &dx) and
 // the gradients of all of its parameters (also by Network::backward(dloss) without dx).
 void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
-                             double tol = 1e-6);
+                             double tol = 1e-6, const std::vector<int32_t>* lengths = nullptr);
 
 // Checks the gradient a loss writes against finite differences of the value it returns, at the
 // given outputs and targets.

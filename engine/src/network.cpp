@@ -10,9 +10,12 @@ namespace bpkit {
 template <class T>
 Network<T>::Network(Shape input, uint64_t seed)
     : input_(std::move(input)), seed_(seed), rng_(seed) {
-  for (int64_t d : input_)
-    if (d < 1)
-      throw ShapeError("network input shape " + to_string(input_) + " has a dimension < 1");
+  for (int64_t d : input_) {
+    if (d < 1 && d != kDynamic)
+      throw ShapeError("network input shape " + to_string(input_) +
+                       " has a dimension < 1 (other than kDynamic, -1)");
+    if (d == kDynamic) dynamic_ = true;
+  }
   shapes_.push_back(input_);
 }
 
@@ -26,7 +29,12 @@ Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& na
   layer->init(rng_);
   shapes_.push_back(out);
   if (lowest_trained_ == kNone && !layer->params().empty()) lowest_trained_ = layers_.size();
-  widest_ = std::max({widest_, shape_size(input_), shape_size(out)});
+  // A dynamic dimension counts as 1 here: such inputs never run in chunks.
+  auto fixed_size = [](Shape s) {
+    for (int64_t& d : s) d = d == kDynamic ? 1 : d;
+    return shape_size(s);
+  };
+  widest_ = std::max({widest_, fixed_size(input_), fixed_size(out)});
   layers_.push_back(std::move(layer));
   acts_.emplace_back();
   return *layers_.back();
@@ -34,26 +42,71 @@ Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& na
 
 template <class T>
 const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode) {
+  return forward(x, mode, nullptr);
+}
+
+template <class T>
+const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
+                                     const std::vector<int32_t>* lengths) {
   if (layers_.empty()) throw ShapeError("forward through a network without layers");
   bool ok = x.rank() == int(input_.size()) + 1;
-  for (size_t i = 0; ok && i < input_.size(); ++i) ok = x.dim(int(i) + 1) == input_[i];
+  for (size_t i = 0; ok && i < input_.size(); ++i)
+    ok = x.dim(int(i) + 1) == input_[i] || (input_[i] == kDynamic && x.dim(int(i) + 1) >= 0);
   if (!ok)
     throw ShapeError("network input: expected [batch," + to_string(input_).substr(1) + ", got " +
                      to_string(x.shape()));
+  for (size_t i = 0; i < input_.size(); ++i)
+    if (input_[i] == kDynamic && x.dim(int(i) + 1) == 0)
+      throw ShapeError("network input " + to_string(x.shape()) +
+                       ": empty sequence (a dynamic dimension needs at least one frame)");
   const int64_t B = x.rows();
+  // Sequence lengths: checked here, handed to each layer, mapped through it for the next one.
+  if (lengths) {
+    if (x.rank() < 3)
+      throw ShapeError("network input " + to_string(x.shape()) +
+                       ": sequence lengths need a [batch, time, features...] input");
+    if (int64_t(lengths->size()) != B)
+      throw ShapeError("network input " + to_string(x.shape()) + ": " +
+                       std::to_string(lengths->size()) + " sequence lengths for a batch of " +
+                       std::to_string(B));
+    const int64_t frames = x.dim(1);
+    for (size_t b = 0; b < lengths->size(); ++b)
+      if ((*lengths)[b] < 1 || (*lengths)[b] > frames)
+        throw ShapeError("network input " + to_string(x.shape()) + ": sample " + std::to_string(b) +
+                         " has length " + std::to_string((*lengths)[b]) + " (each must be 1.." +
+                         std::to_string(frames) + ", the padded length)");
+  }
+  lengths_.resize(layers_.size() + 1);
+  if (lengths) lengths_[0].assign(lengths->begin(), lengths->end());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!lengths) {
+      layers_[i]->set_lengths(nullptr);
+      continue;
+    }
+    layers_[i]->set_lengths(&lengths_[i]);
+    lengths_[i + 1].resize(lengths_[i].size());
+    for (size_t b = 0; b < lengths_[i].size(); ++b)
+      lengths_[i + 1][b] = layers_[i]->output_length(lengths_[i][b]);
+  }
+  if (lengths)
+    out_lengths_ = lengths_.back();
+  else
+    out_lengths_.clear();
   // Chunk size: about 2 MB of the widest activation (measured best for the MLP: larger chunks
   // fall out of the cache), at least kInferChunk samples.
   const int64_t chunk =
       std::max<int64_t>(kInferChunk, (int64_t(2) << 20) / int64_t(sizeof(T)) / widest_);
   // Only a training pass leaves what backward() needs (masks, winners, normalized inputs).
   last_input_ = mode == Mode::kTrain ? &x : nullptr;
-  if (mode == Mode::kTrain || B <= chunk) {
+  if (mode == Mode::kTrain || B <= chunk || lengths || dynamic_) {
     const Tensor<T>* in = &x;
     for (size_t i = 0; i < layers_.size(); ++i) {
       layers_[i]->forward(*in, acts_[i], mode);
       in = &acts_[i];
     }
-    return acts_.back();
+    const Tensor<T>& y = acts_.back();
+    if (!lengths && y.rank() >= 3) out_lengths_.assign(size_t(B), int32_t(y.dim(1)));
+    return y;
   }
   // A large inference batch runs in chunks: memory stays bounded by the chunk's activations and
   // each chunk's activations stay in cache between layers.
@@ -99,6 +152,12 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
     layers_[i]->gradient_and_backward(x, acts_[i], *g, dx);
     g = &dx;
   }
+}
+
+template <class T>
+void Network<T>::reseed(uint64_t seed) {
+  Rng rng(seed);
+  for (auto& l : layers_) l->reseed(rng);
 }
 
 template <class T>

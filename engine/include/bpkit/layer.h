@@ -60,9 +60,20 @@ class Layer {
   virtual std::vector<Param<T>> params() { return {}; }
   // Non-trained tensors that a model file must keep (batch-norm running statistics).
   virtual std::vector<std::pair<std::string, Tensor<T>*>> buffers() { return {}; }
+  // Sequence layers ([B, T, F] inputs, batches padded to the longest sequence): the per-sample
+  // valid lengths of the next forward(), each in 1..T, or null when every frame is valid. The
+  // network calls it before every forward(); a layer that honours it copies the values and keeps
+  // them for backward(). Layers that treat frames independently need not override it.
+  virtual void set_lengths(const std::vector<int32_t>* /*lengths*/) {}
+  // The valid output length for an input of `length` valid frames (strided layers over time
+  // override it).
+  virtual int32_t output_length(int32_t length) const { return length; }
   // Stochastic layers keep their current random draws for every later forward while held
   // (gradient checks need the same function on every evaluation). No effect on other layers.
   virtual void hold_randomness(bool) {}
+  // Stochastic layers restart their random stream from `rng` (the trainer does this at the start of
+  // every epoch, so an epoch's draws do not depend on the epochs before it). No effect on others.
+  virtual void reseed(Rng&) {}
 
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }

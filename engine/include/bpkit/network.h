@@ -36,11 +36,23 @@ class Network {
   // inference batches run in chunks of at least kInferChunk samples (about 2 MB of the widest
   // activation), so memory does not grow with the batch.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
+  // Sequences: x is [B, T, F...] padded to the longest sequence, `lengths` (when not null) the
+  // valid frames of each sample, each in 1..T. Layers see the lengths through set_lengths(); a
+  // dimension declared kDynamic in the input shape accepts any size >= 1. Throws ShapeError for
+  // a count of lengths other than B, a length outside 1..T, or an empty sequence. Inference
+  // batches with lengths or dynamic dimensions run whole (not in chunks).
+  const Tensor<T>& forward(const Tensor<T>& x, Mode mode, const std::vector<int32_t>* lengths);
+  // Valid output frames per sample of the latest forward(): the given lengths mapped through every
+  // layer's output_length(); without lengths, the output's time dimension for every sample when
+  // the output is a sequence (per-sample rank >= 2), else empty.
+  const std::vector<int32_t>& output_lengths() const { return out_lengths_; }
   // Back-propagates dloss (gradient of the loss w.r.t. the latest forward(kTrain) output),
   // accumulating parameter gradients. The input gradient is not formed (nothing consumes it)
   // unless `input_grad` is given.
   void backward(const Tensor<T>& dloss, Tensor<T>* input_grad = nullptr);
   void zero_grad();
+  // Restarts the random streams of stochastic layers (dropout) from `seed`.
+  void reseed(uint64_t seed);
 
   std::vector<Param<T>> params();
   int64_t param_count();
@@ -64,8 +76,11 @@ class Network {
   int64_t widest_ = 1;             // largest per-sample size of the input or any layer's output
   std::vector<Tensor<T>> acts_;    // acts_[i] = output of layer i
   Tensor<T> grads_[2];             // ping-pong buffers for gradients between layers
-  const Tensor<T>* last_input_ = nullptr;  // input of the latest forward(kTrain)
-  Tensor<T> chunk_, infer_out_;            // chunked inference: input slice and whole output
+  const Tensor<T>* last_input_ = nullptr;      // input of the latest forward(kTrain)
+  Tensor<T> chunk_, infer_out_;                // chunked inference: input slice and whole output
+  bool dynamic_ = false;                       // the input shape holds a kDynamic dimension
+  std::vector<std::vector<int32_t>> lengths_;  // lengths_[0] given, lengths_[i+1] after layer i
+  std::vector<int32_t> out_lengths_;
 };
 
 }  // namespace bpkit

@@ -18,6 +18,10 @@ namespace bpkit {
 
 using Shape = std::vector<int64_t>;
 
+// A per-sample dimension of any size: a network built on input shape {kDynamic, 40} takes sequences
+// of any number of frames (the time dimension of [B, T, F] tensors; see docs/recurrent.md).
+constexpr int64_t kDynamic = -1;
+
 // "[64,1,28,28]"
 std::string to_string(const Shape& shape);
 // Product of the dimensions (1 for a rank-0 shape). Throws std::invalid_argument on a negative dim.

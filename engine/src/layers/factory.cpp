@@ -4,6 +4,7 @@
 #include "bpkit/error.h"
 #include "bpkit/fixed_point.h"
 #include "bpkit/layers.h"
+#include "bpkit/recurrent.h"
 
 namespace bpkit {
 
@@ -66,9 +67,22 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
         a.get_int("symmetric", 0) != 0, a.get_int("zero_diagonal", 0) != 0,
         a.get_double("init_radius", 0.5), a.get_int("in", -1));
   }
+  if (kind == "rnn" || kind == "lstm" || kind == "gru") {
+    RecurrentOptions o;
+    o.in_features = a.get_int("in", -1);
+    o.bidirectional = a.get_int("bidirectional", 0) != 0;
+    o.output = parse_sequence_output(a.get_string("output", "sequence"), a.context);
+    o.bptt = a.get_int("bptt", 0);
+    const Cell cell = kind == "lstm" ? Cell::kLstm : kind == "gru" ? Cell::kGru : Cell::kElman;
+    return std::make_unique<Recurrent<T>>(cell, a.get_int("units", 0), o);
+  }
+  if (kind == "frame_dense")
+    return std::make_unique<FrameDense<T>>(a.get_int("units", 0), a.get_int("in", -1),
+                                           a.get_int("bias", 1) != 0);
   throw ShapeError("unknown layer kind '" + kind +
                    "' (known: dense, conv2d, maxpool2d, avgpool2d, dropout, batchnorm, flatten, "
-                   "reshape, sigmoid, tanh, relu, leaky_relu, softmax, fixed_point)");
+                   "reshape, sigmoid, tanh, relu, leaky_relu, softmax, rnn, lstm, gru, "
+                   "frame_dense, fixed_point)");
 }
 
 template std::unique_ptr<Layer<float>> make_layer<float>(const std::string&, const Attrs&);

@@ -1,0 +1,490 @@
+// Recurrent layers: gradients against finite differences (every cell, both directions, every output
+// mode, variable lengths), truncated BPTT against its definition, padded sequences against the same
+// sequences alone, model files, seeding, bad input, and a small learning task.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpkit/error.h"
+#include "bpkit/loss.h"
+#include "bpkit/model_file.h"
+#include "bpkit/network.h"
+#include "bpkit/optimizer.h"
+#include "bpkit/recurrent.h"
+#include "gradcheck.h"
+#include "temp_dir.h"
+
+using namespace bpkit;
+using bpkit_test::check_layer_gradients;
+using bpkit_test::check_network_gradients;
+using bpkit_test::random_tensor;
+using Catch::Matchers::Contains;
+
+namespace {
+
+using D = double;
+
+const Cell kCells[] = {Cell::kElman, Cell::kLstm, Cell::kGru};
+const SequenceOutput kOutputs[] = {SequenceOutput::kSequence, SequenceOutput::kLast,
+                                   SequenceOutput::kMean};
+
+const char* cell_name(Cell c) {
+  return c == Cell::kLstm ? "lstm" : c == Cell::kGru ? "gru" : "rnn";
+}
+
+RecurrentOptions options(bool bidirectional, SequenceOutput output = SequenceOutput::kSequence,
+                         int64_t bptt = 0) {
+  RecurrentOptions o;
+  o.bidirectional = bidirectional;
+  o.output = output;
+  o.bptt = bptt;
+  return o;
+}
+
+template <class T>
+Tensor<T> random_input(const Shape& shape, uint64_t seed) {
+  Tensor<double> r = random_tensor(shape, seed);
+  Tensor<T> x(shape);
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = T(r[i]);
+  return x;
+}
+
+// Runs `f`, requires it to throw E and returns the message.
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw a different exception type: " << e.what());
+  }
+  FAIL("did not throw");
+  return "";
+}
+
+}  // namespace
+
+// ---- Gradients ----------------------------------------------------------------------------------
+
+TEST_CASE("recurrent gradients: every cell, direction and output mode", "[recurrent][gradcheck]") {
+  uint64_t seed = 500;
+  for (Cell cell : kCells)
+    for (bool bi : {false, true})
+      for (SequenceOutput out : kOutputs) {
+        INFO(cell_name(cell) << " bidirectional=" << bi << " output=" << sequence_output_name(out));
+        // All frames valid.
+        check_layer_gradients(std::make_unique<Recurrent<D>>(cell, 4, options(bi, out)), {5, 3}, 2,
+                              ++seed);
+        // Variable lengths padded to 6 frames (no sample uses all of them in the second case).
+        const std::vector<int32_t> lengths = {6, 2, 4};
+        check_layer_gradients(std::make_unique<Recurrent<D>>(cell, 3, options(bi, out)), {6, 2}, 3,
+                              ++seed, 1e-6, &lengths);
+        const std::vector<int32_t> short_lengths = {1, 5, 3};
+        check_layer_gradients(std::make_unique<Recurrent<D>>(cell, 3, options(bi, out)), {6, 2}, 3,
+                              ++seed, 1e-6, &short_lengths);
+      }
+}
+
+TEST_CASE("frame_dense gradients, with and without lengths", "[recurrent][gradcheck]") {
+  check_layer_gradients(std::make_unique<FrameDense<D>>(4), {5, 3}, 2, 601);
+  check_layer_gradients(std::make_unique<FrameDense<D>>(3, -1, false), {4, 2}, 3, 602);
+  const std::vector<int32_t> lengths = {2, 4, 1};
+  check_layer_gradients(std::make_unique<FrameDense<D>>(3), {4, 2}, 3, 603, 1e-6, &lengths);
+}
+
+TEST_CASE("stacked recurrent network gradients with variable lengths", "[recurrent][gradcheck]") {
+  Network<D> net({6, 3}, 611);
+  net.emplace<Lstm<D>>(3, options(true));
+  net.emplace<Gru<D>>(3, options(true));
+  net.emplace<ElmanRnn<D>>(2);
+  net.emplace<FrameDense<D>>(4);
+  const std::vector<int32_t> lengths = {6, 3, 5};
+  check_network_gradients(net, 3, 612, 1e-6, &lengths);
+  // Sequence to label: the last layer pools.
+  Network<D> label({5, 2}, 613);
+  label.emplace<Gru<D>>(3, options(true));
+  label.emplace<Lstm<D>>(3, options(false, SequenceOutput::kLast));
+  label.emplace<Dense<D>>(2);
+  const std::vector<int32_t> l2 = {2, 5};
+  check_network_gradients(label, 2, 614, 1e-6, &l2);
+}
+
+// Truncated BPTT with bptt = k cuts the gradient through the recurrent state every k frames of a
+// direction's processing order (forward: at frames k, 2k, ...; backward: at L−1−k, L−1−2k, ...).
+// Definition: the gradient for input frame t is the full derivative of the outputs in t's own chunk
+// (per direction), the state entering the chunk held constant. Since x[t] reaches later chunks only
+// through that state, it equals the finite-difference derivative of Σ R⊙y restricted to t's chunk.
+TEST_CASE("truncated BPTT input gradient matches its definition", "[recurrent][gradcheck]") {
+  const int64_t TT = 7, F = 2, H = 3, k = 3;
+  uint64_t seed = 700;
+  for (Cell cell : kCells)
+    for (bool bi : {false, true}) {
+      INFO(cell_name(cell) << " bidirectional=" << bi);
+      const int64_t Dn = bi ? 2 : 1, B = 2;
+      const std::vector<int32_t> lengths = {7, 5};
+      Network<D> net({TT, F}, ++seed);
+      net.emplace<Recurrent<D>>(cell, H, options(bi, SequenceOutput::kSequence, k));
+      Tensor<D> x = random_tensor({B, TT, F}, ++seed);
+      Tensor<D> R = random_tensor({B, TT, Dn * H}, ++seed);
+      net.forward(x, Mode::kTrain, &lengths);
+      Tensor<D> dx;
+      net.backward(R, &dx);
+      auto chunk = [&](int64_t d, int64_t b, int64_t t) {
+        const int64_t L = lengths[size_t(b)];
+        return (d == 0 ? t : L - 1 - t) / k;
+      };
+      double worst = 0, largest = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < TT; ++t)
+          for (int64_t f = 0; f < F; ++f) {
+            // R restricted, per direction, to the frames of t's chunk.
+            Tensor<D> Rc = R;
+            for (int64_t bb = 0; bb < B; ++bb)
+              for (int64_t tt = 0; tt < TT; ++tt)
+                for (int64_t d = 0; d < Dn; ++d) {
+                  const bool same = bb == b && t < lengths[size_t(b)] && tt < lengths[size_t(b)] &&
+                                    chunk(d, b, tt) == chunk(d, b, t);
+                  if (!same)
+                    for (int64_t j = 0; j < H; ++j) Rc[(bb * TT + tt) * Dn * H + d * H + j] = 0;
+                }
+            D& xi = x[(b * TT + t) * F + f];
+            const D x0 = xi, h = 1e-5;
+            auto value = [&](D v) {
+              xi = v;
+              const Tensor<D>& y = net.forward(x, Mode::kTrain, &lengths);
+              D s = 0;
+              for (int64_t i = 0; i < y.size(); ++i) s += Rc[i] * y[i];
+              return s;
+            };
+            const D numeric =
+                (8 * (value(x0 + h) - value(x0 - h)) - (value(x0 + 2 * h) - value(x0 - 2 * h))) /
+                (12 * h);
+            xi = x0;
+            const D analytic = dx[(b * TT + t) * F + f];
+            largest = std::max(largest, std::abs(numeric));
+            worst = std::max(worst, std::abs(analytic - numeric) /
+                                        std::max({std::abs(numeric), std::abs(analytic), 1e-4}));
+          }
+      CHECK(worst < 1e-6);
+      CHECK(largest > 0);
+    }
+}
+
+// Parameter gradients: when the loss sees only the first chunk of the forward direction nothing is
+// cut, so truncated and full BPTT agree; over the whole sequence they must differ.
+TEST_CASE("truncated BPTT parameter gradients", "[recurrent][gradcheck]") {
+  for (Cell cell : kCells) {
+    INFO(cell_name(cell));
+    const int64_t TT = 8, F = 2, H = 3, k = 3;
+    Network<D> full({TT, F}, 720), cut({TT, F}, 720);
+    full.emplace<Recurrent<D>>(cell, H, options(false));
+    cut.emplace<Recurrent<D>>(cell, H, options(false, SequenceOutput::kSequence, k));
+    Tensor<D> x = random_tensor({2, TT, F}, 721);
+    Tensor<D> R = random_tensor({2, TT, H}, 722);
+    auto grads = [&](Network<D>& net, const Tensor<D>& r) {
+      net.zero_grad();
+      net.forward(x, Mode::kTrain);
+      net.backward(r);
+      std::vector<Tensor<D>> g;
+      for (auto& p : net.params()) g.push_back(*p.grad);
+      return g;
+    };
+    Tensor<D> first = R;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t t = k; t < TT; ++t)
+        for (int64_t j = 0; j < H; ++j) first[(b * TT + t) * H + j] = 0;
+    auto gf = grads(full, first), gc = grads(cut, first);
+    for (size_t i = 0; i < gf.size(); ++i)
+      for (int64_t e = 0; e < gf[i].size(); ++e) CHECK(gc[i][e] == Approx(gf[i][e]).margin(1e-14));
+    gf = grads(full, R);
+    gc = grads(cut, R);
+    double diff = 0;
+    for (size_t i = 0; i < gf.size(); ++i)
+      for (int64_t e = 0; e < gf[i].size(); ++e)
+        diff = std::max(diff, std::abs(gf[i][e] - gc[i][e]));
+    CHECK(diff > 1e-6);
+  }
+}
+
+// ---- Padding ------------------------------------------------------------------------------------
+
+// Each sample of a padded batch gets the outputs, input gradients and (summed) parameter gradients
+// that it gets alone; padded frames output zeros and receive no gradient.
+template <class T>
+void check_padded_equals_alone(Cell cell, bool bi, SequenceOutput out, double tol) {
+  INFO(cell_name(cell) << " bidirectional=" << bi << " output=" << sequence_output_name(out)
+                       << " precision=" << sizeof(T) * 8);
+  const int64_t F = 3, H = 5, TT = 7;
+  const std::vector<int32_t> lengths = {5, 1, 7, 3};
+  const int64_t B = int64_t(lengths.size());
+  Network<T> batch({kDynamic, F}, 42), alone({kDynamic, F}, 42);
+  batch.template emplace<Recurrent<T>>(cell, H, options(bi, out));
+  alone.template emplace<Recurrent<T>>(cell, H, options(bi, out));
+  const bool seq = out == SequenceOutput::kSequence;
+  const int64_t W = (bi ? 2 : 1) * H;
+  Tensor<T> x = random_input<T>({B, TT, F}, 43);
+  Tensor<T> R = random_input<T>(seq ? Shape{B, TT, W} : Shape{B, W}, 44);
+  batch.zero_grad();
+  const Tensor<T> y = batch.forward(x, Mode::kTrain, &lengths);
+  CHECK(batch.output_lengths() == lengths);
+  Tensor<T> dx;
+  batch.backward(R, &dx);
+  std::vector<Tensor<T>> summed;
+  for (auto& p : alone.params()) summed.push_back(Tensor<T>(p.grad->shape()));
+  auto close = [&](T a, T b) {
+    return std::abs(double(a) - double(b)) <= tol * std::max(1.0, std::abs(double(b)));
+  };
+  int64_t bad = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t L = lengths[size_t(b)];
+    Tensor<T> xs({1, L, F});
+    std::copy(x.data() + b * TT * F, x.data() + (b * TT + L) * F, xs.data());
+    Tensor<T> rs(seq ? Shape{1, L, W} : Shape{1, W});
+    std::copy(R.data() + b * (seq ? TT : 1) * W, R.data() + b * (seq ? TT : 1) * W + rs.size(),
+              rs.data());
+    alone.zero_grad();
+    const Tensor<T> ys = alone.forward(xs, Mode::kTrain);
+    Tensor<T> dxs;
+    alone.backward(rs, &dxs);
+    const int64_t rows = seq ? TT : 1;
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t j = 0; j < W; ++j) {
+        const T got = y[(b * rows + t) * W + j];
+        const T want = seq && t >= L ? T(0) : ys[t * W + j];
+        if (seq && t >= L ? got != T(0) : !close(got, want)) ++bad;
+      }
+    for (int64_t t = 0; t < TT; ++t)
+      for (int64_t f = 0; f < F; ++f) {
+        const T got = dx[(b * TT + t) * F + f];
+        if (t >= L ? got != T(0) : !close(got, dxs[t * F + f])) ++bad;
+      }
+    auto ps = alone.params();
+    for (size_t i = 0; i < ps.size(); ++i)
+      for (int64_t e = 0; e < summed[i].size(); ++e) summed[i][e] += (*ps[i].grad)[e];
+  }
+  auto pb = batch.params();
+  for (size_t i = 0; i < pb.size(); ++i)
+    for (int64_t e = 0; e < summed[i].size(); ++e)
+      if (!close((*pb[i].grad)[e], summed[i][e])) ++bad;
+  CHECK(bad == 0);
+}
+
+TEST_CASE("a padded sequence gives the results it gives alone", "[recurrent][padding]") {
+  for (Cell cell : kCells)
+    for (bool bi : {false, true})
+      for (SequenceOutput out : kOutputs) {
+        check_padded_equals_alone<double>(cell, bi, out, 1e-12);
+        check_padded_equals_alone<float>(cell, bi, out, 2e-5);
+      }
+}
+
+TEST_CASE("frame_dense zeroes padded frames; output lengths follow the input's",
+          "[recurrent][padding]") {
+  Network<float> net({kDynamic, 3}, 7);
+  net.emplace<Lstm<float>>(4, options(true));
+  net.emplace<FrameDense<float>>(5);
+  Tensor<float> x = random_input<float>({2, 6, 3}, 8);
+  const std::vector<int32_t> lengths = {6, 2};
+  const Tensor<float>& y = net.forward(x, Mode::kInfer, &lengths);
+  REQUIRE(y.shape() == Shape{2, 6, 5});
+  CHECK(net.output_lengths() == lengths);
+  for (int64_t t = 2; t < 6; ++t)
+    for (int64_t j = 0; j < 5; ++j) CHECK(y[(6 + t) * 5 + j] == 0.0f);
+  // Without lengths every frame counts, whatever the length of this batch.
+  Tensor<float> x9 = random_input<float>({3, 9, 3}, 9);
+  net.forward(x9, Mode::kInfer);
+  CHECK(net.output_lengths() == std::vector<int32_t>{9, 9, 9});
+}
+
+// ---- Model files, seeding, clipping -------------------------------------------------------------
+
+TEST_CASE("recurrent networks survive a model-file round trip", "[recurrent][model_file]") {
+  bpkit_test::TempDir dir("recurrent");
+  Network<float> net({kDynamic, 4}, 31);
+  net.emplace<Lstm<float>>(6, options(true, SequenceOutput::kSequence, 5));
+  net.emplace<Gru<float>>(5, options(true));
+  net.emplace<ElmanRnn<float>>(4, options(false));
+  net.emplace<FrameDense<float>>(3);
+  Network<float> label({kDynamic, 4}, 32);
+  label.emplace<Gru<float>>(5, options(false, SequenceOutput::kMean));
+  label.emplace<Dense<float>>(2);
+  Network<float> last({6, 4}, 33);
+  last.emplace<ElmanRnn<float>>(5, options(true, SequenceOutput::kLast));
+  Tensor<float> x = random_input<float>({3, 6, 4}, 34);
+  const std::vector<int32_t> lengths = {6, 3, 1};
+  int i = 0;
+  for (Network<float>* n : {&net, &label, &last}) {
+    const std::string path = dir.path() + "/m" + std::to_string(i++) + ".bpk";
+    const Tensor<float> before = n->forward(x, Mode::kInfer, &lengths);
+    save_model(*n, path);
+    LoadedModel<float> loaded = load_model<float>(path);
+    REQUIRE(loaded.net.size() == n->size());
+    CHECK(loaded.net.input_shape() == n->input_shape());
+    for (size_t l = 0; l < n->size(); ++l) {
+      CHECK(loaded.net.layer(l).kind() == n->layer(l).kind());
+      CHECK(loaded.net.layer(l).attrs().to_string() == n->layer(l).attrs().to_string());
+    }
+    const Tensor<float>& after = loaded.net.forward(x, Mode::kInfer, &lengths);
+    REQUIRE(after.shape() == before.shape());
+    for (int64_t e = 0; e < after.size(); ++e) CHECK(after[e] == before[e]);
+  }
+}
+
+TEST_CASE("the same seed gives the same recurrent network and training", "[recurrent]") {
+  auto train = [](uint64_t seed) {
+    Network<float> net({kDynamic, 3}, seed);
+    net.emplace<Lstm<float>>(8, options(true));
+    net.emplace<FrameDense<float>>(2);
+    Sgd<float> opt(net.params(), 0.05, 0.9);
+    Tensor<float> x = random_input<float>({4, 10, 3}, 5);
+    const std::vector<int32_t> lengths = {10, 7, 3, 9};
+    Tensor<float> g = random_input<float>({4, 10, 2}, 6);
+    for (int step = 0; step < 3; ++step) {
+      net.zero_grad();
+      net.forward(x, Mode::kTrain, &lengths);
+      net.backward(g);
+      clip_grad_norm(net.params(), 1.0);
+      opt.step();
+    }
+    std::vector<float> w;
+    for (auto& p : net.params()) w.insert(w.end(), p.value->begin(), p.value->end());
+    return w;
+  };
+  const auto a = train(3), b = train(3), c = train(4);
+  CHECK(a == b);
+  CHECK(a != c);
+}
+
+TEST_CASE("gradient-norm clipping covers recurrent parameters", "[recurrent]") {
+  Network<double> net({6, 2}, 51);
+  net.emplace<Gru<double>>(4, options(true));
+  net.emplace<FrameDense<double>>(3);
+  Tensor<double> x = random_tensor({2, 6, 2}, 52);
+  net.zero_grad();
+  net.forward(x, Mode::kTrain);
+  net.backward(random_tensor({2, 6, 3}, 53, 5, 10));
+  const double before = clip_grad_norm(net.params(), 0.0);  // no-op: measures
+  REQUIRE(before > 1);
+  clip_grad_norm(net.params(), 0.5);
+  double sq = 0;
+  for (auto& p : net.params())
+    for (double g : *p.grad) sq += g * g;
+  CHECK(std::sqrt(sq) == Approx(0.5));
+}
+
+// ---- Bad input ----------------------------------------------------------------------------------
+
+TEST_CASE("recurrent layers refuse bad input with clear errors", "[recurrent][errors]") {
+  SECTION("a declared feature size that the previous layer does not give") {
+    Network<float> net({kDynamic, 40}, 1);
+    RecurrentOptions o;
+    o.in_features = 30;
+    const std::string msg =
+        error_of<ShapeError>([&] { net.add(std::make_unique<Lstm<float>>(8, o), "enc"); });
+    CHECK_THAT(msg, Contains("'enc' (lstm)") && Contains("[time,30]") && Contains("[-1,40]"));
+  }
+  SECTION("a non-sequence input") {
+    Network<float> net({40}, 1);
+    const std::string msg = error_of<ShapeError>([&] { net.emplace<Gru<float>>(8); });
+    CHECK_THAT(msg, Contains("(gru)") && Contains("[time, features]") && Contains("[40]"));
+  }
+  SECTION("a batch with the wrong feature size") {
+    Network<float> net({kDynamic, 4}, 1);
+    net.add(std::make_unique<Lstm<float>>(3), "enc");
+    Tensor<float> x({2, 5, 3});
+    CHECK_THAT(error_of<ShapeError>([&] { net.forward(x, Mode::kInfer); }),
+               Contains("[batch,-1,4]") && Contains("[2,5,3]"));
+    // The layer on its own names itself and both shapes.
+    Tensor<float> y;
+    CHECK_THAT(error_of<ShapeError>([&] { net.layer(0).forward(x, y, Mode::kInfer); }),
+               Contains("'enc' (lstm)") && Contains("[batch,time,4]") && Contains("[2,5,3]"));
+  }
+  SECTION("an empty sequence, a zero length, lengths beyond the padding, a wrong count") {
+    Network<float> net({kDynamic, 2}, 1);
+    net.emplace<ElmanRnn<float>>(3);
+    Tensor<float> empty({2, 0, 2});
+    CHECK_THAT(error_of<ShapeError>([&] { net.forward(empty, Mode::kInfer); }),
+               Contains("empty sequence"));
+    Tensor<float> x({2, 4, 2});
+    std::vector<int32_t> zero = {4, 0}, long_ = {5, 2}, count = {4};
+    CHECK_THAT(error_of<ShapeError>([&] { net.forward(x, Mode::kInfer, &zero); }),
+               Contains("sample 1 has length 0") && Contains("1..4"));
+    CHECK_THAT(error_of<ShapeError>([&] { net.forward(x, Mode::kInfer, &long_); }),
+               Contains("sample 0 has length 5") && Contains("1..4"));
+    CHECK_THAT(error_of<ShapeError>([&] { net.forward(x, Mode::kInfer, &count); }),
+               Contains("1 sequence lengths for a batch of 2"));
+    // Given straight to the layer, too.
+    Tensor<float> y;
+    net.layer(0).set_lengths(&long_);
+    CHECK_THAT(error_of<ShapeError>([&] { net.layer(0).forward(x, y, Mode::kInfer); }),
+               Contains("(rnn)") && Contains("sample 0 has length 5"));
+    Tensor<float> empty_direct({1, 0, 2});
+    net.layer(0).set_lengths(nullptr);
+    CHECK_THAT(error_of<ShapeError>([&] { net.layer(0).forward(empty_direct, y, Mode::kInfer); }),
+               Contains("empty sequence"));
+  }
+  SECTION("bad attributes") {
+    Attrs a;
+    a.set("units", 4).set("output", "first");
+    CHECK_THAT(error_of<ShapeError>([&] { make_layer<float>("lstm", a); }),
+               Contains("'output'") && Contains("first"));
+    Attrs b;
+    b.set("units", 4).set("bptt", -2);
+    CHECK_THAT(error_of<ShapeError>([&] { make_layer<float>("gru", b); }), Contains("bptt"));
+    Attrs c;
+    c.set("units", 0);
+    CHECK_THAT(error_of<ShapeError>([&] { make_layer<float>("rnn", c); }), Contains("units"));
+  }
+}
+
+// ---- Learning -----------------------------------------------------------------------------------
+
+// Sequences of ±1 of length 4..12 (padded), label = the sign of the first frame: the answer must be
+// carried through every later frame. A forward LSTM and GRU reading the last state learn it.
+TEST_CASE("LSTM and GRU learn to remember the first frame of variable-length sequences",
+          "[recurrent][learning]") {
+  for (Cell cell : {Cell::kLstm, Cell::kGru}) {
+    INFO(cell_name(cell));
+    Network<float> net({kDynamic, 1}, 11);
+    net.emplace<Recurrent<float>>(cell, 12, options(false, SequenceOutput::kLast));
+    net.emplace<Dense<float>>(2);
+    Adam<float> opt(net.params(), 0.02);
+    SoftmaxCrossEntropy<float> loss;
+    Rng rng(12);
+    const int64_t B = 32, TT = 12;
+    auto batch = [&](Tensor<float>& x, std::vector<int32_t>& lengths, Targets<float>& t) {
+      x.resize({B, TT, 1});
+      x.zero();
+      lengths.resize(size_t(B));
+      t.labels.resize(size_t(B));
+      for (int64_t b = 0; b < B; ++b) {
+        lengths[size_t(b)] = int32_t(4 + rng.below(TT - 3));
+        for (int64_t s = 0; s < lengths[size_t(b)]; ++s)
+          x[b * TT + s] = rng.uniform() < 0.5 ? -1.0f : 1.0f;
+        t.labels[size_t(b)] = x[b * TT] > 0 ? 1 : 0;
+      }
+    };
+    Tensor<float> x, grad;
+    std::vector<int32_t> lengths;
+    Targets<float> t;
+    for (int step = 0; step < 250; ++step) {
+      batch(x, lengths, t);
+      net.zero_grad();
+      loss.compute(net.forward(x, Mode::kTrain, &lengths), t, grad);
+      net.backward(grad);
+      clip_grad_norm(net.params(), 5.0);
+      opt.step();
+    }
+    int correct = 0, total = 0;
+    for (int rep = 0; rep < 8; ++rep) {
+      batch(x, lengths, t);
+      const Tensor<float>& y = net.forward(x, Mode::kInfer, &lengths);
+      for (int64_t b = 0; b < B; ++b, ++total)
+        correct += (y[b * 2 + 1] > y[b * 2]) == (t.labels[size_t(b)] == 1);
+    }
+    CHECK(double(correct) / total > 0.97);
+  }
+}

@@ -11,17 +11,6 @@
 namespace bpkit {
 namespace {
 
-template <class T>
-constexpr T kNegInf = -std::numeric_limits<T>::infinity();
-
-// log(e^a + e^b + e^c), exact when some (or all) arguments are −∞.
-template <class T>
-inline T log_add3(T a, T b, T c) {
-  const T m = std::max(a, std::max(b, c));
-  if (m == kNegInf<T>) return m;
-  return m + std::log(std::exp(a - m) + std::exp(b - m) + std::exp(c - m));
-}
-
 // Frames the labels need: one per label plus a blank between each pair of equal neighbours.
 int64_t frames_needed(const std::vector<int32_t>& labels) {
   int64_t n = int64_t(labels.size());
@@ -29,77 +18,180 @@ int64_t frames_needed(const std::vector<int32_t>& labels) {
   return n;
 }
 
-// Shapes for one sample: z, g [T, C] (z the logits, g the gradient rows), `frames` valid frames,
-// ext [S] the blank-interleaved labels (blank, l1, blank, l2, …, blank), alpha [frames, S],
-// rolling [2, S].
+// Per-sample workspace, in doubles: the emission table [T, C], alpha [T, S], two rows [2, S] for
+// the backward recursion, and one value per frame.
+int64_t workspace_size(int64_t T_max, int64_t C, int64_t S) {
+  return T_max * C + T_max * S + 2 * S + T_max;
+}
+
+// A skip from state s−2 to s is allowed onto a label that differs from the label before the blank.
+inline bool can_skip(const int32_t* ext, int64_t s) {
+  return s >= 2 && (s & 1) && ext[s] != ext[s - 2];
+}
+
+// Both routines below take one sample: z, g [T, C] (logits, gradient rows), `frames` valid frames,
+// ext [S] the blank-interleaved labels (blank, l1, blank, l2, …, blank), and scale = d(reduced
+// loss)/d(this sample's loss). They write all T rows of g (zero beyond `frames`) and return
+// −log p(labels | z). Sums run in double for either T.
 //
-// alpha_t(s) is the log-probability of frames 0..t ending in extended state s (emission at t
-// included); beta_t(s) that of frames t+1..frames−1 given state s at t (emission at t excluded), so
-// alpha_t(s) + beta_t(s) − log Z is the log posterior of state s at frame t. The log-softmax is
-// written into g first and turned into the gradient row by row during the backward recursion;
-// each row's emission terms beta_t(s) + log y_t(ext[s]) are kept in `rolling` before the row is
-// overwritten, because beta_{t−1} needs them.
+// The fast routine runs Graves' rescaled recursions: alpha_t (emission at t included) and beta_t
+// (emission at t excluded) are kept as probabilities, each frame's row normalized to sum 1 with
+// the logs of the normalizers summed on the side, and the emissions taken relative to each frame's
+// largest probability. The posterior of state s at t is alpha_t(s)·beta_t(s) / Σ_s' alpha_t(s')
+// beta_t(s'). This needs no exp or log per state. Rows are normalized, so a state can only lose
+// precision by underflowing when it is below 1e-300 of its row; such a state matters only if the
+// overlap Σ_s alpha_t(s)·beta_t(s) of some frame is itself tiny, so the routine returns false when
+// any frame's overlap falls below kMinOverlap (or a row vanishes), and the caller reruns the
+// sample in log space. In practice that takes logit gaps of hundreds of nats against the labels.
+constexpr double kMinOverlap = 1e-200;
+
 template <class T>
-double ctc_sample(const T* z, T* g, int64_t T_max, int64_t C, int64_t frames, const int32_t* ext,
-                  int64_t S, T* alpha, T* rolling, T scale) {
+bool ctc_sample_scaled(const T* z, T* g, int64_t T_max, int64_t C, int64_t frames,
+                       const int32_t* ext, int64_t S, double* work, T scale, double& loss) {
+  double* e = work;                  // [frames, C] exp(z − max z)
+  double* alpha = e + T_max * C;     // [frames, S]
+  double* beta = alpha + T_max * S;  // [S]
+  double* emit = beta + S;           // [S]
+  double* inv_sum = emit + S;        // [frames] 1 / Σ_k exp(z − max z)
+  double log_z = 0;
   for (int64_t t = 0; t < frames; ++t) {
     const T* zt = z + t * C;
-    T* gt = g + t * C;
-    const T m = *std::max_element(zt, zt + C);
-    T sum = 0;
-    for (int64_t k = 0; k < C; ++k) sum += std::exp(zt[k] - m);
-    const T log_norm = m + std::log(sum);
-    for (int64_t k = 0; k < C; ++k) gt[k] = zt[k] - log_norm;
+    double* et = e + t * C;
+    const double m = double(*std::max_element(zt, zt + C));
+    double sum = 0;
+    for (int64_t k = 0; k < C; ++k) sum += (et[k] = std::exp(double(zt[k]) - m));
+    inv_sum[t] = 1 / sum;
+    log_z -= std::log(sum);  // e is the softmax times sum
   }
   std::fill(g + frames * C, g + T_max * C, T(0));
 
-  // A skip from s−2 to s is allowed onto a label that differs from the label before the blank.
-  auto can_skip = [&](int64_t s) { return s >= 2 && (s & 1) && ext[s] != ext[s - 2]; };
+  for (int64_t s = 0; s < S; ++s) alpha[s] = s < 2 ? e[ext[s]] : 0;
+  for (int64_t t = 0; t < frames; ++t) {
+    double* cur = alpha + t * S;
+    if (t > 0) {
+      const double* prev = cur - S;
+      const double* et = e + t * C;
+      for (int64_t s = 0; s < S; ++s) {
+        double sum = prev[s];
+        if (s >= 1) sum += prev[s - 1];
+        if (can_skip(ext, s)) sum += prev[s - 2];
+        cur[s] = sum * et[ext[s]];
+      }
+    }
+    double c = 0;
+    for (int64_t s = 0; s < S; ++s) c += cur[s];
+    if (!(c >= kMinOverlap)) return false;
+    const double inv = 1 / c;
+    for (int64_t s = 0; s < S; ++s) cur[s] *= inv;
+    log_z += std::log(c);
+  }
+  const double* last = alpha + (frames - 1) * S;
+  const double end = last[S - 1] + (S > 1 ? last[S - 2] : 0);
+  if (!(end >= kMinOverlap)) return false;
+  log_z += std::log(end);
 
-  std::fill(alpha, alpha + S, kNegInf<T>);
-  alpha[0] = g[ext[0]];
-  if (S > 1) alpha[1] = g[ext[1]];
+  std::fill(beta, beta + S, 0.0);
+  beta[S - 1] = 1;
+  if (S > 1) beta[S - 2] = 1;
+  for (int64_t t = frames - 1; t >= 0; --t) {
+    if (t < frames - 1) {
+      double d = 0;
+      for (int64_t s = 0; s < S; ++s) {
+        double sum = emit[s];
+        if (s + 1 < S) sum += emit[s + 1];
+        if (s + 2 < S && can_skip(ext, s + 2)) sum += emit[s + 2];
+        d += (beta[s] = sum);
+      }
+      if (!(d >= kMinOverlap)) return false;
+      const double inv = 1 / d;
+      for (int64_t s = 0; s < S; ++s) beta[s] *= inv;
+    }
+    const double* at = alpha + t * S;
+    const double* et = e + t * C;
+    double overlap = 0;
+    for (int64_t s = 0; s < S; ++s) overlap += at[s] * beta[s];
+    if (!(overlap >= kMinOverlap)) return false;
+    // Gradient of −log Z with respect to the logits: y_t(k) − Σ_{s: ext[s] = k} posterior(s).
+    // Accumulated in double in the emission row, which is not needed after this frame.
+    double* yt = e + t * C;
+    const double inv = 1 / overlap;
+    for (int64_t s = 0; s < S; ++s) emit[s] = beta[s] * et[ext[s]];
+    for (int64_t k = 0; k < C; ++k) yt[k] *= inv_sum[t];
+    for (int64_t s = 0; s < S; ++s) yt[ext[s]] -= at[s] * beta[s] * inv;
+    T* gt = g + t * C;
+    for (int64_t k = 0; k < C; ++k) gt[k] = T(yt[k] * double(scale));
+  }
+  loss = -log_z;
+  return true;
+}
+
+// log(e^a + e^b + e^c), exact when some (or all) arguments are −∞.
+inline double log_add3(double a, double b, double c) {
+  const double m = std::max(a, std::max(b, c));
+  if (m == -HUGE_VAL) return m;
+  return m + std::log(std::exp(a - m) + std::exp(b - m) + std::exp(c - m));
+}
+
+// The same in log space, for the samples the fast routine declines: alpha_t(s) + beta_t(s) − log Z
+// is the log posterior of state s at frame t.
+template <class T>
+double ctc_sample_log(const T* z, T* g, int64_t T_max, int64_t C, int64_t frames,
+                      const int32_t* ext, int64_t S, double* work, T scale) {
+  constexpr double kNegInf = -HUGE_VAL;
+  double* lp = work;                 // [frames, C] log-softmax
+  double* alpha = lp + T_max * C;    // [frames, S]
+  double* beta = alpha + T_max * S;  // [S]
+  double* emit = beta + S;           // [S] beta_{t+1}(s) + log y_{t+1}(ext[s])
+  for (int64_t t = 0; t < frames; ++t) {
+    const T* zt = z + t * C;
+    double* lt = lp + t * C;
+    const double m = double(*std::max_element(zt, zt + C));
+    double sum = 0;
+    for (int64_t k = 0; k < C; ++k) sum += std::exp(double(zt[k]) - m);
+    const double log_norm = m + std::log(sum);
+    for (int64_t k = 0; k < C; ++k) lt[k] = double(zt[k]) - log_norm;
+  }
+  std::fill(g + frames * C, g + T_max * C, T(0));
+
+  for (int64_t s = 0; s < S; ++s) alpha[s] = s < 2 ? lp[ext[s]] : kNegInf;
   for (int64_t t = 1; t < frames; ++t) {
-    const T* prev = alpha + (t - 1) * S;
-    T* cur = alpha + t * S;
-    const T* lp = g + t * C;
+    const double* prev = alpha + (t - 1) * S;
+    double* cur = alpha + t * S;
+    const double* lt = lp + t * C;
     for (int64_t s = 0; s < S; ++s) {
-      const T a = prev[s], b = s >= 1 ? prev[s - 1] : kNegInf<T>;
-      const T c = can_skip(s) ? prev[s - 2] : kNegInf<T>;
-      cur[s] = log_add3(a, b, c) + lp[ext[s]];
+      const double a = prev[s], b = s >= 1 ? prev[s - 1] : kNegInf;
+      const double c = can_skip(ext, s) ? prev[s - 2] : kNegInf;
+      cur[s] = log_add3(a, b, c) + lt[ext[s]];
     }
   }
-  const T* last = alpha + (frames - 1) * S;
-  const T log_z = log_add3(last[S - 1], S > 1 ? last[S - 2] : kNegInf<T>, kNegInf<T>);
-  if (!std::isfinite(log_z)) {  // non-finite logits; the caller reports the loss as it is
-    for (int64_t i = 0; i < frames * C; ++i) g[i] = std::numeric_limits<T>::quiet_NaN();
-    return -double(log_z);
+  const double* last = alpha + (frames - 1) * S;
+  const double log_z = log_add3(last[S - 1], S > 1 ? last[S - 2] : kNegInf, kNegInf);
+  if (!std::isfinite(log_z)) {  // non-finite logits; the loss reports it
+    std::fill(g, g + frames * C, std::numeric_limits<T>::quiet_NaN());
+    return -log_z;
   }
 
-  // beta rows: `beta` holds beta_t, `emit` holds beta_{t+1}(s) + log y_{t+1}(ext[s]).
-  T* beta = rolling;
-  T* emit = rolling + S;
   for (int64_t t = frames - 1; t >= 0; --t) {
     if (t == frames - 1) {
-      std::fill(beta, beta + S, kNegInf<T>);
+      std::fill(beta, beta + S, kNegInf);
       beta[S - 1] = 0;
       if (S > 1) beta[S - 2] = 0;
     } else {
       for (int64_t s = 0; s < S; ++s) {
-        const T a = emit[s], b = s + 1 < S ? emit[s + 1] : kNegInf<T>;
-        const T c = s + 2 < S && can_skip(s + 2) ? emit[s + 2] : kNegInf<T>;
+        const double a = emit[s], b = s + 1 < S ? emit[s + 1] : kNegInf;
+        const double c = s + 2 < S && can_skip(ext, s + 2) ? emit[s + 2] : kNegInf;
         beta[s] = log_add3(a, b, c);
       }
     }
+    double* lt = lp + t * C;
+    const double* at = alpha + t * S;
+    for (int64_t s = 0; s < S; ++s) emit[s] = beta[s] + lt[ext[s]];
+    for (int64_t k = 0; k < C; ++k) lt[k] = std::exp(lt[k]);
+    for (int64_t s = 0; s < S; ++s) lt[ext[s]] -= std::exp(at[s] + beta[s] - log_z);
     T* gt = g + t * C;
-    const T* at = alpha + t * S;
-    for (int64_t s = 0; s < S; ++s) emit[s] = beta[s] + gt[ext[s]];
-    // Gradient of −log Z with respect to the logits: y_t(k) − Σ_{s: ext[s] = k} posterior(s).
-    for (int64_t k = 0; k < C; ++k) gt[k] = std::exp(gt[k]);
-    for (int64_t s = 0; s < S; ++s) gt[ext[s]] -= std::exp(at[s] + beta[s] - log_z);
-    for (int64_t k = 0; k < C; ++k) gt[k] *= scale;
+    for (int64_t k = 0; k < C; ++k) gt[k] = T(lt[k] * double(scale));
   }
-  return -double(log_z);
+  return -log_z;
 }
 
 }  // namespace
@@ -159,8 +251,8 @@ double CtcLoss<T>::compute(const Tensor<T>& out, const Targets<T>& target, Tenso
   grad.resize(out.shape());
   losses_.resize(size_t(B));
   extended_.resize(size_t(B * S));
-  alpha_.resize(size_t(B * T_max * S));
-  rolling_.resize(size_t(B * 2 * S));
+  const int64_t work_size = workspace_size(T_max, C, S);
+  work_.resize(size_t(B * work_size));
 
   parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -180,9 +272,11 @@ double CtcLoss<T>::compute(const Tensor<T>& out, const Targets<T>& target, Tenso
       if (reduction_ == CtcReduction::kMeanPerLabel)
         scale = 1.0 / double(B * std::max<int64_t>(L, 1));
       if (reduction_ == CtcReduction::kMean) scale = 1.0 / double(B);
-      losses_[size_t(b)] =
-          ctc_sample(out.data() + b * T_max * C, g, T_max, C, frames, ext, 2 * L + 1,
-                     alpha_.data() + b * T_max * S, rolling_.data() + b * 2 * S, T(scale));
+      const T* z = out.data() + b * T_max * C;
+      double* work = work_.data() + b * work_size;
+      double& loss = losses_[size_t(b)];
+      if (!ctc_sample_scaled(z, g, T_max, C, frames, ext, 2 * L + 1, work, T(scale), loss))
+        loss = ctc_sample_log(z, g, T_max, C, frames, ext, 2 * L + 1, work, T(scale));
     }
   });
 

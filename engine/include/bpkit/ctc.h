@@ -30,7 +30,10 @@ enum class CtcReduction {
 // blank; empty allowed) and target.lengths either empty (every sample has T frames) or B values in
 // [1, T]. It writes grad [B, T, C], the gradient of the reduced loss with respect to the logits
 // (softmax minus the posterior occupancy of each class, zero on padded frames), and returns the
-// reduced loss. The forward-backward recursions run in log space.
+// reduced loss. Computed in double for either T: the forward-backward recursions run rescaled per
+// frame (Graves 2006), and any sample whose rescaled recursion could lose precision to underflow
+// (logit gaps of hundreds of nats against its labels) is recomputed in log space, so the result is
+// as accurate as a log-space computation everywhere.
 //
 // Errors (std::invalid_argument naming the sample): wrong shapes or counts, a label out of range or
 // equal to the blank, a valid length out of range, and a label sequence too long for its frames —
@@ -58,8 +61,7 @@ class CtcLoss : public Loss<T> {
   bool zero_infinity_;
   std::vector<double> losses_;
   std::vector<int32_t> extended_;  // [B, S] blank-interleaved labels, S = 2·L_max + 1
-  std::vector<T> alpha_;           // [B, T, S] forward log-probabilities
-  std::vector<T> rolling_;         // [B, 2, S] backward recursion rows
+  std::vector<double> work_;       // per sample: emissions, forward and backward variables
 };
 
 }  // namespace bpkit

@@ -275,3 +275,275 @@ TEST_CASE("make_loss builds the ctc loss", "[ctc][loss]") {
   CHECK(loss->kind() == "ctc");
   CHECK(dynamic_cast<CtcLoss<float>*>(loss.get()) != nullptr);
 }
+
+// ---- Decoding -----------------------------------------------------------------------------------
+
+namespace {
+
+// [T, C] log-probabilities from rows of probabilities.
+Tensor<double> log_prob_rows(const std::vector<std::vector<double>>& p) {
+  Tensor<double> lp({int64_t(p.size()), int64_t(p[0].size())});
+  for (size_t t = 0; t < p.size(); ++t)
+    for (size_t k = 0; k < p[t].size(); ++k) lp[int64_t(t * p[t].size() + k)] = std::log(p[t][k]);
+  return lp;
+}
+
+// The most probable sequence by brute force, optionally only among those `accept` takes.
+template <class Accept>
+std::pair<Labels, double> brute_force_best(const Tensor<double>& out, int64_t b, int64_t frames,
+                                           int blank, Accept&& accept) {
+  std::pair<Labels, double> best{{}, -HUGE_VAL};
+  for (const auto& kv : brute_force(out, b, frames, blank))
+    if (accept(kv.first) && kv.second > best.second) best = kv;
+  return best;
+}
+
+void check_positions(const CtcResult& r, int64_t frames) {
+  int32_t prev_end = -1;
+  for (const CtcSymbol& s : r.symbols) {
+    CHECK(s.start > prev_end);
+    CHECK(s.start <= s.peak);
+    CHECK(s.peak <= s.end);
+    CHECK(s.end < frames);
+    CHECK(s.confidence > 0);
+    CHECK(s.confidence <= 1);
+    prev_end = s.end;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("greedy decoding collapses the best path and reports its runs", "[ctc][decode]") {
+  // Best path 1 1 _ 2 2 2 _ _ 1 (blank 0): labels 1 2 1.
+  const double hi = 0.7, lo = 0.15;
+  const Tensor<double> lp = log_prob_rows({{lo, hi, lo},
+                                           {lo, hi, lo},
+                                           {hi, lo, lo},
+                                           {0.2, 0.2, 0.6},
+                                           {0.1, 0.1, 0.8},
+                                           {lo, lo, hi},
+                                           {hi, lo, lo},
+                                           {hi, lo, lo},
+                                           {0.05, 0.9, 0.05}});
+  const CtcResult r = ctc_greedy_decode(lp);
+  REQUIRE(r.labels() == Labels{1, 2, 1});
+  CHECK(r.symbols[0].start == 0);
+  CHECK(r.symbols[0].end == 1);
+  CHECK(r.symbols[1].start == 3);
+  CHECK(r.symbols[1].end == 5);
+  CHECK(r.symbols[1].peak == 4);
+  CHECK(r.symbols[1].confidence == Approx(0.8));
+  CHECK(r.symbols[2].start == 8);
+  CHECK(r.symbols[2].end == 8);
+  CHECK(r.symbols[0].peak == 0);  // ties go to the first frame
+  CHECK(r.symbols[2].confidence == Approx(0.9));
+  CHECK(r.confidence == Approx(0.7));  // the weakest symbol
+  check_positions(r, 9);
+  // log_prob is the sequence's probability over all its alignments.
+  Tensor<double> batch({1, 9, 3});
+  std::copy(lp.begin(), lp.end(), batch.begin());
+  CHECK(r.log_prob == Approx(brute_force(batch, 0, 9, 0).at({1, 2, 1})).epsilon(1e-12));
+
+  SECTION("a blank between equal labels keeps both; a valid length cuts the tail") {
+    const Tensor<double> rep =
+        log_prob_rows({{lo, hi, lo}, {hi, lo, lo}, {lo, hi, lo}, {lo, lo, hi}});
+    CHECK(ctc_greedy_decode(rep).labels() == Labels{1, 1, 2});
+    CHECK(ctc_greedy_decode(rep, 0, 3).labels() == Labels{1, 1});
+    CHECK(ctc_greedy_decode(rep, 0, -1, /*blank=*/1).labels() == Labels{0, 2});
+  }
+  SECTION("a sample of a batch, in float") {
+    Tensor<float> two({2, 9, 3});
+    for (int64_t i = 0; i < 27; ++i) two[27 + i] = float(lp[i]), two[i] = 0;
+    CHECK(ctc_greedy_decode(two, 1).labels() == Labels{1, 2, 1});
+    CHECK(ctc_greedy_decode(two, 0).labels().empty());  // uniform: argmax picks the blank
+  }
+}
+
+TEST_CASE("beam search sums alignments and beats the best path where they differ",
+          "[ctc][decode]") {
+  // Two frames, blank 0.6 and label 1 0.4 in each: the best path (blank, blank) gives the empty
+  // sequence with p = 0.36, but "1" has three alignments (1 1, 1 _, _ 1): p = 0.64.
+  const Tensor<double> lp = log_prob_rows({{0.6, 0.4}, {0.6, 0.4}});
+  const CtcResult greedy = ctc_greedy_decode(lp);
+  CHECK(greedy.labels().empty());
+  CHECK(greedy.log_prob == Approx(std::log(0.36)));
+  CtcBeamOptions opt;
+  opt.beam_width = 4;
+  const CtcResult beam = ctc_beam_decode(lp, 0, -1, opt);
+  REQUIRE(beam.labels() == Labels{1});
+  CHECK(beam.log_prob == Approx(std::log(0.64)));
+  CHECK(beam.log_prob > greedy.log_prob);
+  CHECK(beam.symbols[0].start == 0);  // best alignment 1 _ (tied with _ 1 and 1 1)
+  check_positions(beam, 2);
+}
+
+TEST_CASE("wide beam search finds the most probable sequence of the brute force", "[ctc][decode]") {
+  int differs_from_greedy = 0;
+  for (uint64_t seed = 300; seed < 312; ++seed) {
+    CAPTURE(seed);
+    // Flat-ish logits make many alignments per sequence, where best path and best sequence part.
+    const Tensor<double> out = random_tensor({1, 6, 3}, seed, -1, 1);
+    const auto best = brute_force_best(out, 0, 6, 0, [](const Labels&) { return true; });
+    CtcBeamOptions opt;
+    opt.beam_width = 1000;  // more than the number of prefixes: exact
+    const CtcResult r = ctc_beam_decode(out, 0, -1, opt);
+    CHECK(r.labels() == best.first);
+    CHECK(r.log_prob == Approx(best.second).epsilon(1e-12));
+    check_positions(r, 6);
+    const CtcResult g = ctc_greedy_decode(out);
+    CHECK(g.log_prob <= r.log_prob + 1e-12);
+    differs_from_greedy += g.labels() != r.labels();
+    // A narrow beam returns a real sequence with its exact probability, never above the best.
+    opt.beam_width = 2;
+    const CtcResult narrow = ctc_beam_decode(out, 0, -1, opt);
+    CHECK(narrow.log_prob == Approx(brute_force(out, 0, 6, 0).at(narrow.labels())).epsilon(1e-12));
+    CHECK(narrow.log_prob <= best.second + 1e-12);
+  }
+  CHECK(differs_from_greedy > 0);  // the cases exercise what beam search is for
+}
+
+TEST_CASE("label acceptors: repeat and lexicon", "[ctc][decode]") {
+  const LabelFsa digits = LabelFsa::repeat({1, 2, 3}, 1, 7);
+  CHECK_FALSE(digits.accepts({}));
+  CHECK(digits.accepts({1}));
+  CHECK(digits.accepts({3, 3, 3, 3, 3, 3, 3}));
+  CHECK_FALSE(digits.accepts({3, 3, 3, 3, 3, 3, 3, 3}));
+  CHECK_FALSE(digits.accepts({1, 4}));
+  CHECK(LabelFsa::repeat({1}, 0, 2).accepts({}));
+
+  // Words "ab", "b", "abc" (a=1, b=2, c=3), separator 4.
+  const std::vector<Labels> words = {{1, 2}, {2}, {1, 2, 3}};
+  const LabelFsa one = LabelFsa::lexicon(words);
+  CHECK(one.accepts({1, 2}));
+  CHECK(one.accepts({1, 2, 3}));
+  CHECK(one.accepts({2}));
+  CHECK_FALSE(one.accepts({1}));  // a prefix, not a word
+  CHECK_FALSE(one.accepts({2, 2}));
+  const LabelFsa line = LabelFsa::lexicon(words, 4);
+  CHECK(line.accepts({1, 2, 4, 2, 4, 1, 2, 3}));
+  CHECK_FALSE(line.accepts({1, 2, 4}));
+  CHECK_FALSE(line.accepts({4, 2}));
+  CHECK_FALSE(line.accepts({2, 4, 4, 2}));
+  CHECK_FALSE(line.accepts({}));
+
+  LabelFsa fsa;
+  const int s1 = fsa.add_state(true), s2 = fsa.add_state();
+  fsa.add_arc(0, 5, s1);
+  fsa.add_arc(0, 5, s1);  // the same arc again is harmless
+  CHECK_THROWS_WITH(fsa.add_arc(0, 5, s2), Catch::Contains("must be deterministic"));
+  CHECK_THROWS_WITH(fsa.add_arc(0, 1, 7), Catch::Contains("unknown states"));
+  CHECK_THROWS_WITH(fsa.add_arc(0, -2, s1), Catch::Contains("negative label"));
+  CHECK_THROWS_WITH(LabelFsa::lexicon({{1}, {}}), Catch::Contains("word 1 is empty"));
+  CHECK_THROWS_WITH(LabelFsa::lexicon({{1, 4}}, 4), Catch::Contains("contains the separator"));
+  CHECK_THROWS_AS(LabelFsa::lexicon({}), std::invalid_argument);
+  CHECK_THROWS_AS(LabelFsa::repeat({1}, 3, 2), std::invalid_argument);
+}
+
+TEST_CASE("constrained beam search returns the best sequence the constraint accepts",
+          "[ctc][decode]") {
+  // Classes: blank 0, letters 1-3, separator 4. Brute force over 5^7 paths per case.
+  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2}, {3}, {2, 2, 1}}, 4);
+  const LabelFsa digits = LabelFsa::repeat({1, 2, 3}, 1, 2);
+  int changed = 0;
+  for (uint64_t seed = 400; seed < 406; ++seed) {
+    for (const LabelFsa* fsa : {&lexicon, &digits}) {
+      CAPTURE(seed, fsa == &lexicon);
+      const Tensor<double> out = random_tensor({1, 7, 5}, seed, -2, 2);
+      const auto best =
+          brute_force_best(out, 0, 7, 0, [&](const Labels& l) { return fsa->accepts(l); });
+      CtcBeamOptions opt;
+      opt.beam_width = 64;
+      opt.constraint = fsa;
+      const CtcResult r = ctc_beam_decode(out, 0, -1, opt);
+      CHECK(fsa->accepts(r.labels()));
+      CHECK(r.labels() == best.first);
+      CHECK(r.log_prob == Approx(best.second).epsilon(1e-12));
+      check_positions(r, 7);
+      opt.constraint = nullptr;
+      changed += ctc_beam_decode(out, 0, -1, opt).labels() != r.labels();
+    }
+  }
+  CHECK(changed > 0);
+
+  SECTION("nothing accepted within the frames") {
+    const LabelFsa five = LabelFsa::repeat({1}, 5, 5);  // needs 9 frames (repeats)
+    CtcBeamOptions opt;
+    opt.constraint = &five;
+    const CtcResult r = ctc_beam_decode(random_tensor({1, 7, 5}, 410), 0, -1, opt);
+    CHECK(r.symbols.empty());
+    CHECK(r.log_prob == -HUGE_VAL);
+    CHECK(r.confidence == 0);
+  }
+}
+
+TEST_CASE("forced alignment gives symbol timings", "[ctc][decode]") {
+  // Label 1 dominates frames 2-4 (peak at 3), label 2 frames 6-7; blank elsewhere.
+  const double b = 0.8, o = 0.1;
+  const Tensor<double> lp = log_prob_rows({{b, o, o},
+                                           {b, o, o},
+                                           {o, b, o},
+                                           {0.05, 0.9, 0.05},
+                                           {o, b, o},
+                                           {b, o, o},
+                                           {o, o, b},
+                                           {o, o, b},
+                                           {b, o, o}});
+  const CtcResult r = ctc_align(lp, 0, -1, {1, 2});
+  REQUIRE(r.symbols.size() == 2);
+  CHECK(r.symbols[0].start == 2);
+  CHECK(r.symbols[0].end == 4);
+  CHECK(r.symbols[0].peak == 3);
+  CHECK(r.symbols[0].confidence == Approx(0.9));
+  CHECK(r.symbols[1].start == 6);
+  CHECK(r.symbols[1].end == 7);
+  Tensor<double> batch({1, 9, 3});
+  std::copy(lp.begin(), lp.end(), batch.begin());
+  CHECK(r.log_prob == Approx(brute_force(batch, 0, 9, 0).at({1, 2})).epsilon(1e-12));
+  // Forced onto an unlikely sequence, the alignment still places every symbol.
+  const CtcResult forced = ctc_align(lp, 0, -1, {2, 2, 1});
+  CHECK(forced.labels() == Labels{2, 2, 1});
+  check_positions(forced, 9);
+  CHECK(forced.log_prob < r.log_prob);
+  CHECK(ctc_align(lp, 0, 4, {}).symbols.empty());
+  CHECK_THROWS_WITH(ctc_align(lp, 0, 4, {1, 1, 1}),
+                    Catch::Contains("3 labels need at least 5 frames, but the sequence has 4"));
+  CHECK_THROWS_WITH(ctc_align(lp, 0, -1, {0}), Catch::Contains("is the blank index"));
+  CHECK_THROWS_WITH(ctc_align(lp, 0, -1, {3}), Catch::Contains("outside [0, 3)"));
+}
+
+TEST_CASE("decoders refuse bad arguments", "[ctc][decode][errors]") {
+  const Tensor<double> out = random_tensor({2, 5, 4}, 420);
+  CHECK_THROWS_WITH(ctc_greedy_decode(out, 2), Catch::Contains("sample 2 outside [0, 2)"));
+  CHECK_THROWS_WITH(ctc_greedy_decode(out, 0, 6), Catch::Contains("length 6 outside [1, 5]"));
+  CHECK_THROWS_WITH(ctc_greedy_decode(out, 0, 0), Catch::Contains("length 0"));
+  CHECK_THROWS_WITH(ctc_greedy_decode(out, 0, -1, 4), Catch::Contains("blank index 4"));
+  CHECK_THROWS_WITH(ctc_greedy_decode(Tensor<double>({20})), Catch::Contains("expects scores"));
+  CtcBeamOptions opt;
+  opt.beam_width = 0;
+  CHECK_THROWS_WITH(ctc_beam_decode(out, 0, -1, opt), Catch::Contains("beam width 0"));
+  opt.beam_width = 4;
+  const LabelFsa with_blank = LabelFsa::repeat({0, 1}, 1, 2);
+  opt.constraint = &with_blank;
+  CHECK_THROWS_WITH(ctc_beam_decode(out, 0, -1, opt), Catch::Contains("label 0 is the blank"));
+  const LabelFsa too_big = LabelFsa::repeat({1, 4}, 1, 2);
+  opt.constraint = &too_big;
+  CHECK_THROWS_WITH(ctc_beam_decode(out, 0, -1, opt), Catch::Contains("not one of the 4"));
+}
+
+TEST_CASE("beam search in float agrees with double; pruning keeps the clear winner",
+          "[ctc][decode]") {
+  const Tensor<double> out = random_tensor({3, 30, 8}, 430, -3, 3);
+  Tensor<float> outf(out.shape());
+  for (int64_t i = 0; i < out.size(); ++i) outf[i] = float(out[i]);
+  CtcBeamOptions opt;
+  opt.beam_width = 8;
+  for (int64_t b = 0; b < 3; ++b) {
+    const CtcResult d = ctc_beam_decode(out, b, 25, opt), f = ctc_beam_decode(outf, b, 25, opt);
+    CHECK(d.labels() == f.labels());
+    CHECK(f.log_prob == Approx(d.log_prob).epsilon(1e-5));
+    check_positions(d, 25);
+    CtcBeamOptions pruned = opt;
+    pruned.min_log_prob = std::log(1e-3);
+    CHECK(ctc_beam_decode(out, b, 25, pruned).labels() == d.labels());
+  }
+}

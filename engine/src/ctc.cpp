@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include "bpkit/threading.h"
 
@@ -293,5 +295,362 @@ double CtcLoss<T>::compute(const Tensor<T>& out, const Targets<T>& target, Tenso
 
 template class CtcLoss<float>;
 template class CtcLoss<double>;
+
+// ---- Decoding -----------------------------------------------------------------------------------
+
+std::vector<int32_t> CtcResult::labels() const {
+  std::vector<int32_t> out;
+  out.reserve(symbols.size());
+  for (const CtcSymbol& s : symbols) out.push_back(s.label);
+  return out;
+}
+
+LabelFsa::LabelFsa() : arcs_(1), final_(1, 0) {}
+
+int LabelFsa::add_state(bool final) {
+  arcs_.emplace_back();
+  final_.push_back(final);
+  return int(arcs_.size()) - 1;
+}
+
+void LabelFsa::set_final(int state, bool final) {
+  if (state < 0 || state >= num_states())
+    throw std::invalid_argument("label acceptor: no state " + std::to_string(state));
+  final_[size_t(state)] = final;
+}
+
+void LabelFsa::add_arc(int from, int32_t label, int to) {
+  if (from < 0 || from >= num_states() || to < 0 || to >= num_states())
+    throw std::invalid_argument("label acceptor: arc " + std::to_string(from) + " -> " +
+                                std::to_string(to) + " between unknown states (there are " +
+                                std::to_string(num_states()) + ")");
+  if (label < 0)
+    throw std::invalid_argument("label acceptor: negative label " + std::to_string(label));
+  auto& arcs = arcs_[size_t(from)];
+  auto it = std::lower_bound(arcs.begin(), arcs.end(), std::make_pair(label, -1));
+  if (it != arcs.end() && it->first == label) {
+    if (it->second == to) return;
+    throw std::invalid_argument("label acceptor: state " + std::to_string(from) +
+                                " already has an arc for label " + std::to_string(label) +
+                                " (to state " + std::to_string(it->second) +
+                                "); the acceptor must be deterministic");
+  }
+  arcs.insert(it, {label, to});
+}
+
+int LabelFsa::next(int state, int32_t label) const {
+  const auto& arcs = arcs_[size_t(state)];
+  auto it = std::lower_bound(arcs.begin(), arcs.end(), std::make_pair(label, -1));
+  return it != arcs.end() && it->first == label ? it->second : -1;
+}
+
+bool LabelFsa::accepts(const std::vector<int32_t>& labels) const {
+  int state = 0;
+  for (int32_t l : labels)
+    if ((state = next(state, l)) < 0) return false;
+  return is_final(state);
+}
+
+LabelFsa LabelFsa::repeat(const std::vector<int32_t>& symbols, int min_len, int max_len) {
+  if (min_len < 0 || max_len < min_len)
+    throw std::invalid_argument("label acceptor: lengths " + std::to_string(min_len) + ".." +
+                                std::to_string(max_len) + " are not a range of counts");
+  LabelFsa fsa;
+  fsa.set_final(0, min_len == 0);
+  for (int n = 1; n <= max_len; ++n) {  // state n: n symbols read
+    fsa.add_state(n >= min_len);
+    for (int32_t s : symbols) fsa.add_arc(n - 1, s, n);
+  }
+  return fsa;
+}
+
+LabelFsa LabelFsa::lexicon(const std::vector<std::vector<int32_t>>& words, int32_t separator) {
+  if (words.empty()) throw std::invalid_argument("lexicon: no words");
+  LabelFsa fsa;
+  for (size_t w = 0; w < words.size(); ++w) {
+    if (words[w].empty())
+      throw std::invalid_argument("lexicon: word " + std::to_string(w) + " is empty");
+    int state = 0;
+    for (int32_t label : words[w]) {
+      if (separator >= 0 && label == separator)
+        throw std::invalid_argument("lexicon: word " + std::to_string(w) +
+                                    " contains the separator label " + std::to_string(separator));
+      int to = fsa.next(state, label);
+      if (to < 0) {
+        to = fsa.add_state();
+        fsa.add_arc(state, label, to);
+      }
+      state = to;
+    }
+    fsa.set_final(state);
+    // Back to the root for the next word.
+    if (separator >= 0) fsa.add_arc(state, separator, 0);
+  }
+  return fsa;
+}
+
+namespace {
+
+// log(e^a + e^b), exact when either is −∞.
+inline double log_add(double a, double b) {
+  if (a < b) std::swap(a, b);
+  if (b == -HUGE_VAL) return a;
+  return a + std::log1p(std::exp(b - a));
+}
+
+// Log-softmax rows of one sequence, [frames, C] (see the decoding section of ctc.h).
+struct LogProbs {
+  std::vector<double> lp;
+  int64_t frames = 0, classes = 0;
+  const double* row(int64_t t) const { return lp.data() + t * classes; }
+};
+
+template <class T>
+LogProbs log_probs(const char* who, const Tensor<T>& scores, int64_t sample, int64_t length,
+                   int blank) {
+  const std::string where = std::string(who) + ": ";
+  if (scores.rank() != 2 && scores.rank() != 3)
+    throw std::invalid_argument(where + "expects scores [batch, frames, classes] or [frames, " +
+                                "classes], got " + to_string(scores.shape()));
+  const int64_t B = scores.rank() == 3 ? scores.dim(0) : 1;
+  const int64_t T_max = scores.dim(scores.rank() - 2), C = scores.dim(scores.rank() - 1);
+  if (sample < 0 || sample >= B)
+    throw std::invalid_argument(where + "sample " + std::to_string(sample) + " outside [0, " +
+                                std::to_string(B) + ")");
+  const int64_t frames = length < 0 ? T_max : length;
+  if (frames < 1 || frames > T_max)
+    throw std::invalid_argument(where + "length " + std::to_string(length) + " outside [1, " +
+                                std::to_string(T_max) + "]");
+  if (blank < 0 || blank >= C)
+    throw std::invalid_argument(where + "blank index " + std::to_string(blank) + " outside the " +
+                                std::to_string(C) + " classes");
+  LogProbs out;
+  out.frames = frames;
+  out.classes = C;
+  out.lp.resize(size_t(frames * C));
+  const T* z = scores.data() + sample * T_max * C;
+  for (int64_t t = 0; t < frames; ++t) {
+    const T* zt = z + t * C;
+    double* lt = out.lp.data() + t * C;
+    const double m = double(*std::max_element(zt, zt + C));
+    double sum = 0;
+    for (int64_t k = 0; k < C; ++k) sum += std::exp(double(zt[k]) - m);
+    const double log_norm = m + std::log(sum);
+    for (int64_t k = 0; k < C; ++k) lt[k] = double(zt[k]) - log_norm;
+  }
+  return out;
+}
+
+// Viterbi alignment of `labels` for the symbols' positions, plus the forward sum for log p.
+// Labels must already be valid and alignable.
+CtcResult align(const LogProbs& lp, const std::vector<int32_t>& labels, int blank) {
+  constexpr double kNegInf = -HUGE_VAL;
+  const int64_t L = int64_t(labels.size()), S = 2 * L + 1, frames = lp.frames;
+  const size_t n_states = static_cast<size_t>(S);
+  std::vector<int32_t> ext(n_states);
+  for (int64_t s = 0; s < S; ++s) ext[size_t(s)] = (s & 1) ? labels[size_t(s / 2)] : blank;
+  std::vector<double> best(n_states), best_prev(n_states), sum(n_states), sum_prev(n_states);
+  std::vector<int8_t> back(static_cast<size_t>(frames * S), 0);  // predecessor: s − back
+  for (int64_t s = 0; s < S; ++s)
+    best[size_t(s)] = sum[size_t(s)] = s < 2 ? lp.row(0)[ext[size_t(s)]] : kNegInf;
+  for (int64_t t = 1; t < frames; ++t) {
+    std::swap(best, best_prev);
+    std::swap(sum, sum_prev);
+    const double* lt = lp.row(t);
+    for (int64_t s = 0; s < S; ++s) {
+      int8_t from = 0;
+      double v = best_prev[size_t(s)], total = sum_prev[size_t(s)];
+      if (s >= 1) {
+        if (best_prev[size_t(s - 1)] > v) v = best_prev[size_t(s - (from = 1))];
+        total = log_add(total, sum_prev[size_t(s - 1)]);
+      }
+      if (can_skip(ext.data(), s)) {
+        if (best_prev[size_t(s - 2)] > v) v = best_prev[size_t(s - (from = 2))];
+        total = log_add(total, sum_prev[size_t(s - 2)]);
+      }
+      back[size_t(t * S + s)] = from;
+      best[size_t(s)] = v + lt[ext[size_t(s)]];
+      sum[size_t(s)] = total + lt[ext[size_t(s)]];
+    }
+  }
+  CtcResult result;
+  result.log_prob = log_add(sum[size_t(S - 1)], S > 1 ? sum[size_t(S - 2)] : kNegInf);
+  int64_t s = S > 1 && best[size_t(S - 2)] > best[size_t(S - 1)] ? S - 2 : S - 1;
+  result.symbols.resize(size_t(L));
+  for (int64_t i = 0; i < L; ++i) result.symbols[size_t(i)] = {labels[size_t(i)], -1, -1, -1, 0};
+  for (int64_t t = frames - 1; t >= 0; --t) {
+    if (s & 1) {
+      CtcSymbol& sym = result.symbols[size_t(s / 2)];
+      if (sym.end < 0) sym.end = int32_t(t);
+      sym.start = int32_t(t);
+    }
+    if (t > 0) s -= back[size_t(t * S + s)];
+  }
+  for (CtcSymbol& sym : result.symbols) {
+    sym.peak = sym.start;
+    for (int32_t t = sym.start + 1; t <= sym.end; ++t)
+      if (lp.row(t)[sym.label] > lp.row(sym.peak)[sym.label]) sym.peak = t;
+    sym.confidence = std::exp(lp.row(sym.peak)[sym.label]);
+    result.confidence = std::min(result.confidence, sym.confidence);
+  }
+  return result;
+}
+
+}  // namespace
+
+template <class T>
+CtcResult ctc_greedy_decode(const Tensor<T>& scores, int64_t sample, int64_t length, int blank) {
+  const LogProbs lp = log_probs("ctc greedy decode", scores, sample, length, blank);
+  std::vector<int32_t> labels;
+  int32_t prev = -1;
+  for (int64_t t = 0; t < lp.frames; ++t) {
+    const double* lt = lp.row(t);
+    const int32_t k = int32_t(std::max_element(lt, lt + lp.classes) - lt);
+    if (k != blank && k != prev) labels.push_back(k);
+    prev = k;
+  }
+  // The best path is the best alignment of its own collapse (up to ties), so the alignment
+  // reproduces its runs.
+  return align(lp, labels, blank);
+}
+
+template <class T>
+CtcResult ctc_align(const Tensor<T>& scores, int64_t sample, int64_t length,
+                    const std::vector<int32_t>& labels, int blank) {
+  const LogProbs lp = log_probs("ctc align", scores, sample, length, blank);
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < 0 || labels[i] >= lp.classes || labels[i] == blank)
+      throw std::invalid_argument(
+          "ctc align: label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +
+          (labels[i] == blank ? " is the blank index"
+                              : " outside [0, " + std::to_string(lp.classes) + ")"));
+  const int64_t needed = frames_needed(labels);
+  if (needed > lp.frames)
+    throw std::invalid_argument("ctc align: " + std::to_string(labels.size()) +
+                                " labels need at least " + std::to_string(needed) +
+                                " frames, but the sequence has " + std::to_string(lp.frames));
+  return align(lp, labels, blank);
+}
+
+template <class T>
+CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t length,
+                          const CtcBeamOptions& options) {
+  constexpr double kNegInf = -HUGE_VAL;
+  const int blank = options.blank;
+  const LogProbs lp = log_probs("ctc beam decode", scores, sample, length, blank);
+  const int64_t C = lp.classes;
+  if (options.beam_width < 1)
+    throw std::invalid_argument("ctc beam decode: beam width " +
+                                std::to_string(options.beam_width) + " must be >= 1");
+  const LabelFsa* fsa = options.constraint;
+  if (fsa)
+    for (int q = 0; q < fsa->num_states(); ++q)
+      for (const auto& arc : fsa->arcs(q))
+        if (arc.first >= C || arc.first == blank)
+          throw std::invalid_argument(
+              "ctc beam decode: the constraint's label " + std::to_string(arc.first) +
+              (arc.first == blank ? " is the blank index"
+                                  : " is not one of the " + std::to_string(C) + " classes"));
+
+  // Prefixes live in a tree: a node is a prefix (its parent plus one label) and its acceptor
+  // state, so a hypothesis is one integer and merging equal prefixes is a lookup.
+  struct Node {
+    int32_t parent, label;
+    int state;
+  };
+  std::vector<Node> nodes{{-1, -1, 0}};
+  std::unordered_map<uint64_t, int32_t> children;
+  auto child = [&](int32_t node, int32_t label, int state) {
+    const uint64_t key = (uint64_t(uint32_t(node)) << 32) | uint32_t(label);
+    auto it = children.find(key);
+    if (it != children.end()) return it->second;
+    nodes.push_back({node, label, state});
+    return children[key] = int32_t(nodes.size()) - 1;
+  };
+  struct Hyp {
+    int32_t node;
+    double blank, label;  // log-probabilities of the alignments ending in a blank / the label
+    double total() const { return log_add(blank, label); }
+  };
+  std::vector<Hyp> beam{{0, 0.0, kNegInf}}, next;
+  std::unordered_map<int32_t, size_t> slot_of;
+  auto slot = [&](int32_t node) -> Hyp& {
+    auto it = slot_of.find(node);
+    if (it != slot_of.end()) return next[it->second];
+    slot_of.emplace(node, next.size());
+    next.push_back({node, kNegInf, kNegInf});
+    return next.back();
+  };
+  std::vector<int32_t> all_labels;
+  for (int32_t k = 0; k < C; ++k)
+    if (k != blank) all_labels.push_back(k);
+
+  for (int64_t t = 0; t < lp.frames; ++t) {
+    const double* lt = lp.row(t);
+    next.clear();
+    slot_of.clear();
+    for (const Hyp& h : beam) {
+      const double total = h.total();
+      const Node n = nodes[size_t(h.node)];
+      {
+        Hyp& same = slot(h.node);
+        same.blank = log_add(same.blank, total + lt[blank]);
+        // The last label again without a blank between: the same prefix.
+        if (n.label >= 0) same.label = log_add(same.label, h.label + lt[n.label]);
+      }
+      auto extend = [&](int32_t c, int state) {
+        if (lt[c] < options.min_log_prob) return;
+        // After the same label, only alignments ending in a blank start a new symbol.
+        const double from = c == n.label ? h.blank : total;
+        if (from == kNegInf) return;
+        Hyp& longer = slot(child(h.node, c, state));
+        longer.label = log_add(longer.label, from + lt[c]);
+      };
+      if (fsa) {
+        for (const auto& arc : fsa->arcs(n.state)) extend(arc.first, arc.second);
+      } else {
+        for (int32_t c : all_labels) extend(c, 0);
+      }
+    }
+    // Keep the beam_width most probable prefixes; ties go to the older (smaller) node, so the
+    // result does not depend on hash order.
+    auto better = [](const Hyp& a, const Hyp& b) {
+      const double ta = a.total(), tb = b.total();
+      return ta != tb ? ta > tb : a.node < b.node;
+    };
+    if (next.size() > size_t(options.beam_width)) {
+      std::nth_element(next.begin(), next.begin() + options.beam_width, next.end(), better);
+      next.resize(size_t(options.beam_width));
+    }
+    std::swap(beam, next);
+  }
+
+  const Hyp* best = nullptr;
+  for (const Hyp& h : beam) {
+    if (fsa && !fsa->is_final(nodes[size_t(h.node)].state)) continue;
+    if (!best || h.total() > best->total() || (h.total() == best->total() && h.node < best->node))
+      best = &h;
+  }
+  if (!best) {
+    CtcResult none;
+    none.log_prob = kNegInf;
+    none.confidence = 0;
+    return none;
+  }
+  std::vector<int32_t> labels;
+  for (int32_t n = best->node; n > 0; n = nodes[size_t(n)].parent)
+    labels.push_back(nodes[size_t(n)].label);
+  std::reverse(labels.begin(), labels.end());
+  return align(lp, labels, blank);
+}
+
+#define BPKIT_CTC_DECODE(T)                                                                        \
+  template CtcResult ctc_greedy_decode<T>(const Tensor<T>&, int64_t, int64_t, int);                \
+  template CtcResult ctc_beam_decode<T>(const Tensor<T>&, int64_t, int64_t,                        \
+                                        const CtcBeamOptions&);                                    \
+  template CtcResult ctc_align<T>(const Tensor<T>&, int64_t, int64_t, const std::vector<int32_t>&, \
+                                  int);
+BPKIT_CTC_DECODE(float)
+BPKIT_CTC_DECODE(double)
 
 }  // namespace bpkit

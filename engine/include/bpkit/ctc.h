@@ -9,8 +9,10 @@
 // needs at least L + (number of adjacent equal pairs) frames.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bpkit/loss.h"
@@ -63,5 +65,97 @@ class CtcLoss : public Loss<T> {
   std::vector<int32_t> extended_;  // [B, S] blank-interleaved labels, S = 2·L_max + 1
   std::vector<double> work_;       // per sample: emissions, forward and backward variables
 };
+
+// ---- Decoding -----------------------------------------------------------------------------------
+//
+// Every decoder reads one sequence: `scores` is [B, T, C] with `sample` picking b (or [T, C] with
+// sample 0), logits or log-probabilities (a log-softmax over C is applied, which leaves
+// log-probabilities unchanged), and `length` its valid frames (−1: all T). Bad arguments throw
+// std::invalid_argument. Thread-safe (no shared state).
+
+// One decoded symbol: the run of frames [start, end] (inclusive) that the best alignment of the
+// result emits it on, the frame in that run where the label's probability peaks, and that
+// probability as its confidence. Word timings: first start to last end of a word's symbols.
+struct CtcSymbol {
+  int32_t label;
+  int32_t start, end, peak;
+  double confidence;
+};
+
+struct CtcResult {
+  std::vector<CtcSymbol> symbols;
+  // log p(labels | x), summed over all alignments of the result. −∞ (and no symbols) when beam
+  // search kept no sequence its constraint accepts.
+  double log_prob = 0;
+  // The lowest symbol confidence, the weakest symbol of the sequence (1 when empty, 0 when none
+  // was accepted).
+  double confidence = 1;
+  std::vector<int32_t> labels() const;
+};
+
+// A deterministic finite-state acceptor over labels, the constraint for beam search. State 0 is
+// the start; a label sequence is accepted when reading it from state 0 follows arcs all the way
+// and ends in a final state. Lexicons and grammars compile to it (see the helpers).
+class LabelFsa {
+ public:
+  LabelFsa();  // the start state only, not final: accepts nothing
+  int add_state(bool final = false);
+  void set_final(int state, bool final = true);
+  // Throws std::invalid_argument for an unknown state, a negative label, or a second arc with the
+  // same label out of `from` (the acceptor stays deterministic).
+  void add_arc(int from, int32_t label, int to);
+  int num_states() const { return int(arcs_.size()); }
+  bool is_final(int state) const { return final_[size_t(state)] != 0; }
+  // The state after reading `label` in `state`, or −1 without such an arc.
+  int next(int state, int32_t label) const;
+  // (label, next state) of every arc out of `state`, sorted by label.
+  const std::vector<std::pair<int32_t, int>>& arcs(int state) const { return arcs_[size_t(state)]; }
+  bool accepts(const std::vector<int32_t>& labels) const;
+
+  // Sequences of min_len..max_len symbols from `symbols`: e.g. the ten digit labels, 1, 7 for
+  // digit strings of length 1-7. Requires 0 <= min_len <= max_len.
+  static LabelFsa repeat(const std::vector<int32_t>& symbols, int min_len, int max_len);
+  // The words as a trie: exactly one word (separator < 0), or one or more words with one
+  // separator label between neighbours (a space for OCR lines, a word boundary for speech).
+  // Throws std::invalid_argument for an empty word list, an empty word or a word containing the
+  // separator.
+  static LabelFsa lexicon(const std::vector<std::vector<int32_t>>& words, int32_t separator = -1);
+
+ private:
+  std::vector<std::vector<std::pair<int32_t, int>>> arcs_;
+  std::vector<char> final_;
+};
+
+// Best path: the most probable label per frame, repeats merged, blanks dropped. Symbol positions
+// are the runs of that path.
+template <class T>
+CtcResult ctc_greedy_decode(const Tensor<T>& scores, int64_t sample = 0, int64_t length = -1,
+                            int blank = 0);
+
+struct CtcBeamOptions {
+  int blank = 0;
+  int beam_width = 16;  // prefixes kept after each frame, >= 1
+  // When set, only sequences it accepts are extended and returned. Its labels must be classes of
+  // the scores and never the blank. Not owned; must outlive the call.
+  const LabelFsa* constraint = nullptr;
+  // A label whose log-probability at a frame is below this is not appended there (pruning for
+  // large alphabets; −∞, the default, keeps every label).
+  double min_log_prob = -HUGE_VAL;
+};
+
+// Prefix beam search in log space (Hannun et al. 2014): each kept prefix carries the probability
+// of its alignments ending in a blank and ending in its last label, so the alignments of one
+// sequence are summed rather than competing. Returns the most probable kept sequence (accepted
+// by the constraint, if any), with positions from its best alignment.
+template <class T>
+CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t length,
+                          const CtcBeamOptions& options);
+
+// Forced alignment: the given labels' best alignment (Viterbi) for positions and confidences,
+// and log p(labels | x). Throws std::invalid_argument for labels out of range, equal to the blank
+// or too many for the frames.
+template <class T>
+CtcResult ctc_align(const Tensor<T>& scores, int64_t sample, int64_t length,
+                    const std::vector<int32_t>& labels, int blank = 0);
 
 }  // namespace bpkit

@@ -139,7 +139,7 @@ class Section {
     return os.str();
   }
 
-  const YAML::Node& node_;
+  YAML::Node node_;
   const std::string& file_;
   std::string name_;
 };

@@ -177,6 +177,12 @@ TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Opti
   return p;
 }
 
+std::string fmt_seconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1fs", s);
+  return b;
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char b[32];
@@ -241,8 +247,8 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     if (log)
       *log << "features: " << what << " " << fs.features.size() << " samples (" << fs.cache_hits
            << " from the cache, " << fs.computed << " computed, " << fs.skipped.size()
-           << " skipped) in " << std::fixed << std::setprecision(1) << fs.seconds << "s\n"
-           << std::defaultfloat << std::flush;
+           << " skipped) in " << fmt_seconds(fs.seconds) << "\n"
+           << std::flush;
     return fs;
   };
   const FeatureSet train_set = extract(train_entries, "train");
@@ -308,9 +314,12 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   if (test.size() > 0) {
     te = evaluate(net, *loss, test, 256, &cm);
     outcome.test_accuracy = te.accuracy;
-    if (log)
-      *log << "test: loss " << te.loss << " accuracy " << te.accuracy << " (" << test.size()
-           << " samples)\n";
+    if (log) {
+      char line[128];
+      std::snprintf(line, sizeof line, "test: loss %.4f accuracy %.4f (%lld samples)\n", te.loss,
+                    te.accuracy, static_cast<long long>(test.size()));
+      *log << line;
+    }
   }
 
   Metadata meta{{"name", c.name},

@@ -1,0 +1,292 @@
+// The plugin host, pipeline files, the feature cache and stage errors.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "bpkit/config.h"
+#include "bpkit/features.h"
+#include "bpkit/pipeline.h"
+#include "bpkit/plugin_host.h"
+#include "temp_dir.h"
+
+using bpkit::ConfigError;
+using bpkit::PluginError;
+using bpkit::PluginRegistry;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::string kPlugins = BPKIT_TEST_PLUGIN_DIR;
+
+std::string lib(const std::string& name) {
+  return kPlugins + "/" + name + "/lib" + name + ".so";
+}
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+// A pipeline file around the given stages and layers.
+std::string pipeline_text(const std::string& stages,
+                          const std::string& layers = "    - dense: {units: 2}\n") {
+  return "name: t\nstages:\n" + stages + "network:\n  layers:\n" + layers;
+}
+
+std::string config_error(const std::string& text, const PluginRegistry* reg = nullptr) {
+  try {
+    const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(text, "p.yaml");
+    if (reg) bpkit::Pipeline p(c, *reg);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool library_mapped(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find(path) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("plugin libraries are loaded and listed", "[plugins]") {
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  REQUIRE(reg.plugins().size() == 3);
+  const auto& p = reg.get("test.numbers");
+  CHECK(p.info.version == "1.0");
+  CHECK(p.info.consumes == bpkit::Kind::kFile);
+  CHECK(p.info.produces == bpkit::Kind::kFeatures);
+  REQUIRE(p.info.params.size() == 4);
+  CHECK(p.info.params[2].type == bpkit::ParamType::kChoice);
+  CHECK(p.file == lib("test_stages"));
+  CHECK_THROWS_WITH(reg.get("test.numbrs"), Contains("did you mean 'test.numbers'"));
+}
+
+TEST_CASE("libraries that are not usable plugins are refused with the reason", "[plugins]") {
+  PluginRegistry reg;
+  CHECK_THROWS_WITH(reg.load_library(lib("test_abi")),
+                    Contains("built for plugin ABI version 999") && Contains("rebuild"));
+  CHECK_THROWS_WITH(reg.load_library(lib("test_no_entries")),
+                    Contains("bpkit_plugin_entries") && Contains("missing"));
+  CHECK_THROWS_WITH(reg.load_library(lib("test_not_plugin")),
+                    Contains("not a bpkit plugin") && Contains("bpkit_plugin_abi_version"));
+  bpkit_test::TempDir dir("plugins");
+  write(dir.file("fake.so"), "this is text, not a library\n");
+  CHECK_THROWS_WITH(reg.load_library(dir.file("fake.so")),
+                    Contains(dir.file("fake.so")) && Contains("not a shared library"));
+  // An ELF file that is not a loadable library.
+  std::ifstream self("/proc/self/exe", std::ios::binary);
+  std::string head(64, '\0');
+  self.read(&head[0], 64);
+  write(dir.file("broken.so"), head);
+  CHECK_THROWS_WITH(reg.load_library(dir.file("broken.so")), Contains("cannot be loaded"));
+  CHECK_THROWS_WITH(reg.load_library(dir.file("absent.so")), Contains("no such plugin library"));
+  CHECK(reg.plugins().empty());
+  // Scanning a directory skips them, recording why.
+  reg.add_directory(dir.path());
+  CHECK(reg.plugins().empty());
+  CHECK(reg.problems().size() == 2);
+  CHECK_THROWS_WITH(reg.get("test.numbers"), Contains("skipped") && Contains("fake.so"));
+}
+
+TEST_CASE("two plugins with one name is an error naming both files", "[plugins]") {
+  PluginRegistry reg;
+  reg.add_directory(kPlugins + "/test_stages");
+  CHECK_THROWS_WITH(reg.add_directory(kPlugins + "/test_duplicate"),
+                    Contains("two plugins are named 'test.numbers'") &&
+                        Contains(lib("test_stages")) && Contains(lib("test_duplicate")));
+}
+
+TEST_CASE("a plugin library stays loaded while its objects live", "[plugins]") {
+  const std::string path = lib("test_lifetime");
+  std::shared_ptr<bpkit::FeaturePlugin> obj;
+  {
+    PluginRegistry reg;
+    reg.load_library(path);
+    obj = reg.create("test.lifetime");
+    REQUIRE(library_mapped(path));
+  }  // the registry (and its reference to the library) is gone
+  REQUIRE(library_mapped(path));
+  bpkit::Value in;
+  const bpkit::Value v = obj->process(in);  // code in the library
+  CHECK(v.tensor.size() == 100);
+  CHECK(v.tensor[0] == float('x'));
+  obj.reset();  // the destructor runs in the library, then the library is unloaded
+  CHECK_FALSE(library_mapped(path));  // built with -fno-gnu-unique: unloading is real
+}
+
+TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[pipeline]") {
+  CHECK_THROWS_WITH(bpkit::parse_pipeline_config("stages: [a\n", "p.yaml"),
+                    Contains("p.yaml:") && Contains("not valid YAML"));
+  const std::string stages = "  - plugin: test.numbers\n";
+  CHECK_THAT(config_error(pipeline_text(stages) + "trainig:\n  epochs: 3\n"),
+             Contains("p.yaml:7:1: unknown key 'trainig'") && Contains("did you mean 'training'"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  epochs: ten\n"),
+             Contains("p.yaml:8:11: training.epochs must be an integer, got 'ten'"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  epochs: 0\n"),
+             Contains("p.yaml:8:11") && Contains("out of range") && Contains("between 1 and"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "optimizer: {type: adamm}\n"),
+             Contains("p.yaml:7:19") && Contains("did you mean 'adam'"));
+  CHECK_THAT(
+      config_error(pipeline_text(stages) + "training: {schedule: {type: cosine, gama: 1}}\n"),
+      Contains("p.yaml:7:") && Contains("unknown key 'gama'") && Contains("did you mean 'gamma'"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training: {epochs: [1, 2]}\n"),
+             Contains("must be an integer, got a list"));
+  CHECK_THAT(config_error("name: t\nnetwork:\n  layers: [relu]\n"), Contains("no 'stages'"));
+  CHECK_THAT(config_error(pipeline_text(stages, "    - dense: {units: 2}\n      relu: {}\n")),
+             Contains("p.yaml:6:7") && Contains("several keys"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "data: {classes: [a, b, a]}\n"),
+             Contains("lists 'a' twice"));
+}
+
+TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions", "[pipeline]") {
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  CHECK_THAT(config_error(pipeline_text("  - plugin: test.numbes\n"), &reg),
+             Contains("p.yaml:3:5: no plugin named 'test.numbes'") &&
+                 Contains("did you mean 'test.numbers'"));
+  CHECK_THAT(config_error(pipeline_text("  - plugin: test.numbers\n    params: {scal: 2}\n"), &reg),
+             Contains("p.yaml:4:14: plugin 'test.numbers' has no parameter 'scal'") &&
+                 Contains("did you mean 'scale'"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {scale: big}\n"), &reg),
+      Contains("p.yaml:4:14") && Contains("(float): expected a number, got 'big'"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {scale: 1000}\n"), &reg),
+      Contains("out of range; expected between -100 and 100"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {count: 1.5}\n"), &reg),
+      Contains("(int): expected an integer, got '1.5'"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {mode: sqare}\n"), &reg),
+      Contains("unknown value 'sqare'") && Contains("did you mean 'square'"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {strict: maybe}\n"), &reg),
+      Contains("expected true or false"));
+  // configure() rejects a combination; the host adds the key's position.
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n    params: {strict: true}\n"), &reg),
+      Contains("p.yaml:4:14: parameter 'strict' of plugin 'test.numbers': strict needs a "
+               "count"));
+  // Kinds that do not connect.
+  CHECK_THAT(config_error(pipeline_text("  - plugin: test.fail_on\n"), &reg),
+             Contains("p.yaml:3:5: the first stage reads the input files") &&
+                 Contains("consumes features"));
+  CHECK_THAT(
+      config_error(pipeline_text("  - plugin: test.numbers\n  - plugin: test.image_sink\n"), &reg),
+      Contains("p.yaml:4:5: stage 'test.image_sink' consumes image, but the stage before it "
+               "('test.numbers') produces features"));
+  // A valid pipeline: defaults filled in, the signature names every parameter.
+  const auto c = bpkit::parse_pipeline_config(
+      pipeline_text("  - plugin: test.numbers\n    params: {scale: 2}\n  - test.fail_on\n"),
+      "p.yaml");
+  bpkit::Pipeline p(c, reg);
+  CHECK(p.stages()[0].params.get_float("scale") == 2);
+  CHECK(p.stages()[0].params.get_string("mode") == "plain");
+  CHECK_THAT(p.signature(), Contains("test.numbers@1.0{count=0;mode=plain;scale=2;strict=false;}"));
+}
+
+TEST_CASE("the feature cache serves only what matches content and parameters", "[cache]") {
+  bpkit_test::TempDir dir("cache");
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  std::vector<bpkit::ManifestEntry> entries;
+  for (int i = 0; i < 6; ++i) {
+    const std::string f = dir.file("s" + std::to_string(i) + ".txt");
+    write(f, std::to_string(i) + " 1 2\n");
+    entries.push_back({f, "a", "m:" + std::to_string(i + 1)});
+  }
+  auto make = [&](const std::string& scale) {
+    return bpkit::parse_pipeline_config(
+        pipeline_text("  - plugin: test.numbers\n    params: {scale: " + scale + "}\n"), "p.yaml");
+  };
+  const bpkit::FeatureCache cache(dir.file("cache"));
+  bpkit::ExtractOptions o;
+  o.cache = &cache;
+  const auto c1 = make("2");
+  bpkit::Pipeline p1(c1, reg);
+  auto a = bpkit::extract_features(p1, entries, o);
+  CHECK(a.computed == 6);
+  CHECK(a.cache_hits == 0);
+  auto b = bpkit::extract_features(p1, entries, o);
+  CHECK(b.cache_hits == 6);
+  CHECK(b.computed == 0);
+  for (size_t i = 0; i < 6; ++i) {
+    REQUIRE(b.features[i].size() == 3);
+    CHECK(b.features[i][0] == float(2 * i));
+  }
+  // Another parameter value: nothing is served from the first configuration.
+  const auto c2 = make("3");
+  bpkit::Pipeline p2(c2, reg);
+  auto c = bpkit::extract_features(p2, entries, o);
+  CHECK(c.computed == 6);
+  CHECK(c.features[1][0] == 3.0f);
+  // A changed file is recomputed; the others still come from the cache.
+  write(entries[2].path, "7 1 2\n");
+  auto d = bpkit::extract_features(p1, entries, o);
+  CHECK(d.computed == 1);
+  CHECK(d.cache_hits == 5);
+  CHECK(d.features[2][0] == 14.0f);
+  // A damaged entry is recomputed, not served.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.file("cache")))
+    if (e.is_regular_file()) {
+      std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(-6, std::ios::end);
+      f.put('\x55');
+    }
+  auto e = bpkit::extract_features(p1, entries, o);
+  CHECK(e.computed == 6);
+  CHECK(e.features[3][0] == 6.0f);
+  CHECK(cache.clear() == 13);  // 6 + 6 + the changed file's new entry
+  auto f = bpkit::extract_features(p1, entries, o);
+  CHECK(f.computed == 6);
+}
+
+TEST_CASE("a stage that throws on one sample: stop or skip", "[pipeline]") {
+  bpkit_test::TempDir dir("stage-error");
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  std::vector<bpkit::ManifestEntry> entries;
+  for (int i = 10; i < 16; ++i) {
+    const std::string f = dir.file("s" + std::to_string(i) + ".txt");
+    write(f, std::to_string(i) + " 5\n");
+    entries.push_back({f, "a", "train.tsv:" + std::to_string(i)});
+  }
+  const auto c =
+      bpkit::parse_pipeline_config(pipeline_text("  - test.numbers\n  - test.fail_on\n"), "p.yaml");
+  bpkit::Pipeline p(c, reg);
+  bpkit::ExtractOptions o;
+  CHECK_THROWS_WITH(bpkit::extract_features(p, entries, o),
+                    Contains(dir.file("s13.txt")) && Contains("stage 'test.fail_on' failed") &&
+                        Contains("unlucky value") && Contains("train.tsv:13"));
+  std::ostringstream log;
+  o.skip_errors = true;
+  o.log = &log;
+  const auto s = bpkit::extract_features(p, entries, o);
+  CHECK(s.features.size() == 5);
+  REQUIRE(s.skipped.size() == 1);
+  CHECK_THAT(s.skipped[0], Contains("s13.txt"));
+  CHECK_THAT(log.str(), Contains("skipped") && Contains("s13.txt"));
+  for (const auto& e : s.entries) CHECK(e.path != dir.file("s13.txt"));
+}
+
+TEST_CASE("manifests: relative paths, comments, and lines without a label", "[pipeline]") {
+  bpkit_test::TempDir dir("manifest");
+  write(dir.file("m.tsv"), "# comment\n\nimg/a b.png\tcat\nb.png dog\n");
+  const auto m = bpkit::read_manifest(dir.file("m.tsv"));
+  REQUIRE(m.size() == 2);
+  CHECK(m[0].path == dir.file("img/a b.png"));
+  CHECK(m[0].label == "cat");
+  CHECK(m[1].label == "dog");
+  CHECK(m[1].where == dir.file("m.tsv") + ":4");
+  write(dir.file("bad.tsv"), "a.png\tx\nlonely.png\n");
+  CHECK_THROWS_WITH(bpkit::read_manifest(dir.file("bad.tsv")),
+                    Contains(dir.file("bad.tsv") + ":2") && Contains("no label"));
+  CHECK_THROWS_WITH(bpkit::read_manifest(dir.file("none.tsv")), Contains("none.tsv"));
+}

@@ -546,4 +546,11 @@ TEST_CASE("beam search in float agrees with double; pruning keeps the clear winn
     pruned.min_log_prob = std::log(1e-3);
     CHECK(ctc_beam_decode(out, b, 25, pruned).labels() == d.labels());
   }
+  // Pruning does cut: in the two-frame case of the test above, "1" (0.4 a frame) wins only while
+  // label 1 may be appended.
+  const Tensor<double> two = log_prob_rows({{0.6, 0.4}, {0.6, 0.4}});
+  opt.min_log_prob = std::log(0.3);
+  CHECK(ctc_beam_decode(two, 0, -1, opt).labels() == Labels{1});
+  opt.min_log_prob = std::log(0.5);
+  CHECK(ctc_beam_decode(two, 0, -1, opt).labels().empty());
 }

@@ -8,6 +8,11 @@
 #     --best also trains the engine's best recipe (batch norm, dropout, Adam, cosine schedule).
 #     --peers DIR runs DIR/run.sh (the libtorch/OpenCV baselines) right after, in the same session,
 #     and appends the ratios bpkit/peer to the last line.
+#   bench/run.sh recurrent [--iters N] [--threads N] [--peers DIR]
+#     Bidirectional LSTM and GRU (128 units, T=100, batch 32, 40 features) + per-frame linear to 12
+#     classes + CTC, SGD lr 0.01 momentum 0.9, at the libtorch peer's shapes:
+#     lstm_train_seq_s lstm_b1_ms gru_train_seq_s gru_b1_ms. --peers DIR runs `DIR/run.sh lstm`
+#     right after and appends its figures and the ratios bpkit/peer (b1: peer time / bpkit time).
 #   bench/run.sh gemm
 #     GEMM GFLOP/s of each candidate kernel at the engine's shapes.
 set -euo pipefail
@@ -39,12 +44,33 @@ case $what in
     fi
     echo "$out"
     ;;
+  recurrent)
+    cmake --build "$build" --target bench_recurrent >/dev/null
+    args=() peers=""
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --peers) peers=$2; shift 2 ;;
+        *) args+=("$1"); shift ;;
+      esac
+    done
+    out=$("$build/bin/bench_recurrent" "${args[@]}" | tee /dev/stderr | tail -n 1)
+    if [ -n "$peers" ]; then
+      p=$(bash "$peers/run.sh" lstm 2>/dev/null | tail -n 1)
+      echo "$p" >&2
+      get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+      ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
+      out="$out $p"
+      out="$out lstm_train_ratio=$(ratio "$(get "$out" lstm_train_seq_s)" "$(get "$p" peer_lstm_train_seq_s)")"
+      out="$out lstm_b1_speedup=$(ratio "$(get "$p" peer_lstm_b1_ms)" "$(get "$out" lstm_b1_ms)")"
+    fi
+    echo "$out"
+    ;;
   gemm)
     cmake --build "$build" --target bench_gemm >/dev/null
     "$build/bin/bench_gemm"
     ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | gemm" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm" >&2
     exit 2
     ;;
 esac

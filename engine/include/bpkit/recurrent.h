@@ -80,11 +80,13 @@ class Recurrent : public Layer<T> {
   // Runs fn(direction, b0, b1) for each (direction, batch block) of the work split.
   template <class F>
   void split_work(F&& fn);
-  void forward_block(int64_t d, int64_t b0, int64_t b1, T* hs);
-  // Back through time: fills dg_ (and dgh_ for the GRU) from the output gradient.
-  void backprop_time(const Tensor<T>& y, const Tensor<T>& dy);
+  void forward_block(const Tensor<T>& x, int64_t d, int64_t b0, int64_t b1, T* hs);
+  // Back through time: fills dg_ (and dgh_ for the GRU) from the output gradient, and adds the
+  // parameter gradients when `params`.
+  void backprop_time(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, bool params);
   void backward_block(int64_t d, int64_t b0, int64_t b1, const T* hs, const T* dhs);
-  void param_gradients(const Tensor<T>& x, const Tensor<T>& y);
+  // Direction d's parameter gradients; the products on all threads or on the calling one.
+  void param_gradients(const Tensor<T>& x, const T* hs, int64_t d, bool all_threads);
   void input_gradient(const Tensor<T>& x, Tensor<T>& dx);
 
   Cell cell_;

@@ -26,12 +26,13 @@
 namespace bpkit {
 namespace {
 
-// exp for float in a form GCC vectorizes (no libm call): Cephes' range reduction to
+// exp for float in a form GCC vectorizes (no libm call, no branch): Cephes' range reduction to
 // r in [−ln2/2, ln2/2] and degree-6 polynomial (about 1 ulp), the power of two built in the
-// exponent bits. Inputs are clamped to the range where the result is a normal float.
+// exponent bits. n is rounded by adding and subtracting 1.5·2²³ (std::floor would be a call that
+// stops vectorization). Inputs are clamped to the range where the result is a normal float.
 inline float exp_fast(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  x = std::min(std::max(x, -87.3f), 88.3f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -42,9 +43,7 @@ inline float exp_fast(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return p * __builtin_bit_cast(float, bits);
 }
 
 // Float: the vectorizable forms (training and inference speed); double: libm (gradient checks).
@@ -144,6 +143,27 @@ void gru_backward_row(const T* __restrict a, const T* __restrict hn, const T* __
     dgh[H + j] = dzp;
     dgh[2 * H + j] = dnp * r[j];
     dhp[j] = dh[j] * z[j];
+  }
+}
+
+// y[N] += Σ_k x[k]·W[k, :] for W [K, N] row-major: eight rows of W per pass over y, so y stays in
+// L1 while W streams (at batch 1 the recurrent step is this product, 128×512 for the benchmark's
+// LSTM).
+template <class T>
+void gemv_add(const T* __restrict x, const T* __restrict w, T* __restrict y, int64_t K, int64_t N) {
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const T* __restrict w0 = w + k * N;
+    const T x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+    const T x4 = x[k + 4], x5 = x[k + 5], x6 = x[k + 6], x7 = x[k + 7];
+    for (int64_t n = 0; n < N; ++n)
+      y[n] += (x0 * w0[n] + x1 * w0[N + n]) + (x2 * w0[2 * N + n] + x3 * w0[3 * N + n]) +
+              (x4 * w0[4 * N + n] + x5 * w0[5 * N + n]) + (x6 * w0[6 * N + n] + x7 * w0[7 * N + n]);
+  }
+  for (; k < K; ++k) {
+    const T xk = x[k];
+    const T* __restrict wk = w + k * N;
+    for (int64_t n = 0; n < N; ++n) y[n] += xk * wk[n];
   }
 }
 
@@ -303,16 +323,20 @@ template <class T>
 template <class F>
 void Recurrent<T>::split_work(F&& fn) {
   const int64_t B = b_, D = dirs();
-  // Two directions on two threads: one each (also at batch 1). Otherwise blocks of the batch,
-  // each thread running every direction of its block: samples never wait for one another.
-  if (D == 2 && (num_threads() == 2 || B == 1)) {
+  // Batch 1 (an app's utterance): everything on the calling thread. A region costs a wake-up of
+  // the other core, which takes milliseconds when that core is busy elsewhere, more than the whole
+  // utterance's work.
+  if (B == 1) {
+    for (int64_t d = 0; d < D; ++d) fn(d, int64_t(0), B);
+    return;
+  }
+  // Two directions on two threads: one each, so each thread also owns its direction's parameter
+  // gradients. Otherwise blocks of the batch, each thread running every direction of its block:
+  // samples never wait for one another.
+  if (D == 2 && num_threads() == 2) {
     parallel(2, [&](int t, int n) {
-      if (n == 2) {
-        fn(int64_t(t), int64_t(0), B);
-      } else {
-        fn(int64_t(0), int64_t(0), B);
-        fn(int64_t(1), int64_t(0), B);
-      }
+      for (int64_t d = 0; d < D; ++d)
+        if (n == 1 || d == t) fn(d, int64_t(0), B);
     });
     return;
   }
@@ -329,10 +353,7 @@ void Recurrent<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const int64_t B = x.dim(0), TT = x.dim(1), D = dirs(), H = h_, GH = gates() * h_;
   b_ = B;
   t_ = TT;
-  // All input projections in one product; the biases are added in the cell math.
   gates_.resize({B, TT, D * GH});
-  gemm_parallel<T>(false, false, B * TT, D * GH, f_, T(1), x.data(), f_, wx_.data(), D * GH, T(0),
-                   gates_.data(), D * GH);
   T* hs;
   if (opt_.output == SequenceOutput::kSequence) {
     y.resize({B, TT, D * H});
@@ -349,7 +370,7 @@ void Recurrent<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
     hn_.resize({B, TT, D * H});
     rec_.resize({B, D * GH});
   }
-  split_work([&](int64_t d, int64_t b0, int64_t b1) { forward_block(d, b0, b1, hs); });
+  split_work([&](int64_t d, int64_t b0, int64_t b1) { forward_block(x, d, b0, b1, hs); });
 
   if (opt_.output == SequenceOutput::kSequence) return;
   const int64_t hrow = D * H;
@@ -369,11 +390,16 @@ void Recurrent<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 }
 
 template <class T>
-void Recurrent<T>::forward_block(int64_t d, int64_t b0, int64_t b1, T* hs) {
+void Recurrent<T>::forward_block(const Tensor<T>& x, int64_t d, int64_t b0, int64_t b1, T* hs) {
   const int64_t TT = t_, H = h_, GH = gates() * h_, D = dirs();
   const int64_t prow = D * GH, hrow = D * H;  // per-frame widths of gates_ and the states
   T* P = gates_.data();
   const T* wh = wh_.data() + d * H * GH;
+  // The input projections of all the block's frames in one product (biases are added in the
+  // cell math).
+  gemm<T>(false, false, (b1 - b0) * TT, GH, f_, T(1), x.data() + b0 * TT * f_, f_,
+          wx_.data() + d * GH, prow, T(0), P + b0 * TT * prow + d * GH, prow);
+  const bool single = b1 - b0 == 1;
   const T* bias = bias_.data() + d * GH;
   const T* zeros = zeros_.data();
   for (int64_t s = 0; s < TT; ++s) {
@@ -381,7 +407,12 @@ void Recurrent<T>::forward_block(int64_t d, int64_t b0, int64_t b1, T* hs) {
     const int64_t tp = d == 0 ? t - 1 : t + 1;  // the previous frame in this direction's order
     // The recurrent product for the block's rows (rows of padded samples compute unused values;
     // their previous state is zero, so a sample's first valid frame sees h₋ = 0).
-    if (cell_ == Cell::kGru) {
+    if (single && s > 0) {  // batch 1: a matrix-vector product
+      T* out = cell_ == Cell::kGru ? rec_.data() + b0 * prow + d * GH
+                                   : P + (b0 * TT + t) * prow + d * GH;
+      if (cell_ == Cell::kGru) std::fill(out, out + GH, T(0));
+      gemv_add(hs + (b0 * TT + tp) * hrow + d * H, wh, out, H, GH);
+    } else if (cell_ == Cell::kGru) {
       T* R = rec_.data() + b0 * prow + d * GH;
       if (s > 0)
         gemm<T>(false, false, b1 - b0, GH, H, T(1), hs + (b0 * TT + tp) * hrow + d * H, TT * hrow,
@@ -427,7 +458,8 @@ void Recurrent<T>::forward_block(int64_t d, int64_t b0, int64_t b1, T* hs) {
 }
 
 template <class T>
-void Recurrent<T>::backprop_time(const Tensor<T>& y, const Tensor<T>& dy) {
+void Recurrent<T>::backprop_time(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                 bool params) {
   const int64_t B = b_, TT = t_, D = dirs(), H = h_, GH = gates() * h_, hrow = D * H;
   if (dy.shape() != y.shape())
     throw ShapeError(this->describe() + ": output gradient " + to_string(dy.shape()) +
@@ -457,7 +489,20 @@ void Recurrent<T>::backprop_time(const Tensor<T>& y, const Tensor<T>& dy) {
   dh_.resize({B, hrow});
   if (cell_ == Cell::kLstm) dc_next_.resize({B, hrow});
   const T* hs = states(y);
-  split_work([&](int64_t d, int64_t b0, int64_t b1) { backward_block(d, b0, b1, hs, dhs); });
+  if (params) hprev_.resize({B, TT, hrow});
+  // A thread that ran a whole direction forms that direction's parameter gradients right away;
+  // after a split of the batch they are formed below, each product on all threads.
+  bool done[2] = {false, false};
+  split_work([&](int64_t d, int64_t b0, int64_t b1) {
+    backward_block(d, b0, b1, hs, dhs);
+    if (params && b0 == 0 && b1 == B) {
+      param_gradients(x, hs, d, false);
+      done[d] = true;
+    }
+  });
+  if (params)
+    for (int64_t d = 0; d < D; ++d)
+      if (!done[d]) param_gradients(x, hs, d, true);
 }
 
 template <class T>
@@ -538,50 +583,35 @@ void Recurrent<T>::backward_block(int64_t d, int64_t b0, int64_t b1, const T* hs
 }
 
 template <class T>
-void Recurrent<T>::param_gradients(const Tensor<T>& x, const Tensor<T>& y) {
+void Recurrent<T>::param_gradients(const Tensor<T>& x, const T* hs, int64_t d, bool all_threads) {
   const int64_t B = b_, TT = t_, D = dirs(), H = h_, GH = gates() * h_;
   const int64_t prow = D * GH, hrow = D * H, rows = B * TT;
-  // dWx += xᵀ·dg over every frame and direction at once.
-  gemm_parallel<T>(true, false, f_, prow, rows, T(1), x.data(), f_, dg_.data(), prow, T(1),
-                   dwx_.data(), prow);
-  // Biases: column sums, each thread owning a block of columns.
-  {
-    const T* dg = dg_.data();
-    T* db = dbias_.data();
-    parallel_for(prow, 64,
-                 [=](int64_t k0, int64_t k1) { add_column_sums(dg, rows, prow, k0, k1, db); });
-  }
+  auto product = all_threads ? &gemm_parallel<T> : &gemm<T>;
+  // dWx[:, d] += xᵀ·dg[d] over every frame at once.
+  product(true, false, f_, GH, rows, T(1), x.data(), f_, dg_.data() + d * GH, prow, T(1),
+          dwx_.data() + d * GH, prow);
+  add_column_sums(dg_.data(), rows, prow, d * GH, (d + 1) * GH, dbias_.data());
   const T* dgr = cell_ == Cell::kGru ? dgh_.data() : dg_.data();
   if (cell_ == Cell::kGru)
-    for (int64_t d = 0; d < D; ++d) {
-      const T* dgn = dgh_.data() + d * GH + 2 * H;
-      T* db = dbhn_.data() + d * H;
-      add_column_sums(dgn, rows, prow, 0, H, db);
-    }
+    add_column_sums(dgh_.data() + d * GH + 2 * H, rows, prow, 0, H, dbhn_.data() + d * H);
   // dWh[d] += Σ h₋ᵀ·dg_rec: the previous states laid out frame by frame (zero before each
-  // sample's first frame), then one product per direction over all frames.
-  const T* hs = states(y);
-  hprev_.resize({B, TT, hrow});
+  // sample's first frame), then one product over all frames.
   T* hp = hprev_.data();
   for (int64_t b = 0; b < B; ++b) {
     const int64_t L = len(b);
     for (int64_t t = 0; t < TT; ++t) {
-      T* out = hp + (b * TT + t) * hrow;
-      for (int64_t d = 0; d < D; ++d) {
-        const bool start = d == 0 ? t == 0 : t == L - 1;
-        if (t >= L || start) {
-          std::fill(out + d * H, out + d * H + H, T(0));
-        } else {
-          const int64_t tp = d == 0 ? t - 1 : t + 1;
-          const T* src = hs + (b * TT + tp) * hrow + d * H;
-          std::copy(src, src + H, out + d * H);
-        }
+      T* out = hp + (b * TT + t) * hrow + d * H;
+      const bool start = d == 0 ? t == 0 : t == L - 1;
+      if (t >= L || start) {
+        std::fill(out, out + H, T(0));
+      } else {
+        const T* src = hs + (b * TT + (d == 0 ? t - 1 : t + 1)) * hrow + d * H;
+        std::copy(src, src + H, out);
       }
     }
   }
-  for (int64_t d = 0; d < D; ++d)
-    gemm_parallel<T>(true, false, H, GH, rows, T(1), hp + d * H, hrow, dgr + d * GH, prow, T(1),
-                     dwh_.data() + d * H * GH, GH);
+  product(true, false, H, GH, rows, T(1), hp + d * H, hrow, dgr + d * GH, prow, T(1),
+          dwh_.data() + d * H * GH, GH);
 }
 
 template <class T>
@@ -595,21 +625,19 @@ void Recurrent<T>::input_gradient(const Tensor<T>& x, Tensor<T>& dx) {
 template <class T>
 void Recurrent<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                             Tensor<T>& dx) {
-  backprop_time(y, dy);
+  backprop_time(x, y, dy, false);
   input_gradient(x, dx);
 }
 
 template <class T>
 void Recurrent<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) {
-  backprop_time(y, dy);
-  param_gradients(x, y);
+  backprop_time(x, y, dy, true);
 }
 
 template <class T>
 void Recurrent<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y,
                                          const Tensor<T>& dy, Tensor<T>& dx) {
-  backprop_time(y, dy);
-  param_gradients(x, y);
+  backprop_time(x, y, dy, true);
   input_gradient(x, dx);
 }
 
@@ -676,8 +704,9 @@ void FrameDense<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   const int64_t B = x.dim(0), TT = x.dim(1), U = units_;
   if (has_lengths_) check_lengths(lengths_, B, TT, this->describe());
   y.resize({B, TT, U});
-  gemm_parallel<T>(false, false, B * TT, U, in_, T(1), x.data(), in_, w_.data(), U, T(0), y.data(),
-                   U);
+  // Batch 1 on the calling thread (see Recurrent::split_work).
+  (B == 1 ? &gemm<T> : &gemm_parallel<T>)(false, false, B * TT, U, in_, T(1), x.data(), in_,
+                                          w_.data(), U, T(0), y.data(), U);
   for (int64_t b = 0; b < B; ++b) {
     const int64_t L = has_lengths_ ? lengths_[size_t(b)] : TT;
     for (int64_t t = 0; t < TT; ++t) {

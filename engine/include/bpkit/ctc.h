@@ -105,6 +105,7 @@ class LabelFsa {
   // same label out of `from` (the acceptor stays deterministic).
   void add_arc(int from, int32_t label, int to);
   int num_states() const { return int(arcs_.size()); }
+  // The queries below require 0 <= state < num_states().
   bool is_final(int state) const { return final_[size_t(state)] != 0; }
   // The state after reading `label` in `state`, or −1 without such an arc.
   int next(int state, int32_t label) const;

@@ -18,8 +18,9 @@
 // (dL/dy on the output units, 0 on the others), every sample iterates the transposed linearized
 // system, from z = e,
 //   z ← (1−λ)·z + λ·(Wᵀ·D·z + e)
-// until max_i |z_i − (Wᵀ·D·z + e)_i| < tol · max_i |e_i| (relative to the sample's own error
-// scale). Then, with δ = D·z and summed over the batch,
+// until max_i |z_i − (Wᵀ·D·z + e)_i| < adjoint_tol · max_i |e_i| (relative to the sample's own
+// error scale, so the loss's scaling does not matter). Then, with δ = D·z and summed over the
+// batch,
 //   dL/dW = δ·s*ᵀ,  dL/dU = δ·xᵀ,  dL/db = δ,  dL/dx = Uᵀ·δ.
 // This is the exact gradient of the loss at the fixed point (implicit function theorem:
 // ds*/dθ = (I − D·W)⁻¹·D·∂a/∂θ). The adjoint converges exactly when the forward fixed point is
@@ -31,8 +32,9 @@
 // and elementwise optimizers keep it so. `zero_diagonal`: the effective W has no self-connections
 // and dL/dP_ii = 0. The stored parameter is always the one optimizers see and model files hold.
 //
-// Iteration: the whole batch advances together through one GEMM per iteration on the rows still
-// active (converged rows are moved out of the active block). Failure to converge within max_iter
+// Iteration: the batch is split into one block of samples per thread (small batches: one block);
+// a block advances together through one GEMM per iteration on its rows still active (converged
+// rows are moved out of the active block). Failure to converge within max_iter
 // iterations, or a non-finite residual, throws ConvergenceError naming the layer, the phase
 // (forward relaxation or adjoint relaxation), the worst sample, its residual and the iteration
 // count; nothing is returned or accumulated in that case.
@@ -56,9 +58,10 @@ struct ConvergenceError : std::runtime_error {
 
 // Controls of the two relaxations, stored as the layer's attributes.
 struct FixedPointOptions {
-  double tol = 1e-5;        // forward: absolute residual; adjoint: relative to max|e| per sample
-  int64_t max_iter = 1000;  // per phase; reaching it throws ConvergenceError
-  double damping = 0.5;     // λ in (0, 1]; 1 = plain iteration s ← f(W·s + U·x + b)
+  double tol = 1e-5;          // forward: absolute residual max|s − f(W·s + U·x + b)|
+  double adjoint_tol = 1e-4;  // adjoint: residual relative to the sample's max|e|
+  int64_t max_iter = 1000;    // per phase; reaching it throws ConvergenceError
+  double damping = 0.5;       // λ in (0, 1]; 1 = plain iteration s ← f(W·s + U·x + b)
 };
 
 // What one relaxation did: its iteration counts over the samples of the batch (a sample converged
@@ -74,7 +77,8 @@ enum class FixedPointActivation { kSigmoid, kTanh };
 template <class T>
 class FixedPoint : public Layer<T> {
  public:
-  // Requires units >= 1, 0 <= outputs <= units (0 = all units), tol > 0, max_iter >= 1,
+  // Requires units >= 1, 0 <= outputs <= units (0 = all units), tol > 0, adjoint_tol > 0,
+  // max_iter >= 1,
   // 0 < damping <= 1, init_radius >= 0. `in_features` (when >= 0) is checked against the input.
   // init_radius: W starts with entries drawn so that its spectral radius is about this value
   // (circular law; semicircle law when symmetric), which keeps the first relaxations contractive.
@@ -117,15 +121,15 @@ class FixedPoint : public Layer<T> {
   void input_gradient(const Tensor<T>& x, Tensor<T>& dx);
   // The effective W (symmetrized and/or with a zero diagonal) the relaxations use.
   const T* effective_w();
-  // The driver both relaxations share: compute(active) fills res_[r] for the work rows
-  // r < active; freeze(r) stores work row r's result for sample order_[r]; swap(r, q) exchanges
-  // two work rows; update(active) takes one damped step on the active rows. Throws
-  // ConvergenceError through fail().
+  // Sizes the per-row bookkeeping (order_, res_, iters_, final_res_) for a batch.
+  void prepare_rows(int64_t batch);
+  // The driver both relaxations share (see fixed_point.cpp); throws ConvergenceError via fail().
   template <class Compute, class Freeze, class Swap, class Update>
-  RelaxationStats relax(const char* phase, int64_t batch, Compute&& compute, Freeze&& freeze,
-                        Swap&& swap, Update&& update);
-  [[noreturn]] void fail(const char* phase, int64_t sample, int64_t batch, double residual,
-                         int64_t iterations, int64_t unconverged) const;
+  RelaxationStats relax(const char* phase, int64_t batch, double tol, Compute&& compute,
+                        Freeze&& freeze, Swap&& swap, Update&& update);
+  [[noreturn]] void fail(const char* phase, double tol, int64_t sample, int64_t batch,
+                         double residual, double first_residual, int64_t iterations,
+                         int64_t unconverged) const;
 
   int64_t n_, out_, in_;
   FixedPointActivation act_;
@@ -143,6 +147,7 @@ class FixedPoint : public Layer<T> {
   std::vector<double> res_;        // residual of each work row in the current iteration
   std::vector<int64_t> iters_;     // per sample: iterations until it converged
   std::vector<double> final_res_;  // per sample: residual when it converged
+  std::vector<double> first_res_;  // per sample: residual at iteration 0
   std::vector<double> scale_;      // per sample: max|e|, the adjoint residual's unit
   int64_t batch_ = -1;             // batch of the latest training forward (-1: none)
   RelaxationStats fwd_stats_, adj_stats_;

@@ -59,6 +59,7 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
   if (kind == "fixed_point") {
     FixedPointOptions o;
     o.tol = a.get_double("tol", o.tol);
+    o.adjoint_tol = a.get_double("adjoint_tol", o.adjoint_tol);
     o.max_iter = a.get_int("max_iter", o.max_iter);
     o.damping = a.get_double("damping", o.damping);
     return std::make_unique<FixedPoint<T>>(

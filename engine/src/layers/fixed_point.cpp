@@ -38,16 +38,12 @@ std::string fmt(double v) {
 void check_options(const FixedPointOptions& o, const std::string& who) {
   if (!(o.tol > 0) || !std::isfinite(o.tol))
     throw ShapeError(who + ": tol must be a positive number, got " + fmt(o.tol));
+  if (!(o.adjoint_tol > 0) || !std::isfinite(o.adjoint_tol))
+    throw ShapeError(who + ": adjoint_tol must be a positive number, got " + fmt(o.adjoint_tol));
   if (o.max_iter < 1)
     throw ShapeError(who + ": max_iter must be at least 1, got " + std::to_string(o.max_iter));
   if (!(o.damping > 0 && o.damping <= 1))
     throw ShapeError(who + ": damping must be in (0, 1], got " + fmt(o.damping));
-}
-
-// Rows per thread below which one thread does the element-wise work (a wake-up costs about a
-// microsecond, a row of 100 units a few hundred nanoseconds of exp/tanh).
-int64_t row_grain(int64_t n) {
-  return std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1));
 }
 
 template <class T>
@@ -92,7 +88,8 @@ Attrs FixedPoint<T>::attrs() const {
   a.set("units", static_cast<long long>(n_)).set("outputs", static_cast<long long>(out_));
   a.set("in", static_cast<long long>(in_)).set("activation", fixed_point_activation_name(act_));
   a.set("symmetric", symmetric_ ? 1 : 0).set("zero_diagonal", zero_diag_ ? 1 : 0);
-  a.set("tol", opt_.tol).set("max_iter", static_cast<long long>(opt_.max_iter));
+  a.set("tol", opt_.tol).set("adjoint_tol", opt_.adjoint_tol);
+  a.set("max_iter", static_cast<long long>(opt_.max_iter));
   a.set("damping", opt_.damping).set("init_radius", init_radius_);
   return a;
 }
@@ -149,79 +146,124 @@ const T* FixedPoint<T>::effective_w() {
 }
 
 template <class T>
-void FixedPoint<T>::fail(const char* phase, int64_t sample, int64_t batch, double residual,
-                         int64_t iterations, int64_t unconverged) const {
+void FixedPoint<T>::fail(const char* phase, double tol, int64_t sample, int64_t batch,
+                         double residual, double first_residual, int64_t iterations,
+                         int64_t unconverged) const {
   const bool adjoint = phase[0] == 'a';
   std::string msg = this->describe() + ": " + phase + " did not converge: sample " +
                     std::to_string(sample) + " of a batch of " + std::to_string(batch) + " has " +
                     (adjoint ? "relative residual " : "residual ") + fmt(residual) + " after " +
-                    std::to_string(iterations) + " iterations (tolerance " + fmt(opt_.tol) +
-                    ", max_iter " + std::to_string(opt_.max_iter) + ", damping " +
-                    fmt(opt_.damping) + "; " + std::to_string(unconverged) +
-                    " samples unconverged)";
+                    std::to_string(iterations) + " iterations (" + fmt(first_residual) +
+                    " at the start; tolerance " + fmt(tol) + ", max_iter " +
+                    std::to_string(opt_.max_iter) + ", damping " + fmt(opt_.damping) + "; " +
+                    std::to_string(unconverged) + " samples unconverged)";
   if (!std::isfinite(residual))
     msg += "; the state is no longer finite (non-finite input or weights?)";
-  else if (adjoint)
+  else if (residual >= first_residual && adjoint)
     msg +=
-        "; the forward equilibrium is unstable (spectral radius of D·W too large): lower the "
-        "recurrent weights or start from another state";
+        "; the residual grows: the forward equilibrium is unstable (spectral radius of D·W above "
+        "1), so the loss has no gradient there; reduce the recurrent weights";
+  else if (residual >= first_residual)
+    msg +=
+        "; the iteration does not settle (oscillation or a cycle): lower the damping or reduce "
+        "the recurrent weights";
   else
-    msg += "; lower the damping, raise max_iter, or reduce the recurrent weights";
+    msg +=
+        "; the residual falls too slowly (an eigenvalue of D·W near 1) or has stalled at "
+        "rounding level: raise max_iter or the tolerance";
   throw ConvergenceError(msg);
 }
 
-// The shared driver. compute(active) fills res_[r] for the work rows r < active; freeze(r) stores
-// work row r's result for sample order_[r]; swap(r, q) exchanges two work rows; update(active)
-// takes one damped step on the active rows. Returns the statistics; throws on failure.
+// The shared driver. The samples are split into one contiguous block of work rows per thread, and
+// each thread relaxes its block on its own (single-threaded GEMMs on the block's active rows) from
+// the first iteration to the last: one parallel region per relaxation rather than several per
+// iteration, which matters because an iteration is only tens of microseconds of work. Inside a
+// block, rows [r0, active) are the samples still iterating; a converged row is swapped to the end.
+// compute(r0, r1) fills res_[r] for the work rows r0 <= r < r1; freeze(r) stores work row r's
+// result for sample order_[r]; swap(r, q) exchanges two work rows; update(r0, r1) takes one damped
+// step on those rows. Fills iters_ and final_res_; throws ConvergenceError through fail().
+template <class T>
+void FixedPoint<T>::prepare_rows(int64_t B) {
+  order_.resize(size_t(B));
+  res_.assign(size_t(B), 0.0);
+  iters_.assign(size_t(B), 0);
+  final_res_.assign(size_t(B), 0.0);
+  first_res_.assign(size_t(B), 0.0);
+}
+
 template <class T>
 template <class Compute, class Freeze, class Swap, class Update>
-RelaxationStats FixedPoint<T>::relax(const char* phase, int64_t B, Compute&& compute,
+RelaxationStats FixedPoint<T>::relax(const char* phase, int64_t B, double tol, Compute&& compute,
                                      Freeze&& freeze, Swap&& swap, Update&& update) {
-  std::vector<int64_t>& order = order_;
-  std::vector<double>& res = res_;
-  std::vector<int64_t>& iters = iters_;
-  std::vector<double>& final_res = final_res_;
-  const FixedPointOptions& o = opt_;
-  order.resize(size_t(B));
-  std::iota(order.begin(), order.end(), int64_t(0));
-  res.assign(size_t(B), 0.0);
-  iters.assign(size_t(B), 0);
-  final_res.assign(size_t(B), 0.0);
+  std::iota(order_.begin(), order_.end(), int64_t(0));
   RelaxationStats st;
   if (B == 0) return st;
-  int64_t active = B;
-  for (int64_t it = 0;; ++it) {
-    compute(active);
-    for (int64_t r = 0; r < active; ++r)
-      if (!std::isfinite(res[size_t(r)]))
-        fail(phase, order[size_t(r)], B, res[size_t(r)], it, active);
-    for (int64_t r = 0; r < active;) {
-      if (res[size_t(r)] < o.tol) {
-        freeze(r);
-        iters[size_t(order[size_t(r)])] = it;
-        final_res[size_t(order[size_t(r)])] = res[size_t(r)];
-        if (r != --active) {
-          swap(r, active);
-          std::swap(order[size_t(r)], order[size_t(active)]);
-          std::swap(res[size_t(r)], res[size_t(active)]);
+  // A block below about 2^17 multiply-adds per iteration is not worth a thread of its own.
+  const int64_t rows_per_thread = std::max<int64_t>(4, (int64_t(1) << 17) / (n_ * n_));
+  const int max_threads = int(std::max<int64_t>(1, std::min<int64_t>(B / rows_per_thread, 1024)));
+  struct Failure {
+    int64_t sample = -1, iterations = 0, unconverged = 0;
+    double residual = 0, first = 0;
+  };
+  std::vector<Failure> failures(size_t(std::min(max_threads, num_threads())));
+  const int64_t max_iter = opt_.max_iter;
+  parallel(max_threads, [&](int t, int nt) {
+    const int64_t r0 = B * t / nt, r1 = B * (t + 1) / nt;
+    int64_t* order = order_.data();
+    double* res = res_.data();
+    Failure& f = failures[size_t(t)];
+    int64_t active = r1;
+    for (int64_t it = 0; active > r0; ++it) {
+      compute(r0, active);
+      if (it == 0)
+        for (int64_t r = r0; r < active; ++r) first_res_[size_t(order[r])] = res[r];
+      for (int64_t r = r0; r < active; ++r)
+        if (!std::isfinite(res[r])) {
+          f = {order[r], it, active - r0, res[r], first_res_[size_t(order[r])]};
+          return;
         }
-      } else {
-        ++r;
+      for (int64_t r = r0; r < active;) {
+        if (res[r] < tol) {
+          freeze(r);
+          iters_[size_t(order[r])] = it;
+          final_res_[size_t(order[r])] = res[r];
+          if (r != --active) {
+            swap(r, active);
+            std::swap(order[r], order[active]);
+            std::swap(res[r], res[active]);
+          }
+        } else {
+          ++r;
+        }
       }
+      if (active > r0 && it == max_iter) {
+        int64_t worst = r0;
+        for (int64_t r = r0 + 1; r < active; ++r)
+          if (res[r] > res[worst]) worst = r;
+        f = {order[worst], it, active - r0, res[worst], first_res_[size_t(order[worst])]};
+        return;
+      }
+      if (active > r0) update(r0, active);
     }
-    if (active == 0) break;
-    if (it == o.max_iter) {
-      int64_t worst = 0;
-      for (int64_t r = 1; r < active; ++r)
-        if (res[size_t(r)] > res[size_t(worst)]) worst = r;
-      fail(phase, order[size_t(worst)], B, res[size_t(worst)], it, active);
-    }
-    update(active);
+  });
+  // Report the worst failure of all blocks (a non-finite state before a slow one), counting the
+  // unconverged samples of every block.
+  const Failure* worst = nullptr;
+  int64_t unconverged = 0;
+  for (const Failure& f : failures) {
+    if (f.sample < 0) continue;
+    unconverged += f.unconverged;
+    if (!worst || !std::isfinite(f.residual) ||
+        (std::isfinite(worst->residual) && f.residual > worst->residual))
+      worst = &f;
   }
+  if (worst)
+    fail(phase, tol, worst->sample, B, worst->residual, worst->first, worst->iterations,
+         unconverged);
   for (int64_t b = 0; b < B; ++b) {
-    st.max_iterations = std::max(st.max_iterations, iters[size_t(b)]);
-    st.mean_iterations += double(iters[size_t(b)]) / double(B);
-    st.max_residual = std::max(st.max_residual, final_res[size_t(b)]);
+    st.max_iterations = std::max(st.max_iterations, iters_[size_t(b)]);
+    st.mean_iterations += double(iters_[size_t(b)]) / double(B);
+    st.max_residual = std::max(st.max_residual, final_res_[size_t(b)]);
   }
   return st;
 }
@@ -252,30 +294,29 @@ void FixedPoint<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   T* sw = sw_.data();
   T* fw = f_.data();
   const T* cw = c_.data();
-  auto compute = [&](int64_t active) {
+  prepare_rows(B);
+  double* res = res_.data();
+  auto compute = [=](int64_t r0, int64_t r1) {
     // f = f(c + s·Wᵀ) for the active rows, and each row's residual max|s − f|.
-    std::copy(cw, cw + active * N, fw);
-    gemm_parallel<T>(false, true, active, N, N, T(1), sw, N, W, N, T(1), fw, N);
-    double* res = res_.data();
-    parallel_for(active, row_grain(N), [=](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        T* __restrict f = fw + r * N;
-        const T* __restrict s = sw + r * N;
-        if (sigmoid)
-          for (int64_t i = 0; i < N; ++i) f[i] = T(1) / (T(1) + std::exp(-f[i]));
-        else
-          for (int64_t i = 0; i < N; ++i) f[i] = std::tanh(f[i]);
-        T worst = 0;
-        for (int64_t i = 0; i < N; ++i) worst = std::max(worst, std::abs(s[i] - f[i]));
-        // NaN compares false with everything: pass it on explicitly.
-        for (int64_t i = 0; i < N; ++i)
-          if (std::isnan(f[i])) worst = f[i];
-        res[r] = double(worst);
-      }
-    });
+    std::copy(cw + r0 * N, cw + r1 * N, fw + r0 * N);
+    gemm<T>(false, true, r1 - r0, N, N, T(1), sw + r0 * N, N, W, N, T(1), fw + r0 * N, N);
+    for (int64_t r = r0; r < r1; ++r) {
+      T* __restrict f = fw + r * N;
+      const T* __restrict s = sw + r * N;
+      if (sigmoid)
+        for (int64_t i = 0; i < N; ++i) f[i] = T(1) / (T(1) + std::exp(-f[i]));
+      else
+        for (int64_t i = 0; i < N; ++i) f[i] = std::tanh(f[i]);
+      T worst = 0;
+      for (int64_t i = 0; i < N; ++i) worst = std::max(worst, std::abs(s[i] - f[i]));
+      // NaN compares false with everything: pass it on explicitly.
+      for (int64_t i = 0; i < N; ++i)
+        if (std::isnan(f[i])) worst = f[i];
+      res[r] = double(worst);
+    }
   };
   auto freeze = [&](int64_t r) {
-    const int64_t b = order_[size_t(r)];
+    const int64_t b = order_[size_t(r)];  // each thread touches only its own samples
     std::copy(sw + r * N, sw + (r + 1) * N, s_.data() + b * N);
     T* d = d_.data() + b * N;
     const T* f = fw + r * N;
@@ -286,12 +327,10 @@ void FixedPoint<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
     swap_rows(f_, r, q, N);
     swap_rows(c_, r, q, N);
   };
-  auto update = [&](int64_t active) {
-    parallel_for(active * N, 1 << 14, [=](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) sw[i] = keep * sw[i] + lambda * fw[i];
-    });
+  auto update = [=](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * N; i < r1 * N; ++i) sw[i] = keep * sw[i] + lambda * fw[i];
   };
-  fwd_stats_ = relax("forward relaxation", B, compute, freeze, swap, update);
+  fwd_stats_ = relax("forward relaxation", B, opt_.tol, compute, freeze, swap, update);
 
   y.resize({B, out_});
   for (int64_t b = 0; b < B; ++b)
@@ -337,28 +376,25 @@ void FixedPoint<T>::adjoint(const Tensor<T>& dy) {
   T* pw = p_.data();
   const T* ew = c_.data();
   const T* dd = dw_work_.data();
-  auto compute = [&](int64_t active) {
-    parallel_for(active * N, 1 << 14, [=](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) pw[i] = dd[i] * zw[i];
-    });
+  prepare_rows(B);
+  double* res = res_.data();
+  const int64_t* order = order_.data();
+  const double* sc = scale.data();
+  auto compute = [=](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * N; i < r1 * N; ++i) pw[i] = dd[i] * zw[i];
     // Row form of Wᵀ·(D·z): (D·z)ᵀ·W.
-    std::copy(ew, ew + active * N, tw);
-    gemm_parallel<T>(false, false, active, N, N, T(1), pw, N, W, N, T(1), tw, N);
-    double* res = res_.data();
-    const int64_t* order = order_.data();
-    const double* sc = scale.data();
-    parallel_for(active, row_grain(N), [=](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* __restrict z = zw + r * N;
-        const T* __restrict t = tw + r * N;
-        T worst = 0;
-        for (int64_t i = 0; i < N; ++i) worst = std::max(worst, std::abs(z[i] - t[i]));
-        for (int64_t i = 0; i < N; ++i)
-          if (std::isnan(t[i])) worst = t[i];
-        const double s = sc[order[r]];
-        res[r] = s > 0 ? double(worst) / s : double(worst);  // e = 0: z = 0 at once
-      }
-    });
+    std::copy(ew + r0 * N, ew + r1 * N, tw + r0 * N);
+    gemm<T>(false, false, r1 - r0, N, N, T(1), pw + r0 * N, N, W, N, T(1), tw + r0 * N, N);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* __restrict z = zw + r * N;
+      const T* __restrict t = tw + r * N;
+      T worst = 0;
+      for (int64_t i = 0; i < N; ++i) worst = std::max(worst, std::abs(z[i] - t[i]));
+      for (int64_t i = 0; i < N; ++i)
+        if (std::isnan(t[i])) worst = t[i];
+      const double s = sc[order[r]];
+      res[r] = s > 0 ? double(worst) / s : double(worst);  // e = 0: z = 0 at once
+    }
   };
   auto freeze = [&](int64_t r) {
     std::copy(pw + r * N, pw + (r + 1) * N, delta_.data() + order_[size_t(r)] * N);
@@ -370,12 +406,10 @@ void FixedPoint<T>::adjoint(const Tensor<T>& dy) {
     swap_rows(dw_work_, r, q, N);
     swap_rows(p_, r, q, N);
   };
-  auto update = [&](int64_t active) {
-    parallel_for(active * N, 1 << 14, [=](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) zw[i] = keep * zw[i] + lambda * tw[i];
-    });
+  auto update = [=](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * N; i < r1 * N; ++i) zw[i] = keep * zw[i] + lambda * tw[i];
   };
-  adj_stats_ = relax("adjoint relaxation", B, compute, freeze, swap, update);
+  adj_stats_ = relax("adjoint relaxation", B, opt_.adjoint_tol, compute, freeze, swap, update);
 }
 
 // dL/dW = Σ_b δ_b·s*_bᵀ (projected onto the constraint), dL/dU = Σ_b δ_b·x_bᵀ, dL/db = Σ_b δ_b.

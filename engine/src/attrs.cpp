@@ -1,5 +1,6 @@
 #include "bpkit/attrs.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -32,13 +33,19 @@ Attrs& Attrs::set(const std::string& key, long long value) {
   return set(key, std::to_string(value));
 }
 
+void Attrs::note_read(const std::string& key) const {
+  if (std::find(read_->begin(), read_->end(), key) == read_->end()) read_->push_back(key);
+}
+
 bool Attrs::has(const std::string& key) const {
+  note_read(key);
   for (const auto& kv : items_)
     if (kv.first == key) return true;
   return false;
 }
 
 std::string Attrs::get_string(const std::string& key, const std::string& fallback) const {
+  note_read(key);
   for (const auto& kv : items_)
     if (kv.first == key) return kv.second;
   return fallback;

@@ -178,7 +178,7 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
         if (o.cache) {
           std::string content;
           if (!read_file(m.path, content))
-            throw StageError(m.path + ": cannot read the file (listed at " + m.where + ")", m.path);
+            throw StageError(m.path + ": cannot read the file", m.path);
           key = FeatureCache::key(content, pipeline.signature());
           if (o.cache->load(key, feats[size_t(i)])) {
             ++hits;

@@ -22,11 +22,16 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
   if (candidates.empty()) return "";
+  // The closest by edit distance; among equals, the one sharing the longest prefix ("unit" is
+  // "units" rather than "init").
   const std::string* best = nullptr;
-  size_t best_d = size_t(-1);
+  size_t best_d = size_t(-1), best_prefix = 0;
   for (const std::string& c : candidates) {
     const size_t d = edit_distance(word, c);
-    if (d < best_d) best_d = d, best = &c;
+    size_t prefix = 0;
+    while (prefix < word.size() && prefix < c.size() && word[prefix] == c[prefix]) ++prefix;
+    if (d < best_d || (d == best_d && prefix > best_prefix))
+      best_d = d, best = &c, best_prefix = prefix;
   }
   if (best && best_d <= std::max<size_t>(2, word.size() / 3))
     return "; did you mean '" + *best + "'?";

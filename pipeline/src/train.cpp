@@ -31,33 +31,38 @@ const std::vector<std::string>& layer_kinds() {
   return kinds;
 }
 
-// Builds the configured layers on `net`; every problem becomes a ConfigError at the layer.
+// Makes one configured layer; every problem becomes a ConfigError at the layer (or attribute).
+std::unique_ptr<Layer<float>> make_configured_layer(const LayerConfig& l) {
+  Attrs attrs;
+  for (const auto& [k, v] : l.attrs) attrs.set(k, v);
+  std::unique_ptr<Layer<float>> layer;
+  std::string error;
+  try {
+    layer = make_layer<float>(l.kind, attrs);
+  } catch (const std::exception& e) {
+    error = e.what();
+    if (error.find("unknown layer kind") != std::string::npos)
+      throw ConfigError(l.where + ": unknown layer '" + l.kind + "'" +
+                        did_you_mean(l.kind, layer_kinds()));
+  }
+  // The factory asked for every attribute it knows: any other key is a mistake, and a likelier
+  // cause of a failure than the value the factory complained about.
+  const std::vector<std::string>& known = attrs.keys_read();
+  for (const auto& [k, v] : l.attrs)
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      const auto w = l.attr_where.find(k);
+      throw ConfigError((w != l.attr_where.end() ? w->second : l.where) + ": layer '" + l.kind +
+                        "' has no attribute '" + k + "'" +
+                        (known.empty() ? std::string("; it takes none") : did_you_mean(k, known)));
+    }
+  if (!layer) throw ConfigError(l.where + ": " + error);
+  return layer;
+}
+
+// Builds the configured layers on `net`.
 void build_network(const PipelineConfig& c, Network<float>& net) {
   for (const LayerConfig& l : c.layers) {
-    Attrs attrs;
-    for (const auto& [k, v] : l.attrs) attrs.set(k, v);
-    attrs.context = "layer '" + l.kind + "'";
-    std::unique_ptr<Layer<float>> layer;
-    try {
-      layer = make_layer<float>(l.kind, attrs);
-    } catch (const std::exception& e) {
-      std::string msg = e.what();
-      if (msg.find("unknown layer kind") != std::string::npos)
-        msg = "unknown layer '" + l.kind + "'" + did_you_mean(l.kind, layer_kinds());
-      throw ConfigError(l.where + ": " + msg);
-    }
-    // Keys the layer does not know: it reports its whole configuration through attrs().
-    std::vector<std::string> known;
-    const Attrs own = layer->attrs();
-    for (const auto& kv : own.items()) known.push_back(kv.first);
-    for (const auto& [k, v] : l.attrs)
-      if (std::find(known.begin(), known.end(), k) == known.end()) {
-        const auto w = l.attr_where.find(k);
-        throw ConfigError(
-            (w != l.attr_where.end() ? w->second : l.where) + ": layer '" + l.kind +
-            "' has no attribute '" + k + "'" +
-            (known.empty() ? std::string("; it takes none") : did_you_mean(k, known)));
-      }
+    std::unique_ptr<Layer<float>> layer = make_configured_layer(l);
     try {
       net.add(std::move(layer), l.name);
     } catch (const std::exception& e) {
@@ -204,22 +209,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   Pipeline pipeline(c, registry);
   {  // Layer kinds and attributes are checked before any feature is computed.
     Network<float> probe(c.input_shape.empty() ? Shape{1} : Shape(c.input_shape), 0);
-    if (c.input_shape.empty()) {
-      for (const LayerConfig& l : c.layers) {
-        Attrs attrs;
-        for (const auto& [k, v] : l.attrs) attrs.set(k, v);
-        try {
-          make_layer<float>(l.kind, attrs);
-        } catch (const std::exception& e) {
-          std::string msg = e.what();
-          if (msg.find("unknown layer kind") != std::string::npos)
-            msg = "unknown layer '" + l.kind + "'" + did_you_mean(l.kind, layer_kinds());
-          throw ConfigError(l.where + ": " + msg);
-        }
-      }
-    } else {
+    if (c.input_shape.empty())
+      for (const LayerConfig& l : c.layers) make_configured_layer(l);
+    else
       build_network(c, probe);
-    }
   }
   if (c.threads > 0) set_num_threads(c.threads);
 

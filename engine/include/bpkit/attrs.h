@@ -3,6 +3,7 @@
 // layer from the same pairs, so saving and loading share one description.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,10 @@ class Attrs {
   long long get_int(const std::string& key, long long fallback) const;
 
   const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+  // Every key a getter or has() asked for so far: after a layer factory has read its
+  // configuration, a key of items() missing here is one the layer does not know.
+  // Copies share the record, so a factory that copies its Attrs still reports its reads.
+  const std::vector<std::string>& keys_read() const { return *read_; }
   // "key=value key=value"; values never hold spaces.
   std::string to_string() const;
   // Parses to_string()'s output. Throws ShapeError on a token without '='.
@@ -33,7 +38,9 @@ class Attrs {
   std::string context;  // used in error messages, e.g. "layer 'fc1' (dense)"
 
  private:
+  void note_read(const std::string& key) const;
   std::vector<std::pair<std::string, std::string>> items_;
+  std::shared_ptr<std::vector<std::string>> read_ = std::make_shared<std::vector<std::string>>();
 };
 
 }  // namespace bpkit

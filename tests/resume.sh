@@ -1,0 +1,62 @@
+#!/bin/sh
+# Kill-and-resume: a training run killed with SIGKILL and resumed with --resume ends with the same
+# model (same weights digest) as an uninterrupted run.
+#   resume.sh BPKIT MAKE_DIGITS WORKDIR
+set -eu
+bpkit=$1
+make_digits=$2
+dir=$3
+fail() {
+  echo "resume test: $*" >&2
+  exit 1
+}
+rm -rf "$dir"
+mkdir -p "$dir"
+"$make_digits" --out "$dir/data" --limit 450 >/dev/null
+# Dropout (random draws per epoch), Adam (a step count) and a validation split with early-stopping
+# bookkeeping: every piece of state a checkpoint must carry.
+cat >"$dir/p.yaml" <<YAML
+name: resume
+stages:
+  - image.read
+  - image.gray
+  - plugin: image.resize
+    params: {width: 20, height: 20}
+  - image.features
+data:
+  train: data/train.tsv
+  test: data/test.tsv
+  validation_split: 0.1
+network:
+  layers:
+    - flatten
+    - dense: {units: 256}
+    - relu
+    - dropout: {p: 0.2}
+    - dense: {units: 256}
+    - relu
+    - dense: {units: 10}
+optimizer: {type: adam, lr: 0.001}
+training: {epochs: 16, batch: 16, seed: 7, threads: 2, schedule: cosine, patience: 50}
+cache: {dir: cache}
+YAML
+"$bpkit" train "$dir/p.yaml" --out "$dir/a" >"$dir/a.log" 2>&1 || fail "uninterrupted run failed: $(tail -3 "$dir/a.log")"
+
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" >"$dir/b.log" 2>&1 &
+pid=$!
+while [ ! -f "$dir/b/checkpoint.bpk" ]; do
+  kill -0 "$pid" 2>/dev/null || fail "the run ended before writing a checkpoint: $(tail -3 "$dir/b.log")"
+  sleep 0.02
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null && fail "the killed run exited normally"
+[ ! -f "$dir/b/model.bpk" ] || fail "the run finished before it was killed; nothing was tested"
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" --resume >"$dir/b2.log" 2>&1 || fail "resume failed: $(tail -3 "$dir/b2.log")"
+grep -q "resuming from .*checkpoint.bpk after epoch" "$dir/b2.log" || fail "did not resume: $(head -5 "$dir/b2.log")"
+[ ! -f "$dir/b/checkpoint.bpk" ] || fail "the checkpoint was left behind"
+da=$("$bpkit" inspect "$dir/a" | grep "weights digest")
+db=$("$bpkit" inspect "$dir/b" | grep "weights digest")
+[ -n "$da" ] && [ "$da" = "$db" ] || fail "models differ: uninterrupted '$da', resumed '$db'"
+grep "resuming" "$dir/b2.log"
+echo "same model after kill and resume: $da"
+rm -rf "$dir"

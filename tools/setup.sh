@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libeigen3-dev zlib1g-dev catch2
-  dataset-fashion-mnist
+  libboost-dev libboost-filesystem-dev libyaml-cpp-dev libopencv-dev
+  dataset-fashion-mnist opencv-doc
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,9 @@
 // best of three such rounds). The same for a bidirectional GRU. The last line is machine-readable.
 //
 // usage: bench_recurrent [--iters N] [--threads N] [--cells lstm,gru]
+// Without --threads each network runs with 2 engine threads, then 1 (the peer script likewise takes
+// libtorch's best thread setting), and the summary takes the best of the two for each figure.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -93,12 +96,17 @@ Figures run(bpkit::Cell cell, int iters) {
 int main(int argc, char** argv) {
   int iters = 20;
   std::string cells = "lstm,gru";
+  std::vector<int> settings = {2, 1};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--iters" && i + 1 < argc) {
       iters = std::atoi(argv[++i]);
     } else if (a == "--threads" && i + 1 < argc) {
-      bpkit::set_num_threads(std::atoi(argv[++i]));
+      settings = {std::atoi(argv[++i])};
+      if (settings[0] < 1) {
+        std::fprintf(stderr, "bench_recurrent: --threads must be at least 1\n");
+        return 2;
+      }
     } else if (a == "--cells" && i + 1 < argc) {
       cells = argv[++i];
     } else {
@@ -115,13 +123,20 @@ int main(int argc, char** argv) {
     if (cells.find(name) == std::string::npos) continue;
     const bpkit::Cell cell =
         std::strcmp(name, "lstm") == 0 ? bpkit::Cell::kLstm : bpkit::Cell::kGru;
-    const Figures f = run(cell, iters);
-    std::printf(
-        "bpkit bi%s T=%lld B=%lld F=%lld H=%lld threads=%d train_seq_per_s %.1f loss %.3f "
-        "batch1_infer_ms %.3f\n",
-        name, (long long)kT, (long long)kB, (long long)kF, (long long)kH, bpkit::num_threads(),
-        f.train_seq_s, f.loss, f.b1_ms);
-    std::fflush(stdout);
+    Figures f;
+    f.b1_ms = 1e30;
+    for (int threads : settings) {
+      bpkit::set_num_threads(threads);
+      const Figures g = run(cell, iters);
+      std::printf(
+          "bpkit bi%s T=%lld B=%lld F=%lld H=%lld threads=%d train_seq_per_s %.1f loss %.3f "
+          "batch1_infer_ms %.3f\n",
+          name, (long long)kT, (long long)kB, (long long)kF, (long long)kH, bpkit::num_threads(),
+          g.train_seq_s, g.loss, g.b1_ms);
+      std::fflush(stdout);
+      f.train_seq_s = std::max(f.train_seq_s, g.train_seq_s);
+      f.b1_ms = std::min(f.b1_ms, g.b1_ms);
+    }
     char buf[160];
     std::snprintf(buf, sizeof buf, "%s%s_train_seq_s=%.1f %s_b1_ms=%.3f",
                   summary.empty() ? "" : " ", name, f.train_seq_s, name, f.b1_ms);

@@ -554,3 +554,75 @@ TEST_CASE("beam search in float agrees with double; pruning keeps the clear winn
   opt.min_log_prob = std::log(0.5);
   CHECK(ctc_beam_decode(two, 0, -1, opt).labels().empty());
 }
+
+namespace {
+
+// Textbook prefix beam search over a map from prefix to (log p ending in blank, log p ending in
+// its last label), for comparison with the engine's candidate-list implementation.
+Labels reference_beam_search(const Tensor<double>& out, int64_t frames, int blank, size_t width,
+                             const LabelFsa* fsa) {
+  const int64_t C = out.dim(2);
+  const auto lp = log_softmax_rows(out, 0, frames);
+  using Beam = std::map<Labels, std::pair<double, double>>;
+  auto total = [](const std::pair<double, double>& p) { return log_add(p.first, p.second); };
+  auto at = [](Beam& beam, const Labels& l) -> std::pair<double, double>& {
+    return beam.emplace(l, std::make_pair(-HUGE_VAL, -HUGE_VAL)).first->second;
+  };
+  Beam beam;
+  beam[{}] = {0.0, -HUGE_VAL};
+  for (int64_t t = 0; t < frames; ++t) {
+    const auto& row = lp[size_t(t)];
+    Beam next;
+    for (const auto& [prefix, p] : beam) {
+      auto& same = at(next, prefix);
+      same.first = log_add(same.first, total(p) + row[size_t(blank)]);
+      if (!prefix.empty())
+        same.second = log_add(same.second, p.second + row[size_t(prefix.back())]);
+      for (int32_t c = 0; c < C; ++c) {
+        if (c == blank) continue;
+        Labels longer = prefix;
+        longer.push_back(c);
+        if (fsa) {  // the prefix must still be readable by the acceptor
+          int state = 0;
+          for (int32_t l : longer)
+            if (state >= 0) state = fsa->next(state, l);
+          if (state < 0) continue;
+        }
+        const double from = !prefix.empty() && c == prefix.back() ? p.first : total(p);
+        auto& e = at(next, longer);
+        e.second = log_add(e.second, from + row[size_t(c)]);
+      }
+    }
+    std::vector<std::pair<double, Labels>> ranked;
+    for (const auto& [prefix, p] : next) ranked.push_back({total(p), prefix});
+    std::sort(ranked.begin(), ranked.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    beam.clear();
+    for (size_t i = 0; i < std::min(width, ranked.size()); ++i)
+      beam[ranked[i].second] = next[ranked[i].second];
+  }
+  std::pair<double, Labels> best{-HUGE_VAL, {}};
+  for (const auto& [prefix, p] : beam)
+    if ((!fsa || fsa->accepts(prefix)) && total(p) > best.first) best = {total(p), prefix};
+  return best.second;
+}
+
+}  // namespace
+
+TEST_CASE("beam search keeps the same prefixes as the textbook algorithm at every width",
+          "[ctc][decode]") {
+  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2}, {3}, {2, 2, 1}, {1, 1}}, 4);
+  for (uint64_t seed = 500; seed < 510; ++seed) {
+    const Tensor<double> out = random_tensor({1, 14, 5}, seed, -2, 2);
+    for (int width : {1, 2, 3, 5, 8}) {
+      for (const LabelFsa* fsa : {static_cast<const LabelFsa*>(nullptr), &lexicon}) {
+        CAPTURE(seed, width, fsa != nullptr);
+        CtcBeamOptions opt;
+        opt.beam_width = width;
+        opt.constraint = fsa;
+        CHECK(ctc_beam_decode(out, 0, -1, opt).labels() ==
+              reference_beam_search(out, 14, 0, size_t(width), fsa));
+      }
+    }
+  }
+}

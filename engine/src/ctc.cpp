@@ -552,8 +552,8 @@ CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t lengt
               (arc.first == blank ? " is the blank index"
                                   : " is not one of the " + std::to_string(C) + " classes"));
 
-  // Prefixes live in a tree: a node is a prefix (its parent plus one label) and its acceptor
-  // state, so a hypothesis is one integer and merging equal prefixes is a lookup.
+  // Prefixes live in a tree, one node per distinct prefix (with its acceptor state), so a
+  // hypothesis is one integer; the map finds a prefix's node again when it re-enters the beam.
   struct Node {
     int32_t parent, label;
     int state;
@@ -569,67 +569,112 @@ CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t lengt
   };
   struct Hyp {
     int32_t node;
-    double blank, label;  // log-probabilities of the alignments ending in a blank / the label
-    double total() const { return log_add(blank, label); }
+    double blank, last;  // log-probabilities of the alignments ending in a blank / in the label
   };
-  std::vector<Hyp> beam{{0, 0.0, kNegInf}}, next;
-  std::unordered_map<int32_t, size_t> slot_of;
-  auto slot = [&](int32_t node) -> Hyp& {
-    auto it = slot_of.find(node);
-    if (it != slot_of.end()) return next[it->second];
-    slot_of.emplace(node, next.size());
-    next.push_back({node, kNegInf, kNegInf});
-    return next.back();
+  // A candidate for the next beam: beam[from]'s prefix (label < 0) or that prefix plus `label`.
+  struct Candidate {
+    int32_t from, label;
+    int state;
+    double blank, last, score;
+    int32_t order;  // position in the list, the tie-break
   };
+  std::vector<Hyp> beam{{0, 0.0, kNegInf}}, kept;
+  std::vector<Candidate> cands;
+  std::vector<int32_t> beam_of;                    // node → its index in the beam, or −1
+  std::vector<int32_t> first_child, next_sibling;  // beam members whose parent is in the beam
+  std::vector<int32_t> merge_into(size_t(C), -1);  // label → candidate already holding it
   std::vector<int32_t> all_labels;
   for (int32_t k = 0; k < C; ++k)
     if (k != blank) all_labels.push_back(k);
 
+  // Why candidates rather than a map from prefix to slot: an extension ℓ+c is a new prefix unless
+  // ℓ+c is itself in the beam, i.e. is a beam member whose parent is ℓ. Those few merges are found
+  // through merge_into; every other extension is one addition appended to a flat list, and nodes
+  // are made only for the beam_width survivors.
   for (int64_t t = 0; t < lp.frames; ++t) {
     const double* lt = lp.row(t);
-    next.clear();
-    slot_of.clear();
-    for (const Hyp& h : beam) {
-      const double total = h.total();
-      const Node n = nodes[size_t(h.node)];
-      {
-        Hyp& same = slot(h.node);
-        same.blank = log_add(same.blank, total + lt[blank]);
-        // The last label again without a blank between: the same prefix.
-        if (n.label >= 0) same.label = log_add(same.label, h.label + lt[n.label]);
+    const int32_t W = int32_t(beam.size());
+    beam_of.resize(nodes.size(), -1);
+    for (int32_t i = 0; i < W; ++i) beam_of[size_t(beam[size_t(i)].node)] = i;
+    first_child.assign(size_t(W), -1);
+    next_sibling.assign(size_t(W), -1);
+    cands.clear();
+    for (int32_t i = 0; i < W; ++i) {  // candidate i keeps beam[i]'s prefix
+      const Hyp& h = beam[size_t(i)];
+      const Node& n = nodes[size_t(h.node)];
+      // The last label again without a blank between stays in the same prefix.
+      cands.push_back({i, -1, n.state, log_add(h.blank, h.last) + lt[blank],
+                       n.label >= 0 ? h.last + lt[n.label] : kNegInf, 0, i});
+      const int32_t parent_slot = n.parent >= 0 ? beam_of[size_t(n.parent)] : -1;
+      if (parent_slot >= 0) {
+        next_sibling[size_t(i)] = first_child[size_t(parent_slot)];
+        first_child[size_t(parent_slot)] = i;
       }
+    }
+    // With a full beam, the kept prefixes score at least the beam_width-th best of these W
+    // candidates (merges only raise them), so a new prefix scoring below that is never kept.
+    double floor = kNegInf;
+    if (W == options.beam_width) {
+      for (Candidate& c : cands) c.score = log_add(c.blank, c.last);
+      floor =
+          std::min_element(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) {
+            return a.score < b.score;
+          })->score;
+    }
+    for (int32_t i = 0; i < W; ++i) {
+      const Hyp h = beam[size_t(i)];
+      const Node n = nodes[size_t(h.node)];
+      const double total = log_add(h.blank, h.last);
+      for (int32_t j = first_child[size_t(i)]; j >= 0; j = next_sibling[size_t(j)])
+        merge_into[size_t(nodes[size_t(beam[size_t(j)].node)].label)] = j;
       auto extend = [&](int32_t c, int state) {
         if (lt[c] < options.min_log_prob) return;
         // After the same label, only alignments ending in a blank start a new symbol.
-        const double from = c == n.label ? h.blank : total;
-        if (from == kNegInf) return;
-        Hyp& longer = slot(child(h.node, c, state));
-        longer.label = log_add(longer.label, from + lt[c]);
+        const double v = (c == n.label ? h.blank : total) + lt[c];
+        if (v == kNegInf) return;
+        const int32_t j = merge_into[size_t(c)];
+        if (j >= 0)
+          cands[size_t(j)].last = log_add(cands[size_t(j)].last, v);
+        else if (v >= floor)
+          cands.push_back({i, c, state, kNegInf, v, 0, int32_t(cands.size())});
       };
       if (fsa) {
         for (const auto& arc : fsa->arcs(n.state)) extend(arc.first, arc.second);
       } else {
         for (int32_t c : all_labels) extend(c, 0);
       }
+      for (int32_t j = first_child[size_t(i)]; j >= 0; j = next_sibling[size_t(j)])
+        merge_into[size_t(nodes[size_t(beam[size_t(j)].node)].label)] = -1;
     }
-    // Keep the beam_width most probable prefixes; ties go to the older (smaller) node, so the
-    // result does not depend on hash order.
-    auto better = [](const Hyp& a, const Hyp& b) {
-      const double ta = a.total(), tb = b.total();
-      return ta != tb ? ta > tb : a.node < b.node;
+    for (const Hyp& h : beam) beam_of[size_t(h.node)] = -1;
+
+    // Keep the beam_width most probable prefixes; ties go to the earlier candidate, so the result
+    // is deterministic.
+    for (Candidate& c : cands) c.score = log_add(c.blank, c.last);
+    auto better = [](const Candidate& a, const Candidate& b) {
+      return a.score != b.score ? a.score > b.score : a.order < b.order;
     };
-    if (next.size() > size_t(options.beam_width)) {
-      std::nth_element(next.begin(), next.begin() + options.beam_width, next.end(), better);
-      next.resize(size_t(options.beam_width));
+    if (cands.size() > size_t(options.beam_width)) {
+      std::nth_element(cands.begin(), cands.begin() + options.beam_width, cands.end(), better);
+      cands.resize(size_t(options.beam_width));
     }
-    std::swap(beam, next);
+    kept.clear();
+    for (const Candidate& c : cands) {
+      const int32_t from = beam[size_t(c.from)].node;
+      kept.push_back({c.label < 0 ? from : child(from, c.label, c.state), c.blank, c.last});
+    }
+    std::swap(beam, kept);
   }
 
   const Hyp* best = nullptr;
+  double best_score = kNegInf;
   for (const Hyp& h : beam) {
     if (fsa && !fsa->is_final(nodes[size_t(h.node)].state)) continue;
-    if (!best || h.total() > best->total() || (h.total() == best->total() && h.node < best->node))
+    const double score = log_add(h.blank, h.last);
+    if (!best || score > best_score || (score == best_score && h.node < best->node)) {
       best = &h;
+      best_score = score;
+    }
   }
   if (!best) {
     CtcResult none;

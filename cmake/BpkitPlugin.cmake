@@ -3,6 +3,8 @@
 # The library gets hidden symbol visibility (only the BPKIT_PLUGIN_LIBRARY exports are public),
 # links the bpkit SDK, and lands in ${BPKIT_PLUGIN_OUTPUT_DIRECTORY} when that is set (bpkit's own
 # build puts its plugins in <build>/lib/bpkit/plugins, next to the programs' search path).
+# Out of tree, find_package(bpkit) includes this file from the installed package
+# (lib/cmake/bpkit) and bpkit::sdk is the imported SDK; see docs/writing-plugins.md.
 function(bpkit_add_plugin name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
   set(sources ${ARG_SOURCES} ${ARG_UNPARSED_ARGUMENTS})

@@ -626,3 +626,22 @@ TEST_CASE("beam search keeps the same prefixes as the textbook algorithm at ever
     }
   }
 }
+
+TEST_CASE("words of a decoded sequence with their timings", "[ctc][decode]") {
+  // Classes: blank 0, letters 1-2, separator 3. "1 2 _ 3 _ 2" with a stray separator at the end.
+  CtcResult r;
+  r.symbols = {{1, 0, 1, 0, 0.9},  {2, 3, 4, 4, 0.6},   {3, 6, 6, 6, 0.99},
+               {3, 7, 7, 7, 0.99}, {2, 9, 12, 10, 0.8}, {3, 14, 14, 14, 0.7}};
+  const std::vector<CtcWord> words = ctc_words(r, 3);
+  REQUIRE(words.size() == 2);
+  CHECK(words[0].labels == Labels{1, 2});
+  CHECK(words[0].start == 0);
+  CHECK(words[0].end == 4);
+  CHECK(words[0].confidence == Approx(0.6));
+  CHECK(words[1].labels == Labels{2});
+  CHECK(words[1].start == 9);
+  CHECK(words[1].end == 12);
+  CHECK(words[1].confidence == Approx(0.8));
+  CHECK(ctc_words(r, -1).size() == 1);  // no separator: one word of every symbol
+  CHECK(ctc_words(CtcResult{}, 3).empty());
+}

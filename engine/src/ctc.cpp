@@ -305,6 +305,24 @@ std::vector<int32_t> CtcResult::labels() const {
   return out;
 }
 
+std::vector<CtcWord> ctc_words(const CtcResult& result, int32_t separator) {
+  std::vector<CtcWord> words;
+  bool open = false;  // the last word still takes symbols
+  for (const CtcSymbol& s : result.symbols) {
+    if (s.label == separator) {
+      open = false;
+      continue;
+    }
+    if (!open) words.push_back({{}, s.start, s.end, 1.0});
+    open = true;
+    CtcWord& w = words.back();
+    w.labels.push_back(s.label);
+    w.end = s.end;
+    w.confidence = std::min(w.confidence, s.confidence);
+  }
+  return words;
+}
+
 LabelFsa::LabelFsa() : arcs_(1), final_(1, 0) {}
 
 int LabelFsa::add_state(bool final) {

@@ -93,6 +93,18 @@ struct CtcResult {
   std::vector<int32_t> labels() const;
 };
 
+// A word of a decoded sequence: the symbols between separators, from the first one's start frame
+// to the last one's end frame, as confident as its weakest symbol.
+struct CtcWord {
+  std::vector<int32_t> labels;
+  int32_t start, end;
+  double confidence;
+};
+
+// Splits a result into words at `separator` symbols, which are dropped, as are empty words: word
+// timings for speech, words for OCR lines.
+std::vector<CtcWord> ctc_words(const CtcResult& result, int32_t separator);
+
 // A deterministic finite-state acceptor over labels, the constraint for beam search. State 0 is
 // the start; a label sequence is accepted when reading it from state 0 follows arcs all the way
 // and ends in a final state. Lexicons and grammars compile to it (see the helpers).

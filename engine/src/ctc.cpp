@@ -228,21 +228,22 @@ double CtcLoss<T>::compute(const Tensor<T>& out, const Targets<T>& target, Tenso
   int64_t L_max = 0;
   for (int64_t b = 0; b < B; ++b) {
     const std::vector<int32_t>& labels = target.sequences[size_t(b)];
-    const std::string sample = where + "sample " + std::to_string(b) + ": ";
+    // Made only on error: a string per sample would allocate in every training step.
+    auto sample = [&] { return where + "sample " + std::to_string(b) + ": "; };
     for (size_t i = 0; i < labels.size(); ++i) {
       if (labels[i] < 0 || labels[i] >= C || labels[i] == blank_)
         throw std::invalid_argument(
-            sample + "label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +
+            sample() + "label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +
             (labels[i] == blank_ ? " is the blank index"
                                  : " outside [0, " + std::to_string(C) + ")"));
     }
     const int64_t frames = target.lengths.empty() ? T_max : target.lengths[size_t(b)];
     if (frames < 1 || frames > T_max)
-      throw std::invalid_argument(sample + "length " + std::to_string(frames) + " outside [1, " +
+      throw std::invalid_argument(sample() + "length " + std::to_string(frames) + " outside [1, " +
                                   std::to_string(T_max) + "]");
     const int64_t needed = frames_needed(labels);
     if (needed > frames && !zero_infinity_)
-      throw std::invalid_argument(sample + std::to_string(labels.size()) + " labels (" +
+      throw std::invalid_argument(sample() + std::to_string(labels.size()) + " labels (" +
                                   std::to_string(needed - int64_t(labels.size())) +
                                   " repeats) need at least " + std::to_string(needed) +
                                   " frames, but the sample has " + std::to_string(frames));

@@ -99,13 +99,15 @@ const char* kEvalUsage =
     "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache]\n"
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
-    "prints the accuracy and the confusion matrix.\n";
+    "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
+    "transcripts and the character error rate).\n";
 
 const char* kPredictUsage =
     "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]...\n"
     "\n"
     "Prints one line per file: the file, the predicted class and its probability (with --top K,\n"
-    "the K most likely classes).\n";
+    "the K most likely classes); for a transcript model, the file, the text and the confidence of\n"
+    "its least certain symbol.\n";
 
 const char* kPluginsUsage =
     "usage: bpkit plugins [--plugin-path DIR]...\n"
@@ -322,6 +324,22 @@ int cmd_eval(int argc, char** argv) {
   const bpkit::FeatureSet set = bpkit::extract_features(model.pipeline(), entries, eo);
   const auto preds = model.predict(set.features);
   const auto& classes = model.classes();
+  if (model.transcripts()) {
+    // Sequence accuracy and character error rate (edit distance over the reference length).
+    int64_t exact = 0, edits = 0, chars = 0;
+    for (size_t i = 0; i < preds.size(); ++i) {
+      const std::string& want = set.entries[i].label;
+      const std::string& got = preds[i].name;
+      exact += got == want;
+      edits += bpkit::edit_distance(std::vector<int32_t>(got.begin(), got.end()),
+                                    std::vector<int32_t>(want.begin(), want.end()));
+      chars += int64_t(want.size());
+    }
+    std::printf("samples %zu skipped %zu accuracy %.4f character_error_rate %.4f\n", preds.size(),
+                set.skipped.size(), preds.empty() ? 0.0 : double(exact) / double(preds.size()),
+                chars ? double(edits) / double(chars) : 0.0);
+    return 0;
+  }
   bpkit::ConfusionMatrix cm(int(classes.size()));
   int64_t right = 0;
   for (size_t i = 0; i < preds.size(); ++i) {
@@ -352,6 +370,10 @@ int cmd_predict(int argc, char** argv) {
   for (size_t i = 1; i < pos.size(); ++i) {
     try {
       const auto p = model.predict(pos[i]);
+      if (model.transcripts()) {
+        std::printf("%s\t%s\t%.4f\n", pos[i].c_str(), p.name.c_str(), p.confidence);
+        continue;
+      }
       std::vector<size_t> order(p.probabilities.size());
       for (size_t k = 0; k < order.size(); ++k) order[k] = k;
       std::stable_sort(order.begin(), order.end(),

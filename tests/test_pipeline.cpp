@@ -9,6 +9,8 @@
 #include "bpkit/features.h"
 #include "bpkit/pipeline.h"
 #include "bpkit/plugin_host.h"
+#include "bpkit/random.h"
+#include "bpkit/train.h"
 #include "temp_dir.h"
 
 using bpkit::ConfigError;
@@ -57,7 +59,7 @@ bool library_mapped(const std::string& path) {
 TEST_CASE("plugin libraries are loaded and listed", "[plugins]") {
   PluginRegistry reg;
   reg.load_library(lib("test_stages"));
-  REQUIRE(reg.plugins().size() == 3);
+  REQUIRE(reg.plugins().size() == 4);
   const auto& p = reg.get("test.numbers");
   CHECK(p.info.version == "1.0");
   CHECK(p.info.consumes == bpkit::Kind::kFile);
@@ -289,4 +291,79 @@ TEST_CASE("manifests: relative paths, comments, and lines without a label", "[pi
   CHECK_THROWS_WITH(bpkit::read_manifest(dir.file("bad.tsv")),
                     Contains(dir.file("bad.tsv") + ":2") && Contains("no label"));
   CHECK_THROWS_WITH(bpkit::read_manifest(dir.file("none.tsv")), Contains("none.tsv"));
+}
+
+namespace {
+
+// Sequences over the alphabet "abc": each symbol is 2-4 noisy frames of its one-hot code, symbols
+// are separated by a gap frame. Writes N files and a manifest of "file<TAB>transcript".
+std::string make_sequences(const std::string& dir, const std::string& name, int n, uint64_t seed) {
+  bpkit::Rng rng(seed);
+  std::ofstream manifest(dir + "/" + name + ".tsv");
+  for (int i = 0; i < n; ++i) {
+    const std::string file = name + std::to_string(i) + ".txt";
+    std::ofstream f(dir + "/" + file);
+    std::string text;
+    const int len = 1 + int(rng.below(4));
+    for (int s = 0; s < len; ++s) {
+      const int sym = int(rng.below(3));
+      text += char('a' + sym);
+      const int frames = 2 + int(rng.below(3));
+      for (int t = 0; t < frames; ++t) {
+        for (int k = 0; k < 4; ++k)
+          f << (k == sym ? 1.0 : 0.0) + 0.2 * (rng.uniform() - 0.5) << (k < 3 ? " " : "\n");
+      }
+      f << "0 0 0 1\n";
+    }
+    manifest << file << "\t" << text << "\n";
+  }
+  return dir + "/" + name + ".tsv";
+}
+
+}  // namespace
+
+TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[pipeline][ctc]") {
+  bpkit_test::TempDir dir("ctc-pipeline");
+  make_sequences(dir.path(), "train", 240, 1);
+  make_sequences(dir.path(), "test", 40, 2);
+  std::ofstream(dir.file("p.yaml"))
+      << "name: seq\n"
+         "plugin_path: ["
+      << kPlugins
+      << "/test_stages]\n"
+         "stages: [test.frames]\n"
+         "data: {train: train.tsv, test: test.tsv, labels: transcript,"
+         " alphabet: abc}\n"
+         "network:\n  layers:\n"
+         "    - lstm: {units: 16, bidirectional: 1}\n"
+         "    - frame_dense: {units: 4}\n"
+         "optimizer: {type: adam, lr: 0.02}\n"
+         "training: {epochs: 12, batch: 8, seed: 1, threads: 1}\n"
+         "cache: false\n";
+  bpkit::TrainRequest r;
+  r.config = dir.file("p.yaml");
+  r.out_dir = dir.file("model");
+  const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
+  CHECK(out.test_error_rate < 0.05);
+  CHECK(out.test_accuracy > 0.8);
+  bpkit::TrainedModel model(dir.file("model"));
+  REQUIRE(model.transcripts());
+  const auto entries = bpkit::read_manifest(dir.file("test.tsv"));
+  int right = 0;
+  for (const auto& e : entries) right += model.predict(e.path).name == e.label;
+  CHECK(right >= 32);
+}
+
+TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
+  const std::string base = pipeline_text("  - plugin: test.numbers\n");
+  CHECK_THAT(config_error(base + "data: {labels: transcript}\n"),
+             Contains("p.yaml:7:7") && Contains("needs data.alphabet"));
+  CHECK_THAT(config_error(base + "data: {labels: transcript, alphabet: abca}\n"),
+             Contains("holds 'a' twice"));
+  CHECK_THAT(config_error(base + "loss: ctc\n"),
+             Contains("p.yaml:7:7: loss: ctc learns transcripts"));
+  CHECK_THAT(config_error(base + "data: {labels: transcript, alphabet: ab}\nloss: mse\n"),
+             Contains("are learned with loss: ctc"));
+  CHECK_THAT(config_error(base + "data: {alphabet: ab}\n"),
+             Contains("data.alphabet is for transcripts"));
 }

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <ostream>
 
+#include "bpkit/ctc.h"
 #include "bpkit/error.h"
 #include "bpkit/threading.h"
 
@@ -102,40 +103,131 @@ void draw_bar(std::ostream& os, int epoch, int epochs, int64_t done, int64_t tot
   os << line << std::flush;
 }
 
-}  // namespace
+// Where batches come from: fixed-shape samples (Dataset) or variable-length ones (SequenceDataset).
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual int64_t size() const = 0;
+  // Copies the samples idx[0..b) into x, their valid lengths into `lengths` (left empty for
+  // fixed-shape data) and their labels or label sequences into t.
+  virtual void gather(const int64_t* idx, int64_t b, Tensor<float>& x,
+                      std::vector<int32_t>& lengths, Targets<float>& t) const = 0;
+};
 
-EvalResult evaluate(Network<float>& net, Loss<float>& loss, const Dataset& data, int64_t batch,
-                    ConfusionMatrix* cm) {
+class DatasetSource : public Source {
+ public:
+  explicit DatasetSource(const Dataset& d) : d_(d) {}
+  int64_t size() const override { return d_.size(); }
+  void gather(const int64_t* idx, int64_t b, Tensor<float>& x, std::vector<int32_t>& lengths,
+              Targets<float>& t) const override {
+    lengths.clear();
+    bpkit::gather(d_, idx, b, x, t.labels);
+  }
+
+ private:
+  const Dataset& d_;
+};
+
+class SequenceSource : public Source {
+ public:
+  SequenceSource(const SequenceDataset& d, std::vector<int64_t> ids)
+      : d_(d), ids_(std::move(ids)) {}
+  int64_t size() const override { return int64_t(ids_.size()); }
+  void gather(const int64_t* idx, int64_t b, Tensor<float>& x, std::vector<int32_t>& lengths,
+              Targets<float>& t) const override {
+    const Tensor<float>& first = d_.x[size_t(ids_[size_t(idx[0])])];
+    int64_t tmax = 0;
+    for (int64_t r = 0; r < b; ++r)
+      tmax = std::max(tmax, d_.x[size_t(ids_[size_t(idx[r])])].dim(0));
+    Shape shape = first.shape();
+    shape[0] = tmax;
+    const int64_t frame = shape_size(first.shape()) / std::max<int64_t>(first.dim(0), 1);
+    shape.insert(shape.begin(), b);
+    x.resize(shape);
+    std::fill(x.data(), x.data() + x.size(), 0.0f);
+    lengths.resize(size_t(b));
+    t.labels.clear();
+    t.sequences.resize(d_.sequences.empty() ? 0 : size_t(b));
+    for (int64_t r = 0; r < b; ++r) {
+      const size_t k = size_t(ids_[size_t(idx[r])]);
+      const Tensor<float>& s = d_.x[k];
+      std::copy(s.data(), s.data() + s.size(), x.data() + r * tmax * frame);
+      lengths[size_t(r)] = int32_t(s.dim(0));
+      if (d_.sequences.empty())
+        t.labels.push_back(d_.y[k]);
+      else
+        t.sequences[size_t(r)] = d_.sequences[k];
+    }
+  }
+
+ private:
+  const SequenceDataset& d_;
+  std::vector<int64_t> ids_;
+};
+
+int ctc_blank(const Loss<float>& loss) {
+  const auto* ctc = dynamic_cast<const CtcLoss<float>*>(&loss);
+  return ctc ? ctc->blank() : 0;
+}
+
+// Forward pass of one batch; for label sequences, t.lengths gets the network's output lengths.
+const Tensor<float>& run_batch(Network<float>& net, const Tensor<float>& x,
+                               const std::vector<int32_t>& lengths, Targets<float>& t, Mode mode) {
+  const Tensor<float>& out = net.forward(x, mode, lengths.empty() ? nullptr : &lengths);
+  if (!t.sequences.empty()) t.lengths = net.output_lengths();
+  return out;
+}
+
+// Correct predictions in a batch: argmax against class labels, or greedy CTC decodings equal to
+// the label sequences (adding their edit distances and label counts to `edits` and `total`).
+int64_t count_right(const Tensor<float>& out, const Targets<float>& t, int64_t b, int blank,
+                    ConfusionMatrix* cm, int64_t* edits = nullptr, int64_t* total = nullptr) {
+  int64_t right = 0;
+  if (t.sequences.empty()) {
+    for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
+    if (cm) cm->add(out, t.labels.data());
+    return right;
+  }
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t len = t.lengths.empty() ? -1 : t.lengths[size_t(r)];
+    const std::vector<int32_t> got = ctc_greedy_decode(out, r, len, blank).labels();
+    const std::vector<int32_t>& want = t.sequences[size_t(r)];
+    right += got == want;
+    if (edits) *edits += edit_distance(got, want);
+    if (total) *total += int64_t(want.size());
+  }
+  return right;
+}
+
+EvalResult evaluate_source(Network<float>& net, Loss<float>& loss, const Source& data,
+                           int64_t batch, ConfusionMatrix* cm) {
   const int64_t n = data.size();
   if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), 0};
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
   Tensor<float> xb, grad;
   Targets<float> t;
+  std::vector<int32_t> lengths;
   double total = 0;
-  int64_t right = 0;
+  int64_t right = 0, edits = 0, labels = 0;
+  const int blank = ctc_blank(loss);
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t b = std::min(batch, n - i);
-    gather(data, idx.data() + i, b, xb, t.labels);
-    const Tensor<float>& out = net.forward(xb, Mode::kInfer);
+    data.gather(idx.data() + i, b, xb, lengths, t);
+    const Tensor<float>& out = run_batch(net, xb, lengths, t, Mode::kInfer);
     total += loss.compute(out, t, grad) * double(b);
-    for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
-    if (cm) cm->add(out, t.labels.data());
+    right += count_right(out, t, b, blank, cm, &edits, &labels);
   }
-  return {total / double(n), double(right) / double(n)};
+  EvalResult r{total / double(n), double(right) / double(n)};
+  if (!t.sequences.empty()) r.error_rate = labels ? double(edits) / double(labels) : 0.0;
+  return r;
 }
 
-TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& all,
-                const TrainOptions& o) {
-  if (o.batch < 1) throw std::invalid_argument("batch size must be at least 1");
-  if (o.epochs < 1) throw std::invalid_argument("epochs must be at least 1");
-  Dataset split_train, val;
-  const bool has_val = o.validation_split > 0;
-  if (int64_t(all.y.size()) != all.size())
-    throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) +
-                                " samples but " + std::to_string(all.y.size()) + " labels");
-  if (has_val) split_validation(all, o.validation_split, o.seed, split_train, val);
-  const Dataset& train = has_val ? split_train : all;
+TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
+                       const Source& train, const Source* val, const TrainOptions& o) {
+  const bool has_val = val != nullptr;
+  const int blank = ctc_blank(loss);
+  std::vector<int32_t> lengths;
   const int64_t n = train.size();
   if (n == 0) throw std::invalid_argument("no training samples");
 
@@ -170,9 +262,9 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
       const int64_t b = std::min(o.batch, n - i);
       if (o.schedule.kind == Schedule::kCosine)
         opt.set_lr(o.schedule.lr_at(base_lr, double(epoch) + double(i) / double(n)));
-      gather(train, perm.data() + i, b, xb, t.labels);
+      train.gather(perm.data() + i, b, xb, lengths, t);
       buffers.take();
-      const Tensor<float>& out = net.forward(xb, Mode::kTrain);
+      const Tensor<float>& out = run_batch(net, xb, lengths, t, Mode::kTrain);
       const double l = loss.compute(out, t, grad);
       const int64_t batch_no = i / o.batch + 1;
       if (!std::isfinite(l)) {
@@ -183,7 +275,7 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
                               "; the weights from before this batch are kept "
                               "(try a lower learning rate or gradient clipping)");
       }
-      for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
+      right += count_right(out, t, b, blank, nullptr);
       net.zero_grad();
       net.backward(grad);
       // A finite loss does not make finite gradients: a ReLU maps a NaN activation to 0, so a NaN
@@ -227,7 +319,7 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
                  secs,
                  double(n) / secs};
     if (has_val) {
-      const EvalResult v = evaluate(net, loss, val, 256);
+      const EvalResult v = evaluate_source(net, loss, *val, 256, nullptr);
       s.val_loss = v.loss;
       s.val_acc = v.accuracy;
     }
@@ -267,6 +359,82 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   if (has_val && o.patience > 0 && !best.values.empty()) best.restore(net);
   opt.set_lr(base_lr);
   return std::move(result);
+}
+
+}  // namespace
+
+EvalResult evaluate(Network<float>& net, Loss<float>& loss, const Dataset& data, int64_t batch,
+                    ConfusionMatrix* cm) {
+  return evaluate_source(net, loss, DatasetSource(data), batch, cm);
+}
+
+EvalResult evaluate(Network<float>& net, Loss<float>& loss, const SequenceDataset& data,
+                    int64_t batch, ConfusionMatrix* cm) {
+  std::vector<int64_t> ids(size_t(data.size()));
+  std::iota(ids.begin(), ids.end(), 0);
+  return evaluate_source(net, loss, SequenceSource(data, std::move(ids)), batch, cm);
+}
+
+static void check_options(const TrainOptions& o) {
+  if (o.batch < 1) throw std::invalid_argument("batch size must be at least 1");
+  if (o.epochs < 1) throw std::invalid_argument("epochs must be at least 1");
+}
+
+TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& all,
+                const TrainOptions& o) {
+  check_options(o);
+  if (int64_t(all.y.size()) != all.size())
+    throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) +
+                                " samples but " + std::to_string(all.y.size()) + " labels");
+  if (o.validation_split > 0) {
+    Dataset train, val;
+    split_validation(all, o.validation_split, o.seed, train, val);
+    const DatasetSource train_source(train), val_source(val);
+    return fit_source(net, loss, opt, train_source, &val_source, o);
+  }
+  return fit_source(net, loss, opt, DatasetSource(all), nullptr, o);
+}
+
+TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
+                const SequenceDataset& all, const TrainOptions& o) {
+  check_options(o);
+  const int64_t n = all.size();
+  const bool seqs = !all.sequences.empty();
+  if ((seqs ? int64_t(all.sequences.size()) : int64_t(all.y.size())) != n)
+    throw std::invalid_argument("the dataset holds " + std::to_string(n) + " samples but " +
+                                std::to_string(seqs ? all.sequences.size() : all.y.size()) +
+                                (seqs ? " label sequences" : " labels"));
+  for (int64_t i = 0; i < n; ++i)
+    if (all.x[size_t(i)].rank() < 1 || all.x[size_t(i)].dim(0) < 1)
+      throw std::invalid_argument("sample " + std::to_string(i) + " is an empty sequence");
+  // The validation split: the last fraction of a seeded permutation, as for fixed-shape data.
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  const int64_t nv = int64_t(double(n) * o.validation_split);
+  if (nv > 0) {
+    Rng rng(o.seed ^ 0x76616c6964ULL);
+    for (int64_t i = n - 1; i > 0; --i)
+      std::swap(perm[size_t(i)], perm[rng.below(uint64_t(i + 1))]);
+  }
+  std::vector<int64_t> train_ids(perm.begin(), perm.end() - nv),
+      val_ids(perm.end() - nv, perm.end());
+  const SequenceSource train(all, std::move(train_ids)), val(all, std::move(val_ids));
+  return fit_source(net, loss, opt, train, nv > 0 ? &val : nullptr, o);
+}
+
+int64_t edit_distance(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  std::vector<int64_t> row(b.size() + 1);
+  std::iota(row.begin(), row.end(), int64_t(0));
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int64_t diag = row[0];
+    row[0] = int64_t(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int64_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace bpkit

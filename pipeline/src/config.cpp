@@ -274,7 +274,24 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     top.fail(top.get("stages"), "stages is empty; expected at least one plugin");
 
   if (top.has("data")) {
-    Section d(top.get("data"), f, "data", {"train", "test", "validation_split", "classes"});
+    Section d(top.get("data"), f, "data",
+              {"train", "test", "validation_split", "classes", "labels", "alphabet"});
+    c.labels = d.choice("labels", "class", {"class", "transcript"});
+    c.labels_where = d.where("labels");
+    c.alphabet = d.str("alphabet", "");
+    if (c.labels == "transcript") {
+      if (c.alphabet.empty())
+        d.fail(d.has("alphabet") ? d.get("alphabet") : top.get("data"),
+               "data.labels: transcript needs data.alphabet, the symbols the transcripts use");
+      for (size_t i = 0; i < c.alphabet.size(); ++i)
+        if (c.alphabet.find(c.alphabet[i]) != i || c.alphabet[i] == '\n' || c.alphabet[i] == '\t')
+          d.fail(d.get("alphabet"), std::string("data.alphabet holds '") + c.alphabet[i] +
+                                        "' twice (or a tab or newline)");
+      if (d.has("classes"))
+        d.fail(d.get("classes"), "data.classes is for class labels; transcripts use data.alphabet");
+    } else if (d.has("alphabet")) {
+      d.fail(d.get("alphabet"), "data.alphabet is for transcripts (data.labels: transcript)");
+    }
     c.train_manifest = d.path("train", c.dir);
     c.test_manifest = d.path("test", c.dir);
     c.train_where = d.where("train");
@@ -307,9 +324,15 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     if (c.layers.empty()) n.fail(n.get("layers"), "network.layers is empty");
   }
 
-  c.loss = top.choice("loss", c.loss,
-                      {"softmax_cross_entropy", "cross_entropy", "mse", "bce", "bce_logits"});
+  c.loss =
+      top.choice("loss", c.labels == "transcript" ? "ctc" : c.loss,
+                 {"softmax_cross_entropy", "cross_entropy", "mse", "bce", "bce_logits", "ctc"});
   c.loss_where = top.where("loss");
+  if ((c.loss == "ctc") != (c.labels == "transcript"))
+    top.fail(top.has("loss") ? top.get("loss") : root,
+             c.loss == "ctc" ? "loss: ctc learns transcripts; set data.labels: transcript and "
+                               "data.alphabet"
+                             : "transcripts (data.labels: transcript) are learned with loss: ctc");
 
   if (top.has("optimizer")) {
     Section o(top.get("optimizer"), f, "optimizer",

@@ -241,4 +241,41 @@ Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& clas
   return d;
 }
 
+SequenceDataset make_sequence_dataset(const FeatureSet& set,
+                                      const std::vector<std::string>& classes, bool transcripts) {
+  SequenceDataset d;
+  d.classes = int(classes.size()) + (transcripts ? 1 : 0);
+  if (set.features.empty()) return d;
+  const Shape& s0 = set.features[0].shape();
+  for (size_t i = 0; i < set.features.size(); ++i) {
+    const Tensor<float>& f = set.features[i];
+    const ManifestEntry& e = set.entries[i];
+    if (f.rank() != int(s0.size()) || f.rank() < 1 ||
+        !std::equal(s0.begin() + 1, s0.end(), f.shape().begin() + 1) || f.dim(0) < 1)
+      throw ShapeError(e.path + ": features of shape " + to_string(f.shape()) +
+                       ", but the first sample (" + set.entries[0].path + ") has " + to_string(s0) +
+                       "; sequences may differ only in their first (frame) dimension");
+    d.x.push_back(f);
+    if (transcripts) {
+      std::vector<int32_t> seq;
+      for (char ch : e.label) {
+        const auto it = std::find_if(classes.begin(), classes.end(), [&](const std::string& c) {
+          return c.size() == 1 && c[0] == ch;
+        });
+        if (it == classes.end())
+          throw FileError(e.where + ": the transcript '" + e.label + "' holds '" +
+                          std::string(1, ch) + "', which is not in the alphabet");
+        seq.push_back(int32_t(it - classes.begin()) + 1);
+      }
+      d.sequences.push_back(std::move(seq));
+    } else {
+      const auto it = std::find(classes.begin(), classes.end(), e.label);
+      if (it == classes.end())
+        throw FileError(e.where + ": label '" + e.label + "' is not one of the model's classes");
+      d.y.push_back(int32_t(it - classes.begin()));
+    }
+  }
+  return d;
+}
+
 }  // namespace bpkit

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "bpkit/ctc.h"
 #include "bpkit/error.h"
 #include "bpkit/loss.h"
 #include "bpkit/optimizer.h"
@@ -182,6 +183,12 @@ TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Opti
   return p;
 }
 
+std::string fmt_rate(double r) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4f", r);
+  return b;
+}
+
 std::string fmt_seconds(double s) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1fs", s);
@@ -220,13 +227,17 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest);
   const std::vector<ManifestEntry> test_entries =
       c.test_manifest.empty() ? std::vector<ManifestEntry>{} : read_manifest(c.test_manifest);
+  const bool transcripts = c.labels == "transcript";
   std::vector<std::string> classes = c.classes;
-  if (classes.empty()) {
+  if (transcripts) {
+    classes.clear();
+    for (char ch : c.alphabet) classes.emplace_back(1, ch);
+  } else if (classes.empty()) {
     std::set<std::string> seen;
     for (const ManifestEntry& e : train_entries) seen.insert(e.label);
     classes.assign(seen.begin(), seen.end());
   }
-  if (classes.size() < 2)
+  if (classes.size() < 2 && !transcripts)
     throw FileError(c.train_manifest + ": needs at least two classes, found " +
                     std::to_string(classes.size()));
 
@@ -246,21 +257,43 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   };
   const FeatureSet train_set = extract(train_entries, "train");
   if (train_set.features.empty()) throw FileError(c.train_manifest + ": no sample could be used");
-  const Dataset train = make_dataset(train_set, classes);
-  Dataset test;
-  if (!test_entries.empty()) test = make_dataset(extract(test_entries, "test"), classes);
+  // Fixed-shape features with class labels train as a Dataset; sequences (frames varying between
+  // samples) or transcripts as a SequenceDataset, batches padded with valid lengths.
+  const bool sequences = transcripts || pipeline.output_kind() == Kind::kSequence;
+  Dataset train, test;
+  SequenceDataset strain, stest;
+  Shape input;
+  if (sequences) {
+    strain = make_sequence_dataset(train_set, classes, transcripts);
+    if (!test_entries.empty())
+      stest = make_sequence_dataset(extract(test_entries, "test"), classes, transcripts);
+    input = strain.x[0].shape();
+    if (pipeline.output_kind() == Kind::kSequence) input[0] = kDynamic;
+  } else {
+    train = make_dataset(train_set, classes);
+    if (!test_entries.empty()) test = make_dataset(extract(test_entries, "test"), classes);
+    input.assign(train.x.shape().begin() + 1, train.x.shape().end());
+  }
+  const int64_t n_train = sequences ? strain.size() : train.size();
+  const int64_t n_test = sequences ? stest.size() : test.size();
 
-  const Shape input(train.x.shape().begin() + 1, train.x.shape().end());
   if (!c.input_shape.empty() && Shape(c.input_shape) != input)
     throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
                       " but the stages produce features of shape " + to_string(input));
   Network<float> net(input, c.seed);
   build_network(c, net);
-  if (net.output_shape() != Shape{int64_t(classes.size())})
-    throw ConfigError(c.layers.back().where + ": the network ends with shape " +
-                      to_string(net.output_shape()) + ", but there are " +
-                      std::to_string(classes.size()) + " classes (the last layer needs " +
-                      std::to_string(classes.size()) + " outputs)");
+  const int64_t outputs = int64_t(classes.size()) + (transcripts ? 1 : 0);
+  const Shape& got = net.output_shape();
+  if (transcripts ? (got.size() != 2 || got[1] != outputs) : got != Shape{outputs})
+    throw ConfigError(
+        c.layers.back().where + ": the network ends with shape " + to_string(got) + ", but " +
+        (transcripts
+             ? "CTC over an alphabet of " + std::to_string(classes.size()) +
+                   " symbols needs a sequence of " + std::to_string(outputs) +
+                   " scores per frame (symbols + the blank; end with frame_dense: {units: " +
+                   std::to_string(outputs) + "})"
+             : "there are " + std::to_string(classes.size()) + " classes (the last layer needs " +
+                   std::to_string(outputs) + " outputs)"));
   std::unique_ptr<Loss<float>> loss = make_loss<float>(c.loss);
   std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
 
@@ -298,19 +331,24 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
 
   const auto t0 = std::chrono::steady_clock::now();
-  TrainResult result = fit(net, *loss, *opt, train, o);
+  TrainResult result =
+      sequences ? fit(net, *loss, *opt, strain, o) : fit(net, *loss, *opt, train, o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   outcome.epochs_run = int(result.history.size());
 
   ConfusionMatrix cm(int(classes.size()));
   EvalResult te{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-  if (test.size() > 0) {
-    te = evaluate(net, *loss, test, 256, &cm);
+  if (n_test > 0) {
+    ConfusionMatrix* cmp = transcripts ? nullptr : &cm;
+    te = sequences ? evaluate(net, *loss, stest, 64, cmp) : evaluate(net, *loss, test, 256, cmp);
     outcome.test_accuracy = te.accuracy;
+    outcome.test_error_rate = te.error_rate;
     if (log) {
-      char line[128];
-      std::snprintf(line, sizeof line, "test: loss %.4f accuracy %.4f (%lld samples)\n", te.loss,
-                    te.accuracy, static_cast<long long>(test.size()));
+      char line[160];
+      std::snprintf(line, sizeof line, "test: loss %.4f accuracy %.4f%s (%lld samples)\n", te.loss,
+                    te.accuracy,
+                    transcripts ? (" character_error_rate " + fmt_rate(te.error_rate)).c_str() : "",
+                    static_cast<long long>(n_test));
       *log << line;
     }
   }
@@ -319,28 +357,38 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                 {"classes", std::to_string(classes.size())},
                 {"trained", now_utc()},
                 {"epochs", std::to_string(result.history.size())},
-                {"train_samples", std::to_string(train.size())},
-                {"test_samples", std::to_string(test.size())}};
-  for (size_t i = 0; i < classes.size(); ++i)
-    meta.emplace_back("class." + std::to_string(i), classes[i]);
-  if (test.size() > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
+                {"train_samples", std::to_string(n_train)},
+                {"test_samples", std::to_string(n_test)},
+                {"labels", c.labels}};
+  if (transcripts)
+    meta.emplace_back("alphabet", c.alphabet);
+  else
+    for (size_t i = 0; i < classes.size(); ++i)
+      meta.emplace_back("class." + std::to_string(i), classes[i]);
+  if (n_test > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
+  if (n_test > 0 && transcripts) meta.emplace_back("test_character_error_rate", num(te.error_rate));
   save_model(net, (fs::path(out) / kModelFile).string(), meta);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
 
   ReportInput rep;
   rep.title = c.name;
   rep.result = result;
-  rep.confusion = test.size() > 0 ? &cm : nullptr;
+  rep.confusion = n_test > 0 && !transcripts ? &cm : nullptr;
   rep.class_names = classes;
   rep.test_loss = te.loss;
   rep.test_accuracy = te.accuracy;
   rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
-               {"train_samples", std::to_string(train.size())},
-               {"test_samples", std::to_string(test.size())},
+               {"train_samples", std::to_string(n_train)},
+               {"test_samples", std::to_string(n_test)},
                {"parameters", std::to_string(net.param_count())},
                {"training_seconds", num(secs)},
                {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
                {"skipped_samples", std::to_string(train_set.skipped.size())}};
+  if (transcripts) {
+    rep.class_names.clear();
+    rep.facts.emplace_back("alphabet", c.alphabet);
+    if (n_test > 0) rep.facts.emplace_back("test_character_error_rate", num(te.error_rate));
+  }
   write_training_report(out, rep);
   fs::remove(ckpt, ec);
   return outcome;
@@ -356,15 +404,30 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
     throw FileError(dir + ": not a model directory (no " + kPipelineFile + ")");
   config_ = load_pipeline_config(pfile);
   model_ = load_model<float>(mfile);
-  for (size_t i = 0;; ++i) {
-    const std::string key = "class." + std::to_string(i);
-    auto it = std::find_if(model_.meta.begin(), model_.meta.end(),
-                           [&](const auto& kv) { return kv.first == key; });
-    if (it == model_.meta.end()) break;
-    classes_.push_back(it->second);
+  auto meta = [&](const std::string& key) -> const std::string* {
+    for (const auto& kv : model_.meta)
+      if (kv.first == key) return &kv.second;
+    return nullptr;
+  };
+  const std::string* labels = meta("labels");
+  transcripts_ = labels && *labels == "transcript";
+  if (transcripts_) {
+    const std::string* alphabet = meta("alphabet");
+    if (!alphabet || alphabet->empty())
+      throw FileError(mfile + ": a transcript model without its alphabet");
+    for (char ch : *alphabet) classes_.emplace_back(1, ch);
+  } else {
+    for (size_t i = 0;; ++i) {
+      const std::string* name = meta("class." + std::to_string(i));
+      if (!name) break;
+      classes_.push_back(*name);
+    }
   }
-  if (classes_.empty() || model_.net.output_shape() != Shape{int64_t(classes_.size())})
-    throw FileError(mfile + ": the model's class names do not match its output");
+  const Shape& out = model_.net.output_shape();
+  const int64_t k = int64_t(classes_.size());
+  if (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1 : out != Shape{k}))
+    throw FileError(mfile + ": the model's class names (or alphabet) do not match its output " +
+                    to_string(out));
   load_plugins(registry_, config_.plugin_path, plugin_dirs);
   pipeline_ = std::make_unique<Pipeline>(config_, registry_);
 }
@@ -380,6 +443,41 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
     const std::vector<Tensor<float>>& feats) {
   std::vector<Prediction> out;
   const Shape& in = model_.net.input_shape();
+  if (transcripts_ || (!in.empty() && in[0] == kDynamic)) {
+    // Sequences, one at a time (no padding).
+    Tensor<float> x;
+    for (const Tensor<float>& f : feats) {
+      if (f.rank() != int(in.size()) ||
+          !std::equal(in.begin() + 1, in.end(), f.shape().begin() + 1) ||
+          (in[0] != kDynamic && f.dim(0) != in[0]))
+        throw ShapeError("features of shape " + to_string(f.shape()) + ", but the model takes " +
+                         to_string(in));
+      Shape s{1};
+      s.insert(s.end(), f.shape().begin(), f.shape().end());
+      x.resize(s);
+      std::copy(f.data(), f.data() + f.size(), x.data());
+      const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
+      Prediction p;
+      if (transcripts_) {
+        const CtcResult r = ctc_greedy_decode(y, 0, -1, 0);
+        for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
+        p.confidence = r.confidence;
+      } else {
+        const int64_t k = int64_t(classes_.size());
+        const float* row = y.data();
+        const float mx = *std::max_element(row, row + k);
+        double z = 0;
+        for (int64_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
+        for (int64_t c = 0; c < k; ++c)
+          p.probabilities.push_back(std::exp(double(row[c] - mx)) / z);
+        p.label = int(std::max_element(row, row + k) - row);
+        p.name = classes_[size_t(p.label)];
+        p.confidence = p.probabilities[size_t(p.label)];
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
   const int64_t per = shape_size(in);
   const int64_t k = int64_t(classes_.size());
   Tensor<float> x;

@@ -1,5 +1,6 @@
 // Plugins for the host's tests, one source built into several libraries (see tests/CMakeLists.txt):
-//   TEST_VARIANT_STAGES     test.numbers (file -> features), test.fail_on, test.scale
+//   TEST_VARIANT_STAGES     test.numbers (file -> features), test.fail_on, test.image_sink,
+//                           test.frames (file -> sequence)
 //   TEST_VARIANT_DUPLICATE  another test.numbers (two plugins with one name)
 //   TEST_VARIANT_ABI        the right symbols, the wrong ABI version
 //   TEST_VARIANT_NO_ENTRIES an ABI version but no plugin list
@@ -62,6 +63,37 @@ class Numbers : public bpkit::FeaturePlugin {
   bool square_ = false, strict_ = false;
 };
 
+// Reads a feature sequence: one frame per line, whitespace-separated numbers.
+class Frames : public bpkit::FeaturePlugin {
+ public:
+  static PluginInfo info() {
+    return {"test.frames", "1.0",           "reads one frame of numbers per line (test plugin)",
+            Kind::kFile,   Kind::kSequence, {}};
+  }
+  Value process(const Value& in) const override {
+    std::ifstream f(in.path);
+    if (!f) throw std::runtime_error("cannot open the file");
+    std::vector<std::vector<float>> frames;
+    std::string line;
+    while (std::getline(f, line)) {
+      std::istringstream ls(line);
+      frames.emplace_back();
+      double x;
+      while (ls >> x) frames.back().push_back(float(x));
+      if (frames.back().empty() || frames.back().size() != frames[0].size())
+        throw std::runtime_error("frame " + std::to_string(frames.size()) + " is malformed");
+    }
+    if (frames.empty()) throw std::runtime_error("no frames");
+    Value out;
+    out.kind = Kind::kSequence;
+    out.tensor.resize({int64_t(frames.size()), int64_t(frames[0].size())});
+    for (size_t t = 0; t < frames.size(); ++t)
+      for (size_t k = 0; k < frames[t].size(); ++k)
+        out.tensor[int64_t(t * frames[0].size() + k)] = frames[t][k];
+    return out;
+  }
+};
+
 // Throws on a sample whose first feature equals `bad_value`.
 class FailOn : public bpkit::FeaturePlugin {
  public:
@@ -119,7 +151,8 @@ class Lifetime : public bpkit::FeaturePlugin {
 }  // namespace test_plugins
 
 #if defined(TEST_VARIANT_STAGES)
-BPKIT_PLUGIN_LIBRARY(test_plugins::Numbers, test_plugins::FailOn, test_plugins::ImageSink)
+BPKIT_PLUGIN_LIBRARY(test_plugins::Numbers, test_plugins::FailOn, test_plugins::ImageSink,
+                     test_plugins::Frames)
 #elif defined(TEST_VARIANT_DUPLICATE)
 BPKIT_PLUGIN_LIBRARY(test_plugins::Numbers)
 #elif defined(TEST_VARIANT_LIFETIME)

@@ -17,6 +17,18 @@ struct Dataset {
   int64_t size() const { return x.rank() == 0 ? 0 : x.rows(); }  // an empty Dataset{} has 0
 };
 
+// Samples of varying size along their first dimension (sequences: x[i] is {T_i, F}), with either a
+// class label per sample (sequence → label) or a label sequence per sample (CTC: labels in
+// [0, classes), never the blank). Training pads each batch to its longest sample and passes the
+// valid lengths to the network.
+struct SequenceDataset {
+  std::vector<Tensor<float>> x;
+  std::vector<int32_t> y;                       // class labels, or empty
+  std::vector<std::vector<int32_t>> sequences;  // label sequences, or empty
+  int classes = 0;
+  int64_t size() const { return int64_t(x.size()); }
+};
+
 // Reads an IDX image file (u8, rank 3: N×H×W) and its label file into x [N,1,H,W] scaled to [0,1].
 // Files may be gzip-compressed. Throws FileError naming the path on any unreadable, truncated or
 // inconsistent file.

@@ -68,13 +68,27 @@ struct TrainOptions {
 // non-finite; the step that produced it is not applied, so `net` holds the last good weights.
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& data,
                 const TrainOptions& options);
+// The same for variable-length samples: each batch is padded to its longest sample and the valid
+// lengths go to the network (Network::forward with lengths). With label sequences the loss is CTC
+// (Targets::sequences, Targets::lengths = the network's output lengths) and accuracy counts
+// sequences whose greedy (best-path) decoding equals the labels exactly.
+TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
+                const SequenceDataset& data, const TrainOptions& options);
 
 // Loss and accuracy (and confusion matrix when cm is given) on `data` in inference mode.
 struct EvalResult {
   double loss;
   double accuracy;
+  // Label sequences: edit distance of the greedy decoding to the labels over the labels' total
+  // length (the character error rate for text); NaN for class labels.
+  double error_rate = std::numeric_limits<double>::quiet_NaN();
 };
 EvalResult evaluate(Network<float>& net, Loss<float>& loss, const Dataset& data, int64_t batch,
                     ConfusionMatrix* cm = nullptr);
+EvalResult evaluate(Network<float>& net, Loss<float>& loss, const SequenceDataset& data,
+                    int64_t batch, ConfusionMatrix* cm = nullptr);
+
+// Levenshtein distance between two label sequences.
+int64_t edit_distance(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
 
 }  // namespace bpkit

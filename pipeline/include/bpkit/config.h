@@ -52,6 +52,12 @@ struct PipelineConfig {
   double validation_split = 0;
   std::vector<std::string> classes;  // empty: the sorted labels of the training manifest
   std::string classes_where;
+  // "class": a manifest's second column names a class. "transcript": it is a symbol sequence over
+  // `alphabet` (one symbol per byte), learned with the CTC loss (label k+1 is alphabet[k]; 0 is
+  // the blank).
+  std::string labels = "class";
+  std::string alphabet;
+  std::string labels_where;
 
   // network
   std::vector<int64_t> input_shape;  // optional: checked against the features when given

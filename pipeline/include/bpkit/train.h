@@ -30,7 +30,8 @@ struct TrainRequest {
 
 struct TrainOutcome {
   std::string model_dir;
-  double test_accuracy = -1;  // -1 without test data
+  double test_accuracy = -1;    // -1 without test data
+  double test_error_rate = -1;  // transcripts: character error rate on the test data
   int epochs_run = 0;
   int resumed_from = 0;  // epochs already done by the checkpoint (0: a fresh start)
 };
@@ -57,6 +58,8 @@ class TrainedModel {
   std::vector<Prediction> predict(const std::vector<Tensor<float>>& features);
 
   const std::vector<std::string>& classes() const { return classes_; }
+  // True when the model reads transcripts (CTC over classes() as the alphabet).
+  bool transcripts() const { return transcripts_; }
   Network<float>& network() { return model_.net; }
   const Metadata& metadata() const { return model_.meta; }
   const Pipeline& pipeline() const { return *pipeline_; }
@@ -69,6 +72,7 @@ class TrainedModel {
   std::unique_ptr<Pipeline> pipeline_;
   LoadedModel<float> model_;
   std::vector<std::string> classes_;
+  bool transcripts_ = false;
 };
 
 // Model directory file names.

@@ -301,7 +301,7 @@ int cmd_train(int argc, char** argv) {
   r.use_cache = !o.count("no-cache");
   r.log = &std::cout;
   r.terminal = isatty(STDOUT_FILENO);
-  if (o.count("threads")) bpkit::set_num_threads(int(integer(o, "threads", 1, 1)));
+  r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1)) : 0;
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);

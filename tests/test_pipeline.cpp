@@ -191,7 +191,9 @@ TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions",
   bpkit::Pipeline p(c, reg);
   CHECK(p.stages()[0].params.get_float("scale") == 2);
   CHECK(p.stages()[0].params.get_string("mode") == "plain");
-  CHECK_THAT(p.signature(), Contains("test.numbers@1.0{count=0;mode=plain;scale=2;strict=false;}"));
+  CHECK_THAT(p.signature(), Contains("test.numbers@1.0#" + reg.get("test.numbers").digest +
+                                     "{count=0;mode=plain;scale=2;strict=false;}"));
+  CHECK(reg.get("test.numbers").digest.size() == 16);
 }
 
 TEST_CASE("the feature cache serves only what matches content and parameters", "[cache]") {

@@ -127,6 +127,7 @@ Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry)
     }
     st.info = reg->info;
     st.file = reg->file;
+    st.digest = reg->digest;
     st.params = validate_params(st.info, sc.params, sc.param_where, sc.where);
     st.object = registry.create(sc.plugin);
     try {
@@ -157,7 +158,7 @@ Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry)
                       "') produces " + kind_name(stages_.back().info.produces) +
                       "; a network needs features or a sequence (add a stage that makes them)");
   for (const Stage& st : stages_) {
-    signature_ += st.plugin + "@" + st.info.version + "{";
+    signature_ += st.plugin + "@" + st.info.version + "#" + st.digest + "{";
     for (const auto& [k, v] : st.params.all()) signature_ += k + "=" + v + ";";
     signature_ += "}";
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +27,23 @@ bool looks_like_elf(const std::string& path) {
   in.read(magic, 4);
   return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
          magic[3] == 'F';
+}
+
+// FNV-1a (64 bits) of the file's bytes, in hex.
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t h = 0xcbf29ce484222325ull;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h ^= static_cast<unsigned char>(buf[i]);
+      h *= 0x100000001b3ull;
+    }
+    if (!in) break;
+  }
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
 }
 
 }  // namespace
@@ -97,8 +115,10 @@ void PluginRegistry::load_library(const std::string& path) {
       if (infos[j].name == info.name)
         throw PluginError(path + ": defines the plugin '" + info.name + "' twice");
   }
+  const std::string digest = file_digest(path);
   for (size_t i = 0; i < infos.size(); ++i)
-    plugins_.push_back(RegisteredPlugin{std::move(infos[i]), path, handle, entries[i].create});
+    plugins_.push_back(
+        RegisteredPlugin{std::move(infos[i]), path, digest, handle, entries[i].create});
 }
 
 void PluginRegistry::add_directory(const std::string& dir) {

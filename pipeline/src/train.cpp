@@ -221,7 +221,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     else
       build_network(c, probe);
   }
-  if (c.threads > 0) set_num_threads(c.threads);
+  if (r.threads > 0)
+    set_num_threads(r.threads);
+  else if (c.threads > 0)
+    set_num_threads(c.threads);
 
   const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
   const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest);

@@ -28,13 +28,14 @@ class Pipeline {
   // Runs every stage on one input file. Throws StageError (or FileError for an unreadable file).
   Value run(const std::string& file) const;
   Kind output_kind() const;
-  // The stages, their versions and parameters as one canonical line: part of the feature-cache
-  // key, so that changing any parameter or plugin version invalidates cached features.
+  // The stages, their versions, libraries (a digest of each file) and parameters as one
+  // canonical line: part of the feature-cache key, so that changing a parameter or rebuilding a
+  // plugin invalidates cached features.
   const std::string& signature() const { return signature_; }
   size_t size() const { return stages_.size(); }
 
   struct Stage {
-    std::string plugin, where, file;
+    std::string plugin, where, file, digest;
     PluginInfo info;
     ParamValues params;
     std::shared_ptr<FeaturePlugin> object;

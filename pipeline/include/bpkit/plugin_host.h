@@ -25,7 +25,8 @@ struct PluginLibraryHandle;  // an open library (opaque)
 
 struct RegisteredPlugin {
   PluginInfo info;
-  std::string file;  // the library that defines it
+  std::string file;    // the library that defines it
+  std::string digest;  // of the library file's bytes: a rebuilt library invalidates cached features
   std::shared_ptr<PluginLibraryHandle> library;
   FeaturePlugin* (*create)() = nullptr;
 };

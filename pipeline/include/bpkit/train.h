@@ -24,6 +24,7 @@ struct TrainRequest {
   bool resume = false;                   // continue from out_dir/checkpoint.bpk
   std::vector<std::string> plugin_dirs;  // --plugin-path
   bool use_cache = true;
+  int threads = 0;              // > 0: overrides training.threads
   std::ostream* log = nullptr;  // progress and messages
   bool terminal = false;        // draw a progress bar
 };

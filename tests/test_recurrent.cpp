@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/ctc.h"
 #include "bpkit/error.h"
 #include "bpkit/loss.h"
 #include "bpkit/model_file.h"
@@ -497,4 +498,61 @@ TEST_CASE("LSTM and GRU learn to remember the first frame of variable-length seq
     }
     CHECK(double(correct) / total > 0.97);
   }
+}
+
+// The path a speech or OCR model takes: a bidirectional LSTM, a per-frame linear layer and the CTC
+// loss over padded batches of variable length, with the lengths the network reports. Each label
+// (1..3) is drawn as 2–3 frames of its one-hot feature with noise, labels separated by 0–2 silent
+// frames; after training, greedy decoding transcribes unseen sequences.
+TEST_CASE("bidirectional LSTM + frame_dense + CTC learns to transcribe", "[recurrent][learning]") {
+  Network<float> net({kDynamic, 3}, 21);
+  net.emplace<Lstm<float>>(16, options(true));
+  net.emplace<FrameDense<float>>(4);
+  Adam<float> opt(net.params(), 0.02);
+  CtcLoss<float> loss(0);
+  Rng rng(22);
+  const int64_t B = 16, TT = 22;  // the longest sequence: 1 + 4·3 + 4·2 = 21 frames
+  auto batch = [&](Tensor<float>& x, std::vector<int32_t>& lengths, Targets<float>& t) {
+    x.resize({B, TT, 3});
+    x.zero();
+    lengths.assign(size_t(B), 0);
+    t.sequences.assign(size_t(B), {});
+    for (int64_t b = 0; b < B; ++b) {
+      const int n = 2 + int(rng.below(3));
+      int64_t frame = int64_t(rng.below(2));
+      for (int k = 0; k < n; ++k) {
+        const int32_t label = int32_t(1 + rng.below(3));
+        t.sequences[size_t(b)].push_back(label);
+        const int64_t width = 2 + int64_t(rng.below(2));
+        for (int64_t w = 0; w < width; ++w, ++frame)
+          for (int64_t f = 0; f < 3; ++f)
+            x[(b * TT + frame) * 3 + f] =
+                (f == label - 1 ? 1.0f : 0.0f) + 0.2f * float(rng.normal());
+        frame += int64_t(rng.below(3));
+      }
+      lengths[size_t(b)] = int32_t(std::max<int64_t>(frame, 1));
+    }
+  };
+  Tensor<float> x, grad;
+  std::vector<int32_t> lengths;
+  Targets<float> t;
+  for (int step = 0; step < 300; ++step) {
+    batch(x, lengths, t);
+    const Tensor<float>& y = net.forward(x, Mode::kTrain, &lengths);
+    t.lengths = net.output_lengths();
+    net.zero_grad();
+    loss.compute(y, t, grad);
+    net.backward(grad);
+    clip_grad_norm(net.params(), 5.0);
+    opt.step();
+  }
+  int correct = 0, total = 0;
+  for (int rep = 0; rep < 4; ++rep) {
+    batch(x, lengths, t);
+    const Tensor<float>& y = net.forward(x, Mode::kInfer, &lengths);
+    for (int64_t b = 0; b < B; ++b, ++total)
+      correct += ctc_greedy_decode(y, b, net.output_lengths()[size_t(b)]).labels() ==
+                 t.sequences[size_t(b)];
+  }
+  CHECK(double(correct) / total > 0.9);
 }

@@ -5,6 +5,7 @@
 // batch-1 inference of one 100-frame utterance (forward + per-frame argmax, the mean of 200 calls;
 // best of three such rounds). The same for a bidirectional GRU. The last line is machine-readable.
 //
+// Each training line is followed by the mean time per step of each phase.
 // usage: bench_recurrent [--iters N] [--threads N] [--cells lstm,gru]
 // Without --threads each network runs with 2 engine threads, then 1 (the peer script likewise takes
 // libtorch's best thread setting), and the summary takes the best of the two for each figure.
@@ -35,6 +36,8 @@ constexpr int64_t kT = 100, kB = 32, kF = 40, kH = 128, kC = 12, kLabels = 8;
 
 struct Figures {
   double train_seq_s = 0, b1_ms = 0, loss = 0;
+  // Mean ms per training step of each phase: zero_grad, forward, loss, backward, optimizer step.
+  double phase_ms[5] = {0, 0, 0, 0, 0};
 };
 
 Figures run(bpkit::Cell cell, int iters) {
@@ -57,16 +60,26 @@ Figures run(bpkit::Cell cell, int iters) {
 
   Tensor<float> grad;
   Figures f;
+  double mark[6];
   auto step = [&] {
+    mark[0] = now_s();
     net.zero_grad();
+    mark[1] = now_s();
     const Tensor<float>& y = net.forward(x, bpkit::Mode::kTrain, &targets.lengths);
+    mark[2] = now_s();
     f.loss = loss.compute(y, targets, grad);
+    mark[3] = now_s();
     net.backward(grad);
+    mark[4] = now_s();
     opt.step();
+    mark[5] = now_s();
   };
   step();  // warm-up: buffers grow to the batch
   const double t0 = now_s();
-  for (int i = 0; i < iters; ++i) step();
+  for (int i = 0; i < iters; ++i) {
+    step();
+    for (int p = 0; p < 5; ++p) f.phase_ms[p] += 1000 * (mark[p + 1] - mark[p]) / iters;
+  }
   f.train_seq_s = iters * kB / (now_s() - t0);
 
   Tensor<float> x1({1, kT, kF});
@@ -133,6 +146,8 @@ int main(int argc, char** argv) {
           "batch1_infer_ms %.3f\n",
           name, (long long)kT, (long long)kB, (long long)kF, (long long)kH, bpkit::num_threads(),
           g.train_seq_s, g.loss, g.b1_ms);
+      std::printf("  ms per step: zero_grad %.2f forward %.2f loss %.2f backward %.2f step %.2f\n",
+                  g.phase_ms[0], g.phase_ms[1], g.phase_ms[2], g.phase_ms[3], g.phase_ms[4]);
       std::fflush(stdout);
       f.train_seq_s = std::max(f.train_seq_s, g.train_seq_s);
       f.b1_ms = std::min(f.b1_ms, g.b1_ms);

@@ -39,7 +39,8 @@ struct Row {
   int64_t params = 0, units = 0;
   std::vector<double> pixel, exact;  // per level, summed over seeds
   double train_s = 0, fwd_iters = 0, adj_iters = 0;
-  int skipped = 0;  // training steps skipped (relaxation failed), all seeds
+  int skipped = 0;          // training steps skipped (relaxation failed), all seeds
+  int64_t unconverged = 0;  // held-out samples without an answer, all seeds and levels
 };
 
 long long arg_int(int& i, int argc, char** argv) {
@@ -185,6 +186,7 @@ int main(int argc, char** argv) {
         const assoc::Score sc = assoc::evaluate(net, held_out(seed, l));
         row.pixel[l] += sc.pixel_error / seeds;
         row.exact[l] += sc.exact / seeds;
+        row.unconverged += sc.unconverged;
         if (fp) fwd += fp->last_forward().mean_iterations / double(L);
       }
       row.fwd_iters += fwd / seeds;
@@ -215,7 +217,8 @@ int main(int argc, char** argv) {
     }
     if (r.train_s > 0) std::printf(" %8.1f", r.train_s);
     if (r.fwd_iters > 0)
-      std::printf(" %4.1f/%4.1f  %d skipped", r.fwd_iters, r.adj_iters, r.skipped);
+      std::printf(" %4.1f/%4.1f  %d steps skipped, %lld samples unconverged", r.fwd_iters,
+                  r.adj_iters, r.skipped, (long long)r.unconverged);
     std::printf("\n");
   }
   // Machine-readable: pixel error of each network at each level, in the table's order.

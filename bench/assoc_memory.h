@@ -127,8 +127,9 @@ inline Batch make_batch(const std::vector<std::vector<uint8_t>>& set, int64_t n,
 }
 
 struct Score {
-  double pixel_error = 0;  // fraction of wrong pixels
-  double exact = 0;        // fraction of samples restored without a single wrong pixel
+  double pixel_error = 0;   // fraction of wrong pixels
+  double exact = 0;         // fraction of samples restored without a single wrong pixel
+  int64_t unconverged = 0;  // fixed-point net: samples whose relaxation failed (see evaluate)
 };
 
 // Outputs in [0, 1] (or the corrupted input in {−1, 0, 1}) thresholded at `threshold`.
@@ -253,8 +254,31 @@ inline TrainResult train(bpkit::Network<float>& net, const std::vector<std::vect
   return result;
 }
 
+// Scores the network's answers. When the batch's relaxation fails (ConvergenceError), the samples
+// are relaxed one by one; a sample that still fails has no answer, and is scored as if the network
+// had returned its corrupted input (so it counts as not restored) and counted in `unconverged`.
 inline Score evaluate(bpkit::Network<float>& net, const Batch& b) {
-  return score(net.forward(b.x, bpkit::Mode::kInfer), b.target);
+  try {
+    return score(net.forward(b.x, bpkit::Mode::kInfer), b.target);
+  } catch (const bpkit::ConvergenceError&) {
+  }
+  const int64_t n = b.x.rows();
+  bpkit::Tensor<float> out(b.target.shape()), one({1, kPixels});
+  int64_t failed = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    std::copy(b.x.data() + s * kPixels, b.x.data() + (s + 1) * kPixels, one.data());
+    float* o = out.data() + s * kPixels;
+    try {
+      const bpkit::Tensor<float>& y = net.forward(one, bpkit::Mode::kInfer);
+      std::copy(y.begin(), y.end(), o);
+    } catch (const bpkit::ConvergenceError&) {
+      ++failed;
+      for (int i = 0; i < kPixels; ++i) o[i] = one[i] > 0 ? 1.f : 0.f;
+    }
+  }
+  Score sc = score(out, b.target);
+  sc.unconverged = failed;
+  return sc;
 }
 
 }  // namespace assoc

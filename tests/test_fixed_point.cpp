@@ -15,6 +15,7 @@
 #include "bpkit/loss.h"
 #include "bpkit/model_file.h"
 #include "bpkit/optimizer.h"
+#include "bpkit/threading.h"
 #include "gradcheck.h"
 #include "temp_dir.h"
 
@@ -217,6 +218,23 @@ TEST_CASE("fixed_point reports a forward relaxation that does not converge", "[f
   CHECK(fp.last_forward().max_iterations < 200);
 }
 
+TEST_CASE("fixed_point reports the failing sample of any block of the batch", "[fixed_point]") {
+  // 128 units: the batch of 16 splits into blocks of 8 samples, one per thread (two or more
+  // threads); the failing sample sits in the second block, the others converge at once.
+  FixedPointOptions o;
+  o.tol = 1e-8;
+  o.max_iter = 50;
+  o.damping = 1;
+  Network<double> net = self_coupled(128, -4, o);
+  Tensor<double> x({16, 128}, 0.0);
+  x[13 * 128 + 100] = 0.3;
+  CHECK_THROWS_WITH(net.forward(x, Mode::kTrain), Contains("sample 13 of a batch of 16") &&
+                                                      Contains("1 samples unconverged") &&
+                                                      Contains("after 50 iterations"));
+  x[2 * 128 + 7] = 0.2;
+  CHECK_THROWS_WITH(net.forward(x, Mode::kTrain), Contains("2 samples unconverged"));
+}
+
 TEST_CASE("fixed_point reports an adjoint relaxation that does not converge", "[fixed_point]") {
   FixedPointOptions o;
   o.adjoint_tol = 1e-8;
@@ -334,6 +352,37 @@ TEST_CASE("fixed_point is deterministic", "[fixed_point]") {
   other.emplace<FixedPoint<float>>(10, 6, Act::kSigmoid, FixedPointOptions{}, false, true, 2.0);
   CHECK(std::vector<float>(other.params()[0].value->begin(), other.params()[0].value->end()) !=
         std::vector<float>(a.begin(), a.begin() + 100));
+}
+
+TEST_CASE("fixed_point gives the same results on one thread and on several", "[fixed_point]") {
+  // 80 units, 64 samples: several blocks of samples when threads are available.
+  Network<double> net({20}, 11);
+  net.emplace<FixedPoint<double>>(80, 30, Act::kTanh, FixedPointOptions{}, false, false, 0.9);
+  const Tensor<double> x = random_tensor({64, 20}, 12);
+  const Tensor<double> dy = random_tensor({64, 30}, 13);
+  auto run = [&](int threads, std::vector<double>& grads) {
+    const int saved = num_threads();
+    set_num_threads(threads);
+    Tensor<double> y = net.forward(x, Mode::kTrain), dx;
+    net.zero_grad();
+    net.backward(dy, &dx);
+    set_num_threads(saved);
+    grads.assign(dx.begin(), dx.end());
+    for (const auto& p : net.params()) grads.insert(grads.end(), p.grad->begin(), p.grad->end());
+    return y;
+  };
+  std::vector<double> g1, g2;
+  const Tensor<double> y1 = run(1, g1), y2 = run(std::max(2, num_threads()), g2);
+  REQUIRE(y1.size() == y2.size());
+  for (int64_t i = 0; i < y1.size(); ++i) CHECK(std::abs(y1[i] - y2[i]) < 1e-12);
+  REQUIRE(g1.size() == g2.size());
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < g1.size(); ++i) {
+    worst = std::max(worst, std::abs(g1[i] - g2[i]));
+    largest = std::max(largest, std::abs(g1[i]));
+  }
+  CHECK(worst <= 1e-12 * largest);
+  CHECK(largest > 0);
 }
 
 template <class T>

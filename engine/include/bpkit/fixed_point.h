@@ -40,6 +40,7 @@
 // count; nothing is returned or accumulated in that case.
 //
 // Thread safety: none (one layer, one caller). Deterministic for a fixed thread count.
+// docs/fixed_point.md has the derivation, the controls and the associative-memory demonstration.
 #pragma once
 
 #include <cstdint>

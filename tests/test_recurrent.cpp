@@ -556,3 +556,65 @@ TEST_CASE("bidirectional LSTM + frame_dense + CTC learns to transcribe", "[recur
   }
   CHECK(double(correct) / total > 0.9);
 }
+
+// The forward pass against the documented equations, written out naively (one sample, one frame,
+// one unit at a time) from the layer's own parameters: weight_ih [F, D·G·H], weight_hh [D, H, G·H],
+// bias [D·G·H], bias_hn [D·H]; gates [i f g o] (LSTM) and [r z n] (GRU).
+TEST_CASE("recurrent forward passes follow the documented equations", "[recurrent]") {
+  const int64_t F = 3, H = 4, TT = 5;
+  const std::vector<int32_t> lengths = {5, 3};
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  for (Cell cell : kCells) {
+    INFO(cell_name(cell));
+    Network<D> net({TT, F}, 91);
+    auto& layer = net.emplace<Recurrent<D>>(cell, H, options(true));
+    // Nonzero biases everywhere, so that each one's place in the equations is checked.
+    for (auto& p : layer.params())
+      if (p.name.find("bias") != std::string::npos) *p.value = random_tensor(p.value->shape(), 92);
+    const auto params = layer.params();
+    const Tensor<D>&wx = *params[0].value, &wh = *params[1].value, &bias = *params[2].value;
+    const Tensor<D>* bhn = cell == Cell::kGru ? params[3].value : nullptr;
+    const int64_t G = cell == Cell::kLstm ? 4 : cell == Cell::kGru ? 3 : 1, GH = G * H;
+    Tensor<D> x = random_tensor({2, TT, F}, 93);
+    const Tensor<D>& y = net.forward(x, Mode::kInfer, &lengths);
+    double worst = 0;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t d = 0; d < 2; ++d) {
+        const int64_t L = lengths[size_t(b)];
+        std::vector<double> h(static_cast<size_t>(H), 0.0), c(static_cast<size_t>(H), 0.0);
+        for (int64_t s = 0; s < L; ++s) {
+          const int64_t t = d == 0 ? s : L - 1 - s;
+          // Input side a[k] = Σ_f x·Wx + b, recurrent side r[k] = Σ_j h·Wh.
+          std::vector<double> a(static_cast<size_t>(GH)), r(static_cast<size_t>(GH));
+          for (int64_t k = 0; k < GH; ++k) {
+            a[size_t(k)] = bias[d * GH + k];
+            for (int64_t f = 0; f < F; ++f)
+              a[size_t(k)] += x[(b * TT + t) * F + f] * wx[f * 2 * GH + d * GH + k];
+            r[size_t(k)] = 0;
+            for (int64_t j = 0; j < H; ++j) r[size_t(k)] += h[size_t(j)] * wh[(d * H + j) * GH + k];
+          }
+          std::vector<double> hn(static_cast<size_t>(H));
+          for (int64_t u = 0; u < H; ++u) {
+            const size_t U = size_t(u);
+            if (cell == Cell::kElman) {
+              hn[U] = std::tanh(a[U] + r[U]);
+            } else if (cell == Cell::kLstm) {
+              const double i = sig(a[U] + r[U]), f = sig(a[U + H] + r[U + H]);
+              const double g = std::tanh(a[U + 2 * H] + r[U + 2 * H]);
+              const double o = sig(a[U + 3 * H] + r[U + 3 * H]);
+              c[U] = f * c[U] + i * g;
+              hn[U] = o * std::tanh(c[U]);
+            } else {
+              const double rr = sig(a[U] + r[U]), z = sig(a[U + H] + r[U + H]);
+              const double n = std::tanh(a[U + 2 * H] + rr * (r[U + 2 * H] + (*bhn)[d * H + u]));
+              hn[U] = (1 - z) * n + z * h[U];
+            }
+          }
+          h = hn;
+          for (int64_t u = 0; u < H; ++u)
+            worst = std::max(worst, std::abs(y[(b * TT + t) * 2 * H + d * H + u] - h[size_t(u)]));
+        }
+      }
+    CHECK(worst < 1e-12);
+  }
+}

@@ -40,14 +40,15 @@ struct RecurrentOptions {
 
 // An Elman, LSTM or GRU layer, optionally bidirectional. Parameters (names "<layer>.<suffix>"):
 //   weight_ih [F, D·G·H]  input projections of every direction, gates side by side (one GEMM
-//                         over all B·T frames computes them)
+//                         per direction over all the frames computes them)
 //   weight_hh [D, H, G·H] recurrent weights of each direction, gates fused
 //   bias      [D·G·H]
 //   bias_hn   [D·H]       GRU only: the recurrent bias inside r⊙(·)
 // Initialized uniform in ±1/√H (as torch.nn.LSTM/GRU/RNN), biases 0, LSTM forget-gate bias 1.
 // Threads: one parallel region per pass; with two directions and two threads each direction
-// runs on its own thread, otherwise the batch is split; the time loop itself allocates nothing
-// once the buffers have grown to the batch's size.
+// runs on its own thread (projections, time loop and its parameter gradients), otherwise the
+// batch is split; batch 1 runs on the calling thread. Nothing is allocated once the buffers have
+// grown to the batch's size.
 template <class T>
 class Recurrent : public Layer<T> {
  public:

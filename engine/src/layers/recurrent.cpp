@@ -3,12 +3,12 @@
 // Shapes: B batch, T frames, F features, H units, D directions, G gates, GH = G·H. Buffers are
 // [B, T, D, ·] row-major, so frame t of sample b in direction d starts at ((b·T + t)·D + d)·width.
 //
-// Forward: one GEMM computes the input projections of every frame and direction (x[B·T, F] ·
-// Wx[F, D·GH]) into gates_; then each direction walks its frames, adding h₋·Wh[d] to the frame's
-// gate block with a GEMM over the batch rows of the block (strided: ldc = T·D·GH), and applies
-// the cell's element-wise math row by row. Backward walks the frames the other way, forming the
-// gate gradients dg_ frame by frame (the only part that must be sequential); the three weight and
-// input gradients are then one GEMM each over all frames.
+// Forward: per direction, one GEMM computes the input projections of every frame of the batch
+// block (x[B·T, F] · Wx[F, d]) into gates_; then the direction walks its frames, adding h₋·Wh[d]
+// to the frame's gate block with a GEMM over the block's rows (strided: ldc = T·D·GH; a GEMV at
+// batch 1), and applies the cell's element-wise math row by row. Backward walks the frames the
+// other way, forming the gate gradients dg_ frame by frame (the only part that must be
+// sequential); the weight gradients and the input gradient are then one GEMM each over all frames.
 //
 // Padded frames (t >= length) are skipped: their states are written as zeros, their gate
 // gradients are zero, and the backward direction of a padded sample starts at its own last frame

@@ -16,6 +16,7 @@
 #include "bpkit/recurrent.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -334,9 +335,12 @@ void Recurrent<T>::split_work(F&& fn) {
   // gradients. Otherwise blocks of the batch, each thread running every direction of its block:
   // samples never wait for one another.
   if (D == 2 && num_threads() == 2) {
-    parallel(2, [&](int t, int n) {
-      for (int64_t d = 0; d < D; ++d)
-        if (n == 1 || d == t) fn(d, int64_t(0), B);
+    // Each thread takes the next direction not yet taken: when the other core is busy elsewhere
+    // and its thread starts late, the calling thread runs both. A direction's result does not
+    // depend on the thread that runs it.
+    std::atomic<int> next{0};
+    parallel(2, [&](int, int) {
+      for (int d; (d = next.fetch_add(1)) < 2;) fn(int64_t(d), int64_t(0), B);
     });
     return;
   }

@@ -10,7 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-dev libeigen3-dev zlib1g-dev catch2
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libopencv-dev
-  dataset-fashion-mnist opencv-doc
+  dataset-fashion-mnist opencv-doc opencv-data
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,12 +1,15 @@
-// bpkit's built-in image stages (OpenCV): read any image file, convert to gray, resize, invert,
-// normalize, and turn an image into a feature tensor.
-#include <bpkit/plugin.h>
-
+// bpkit's general image stages (OpenCV): read any image file, convert to gray, resize, invert,
+// normalize, pick one image of a list, and turn an image into a feature tensor.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include "image_common.h"
+#include "image_stages.h"
 
 namespace bpkit_image {
 
@@ -16,250 +19,413 @@ using bpkit::ParamType;
 using bpkit::PluginInfo;
 using bpkit::Value;
 
-cv::Mat to_mat(const Image& im) {
-  if (im.width <= 0 || im.height <= 0 || im.channels <= 0 ||
-      im.pixels.size() != size_t(im.width) * size_t(im.height) * size_t(im.channels))
-    throw std::runtime_error("the image is empty or inconsistent (" + std::to_string(im.width) +
-                             "x" + std::to_string(im.height) + "x" + std::to_string(im.channels) +
-                             ")");
-  return cv::Mat(im.height, im.width, CV_32FC(im.channels), const_cast<float*>(im.pixels.data()));
-}
+namespace {
 
-Value from_mat(const cv::Mat& m, const std::string& path) {
-  cv::Mat f;
-  if (m.depth() == CV_32F)
-    f = m.isContinuous() ? m : m.clone();
-  else
-    m.convertTo(f, CV_32F);
-  Value v;
-  v.kind = Kind::kImage;
-  v.path = path;
-  v.image.width = f.cols;
-  v.image.height = f.rows;
-  v.image.channels = f.channels();
-  v.image.pixels.assign(f.ptr<float>(), f.ptr<float>() + f.total() * size_t(f.channels()));
+// What a file's header says, read without decoding any pixel.
+struct Header {
+  std::string format;  // "png", "jpeg", ...; empty when the format is not one parsed here
+  long long width = -1, height = -1;
+  long long maxval = 0;  // PNM: the largest sample value (scales the pixels)
+};
+
+uint32_t be(const unsigned char* p, int n) {
+  uint32_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+uint32_t le(const unsigned char* p, int n) {
+  uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
 
-class Read : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    return {"image.read",
-            "1.0",
-            "decodes an image file (PNG, JPEG, TIFF, BMP, PNM, ...; 8/16-bit, gray/color/alpha) to "
-            "pixels in [0, 1]",
-            Kind::kFile,
-            Kind::kImage,
-            {{"max_pixels", ParamType::kInt, "100000000",
-              "refuse images with more pixels than this (memory bound)", 1, 1e12}}};
-  }
-  void configure(const bpkit::ParamValues& p) override { max_pixels_ = p.get_int("max_pixels"); }
-  Value process(const Value& in) const override {
-    std::ifstream probe(in.path, std::ios::binary);
-    if (!probe) throw std::runtime_error("cannot open the file");
-    if (!cv::haveImageReader(in.path))
-      throw std::runtime_error("not an image OpenCV can decode (unknown or damaged header)");
-    cv::Mat m;
-    try {
-      m = cv::imread(in.path, cv::IMREAD_UNCHANGED);
-    } catch (const cv::Exception& e) {
-      throw std::runtime_error(std::string("cannot decode the image: ") + e.what());
-    }
-    if (m.empty()) throw std::runtime_error("cannot decode the image (truncated or damaged?)");
-    if (double(m.total()) > double(max_pixels_))
-      throw std::runtime_error("the image has " + std::to_string(m.cols) + "x" +
-                               std::to_string(m.rows) + " pixels, more than max_pixels");
-    double scale = 1;
-    switch (m.depth()) {
-      case CV_8U:
-        scale = 1.0 / 255;
-        break;
-      case CV_16U:
-        scale = 1.0 / 65535;
-        break;
-      case CV_32F:
-        scale = 1;
-        break;
-      default:
-        throw std::runtime_error("unsupported pixel depth");
-    }
-    cv::Mat f;
-    m.convertTo(f, CV_32F, scale);
-    return from_mat(f, in.path);
-  }
+bool read_at(std::ifstream& f, std::streamoff at, unsigned char* buf, int n) {
+  f.clear();
+  f.seekg(at);
+  f.read(reinterpret_cast<char*>(buf), n);
+  return f.gcount() == n;
+}
 
- private:
-  long long max_pixels_ = 100000000;
-};
-
-class Gray : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    return {"image.gray",
-            "1.0",
-            "converts to one gray channel; transparent pixels are composited over `background`",
-            Kind::kImage,
-            Kind::kImage,
-            {{"background", ParamType::kFloat, "1", "gray level behind transparent pixels", 0, 1}}};
+// PNM (P1-P6) and PAM (P7) headers: whitespace-separated numbers with # comments.
+void pnm_header(std::ifstream& f, Header& h) {
+  f.clear();
+  f.seekg(0);
+  char p = 0, kind = 0;
+  f.get(p).get(kind);
+  auto token = [&]() {
+    std::string t;
+    int c;
+    while ((c = f.get()) != EOF) {
+      if (c == '#') {
+        while ((c = f.get()) != EOF && c != '\n') {
+        }
+        continue;
+      }
+      if (std::isspace(c)) {
+        if (!t.empty()) break;
+        continue;
+      }
+      t += char(c);
+      if (t.size() > 32) break;
+    }
+    return t;
+  };
+  auto number = [&](const std::string& t) -> long long {
+    if (t.empty() || t.size() > 18 || !std::all_of(t.begin(), t.end(), ::isdigit))
+      throw std::runtime_error("damaged PNM header (expected a number, got '" + t + "')");
+    return std::stoll(t);
+  };
+  h.format = "pnm";
+  if (kind == '7') {  // PAM: KEY VALUE lines up to ENDHDR
+    for (int i = 0; i < 64; ++i) {
+      const std::string key = token();
+      if (key.empty() || key == "ENDHDR") break;
+      if (key == "WIDTH") h.width = number(token());
+      if (key == "HEIGHT") h.height = number(token());
+      if (key == "MAXVAL") h.maxval = number(token());
+    }
+    return;
   }
-  void configure(const bpkit::ParamValues& p) override { bg_ = float(p.get_float("background")); }
-  Value process(const Value& in) const override {
-    const Image& im = in.image;
-    cv::Mat m = to_mat(im), g;
-    if (im.channels == 1) return in;
-    if (im.channels == 3) {
-      cv::cvtColor(m, g, cv::COLOR_BGR2GRAY);
-    } else if (im.channels == 4) {
-      cv::cvtColor(m, g, cv::COLOR_BGRA2GRAY);
-      std::vector<cv::Mat> ch;
-      cv::split(m, ch);
-      g = g.mul(ch[3]) + (1.0f - ch[3]) * bg_;
-    } else if (im.channels == 2) {  // gray + alpha
-      std::vector<cv::Mat> ch;
-      cv::split(m, ch);
-      g = ch[0].mul(ch[1]) + (1.0f - ch[1]) * bg_;
+  h.width = number(token());
+  h.height = number(token());
+  h.maxval = (kind == '1' || kind == '4') ? 1 : number(token());
+}
+
+void jpeg_header(std::ifstream& f, Header& h) {
+  h.format = "jpeg";
+  std::streamoff at = 2;
+  unsigned char b[9];
+  for (int segments = 0; segments < 10000; ++segments) {
+    if (!read_at(f, at, b, 2)) return;
+    if (b[0] != 0xFF) return;
+    if (b[1] == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    const int m = b[1];
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+      at += 2;
+      continue;
+    }
+    if (m == 0xDA || m == 0xD9) return;  // scan data before any frame header
+    if (!read_at(f, at + 2, b, 7)) return;
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) {
+      h.height = be(b + 3, 2);
+      h.width = be(b + 5, 2);
+      return;
+    }
+    at += 2 + be(b, 2);
+  }
+}
+
+void tiff_header(std::ifstream& f, Header& h, bool little) {
+  h.format = "tiff";
+  auto u = [&](const unsigned char* p, int n) { return little ? le(p, n) : be(p, n); };
+  unsigned char b[12];
+  if (!read_at(f, 4, b, 4)) return;
+  const std::streamoff ifd = u(b, 4);
+  if (!read_at(f, ifd, b, 2)) return;
+  const int n = int(u(b, 2));
+  for (int i = 0; i < n && i < 4096; ++i) {
+    if (!read_at(f, ifd + 2 + 12 * i, b, 12)) return;
+    const uint32_t tag = u(b, 2), type = u(b + 2, 2);
+    const uint32_t value = type == 3 ? u(b + 8, 2) : u(b + 8, 4);
+    if (tag == 256) h.width = value;
+    if (tag == 257) h.height = value;
+  }
+}
+
+void webp_header(std::ifstream& f, Header& h) {
+  h.format = "webp";
+  unsigned char b[30];
+  if (!read_at(f, 0, b, 30)) return;
+  if (std::equal(b + 12, b + 16, "VP8X")) {
+    h.width = le(b + 24, 3) + 1;
+    h.height = le(b + 27, 3) + 1;
+  } else if (std::equal(b + 12, b + 16, "VP8L")) {
+    const uint32_t bits = le(b + 21, 4);
+    h.width = (bits & 0x3FFF) + 1;
+    h.height = ((bits >> 14) & 0x3FFF) + 1;
+  } else if (std::equal(b + 12, b + 16, "VP8 ")) {
+    h.width = le(b + 26, 2) & 0x3FFF;
+    h.height = le(b + 28, 2) & 0x3FFF;
+  }
+}
+
+// The dimensions of PNG, JPEG, TIFF, BMP, PNM/PAM and WebP files from their headers.
+Header read_header(std::ifstream& f) {
+  Header h;
+  unsigned char b[32] = {0};
+  f.read(reinterpret_cast<char*>(b), sizeof b);
+  const std::streamsize got = f.gcount();
+  if (got >= 24 && be(b, 4) == 0x89504E47u && std::equal(b + 12, b + 16, "IHDR")) {
+    h.format = "png";
+    h.width = be(b + 16, 4);
+    h.height = be(b + 20, 4);
+  } else if (got >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
+    jpeg_header(f, h);
+  } else if (got >= 26 && b[0] == 'B' && b[1] == 'M') {
+    h.format = "bmp";
+    if (le(b + 14, 4) == 12) {  // OS/2 core header: 16-bit sizes
+      h.width = le(b + 18, 2);
+      h.height = le(b + 20, 2);
     } else {
-      throw std::runtime_error("cannot convert " + std::to_string(im.channels) +
-                               " channels to gray");
+      h.width = std::llabs(int32_t(le(b + 18, 4)));
+      h.height = std::llabs(int32_t(le(b + 22, 4)));
     }
-    return from_mat(g, in.path);
+  } else if (got >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && std::isspace(b[2])) {
+    pnm_header(f, h);
+  } else if (got >= 8 && ((b[0] == 'I' && b[1] == 'I' && b[2] == 42 && b[3] == 0) ||
+                          (b[0] == 'M' && b[1] == 'M' && b[2] == 0 && b[3] == 42))) {
+    tiff_header(f, h, b[0] == 'I');
+  } else if (got >= 16 && std::equal(b, b + 4, "RIFF") && std::equal(b + 8, b + 12, "WEBP")) {
+    webp_header(f, h);
   }
+  return h;
+}
 
- private:
-  float bg_ = 1;
-};
+// A JPEG cut short still decodes (libjpeg fills the missing rows with gray and only warns): its
+// end-of-image marker must be there.
+bool jpeg_complete(std::ifstream& f) {
+  f.clear();
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  const std::streamoff tail = std::min<std::streamoff>(size, 4096);
+  std::string buf(size_t(tail), '\0');
+  f.seekg(size - tail);
+  f.read(&buf[0], tail);
+  return buf.find("\xFF\xD9") != std::string::npos;
+}
 
-class Resize : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    PluginInfo i{
-        "image.resize",
-        "1.0",
-        "scales to width x height; with keep_aspect, scales to fit and pads with `pad`",
-        Kind::kImage,
-        Kind::kImage,
-        {{"width", ParamType::kInt, "28", "output width in pixels", 1, 16384},
-         {"height", ParamType::kInt, "28", "output height in pixels", 1, 16384},
-         {"keep_aspect", ParamType::kBool, "false", "keep the aspect ratio (pad)"},
-         {"pad", ParamType::kFloat, "0", "padding value with keep_aspect", 0, 1},
-         {"interpolation", {"area", "linear", "cubic", "nearest"}, "area", "resampling filter"}}};
-    return i;
+}  // namespace
+
+PluginInfo Read::info() {
+  return {"image.read",
+          "1.1",
+          "decodes an image file (PNG, JPEG, TIFF, BMP, PNM/PAM, WebP, and whatever else OpenCV "
+          "reads; 8/16-bit, gray/color/alpha) to pixels in [0, 1]: 1 (gray), 3 (BGR) or 4 (BGRA) "
+          "channels. The dimensions in the header of the formats named are checked against "
+          "max_pixels before anything is decoded; other formats are checked by OpenCV's own limit "
+          "(2^30 pixels) before decoding and against max_pixels after",
+          Kind::kFile,
+          Kind::kImage,
+          {{"max_pixels", ParamType::kInt, "100000000",
+            "refuse images with more pixels than this (memory bound)", 1, 1e12}}};
+}
+
+void Read::configure(const bpkit::ParamValues& p) {
+  max_pixels_ = p.get_int("max_pixels");
+}
+
+Value Read::process(const Value& in) const {
+  std::ifstream file(in.path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot open the file");
+  const Header h = read_header(file);
+  if (!h.format.empty()) {
+    if (h.width < 0 || h.height < 0)
+      throw std::runtime_error("damaged or truncated " + h.format + " header (no dimensions)");
+    if (h.width == 0 || h.height == 0)
+      throw std::runtime_error("the " + h.format + " header says the image is " +
+                               std::to_string(h.width) + "x" + std::to_string(h.height) +
+                               " pixels: nothing to decode");
+    if (double(h.width) * double(h.height) > double(max_pixels_))
+      throw std::runtime_error("the " + h.format + " header says " + std::to_string(h.width) + "x" +
+                               std::to_string(h.height) + " pixels, more than max_pixels (" +
+                               std::to_string(max_pixels_) + "); not decoded");
+    if (h.format == "jpeg" && !jpeg_complete(file))
+      throw std::runtime_error("truncated JPEG (no end-of-image marker)");
+  } else if (!cv::haveImageReader(in.path)) {
+    throw std::runtime_error("not an image OpenCV can decode (unknown or damaged header)");
   }
-  void configure(const bpkit::ParamValues& p) override {
-    w_ = int(p.get_int("width"));
-    h_ = int(p.get_int("height"));
-    keep_ = p.get_bool("keep_aspect");
-    pad_ = float(p.get_float("pad"));
-    const std::string in = p.get_string("interpolation");
-    interp_ = in == "linear"    ? cv::INTER_LINEAR
-              : in == "cubic"   ? cv::INTER_CUBIC
-              : in == "nearest" ? cv::INTER_NEAREST
-                                : cv::INTER_AREA;
+  cv::Mat m;
+  try {
+    m = cv::imread(in.path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw std::runtime_error(std::string("cannot decode the image: ") + e.what());
   }
-  Value process(const Value& in) const override {
-    cv::Mat m = to_mat(in.image), out;
-    if (!keep_) {
-      cv::resize(m, out, cv::Size(w_, h_), 0, 0, interp_);
-      return from_mat(out, in.path);
-    }
-    const double s = std::min(double(w_) / m.cols, double(h_) / m.rows);
-    const int nw = std::max(1, int(std::lround(m.cols * s))),
-              nh = std::max(1, int(std::lround(m.rows * s)));
-    cv::Mat scaled;
-    cv::resize(m, scaled, cv::Size(nw, nh), 0, 0, interp_);
-    out = cv::Mat(h_, w_, m.type(), cv::Scalar::all(pad_));
-    scaled.copyTo(out(cv::Rect((w_ - nw) / 2, (h_ - nh) / 2, nw, nh)));
+  if (m.empty())
+    throw std::runtime_error("cannot decode the image (truncated, damaged, or larger than " +
+                             std::string("OpenCV's limit)"));
+  if (double(m.total()) > double(max_pixels_))
+    throw std::runtime_error("the image has " + std::to_string(m.cols) + "x" +
+                             std::to_string(m.rows) + " pixels, more than max_pixels");
+  double scale = 1;
+  switch (m.depth()) {
+    case CV_8U:
+      scale = 1.0 / 255;
+      break;
+    case CV_16U:
+      scale = 1.0 / 65535;
+      break;
+    case CV_32F:
+      scale = 1;
+      break;
+    default:
+      throw std::runtime_error("unsupported pixel depth");
+  }
+  // PNM samples run from 0 to the header's maxval, whatever the depth OpenCV chose.
+  if (h.format == "pnm" && h.maxval > 0 && m.depth() != CV_32F) {
+    double max_stored = 0;
+    cv::minMaxLoc(m.reshape(1), nullptr, &max_stored);
+    if (max_stored <= double(h.maxval)) scale = 1.0 / double(h.maxval);
+  }
+  cv::Mat f;
+  m.convertTo(f, CV_32F, scale);
+  return from_mat(f, in.path);
+}
+
+PluginInfo Gray::info() {
+  return {"image.gray",
+          "1.0",
+          "converts to one gray channel; transparent pixels are composited over `background`",
+          Kind::kImage,
+          Kind::kImage,
+          {{"background", ParamType::kFloat, "1", "gray level behind transparent pixels", 0, 1}}};
+}
+void Gray::configure(const bpkit::ParamValues& p) {
+  bg_ = float(p.get_float("background"));
+}
+Value Gray::process(const Value& in) const {
+  if (in.image.channels == 1) {
+    to_mat(in.image);  // checks consistency
+    return in;
+  }
+  return from_mat(gray_of(in.image, bg_), in.path);
+}
+
+PluginInfo Resize::info() {
+  return {"image.resize",
+          "1.0",
+          "scales to width x height; with keep_aspect, scales to fit and pads with `pad`",
+          Kind::kImage,
+          Kind::kImage,
+          {{"width", ParamType::kInt, "28", "output width in pixels", 1, 16384},
+           {"height", ParamType::kInt, "28", "output height in pixels", 1, 16384},
+           {"keep_aspect", ParamType::kBool, "false", "keep the aspect ratio (pad)"},
+           {"pad", ParamType::kFloat, "0", "padding value with keep_aspect", 0, 1},
+           {"interpolation", {"area", "linear", "cubic", "nearest"}, "area", "resampling filter"}}};
+}
+void Resize::configure(const bpkit::ParamValues& p) {
+  w_ = int(p.get_int("width"));
+  h_ = int(p.get_int("height"));
+  keep_ = p.get_bool("keep_aspect");
+  pad_ = float(p.get_float("pad"));
+  const std::string in = p.get_string("interpolation");
+  interp_ = in == "linear"    ? cv::INTER_LINEAR
+            : in == "cubic"   ? cv::INTER_CUBIC
+            : in == "nearest" ? cv::INTER_NEAREST
+                              : cv::INTER_AREA;
+}
+Value Resize::process(const Value& in) const {
+  cv::Mat m = to_mat(in.image), out;
+  if (!keep_) {
+    cv::resize(m, out, cv::Size(w_, h_), 0, 0, interp_);
     return from_mat(out, in.path);
   }
+  const double s = std::min(double(w_) / m.cols, double(h_) / m.rows);
+  const int nw = std::max(1, int(std::lround(m.cols * s))),
+            nh = std::max(1, int(std::lround(m.rows * s)));
+  cv::Mat scaled;
+  cv::resize(m, scaled, cv::Size(nw, nh), 0, 0, interp_);
+  out = cv::Mat(h_, w_, m.type(), cv::Scalar::all(pad_));
+  scaled.copyTo(out(cv::Rect((w_ - nw) / 2, (h_ - nh) / 2, nw, nh)));
+  return from_mat(out, in.path);
+}
 
- private:
-  int w_ = 28, h_ = 28, interp_ = cv::INTER_AREA;
-  bool keep_ = false;
-  float pad_ = 0;
-};
+PluginInfo Invert::info() {
+  return {"image.invert",
+          "1.0",
+          "replaces each value v by 1 - v (dark text on light → light on dark)",
+          Kind::kImage,
+          Kind::kImage,
+          {}};
+}
+Value Invert::process(const Value& in) const {
+  Value v = in;
+  for (float& p : v.image.pixels) p = 1.0f - p;
+  return v;
+}
 
-class Invert : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    return {"image.invert",
-            "1.0",
-            "replaces each value v by 1 - v (dark text on light → light on dark)",
-            Kind::kImage,
-            Kind::kImage,
-            {}};
+PluginInfo Normalize::info() {
+  return {"image.normalize",
+          "1.0",
+          "contrast normalization: minmax stretches to [0, 1]; meanstd gives zero mean, unit "
+          "deviation",
+          Kind::kImage,
+          Kind::kImage,
+          {{"mode", {"minmax", "meanstd"}, "minmax", "normalization"}}};
+}
+void Normalize::configure(const bpkit::ParamValues& p) {
+  meanstd_ = p.get_string("mode") == "meanstd";
+}
+Value Normalize::process(const Value& in) const {
+  Value v = in;
+  auto& px = v.image.pixels;
+  if (px.empty()) return v;
+  if (meanstd_) {
+    double s = 0, s2 = 0;
+    for (float p : px) s += p, s2 += double(p) * p;
+    const double mean = s / double(px.size());
+    const double sd = std::sqrt(std::max(0.0, s2 / double(px.size()) - mean * mean));
+    for (float& p : px) p = float((p - mean) / (sd > 1e-8 ? sd : 1.0));
+  } else {
+    const auto [lo, hi] = std::minmax_element(px.begin(), px.end());
+    const float a = *lo, r = *hi - *lo;
+    for (float& p : px) p = r > 1e-8f ? (p - a) / r : 0.0f;
   }
-  Value process(const Value& in) const override {
-    Value v = in;
-    for (float& p : v.image.pixels) p = 1.0f - p;
-    return v;
-  }
-};
+  return v;
+}
 
-class Normalize : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    PluginInfo i{
-        "image.normalize",
-        "1.0",
-        "contrast normalization: minmax stretches to [0, 1]; meanstd gives zero mean, unit "
-        "deviation",
-        Kind::kImage,
-        Kind::kImage,
-        {{"mode", {"minmax", "meanstd"}, "minmax", "normalization"}}};
-    return i;
-  }
-  void configure(const bpkit::ParamValues& p) override {
-    meanstd_ = p.get_string("mode") == "meanstd";
-  }
-  Value process(const Value& in) const override {
-    Value v = in;
-    auto& px = v.image.pixels;
-    if (px.empty()) return v;
-    if (meanstd_) {
-      double s = 0, s2 = 0;
-      for (float p : px) s += p, s2 += double(p) * p;
-      const double mean = s / double(px.size());
-      const double sd = std::sqrt(std::max(0.0, s2 / double(px.size()) - mean * mean));
-      for (float& p : px) p = float((p - mean) / (sd > 1e-8 ? sd : 1.0));
-    } else {
-      const auto [lo, hi] = std::minmax_element(px.begin(), px.end());
-      const float a = *lo, r = *hi - *lo;
-      for (float& p : px) p = r > 1e-8f ? (p - a) / r : 0.0f;
-    }
-    return v;
-  }
+PluginInfo ToFeatures::info() {
+  return {"image.features",
+          "1.0",
+          "the image as a feature tensor {channels, height, width} (planar), for convolution "
+          "layers; dense layers read it flattened",
+          Kind::kImage,
+          Kind::kFeatures,
+          {}};
+}
+Value ToFeatures::process(const Value& in) const {
+  const Image& im = in.image;
+  to_mat(im);  // checks consistency
+  Value v;
+  v.kind = Kind::kFeatures;
+  v.path = in.path;
+  v.tensor.resize({im.channels, im.height, im.width});
+  const int64_t plane = int64_t(im.height) * im.width;
+  for (int64_t p = 0; p < plane; ++p)
+    for (int c = 0; c < im.channels; ++c)
+      v.tensor[c * plane + p] = im.pixels[size_t(p * im.channels + c)];
+  return v;
+}
 
- private:
-  bool meanstd_ = false;
-};
-
-class ToFeatures : public bpkit::FeaturePlugin {
- public:
-  static PluginInfo info() {
-    return {"image.features",
-            "1.0",
-            "the image as a feature tensor {channels, height, width} (planar), for convolution "
-            "layers; dense layers read it flattened",
-            Kind::kImage,
-            Kind::kFeatures,
-            {}};
-  }
-  Value process(const Value& in) const override {
-    const Image& im = in.image;
-    to_mat(im);  // checks consistency
-    Value v;
-    v.kind = Kind::kFeatures;
-    v.path = in.path;
-    v.tensor.resize({im.channels, im.height, im.width});
-    const int64_t plane = int64_t(im.height) * im.width;
-    for (int64_t p = 0; p < plane; ++p)
-      for (int c = 0; c < im.channels; ++c)
-        v.tensor[c * plane + p] = im.pixels[size_t(p * im.channels + c)];
-    return v;
-  }
-};
+PluginInfo Pick::info() {
+  return {"image.pick",
+          "1.0",
+          "one image of an image list (e.g. the largest face of face.detect): the largest by area "
+          "or the first; an empty list is an error for this sample",
+          Kind::kImageList,
+          Kind::kImage,
+          {{"which", {"largest", "first"}, "largest", "which image to keep"}}};
+}
+void Pick::configure(const bpkit::ParamValues& p) {
+  largest_ = p.get_string("which") == "largest";
+}
+Value Pick::process(const Value& in) const {
+  if (in.images.empty()) throw std::runtime_error("the image list is empty (nothing found)");
+  size_t best = 0;
+  if (largest_)
+    for (size_t i = 1; i < in.images.size(); ++i)
+      if (size_t(in.images[i].width) * size_t(in.images[i].height) >
+          size_t(in.images[best].width) * size_t(in.images[best].height))
+        best = i;
+  Value v;
+  v.kind = Kind::kImage;
+  v.path = in.path;
+  v.image = in.images[best];
+  to_mat(v.image);
+  return v;
+}
 
 }  // namespace bpkit_image
-
-BPKIT_PLUGIN_LIBRARY(bpkit_image::Read, bpkit_image::Gray, bpkit_image::Resize, bpkit_image::Invert,
-                     bpkit_image::Normalize, bpkit_image::ToFeatures)

@@ -13,8 +13,9 @@ fail() {
 rm -rf "$dir"
 mkdir -p "$dir"
 "$make_digits" --out "$dir/data" --limit 450 >/dev/null
-# Dropout (random draws per epoch), Adam (a step count) and a validation split with early-stopping
-# bookkeeping: every piece of state a checkpoint must carry.
+# Dropout (random draws per epoch), augmentation (random shifts, rotations and scales per epoch),
+# Adam (a step count) and a validation split with early-stopping bookkeeping: every piece of state
+# a checkpoint must carry.
 cat >"$dir/p.yaml" <<YAML
 name: resume
 stages:
@@ -37,7 +38,9 @@ network:
     - relu
     - dense: {units: 10}
 optimizer: {type: adam, lr: 0.001}
-training: {epochs: 16, batch: 16, seed: 7, threads: 2, schedule: cosine, patience: 50}
+training:
+  {epochs: 6, batch: 16, seed: 7, threads: 2, schedule: cosine, patience: 50,
+   augment: {shift: 1, rotate: 5, scale: 0.05}}
 cache: {dir: cache}
 YAML
 "$bpkit" train "$dir/p.yaml" --out "$dir/a" >"$dir/a.log" 2>&1 || fail "uninterrupted run failed: $(tail -3 "$dir/a.log")"

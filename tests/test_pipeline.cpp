@@ -145,6 +145,19 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
              Contains("p.yaml:6:7") && Contains("several keys"));
   CHECK_THAT(config_error(pipeline_text(stages) + "data: {classes: [a, b, a]}\n"),
              Contains("lists 'a' twice"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  augment: {shift: 2, rotat: 5}\n"),
+             Contains("p.yaml:8:") && Contains("unknown key 'rotat' in training.augment") &&
+                 Contains("did you mean 'rotate'"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  augment: {scale: 2}\n"),
+             Contains("p.yaml:8:20") && Contains("training.augment.scale = 2 is out of range"));
+  const bpkit::PipelineConfig aug = bpkit::parse_pipeline_config(
+      pipeline_text(stages) + "training:\n  augment: {shift: 2, rotate: 10, scale: 0.1}\n",
+      "p.yaml");
+  CHECK(aug.augment.shift == 2);
+  CHECK(aug.augment.rotate == 10);
+  CHECK(aug.augment.scale == 0.1);
+  CHECK(aug.augment.enabled());
+  CHECK_FALSE(bpkit::parse_pipeline_config(pipeline_text(stages), "p.yaml").augment.enabled());
 }
 
 TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions", "[pipeline]") {

@@ -251,6 +251,8 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
     // The epoch's order and dropout draws depend only on (seed, epoch): resumable.
     Rng epoch_rng(o.seed ^ (0x9E3779B97F4A7C15ull * uint64_t(epoch + 1)));
     net.reseed(epoch_rng.next_u64());
+    // A stream of its own, so that turning augmentation on leaves the order and dropout unchanged.
+    Rng augment_rng(o.seed ^ 0x6175676d656e74ull ^ (0xD1B54A32D192ED03ull * uint64_t(epoch + 1)));
     std::iota(perm.begin(), perm.end(), 0);
     if (o.shuffle)
       for (int64_t i = n - 1; i > 0; --i)
@@ -263,6 +265,7 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
       if (o.schedule.kind == Schedule::kCosine)
         opt.set_lr(o.schedule.lr_at(base_lr, double(epoch) + double(i) / double(n)));
       train.gather(perm.data() + i, b, xb, lengths, t);
+      augment_batch(xb, o.augment, augment_rng);
       buffers.take();
       const Tensor<float>& out = run_batch(net, xb, lengths, t, Mode::kTrain);
       const double l = loss.compute(out, t, grad);
@@ -383,6 +386,9 @@ static void check_options(const TrainOptions& o) {
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& all,
                 const TrainOptions& o) {
   check_options(o);
+  if (o.augment.enabled() && all.x.rank() != 4)
+    throw std::invalid_argument("augmentation needs image-shaped samples {C, H, W}, got " +
+                                std::to_string(all.x.rank() - 1) + "-dimensional ones");
   if (int64_t(all.y.size()) != all.size())
     throw std::invalid_argument("the dataset holds " + std::to_string(all.size()) +
                                 " samples but " + std::to_string(all.y.size()) + " labels");
@@ -398,6 +404,8 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
                 const SequenceDataset& all, const TrainOptions& o) {
   check_options(o);
+  if (o.augment.enabled())
+    throw std::invalid_argument("augmentation is for fixed-shape images, not sequences");
   const int64_t n = all.size();
   const bool seqs = !all.sequences.empty();
   if ((seqs ? int64_t(all.sequences.size()) : int64_t(all.y.size())) != n)

@@ -349,7 +349,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   if (top.has("training")) {
     Section t(top.get("training"), f, "training",
               {"epochs", "batch", "seed", "threads", "schedule", "clip_norm", "patience",
-               "checkpoints", "on_error"});
+               "checkpoints", "on_error", "augment"});
     c.epochs = int(t.integer("epochs", c.epochs, 1, 100000));
     c.batch = t.integer("batch", c.batch, 1, 1 << 20);
     c.seed = uint64_t(t.integer("seed", 1, 0, (1LL << 62)));
@@ -375,6 +375,14 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
                                          : Schedule::kConstant;
     }
     c.schedule.total_epochs = c.epochs;
+    if (t.has("augment")) {
+      Section a(t.get("augment"), f, "training.augment", {"shift", "rotate", "scale", "fill"});
+      c.augment_where = t.where("augment");
+      c.augment.shift = a.number("shift", 0, 0, 1000);
+      c.augment.rotate = a.number("rotate", 0, 0, 180);
+      c.augment.scale = a.number("scale", 0, 0, 0.9);
+      c.augment.fill = float(a.number("fill", 0, -1e30, 1e30));
+    }
   }
 
   if (top.has("cache")) {

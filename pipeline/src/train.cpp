@@ -280,6 +280,12 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   const int64_t n_train = sequences ? strain.size() : train.size();
   const int64_t n_test = sequences ? stest.size() : test.size();
 
+  if (c.augment.enabled() && (sequences || input.size() != 3))
+    throw ConfigError(
+        c.augment_where + ": training.augment moves images, but the stages produce " +
+        (sequences ? std::string("sequences") : "features of shape " + to_string(input)) +
+        "; it needs image-shaped features {channels, height, width} (end the "
+        "stages with image.features)");
   if (!c.input_shape.empty() && Shape(c.input_shape) != input)
     throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
                       " but the stages produce features of shape " + to_string(input));
@@ -328,6 +334,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   o.schedule = c.schedule;
   o.schedule.total_epochs = c.epochs;
   o.clip_norm = c.clip_norm;
+  o.augment = c.augment;
   o.progress = log;
   o.progress_is_terminal = r.terminal;
   if (c.checkpoints)

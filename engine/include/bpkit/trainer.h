@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/augment.h"
 #include "bpkit/data.h"
 #include "bpkit/loss.h"
 #include "bpkit/metrics.h"
@@ -34,9 +35,9 @@ struct TrainResult {
 };
 
 // Everything, besides the network's weights and the optimizer's state, that training needs to
-// continue after an epoch as if it had not stopped. The shuffling order and the dropout draws of
-// epoch e depend only on (seed, e), so a resumed run ends with the same model as an uninterrupted
-// one at the same thread count.
+// continue after an epoch as if it had not stopped. The shuffling order, the dropout draws and the
+// augmentation draws of epoch e depend only on (seed, e), so a resumed run ends with the same model
+// as an uninterrupted one at the same thread count.
 struct TrainProgress {
   int epochs_done = 0;
   TrainResult result;
@@ -54,6 +55,9 @@ struct TrainOptions {
   int patience = 0;             // early stopping: epochs without validation improvement (0 = off)
   Schedule schedule;            // per-epoch learning rate, from the optimizer's initial lr
   double clip_norm = 0;         // global gradient-norm clip (0 = off)
+  // Random shifts/rotations/scales of each training sample (image-shaped data [N, C, H, W] only;
+  // validation and test data are never augmented). Epoch e's draws depend only on (seed, e).
+  Augment augment;
   // Progress: a bar redrawn in place when `progress` is a terminal, one line per epoch otherwise.
   std::ostream* progress = nullptr;
   bool progress_is_terminal = false;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "bpkit/augment.h"
 #include "bpkit/optimizer.h"
 
 namespace bpkit {
@@ -81,6 +82,8 @@ struct PipelineConfig {
   int patience = 0;
   bool checkpoints = true;
   std::string on_error = "stop";  // stop | skip: a sample a stage cannot process
+  Augment augment;                // training.augment: random shifts/rotations/scales ({C,H,W} only)
+  std::string augment_where;
 
   // cache and outputs
   bool cache = true;

@@ -369,6 +369,15 @@ TEST_CASE("image.lines finds the lines of a page in reading order", "[image_plug
     dim.convertTo(dim8, CV_8U, 255);
     check_page(dim8, kText.size());
   }
+  SECTION("a page photographed on a dark table, and light text on a dark page") {
+    const cv::Mat page = make_page(42);
+    cv::Mat table(page.rows + 160, page.cols + 160, CV_8U, cv::Scalar(40));
+    page.copyTo(table(cv::Rect(80, 80, page.cols, page.rows)));
+    check_page(table, kText.size());
+    check_page(skewed(table, 6), kText.size());
+    cv::Mat inverted = 255 - page;
+    check_page(inverted, kText.size());
+  }
   SECTION("a blank page, or one with only noise, has no lines") {
     cv::Mat blank(900, 700, CV_8U, cv::Scalar(235));
     CHECK(lines->process(image_value(blank)).images.empty());

@@ -62,6 +62,14 @@ cv::Scalar paper_color(const cv::Mat& m) {
   return s;
 }
 
+// Light text on a dark page (its median gray below 0.4) is inverted: the page analysis expects
+// dark text on light paper.
+cv::Mat dark_on_light(const cv::Mat& gray) {
+  if (quantile(gray, 0.5) >= 0.4) return gray;
+  cv::Mat inv = 1.0 - gray;
+  return inv;
+}
+
 cv::Mat rotate_channels(const cv::Mat& m, double angle, bool expand, cv::Mat* forward) {
   const cv::Scalar fill = paper_color(m);
   if (expand) {
@@ -148,7 +156,8 @@ PluginInfo Deskew::info() {
       "1.0",
       "levels text lines: finds the angle in [-max_angle, max_angle] whose horizontal "
       "projection profile of the ink (Otsu on the illumination-flattened gray page) is sharpest "
-      "(0.5 degree steps, then 0.05) and rotates the image (all its channels) by it, filling "
+      "(0.5 degree steps, then 0.05; light text on a dark page is inverted for the analysis) and "
+      "rotates the image (all its channels) by it, filling "
       "with the paper color",
       Kind::kImage,
       Kind::kImage,
@@ -165,7 +174,7 @@ void Deskew::configure(const bpkit::ParamValues& p) {
 }
 
 Value Deskew::process(const Value& in) const {
-  const cv::Mat g = gray_of(in.image);
+  const cv::Mat g = dark_on_light(gray_of(in.image));
   const double angle = estimate_skew(ink_mask(flatten_illumination(g, 0)), max_angle_);
   if (std::abs(angle) < std::max(min_angle_, 1e-6)) return in;
   return from_mat(rotate_channels(to_mat(in.image), -angle, expand_, nullptr), in.path);
@@ -318,7 +327,9 @@ PluginInfo Lines::info() {
       "page -> its text lines (single column, top to bottom) as an image_list with their boxes "
       "in the source page (the axis-aligned box of the deskewed crop): illumination flattened, "
       "ink by Otsu, skew removed (as image.deskew), lines from the horizontal projection "
-      "profile, touching lines split at its valleys, each cropped with a margin. A blank page "
+      "profile, touching lines split at its valleys, each cropped with a margin. Light text on a "
+      "dark page is inverted first; ink components taller than 12 x-heights (page edges, "
+      "pictures) and long thin rules are ignored. A blank page "
       "gives an empty list. Produces an image_list, so it cannot end a training pipeline: run "
       "each line through the recognizer's stages separately (as ocr_app does)",
       Kind::kImage,
@@ -380,7 +391,7 @@ void split_block(const std::vector<double>& prof, int a, int b, double valley, i
 
 Value Lines::process(const Value& in) const {
   Value out = image_list(in.path);
-  const cv::Mat g = gray_of(in.image);
+  const cv::Mat g = dark_on_light(gray_of(in.image));
   cv::Mat flat = flatten_illumination(g, kernel_);
   cv::Mat mask = ink_mask(flat);
   if (cv::countNonZero(mask) == 0) return out;
@@ -405,6 +416,16 @@ Value Lines::process(const Value& in) const {
   if (heights.empty()) return out;
   std::sort(heights.begin(), heights.end());
   const int xh = std::max(4, heights[heights.size() * 3 / 10]);
+  // Not text: components taller than 12 x-heights (page edges, frames, pictures; five touching
+  // lines are shorter) and rules (wider than 20 x-heights, lower than half of one).
+  std::vector<bool> text(size_t(n), true);
+  for (int i = 1; i < n; ++i) {
+    const int h = stats.at<int>(i, cv::CC_STAT_HEIGHT), w = stats.at<int>(i, cv::CC_STAT_WIDTH);
+    if (h > 12 * xh || (w > 20 * xh && 2 * h < xh)) {
+      text[size_t(i)] = false;
+      mask.setTo(0, labels == i);
+    }
+  }
 
   // The horizontal projection profile, smoothed over a quarter of the x-height.
   std::vector<double> raw(size_t(mask.rows), 0), prof(size_t(mask.rows), 0);
@@ -471,6 +492,7 @@ Value Lines::process(const Value& in) const {
   };
   std::vector<Extent> extents(lines.size());
   for (int i = 1; i < n; ++i) {
+    if (!text[size_t(i)]) continue;
     const int top = stats.at<int>(i, cv::CC_STAT_TOP), h = stats.at<int>(i, cv::CC_STAT_HEIGHT);
     const int left = stats.at<int>(i, cv::CC_STAT_LEFT), w = stats.at<int>(i, cv::CC_STAT_WIDTH);
     const int mid = top + h / 2;

@@ -16,6 +16,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpkit/pipeline.h"
@@ -602,6 +603,36 @@ TEST_CASE("face.detect and face.align on opencv-doc's photos", "[image_plugins][
   CHECK_THROWS_WITH(align->process(fruits), Contains("no face"));
   // A cascade that is not there is a parameter error.
   CHECK_THROWS_AS(stage("face.detect", {{"cascade", "/nonexistent.xml"}}), bpkit::ParamError);
+}
+
+TEST_CASE("one configured stage serves several threads at once", "[image_plugins][threads]") {
+  // bpkit calls process() concurrently on one object; face stages share their cascades through
+  // a pool, the others keep no state.
+  const std::string messi = kOpencvData + "messi5.jpg";
+  const bool faces = bool(std::ifstream(messi));
+  auto detect = stage("face.detect");
+  auto align = stage("face.align");
+  auto lines = stage("image.lines");
+  const Value page = image_value(skewed(make_page(27), 6));
+  const Value photo = faces ? read(messi) : page;
+  const size_t expect_lines = lines->process(page).images.size();
+  REQUIRE(expect_lines == kText.size());
+  std::vector<float> expect_face;
+  if (faces) expect_face = align->process(photo).image.pixels;
+  std::vector<int> ok(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3; ++i) {
+        bool good = lines->process(page).images.size() == expect_lines;
+        if (faces)
+          good = good && detect->process(photo).images.size() == 1 &&
+                 align->process(photo).image.pixels == expect_face;
+        ok[size_t(t)] += good;
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) CHECK(ok[size_t(t)] == 3);
 }
 
 // Not run by default (hidden tag): prints the accuracy of deskew, lines and face detection on a

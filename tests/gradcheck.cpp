@@ -140,6 +140,10 @@ void check_gradients(bpkit::Network<double>& net, bpkit::Layer<double>* only, in
   Rng rng(seed);
   Shape shape{batch};
   shape.insert(shape.end(), net.input_shape().begin(), net.input_shape().end());
+  // A dynamic dimension gets the longest of the lengths (7 without lengths).
+  for (size_t i = 1; i < shape.size(); ++i)
+    if (shape[i] == bpkit::kDynamic)
+      shape[i] = lengths ? *std::max_element(lengths->begin(), lengths->end()) : 7;
   Tensor<double> x = away_from_zero(shape, rng);
   std::string name;
   for (size_t i = 0; i < net.size(); ++i) name += (i ? " → " : "") + net.layer(i).describe();

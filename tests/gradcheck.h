@@ -45,7 +45,8 @@ constexpr double kStep = 1e-4;
 // backward() to shape dx like x, and gradient() and backward() called on their own to agree with
 // the network's gradient_and_backward() path.
 // With `lengths`, every forward pass runs Network::forward(x, mode, lengths) (sequences padded to
-// the input's time dimension; the padded frames' input gradient must come out zero).
+// the input's time dimension; the padded frames' input gradient must come out zero). A kDynamic
+// dimension of the input shape is drawn with the longest length (7 without lengths).
 void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
                            const bpkit::Shape& per_sample_input, int64_t batch, uint64_t seed,
                            double tol = 1e-6, const std::vector<int32_t>* lengths = nullptr);

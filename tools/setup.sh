@@ -11,6 +11,8 @@ packages=(
   libopenblas-dev libeigen3-dev zlib1g-dev catch2
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libopencv-dev
   dataset-fashion-mnist opencv-doc opencv-data
+  libfreetype-dev fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf
+  fonts-croscore fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-mono
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -69,7 +69,15 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
       throw ShapeError("network input " + to_string(x.shape()) + ": " +
                        std::to_string(lengths->size()) + " sequence lengths for a batch of " +
                        std::to_string(B));
-    const int64_t frames = x.dim(1);
+    // Lengths count frames of the first dynamic dimension (the width of a line image {C, H, -1}),
+    // or of the first per-sample dimension (the time of [B, T, F] sequences).
+    int64_t dim = 1;
+    for (size_t i = 0; i < input_.size(); ++i)
+      if (input_[i] == kDynamic) {
+        dim = int64_t(i) + 1;
+        break;
+      }
+    const int64_t frames = x.dim(int(dim));
     for (size_t b = 0; b < lengths->size(); ++b)
       if ((*lengths)[b] < 1 || (*lengths)[b] > frames)
         throw ShapeError("network input " + to_string(x.shape()) + ": sample " + std::to_string(b) +

@@ -242,7 +242,8 @@ Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& clas
 }
 
 SequenceDataset make_sequence_dataset(const FeatureSet& set,
-                                      const std::vector<std::string>& classes, bool transcripts) {
+                                      const std::vector<std::string>& classes, bool transcripts,
+                                      int varying) {
   SequenceDataset d;
   d.classes = int(classes.size()) + (transcripts ? 1 : 0);
   if (set.features.empty()) return d;
@@ -250,11 +251,15 @@ SequenceDataset make_sequence_dataset(const FeatureSet& set,
   for (size_t i = 0; i < set.features.size(); ++i) {
     const Tensor<float>& f = set.features[i];
     const ManifestEntry& e = set.entries[i];
-    if (f.rank() != int(s0.size()) || f.rank() < 1 ||
-        !std::equal(s0.begin() + 1, s0.end(), f.shape().begin() + 1) || f.dim(0) < 1)
+    bool same = f.rank() == int(s0.size()) && f.rank() > varying;
+    for (int k = 0; same && k < f.rank(); ++k)
+      same = k == varying ? f.dim(k) >= 1 : f.dim(k) == s0[size_t(k)];
+    if (!same)
       throw ShapeError(e.path + ": features of shape " + to_string(f.shape()) +
                        ", but the first sample (" + set.entries[0].path + ") has " + to_string(s0) +
-                       "; sequences may differ only in their first (frame) dimension");
+                       "; sequences may differ only in " +
+                       (varying == 0 ? std::string("their first (frame) dimension")
+                                     : "dimension " + std::to_string(varying)));
     d.x.push_back(f);
     if (transcripts) {
       std::vector<int32_t> seq;

@@ -267,11 +267,17 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   SequenceDataset strain, stest;
   Shape input;
   if (sequences) {
-    strain = make_sequence_dataset(train_set, classes, transcripts);
+    // Image features {C, H, W} with transcripts are text lines of any width (a `columns` layer
+    // turns them into sequences); other sequences vary in their first dimension.
+    const int varying = pipeline.output_kind() != Kind::kSequence && transcripts &&
+                                train_set.features[0].rank() == 3
+                            ? 2
+                            : 0;
+    strain = make_sequence_dataset(train_set, classes, transcripts, varying);
     if (!test_entries.empty())
-      stest = make_sequence_dataset(extract(test_entries, "test"), classes, transcripts);
+      stest = make_sequence_dataset(extract(test_entries, "test"), classes, transcripts, varying);
     input = strain.x[0].shape();
-    if (pipeline.output_kind() == Kind::kSequence) input[0] = kDynamic;
+    if (pipeline.output_kind() == Kind::kSequence || varying) input[size_t(varying)] = kDynamic;
   } else {
     train = make_dataset(train_set, classes);
     if (!test_entries.empty()) test = make_dataset(extract(test_entries, "test"), classes);
@@ -454,12 +460,13 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
   std::vector<Prediction> out;
   const Shape& in = model_.net.input_shape();
   if (transcripts_ || (!in.empty() && in[0] == kDynamic)) {
-    // Sequences, one at a time (no padding).
+    // Sequences, one at a time (no padding); a kDynamic dimension takes any size.
     Tensor<float> x;
     for (const Tensor<float>& f : feats) {
-      if (f.rank() != int(in.size()) ||
-          !std::equal(in.begin() + 1, in.end(), f.shape().begin() + 1) ||
-          (in[0] != kDynamic && f.dim(0) != in[0]))
+      bool fits = f.rank() == int(in.size());
+      for (size_t i = 0; fits && i < in.size(); ++i)
+        fits = in[i] == kDynamic ? f.dim(int(i)) >= 1 : f.dim(int(i)) == in[i];
+      if (!fits)
         throw ShapeError("features of shape " + to_string(f.shape()) + ", but the model takes " +
                          to_string(in));
       Shape s{1};

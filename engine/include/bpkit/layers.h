@@ -45,6 +45,13 @@ enum class ConvAlgorithm { kAuto, kIm2col };
 
 // 2-D convolution (cross-correlation): x[B,C,H,W] → y[B,K,OH,OW], W[K,C,k,k], square kernel,
 // OH = (H + 2·pad − k)/stride + 1.
+// Variable width: built on {C, H, kDynamic} the layer takes any W (at least the kernel, with the
+// padding) and outputs {K, OH, kDynamic}; sequence lengths are then widths, mapped by
+// output_length() as OW is. Right padding: when the columns beyond a sample's width are zeros (the
+// network input's padding), its valid output columns are exactly what it gets alone, the padded
+// zeros being the zeros its own zero padding supplies. Deeper in a network the padded columns hold
+// other values (bias, activations), which reach only the valid columns within the receptive field
+// of the right edge (for 3×3 kernels with padding 1: one column per layer, scaled by the strides).
 template <class T>
 class Conv2d : public Layer<T> {
  public:
@@ -64,11 +71,15 @@ class Conv2d : public Layer<T> {
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
+  int32_t output_length(int32_t width) const override;
 
  private:
   int64_t filters_, k_, stride_, pad_;
   Init init_;
   bool relu_;
+  bool dynamic_width_ = false;
+  // Dynamic width: takes the width of x (a batch in forward/backward) and sets w_in_ and ow_.
+  void fit_width(const Tensor<T>& x);
   int64_t c_ = 0, h_ = 0, w_in_ = 0, oh_ = 0, ow_ = 0;
   std::vector<Tensor<T>> gmask_;  // per-thread output gradient of one sample, masked by y > 0
   // The output gradient of sample s as the convolution sees it: dy itself, or with the fused ReLU
@@ -96,22 +107,32 @@ class Conv2d : public Layer<T> {
 
 enum class PoolKind { kMax, kAverage };
 
-// Max or average pooling over k×k windows with the given stride (default k), no padding.
+// Max or average pooling over kh×kw windows with strides sh, sw, no padding. `kernel` and `stride`
+// (default: the kernel) set both directions unless kernel_w / stride_w (default: kernel_w) give
+// the width's: {kernel 2, kernel_w 1} halves the height and keeps the width (line recognizers).
+// Built on {C, H, kDynamic} it takes any width >= kw; lengths are widths, mapped by
+// output_length().
 template <class T>
 class Pool2d : public Layer<T> {
  public:
-  Pool2d(PoolKind kind, int64_t kernel, int64_t stride = -1);
+  Pool2d(PoolKind kind, int64_t kernel, int64_t stride = -1, int64_t kernel_w = -1,
+         int64_t stride_w = -1);
   std::string kind() const override { return kind_ == PoolKind::kMax ? "maxpool2d" : "avgpool2d"; }
   Attrs attrs() const override;
   Shape build(const Shape& input) override;
   void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>& dx) override;
+  int32_t output_length(int32_t width) const override;
 
  private:
-  bool fast_max() const { return kind_ == PoolKind::kMax && k_ == 2 && stride_ == 2; }
+  bool fast_max() const {
+    return kind_ == PoolKind::kMax && k_ == 2 && stride_ == 2 && kw_ == 2 && sw_ == 2;
+  }
+  void fit_width(const Tensor<T>& x);
   PoolKind kind_;
-  int64_t k_, stride_;
+  int64_t k_, stride_, kw_, sw_;  // k_, stride_: the height's
+  bool dynamic_width_ = false;
   int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;
   std::vector<int32_t> argmax_;  // max pooling (other than 2×2/2): input offset of each output
 };
@@ -141,7 +162,9 @@ class Dropout : public Layer<T> {
 
 // Batch normalization over the batch (and, for [C,H,W] inputs, the spatial positions) of each
 // feature/channel: y = γ·(x − μ)/√(σ² + ε) + β. Training uses batch statistics (biased variance)
-// and updates running averages with `momentum`; inference uses the running averages.
+// and updates running averages with `momentum`; inference uses the running averages. [C,H,W]
+// inputs may have a dynamic width (kDynamic); with sequence lengths (widths), training statistics
+// cover only each sample's valid columns, so right padding does not shift them.
 template <class T>
 class BatchNorm : public Layer<T> {
  public:
@@ -157,11 +180,14 @@ class BatchNorm : public Layer<T> {
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<std::pair<std::string, Tensor<T>*>> buffers() override;
+  void set_lengths(const std::vector<int32_t>* lengths) override;
 
  private:
   void backprop(const Tensor<T>& dy, bool params, Tensor<T>* dx);
   double momentum_, eps_;
-  int64_t channels_ = 0, spatial_ = 1;
+  int64_t channels_ = 0, spatial_ = 1, height_ = 1;  // spatial_ = H·W (W of the latest batch)
+  bool dynamic_width_ = false;
+  std::vector<int32_t> lengths_;  // valid widths of the latest batch, or empty (all valid)
   Tensor<T> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
   std::vector<T> mean_, inv_std_;  // of the latest training batch
   std::vector<T> xhat_;            // normalized input of the latest training batch
@@ -181,6 +207,23 @@ class Reshape : public Layer<T> {
 
  private:
   Shape target_, in_, out_;
+};
+
+// The columns of a feature map as a sequence, for line recognizers (CRNN): x[B,C,H,W] →
+// y[B,W,C·H], y[b][w][c·H + h] = x[b][c][h][w]. The width may be dynamic (kDynamic): the output is
+// then {kDynamic, C·H}, a sequence for recurrent layers, and sequence lengths (widths) pass
+// through unchanged.
+template <class T>
+class Columns : public Layer<T> {
+ public:
+  std::string kind() const override { return "columns"; }
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+
+ private:
+  int64_t c_ = 0, h_ = 0;
 };
 
 enum class Activation { kSigmoid, kTanh, kRelu, kLeakyRelu, kSoftmax };

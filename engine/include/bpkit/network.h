@@ -37,7 +37,8 @@ class Network {
   // activation), so memory does not grow with the batch.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
   // Sequences: x is [B, T, F...] padded to the longest sequence, `lengths` (when not null) the
-  // valid frames of each sample, each in 1..T. Layers see the lengths through set_lengths(); a
+  // valid frames of each sample, each in 1..T. When the input shape has a kDynamic dimension, T is
+  // that dimension (the width W of line images {C, H, kDynamic}), else the first one. Layers see the lengths through set_lengths(); a
   // dimension declared kDynamic in the input shape accepts any size >= 1. Throws ShapeError for
   // a count of lengths other than B, a length outside 1..T, or an empty sequence. Inference
   // batches with lengths or dynamic dimensions run whole (not in chunks).

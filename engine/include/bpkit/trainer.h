@@ -73,7 +73,9 @@ struct TrainOptions {
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, const Dataset& data,
                 const TrainOptions& options);
 // The same for variable-length samples: each batch is padded to its longest sample and the valid
-// lengths go to the network (Network::forward with lengths). With label sequences the loss is CTC
+// lengths go to the network (Network::forward with lengths). Samples are padded (with zeros, at
+// the end) in the dimension that the network's input shape declares kDynamic (the width of line
+// images {C, H, -1}), or in the first one when none is. With label sequences the loss is CTC
 // (Targets::sequences, Targets::lengths = the network's output lengths) and accuracy counts
 // sequences whose greedy (best-path) decoding equals the labels exactly.
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,

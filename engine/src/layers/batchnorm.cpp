@@ -1,6 +1,11 @@
-// Batch normalization. Shapes: B batch, C channels (features for flat inputs), S spatial positions
-// per channel (1 for flat inputs), N = B·S values per channel. The backward pass uses the closed
+// Batch normalization. Shapes: B batch, C channels (features for flat inputs), S = H·W spatial
+// positions per channel (1 for flat inputs), N = B·S values per channel. With sequence lengths
+// (valid widths of right-padded line images), N counts only the valid columns V: μ and σ² are
+// taken over V, every position is normalized with them, and the backward pass becomes
+// dx_j = γ/σ · (dy_j − [j∈V]·(Σ dy + x̂_j·Σ dy·x̂)/N), the sums over all positions (padded outputs
+// depend on μ and σ too). The backward pass uses the closed
 // form dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), with means over the N values of a channel.
+#include <algorithm>
 #include <cmath>
 
 #include "bpkit/error.h"
@@ -28,8 +33,16 @@ Shape BatchNorm<T>::build(const Shape& input) {
   if (input.size() != 1 && input.size() != 3)
     throw ShapeError(this->describe() + ": expects [features] or [channels,height,width], got " +
                      to_string(input));
+  if (input.size() == 1 && input[0] == kDynamic)
+    throw ShapeError(this->describe() + ": the features cannot be dynamic, got " +
+                     to_string(input));
+  if (input.size() == 3 && (input[0] < 1 || input[1] < 1))
+    throw ShapeError(this->describe() + ": only the width of [channels,height,width] may be " +
+                     "dynamic (-1), got " + to_string(input));
   channels_ = input[0];
-  spatial_ = input.size() == 3 ? input[1] * input[2] : 1;
+  dynamic_width_ = input.size() == 3 && input[2] == kDynamic;
+  height_ = input.size() == 3 ? input[1] : 1;
+  spatial_ = input.size() == 3 ? input[1] * (dynamic_width_ ? 1 : input[2]) : 1;
   gamma_ = Tensor<T>({channels_}, T(1));
   beta_ = Tensor<T>({channels_});
   dgamma_ = Tensor<T>({channels_});
@@ -40,8 +53,22 @@ Shape BatchNorm<T>::build(const Shape& input) {
 }
 
 template <class T>
+void BatchNorm<T>::set_lengths(const std::vector<int32_t>* lengths) {
+  if (lengths && dynamic_width_)
+    lengths_.assign(lengths->begin(), lengths->end());
+  else
+    lengths_.clear();
+}
+
+template <class T>
 void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
-  const int64_t B = x.rows(), C = channels_, S = spatial_, N = B * S;
+  if (dynamic_width_) spatial_ = x.cols() / channels_;
+  const int64_t B = x.rows(), C = channels_, S = spatial_, W = S / height_;
+  // Valid columns per sample (W each without lengths) and the count of valid values per channel.
+  const bool masked = !lengths_.empty() && int64_t(lengths_.size()) == B;
+  auto valid = [&](int64_t b) { return masked ? std::min<int64_t>(W, lengths_[size_t(b)]) : W; };
+  int64_t N = 0;
+  for (int64_t b = 0; b < B; ++b) N += valid(b) * height_;
   y.resize(x.shape());
   const T* xp = x.data();
   T* yp = y.data();
@@ -73,15 +100,22 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       // Two passes (mean, then centred squares) keep the variance accurate in float.
+      // Rows of W values; only the first valid(b) of each count.
       double sum = 0;
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t s = 0; s < S; ++s) sum += xp[(b * C + c) * S + s];
+        for (int64_t r = 0; r < height_; ++r) {
+          const T* xr = xp + (b * C + c) * S + r * W;
+          for (int64_t w = 0, n = valid(b); w < n; ++w) sum += xr[w];
+        }
       const double mean = sum / double(N);
       double sq = 0;
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t s = 0; s < S; ++s) {
-          const double d = xp[(b * C + c) * S + s] - mean;
-          sq += d * d;
+        for (int64_t r = 0; r < height_; ++r) {
+          const T* xr = xp + (b * C + c) * S + r * W;
+          for (int64_t w = 0, n = valid(b); w < n; ++w) {
+            const double d = xr[w] - mean;
+            sq += d * d;
+          }
         }
       const double var = sq / double(N);
       const T inv = T(1 / std::sqrt(var + eps_));
@@ -106,7 +140,11 @@ void BatchNorm<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
 // the parameter gradients. One pass computes both when the network asks for both.
 template <class T>
 void BatchNorm<T>::backprop(const Tensor<T>& dy, bool params, Tensor<T>* dx) {
-  const int64_t B = dy.rows(), C = channels_, S = spatial_, N = B * S;
+  const int64_t B = dy.rows(), C = channels_, S = spatial_, W = S / height_;
+  const bool masked = !lengths_.empty() && int64_t(lengths_.size()) == B;
+  auto valid = [&](int64_t b) { return masked ? std::min<int64_t>(W, lengths_[size_t(b)]) : W; };
+  int64_t N = 0;
+  for (int64_t b = 0; b < B; ++b) N += valid(b) * height_;
   const T* g = dy.data();
   parallel_for(
       C, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, N)), [&](int64_t c0, int64_t c1) {
@@ -127,7 +165,8 @@ void BatchNorm<T>::backprop(const Tensor<T>& dy, bool params, Tensor<T>* dx) {
           for (int64_t b = 0; b < B; ++b)
             for (int64_t s = 0; s < S; ++s) {
               const int64_t i = (b * C + c) * S + s;
-              (*dx)[i] = k * (g[i] - mg - xhat_[size_t(i)] * mgx);
+              const bool in = !masked || s % W < valid(b);
+              (*dx)[i] = in ? k * (g[i] - mg - xhat_[size_t(i)] * mgx) : k * g[i];
             }
         }
       });

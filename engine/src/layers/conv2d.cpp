@@ -142,18 +142,38 @@ Shape Conv2d<T>::build(const Shape& input) {
                      to_string(input));
   c_ = input[0];
   h_ = input[1];
-  w_in_ = input[2];
-  if (h_ + 2 * pad_ < k_ || w_in_ + 2 * pad_ < k_)
+  dynamic_width_ = input[2] == kDynamic;
+  w_in_ = dynamic_width_ ? k_ : input[2];  // a dynamic width is set by each batch (fit_width)
+  if (c_ < 1 || h_ < 1 || h_ + 2 * pad_ < k_ || w_in_ + 2 * pad_ < k_)
     throw ShapeError(this->describe() + ": kernel " + std::to_string(k_) + "x" +
                      std::to_string(k_) + " with padding " + std::to_string(pad_) +
-                     " does not fit the input " + to_string(input));
+                     " does not fit the input " + to_string(input) +
+                     " (only the width may be dynamic, -1)");
   oh_ = (h_ + 2 * pad_ - k_) / stride_ + 1;
   ow_ = (w_in_ + 2 * pad_ - k_) / stride_ + 1;
   w_ = Tensor<T>({filters_, c_, k_, k_});
   dw_ = Tensor<T>({filters_, c_, k_, k_});
   b_ = Tensor<T>({filters_});
   db_ = Tensor<T>({filters_});
-  return {filters_, oh_, ow_};
+  return {filters_, oh_, dynamic_width_ ? kDynamic : ow_};
+}
+
+template <class T>
+void Conv2d<T>::fit_width(const Tensor<T>& x) {
+  if (!dynamic_width_) return;
+  const int64_t w = x.dim(3);
+  if (w + 2 * pad_ < k_)
+    throw ShapeError(this->describe() + ": input " + to_string(x.shape()) +
+                     " is narrower than the " + std::to_string(k_) + "x" + std::to_string(k_) +
+                     " kernel with padding " + std::to_string(pad_));
+  w_in_ = w;
+  ow_ = (w + 2 * pad_ - k_) / stride_ + 1;
+}
+
+template <class T>
+int32_t Conv2d<T>::output_length(int32_t width) const {
+  // Outputs whose window starts inside the valid columns (or the left padding); at least 1.
+  return int32_t(std::max<int64_t>(1, (width + 2 * pad_ - k_) / stride_ + 1));
 }
 
 template <class T>
@@ -164,6 +184,7 @@ void Conv2d<T>::init(Rng& rng) {
 
 template <class T>
 void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+  fit_width(x);
   if (use_winograd()) return winograd_forward(x, y);
   const int64_t B = x.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
@@ -192,6 +213,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                          Tensor<T>& dx) {
+  fit_width(x);
   if (use_winograd()) return winograd_backprop(x, y, dy, false, &dx);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_;
@@ -212,6 +234,7 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
 
 template <class T>
 void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) {
+  fit_width(x);
   if (use_winograd()) return winograd_backprop(x, y, dy, true, nullptr);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_;
@@ -329,6 +352,7 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y) {
 template <class T>
 void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                                       Tensor<T>& dx) {
+  fit_width(x);
   if (!use_winograd()) {
     gradient(x, y, dy);
     backward(x, y, dy, dx);

@@ -27,7 +27,9 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
   }
   if (kind == "maxpool2d" || kind == "avgpool2d")
     return std::make_unique<Pool2d<T>>(kind == "maxpool2d" ? PoolKind::kMax : PoolKind::kAverage,
-                                       a.get_int("kernel", 2), a.get_int("stride", -1));
+                                       a.get_int("kernel", 2), a.get_int("stride", -1),
+                                       a.get_int("kernel_w", -1), a.get_int("stride_w", -1));
+  if (kind == "columns") return std::make_unique<Columns<T>>();
   if (kind == "dropout") return std::make_unique<Dropout<T>>(a.get_double("p", 0.5));
   if (kind == "batchnorm")
     return std::make_unique<BatchNorm<T>>(a.get_double("momentum", 0.1), a.get_double("eps", 1e-5));
@@ -82,7 +84,7 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
                                            a.get_int("bias", 1) != 0);
   throw ShapeError("unknown layer kind '" + kind +
                    "' (known: dense, conv2d, maxpool2d, avgpool2d, dropout, batchnorm, flatten, "
-                   "reshape, sigmoid, tanh, relu, leaky_relu, softmax, rnn, lstm, gru, "
+                   "reshape, columns, sigmoid, tanh, relu, leaky_relu, softmax, rnn, lstm, gru, "
                    "frame_dense, fixed_point)");
 }
 

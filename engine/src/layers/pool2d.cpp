@@ -11,17 +11,27 @@
 namespace bpkit {
 
 template <class T>
-Pool2d<T>::Pool2d(PoolKind kind, int64_t kernel, int64_t stride)
-    : kind_(kind), k_(kernel), stride_(stride < 0 ? kernel : stride) {
-  if (kernel < 1 || stride_ < 1)
+Pool2d<T>::Pool2d(PoolKind kind, int64_t kernel, int64_t stride, int64_t kernel_w, int64_t stride_w)
+    : kind_(kind),
+      k_(kernel),
+      stride_(stride < 0 ? kernel : stride),
+      kw_(kernel_w < 0 ? kernel : kernel_w),
+      sw_(stride_w >= 0   ? stride_w
+          : kernel_w >= 0 ? kernel_w
+                          : stride_) {
+  if (kernel < 1 || stride_ < 1 || kw_ < 1 || sw_ < 1)
     throw ShapeError("pool2d: kernel and stride must be at least 1, got kernel=" +
-                     std::to_string(kernel) + " stride=" + std::to_string(stride_));
+                     std::to_string(kernel) + " stride=" + std::to_string(stride_) +
+                     " kernel_w=" + std::to_string(kw_) + " stride_w=" + std::to_string(sw_));
 }
 
 template <class T>
 Attrs Pool2d<T>::attrs() const {
   Attrs a;
   a.set("kernel", static_cast<long long>(k_)).set("stride", static_cast<long long>(stride_));
+  // Square windows keep the model-file line they always had.
+  if (kw_ != k_ || sw_ != stride_)
+    a.set("kernel_w", static_cast<long long>(kw_)).set("stride_w", static_cast<long long>(sw_));
   return a;
 }
 
@@ -32,13 +42,30 @@ Shape Pool2d<T>::build(const Shape& input) {
                      to_string(input));
   c_ = input[0];
   h_ = input[1];
-  w_ = input[2];
-  if (h_ < k_ || w_ < k_)
+  dynamic_width_ = input[2] == kDynamic;
+  w_ = dynamic_width_ ? kw_ : input[2];  // a dynamic width is set by each batch (fit_width)
+  if (c_ < 1 || h_ < k_ || w_ < kw_)
     throw ShapeError(this->describe() + ": window " + std::to_string(k_) + "x" +
-                     std::to_string(k_) + " is larger than the input " + to_string(input));
+                     std::to_string(kw_) + " is larger than the input " + to_string(input) +
+                     " (only the width may be dynamic, -1)");
   oh_ = (h_ - k_) / stride_ + 1;
-  ow_ = (w_ - k_) / stride_ + 1;
-  return {c_, oh_, ow_};
+  ow_ = (w_ - kw_) / sw_ + 1;
+  return {c_, oh_, dynamic_width_ ? kDynamic : ow_};
+}
+
+template <class T>
+void Pool2d<T>::fit_width(const Tensor<T>& x) {
+  if (!dynamic_width_) return;
+  if (x.dim(3) < kw_)
+    throw ShapeError(this->describe() + ": input " + to_string(x.shape()) +
+                     " is narrower than the window width " + std::to_string(kw_));
+  w_ = x.dim(3);
+  ow_ = (w_ - kw_) / sw_ + 1;
+}
+
+template <class T>
+int32_t Pool2d<T>::output_length(int32_t width) const {
+  return int32_t(std::max<int64_t>(1, (width - kw_) / sw_ + 1));
 }
 
 namespace {
@@ -47,8 +74,8 @@ namespace {
 // not null); the common 2×2, stride-2 window has its own branch-light loop.
 template <class T>
 void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* __restrict arg,
-                int64_t W, int64_t k, int64_t s, int64_t OH, int64_t OW) {
-  if (kind == PoolKind::kMax && k == 2 && s == 2 && !arg) {
+                int64_t W, int64_t k, int64_t s, int64_t kw, int64_t sw, int64_t OH, int64_t OW) {
+  if (kind == PoolKind::kMax && k == 2 && s == 2 && kw == 2 && sw == 2 && !arg) {
     for (int64_t oy = 0; oy < OH; ++oy) {
       const T* r0 = x + 2 * oy * W;
       const T* r1 = r0 + W;
@@ -59,15 +86,15 @@ void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* 
     }
     return;
   }
-  const T inv = T(1) / T(k * k);
+  const T inv = T(1) / T(k * kw);
   for (int64_t oy = 0; oy < OH; ++oy)
     for (int64_t ox = 0; ox < OW; ++ox) {
-      const int64_t y0 = oy * s, x0 = ox * s;
+      const int64_t y0 = oy * s, x0 = ox * sw;
       if (kind == PoolKind::kMax) {
         T best = -std::numeric_limits<T>::infinity();
         int64_t at = y0 * W + x0;
         for (int64_t i = 0; i < k; ++i)
-          for (int64_t j = 0; j < k; ++j) {
+          for (int64_t j = 0; j < kw; ++j) {
             const int64_t off = (y0 + i) * W + x0 + j;
             if (x[off] > best) {
               best = x[off];
@@ -79,7 +106,7 @@ void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* 
       } else {
         T sum = 0;
         for (int64_t i = 0; i < k; ++i)
-          for (int64_t j = 0; j < k; ++j) sum += x[(y0 + i) * W + x0 + j];
+          for (int64_t j = 0; j < kw; ++j) sum += x[(y0 + i) * W + x0 + j];
         y[oy * OW + ox] = sum * inv;
       }
     }
@@ -89,6 +116,7 @@ void pool_plane(PoolKind kind, const T* __restrict x, T* __restrict y, int32_t* 
 
 template <class T>
 void Pool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
+  fit_width(x);
   const int64_t B = x.rows(), planes = B * c_;
   y.resize({B, c_, oh_, ow_});
   // The 2×2, stride-2 max window needs no record of its winners: backward finds them again by
@@ -99,20 +127,21 @@ void Pool2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
   T* yp = y.data();
   int32_t* ap = keep ? argmax_.data() : nullptr;
   const PoolKind kind = kind_;
-  const int64_t H = h_, W = w_, k = k_, s = stride_, OH = oh_, OW = ow_;
+  const int64_t H = h_, W = w_, k = k_, s = stride_, kw = kw_, sw = sw_, OH = oh_, OW = ow_;
   parallel_for(planes, 16, [=](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p)
       pool_plane(kind, xp + p * H * W, yp + p * OH * OW, ap ? ap + p * OH * OW : nullptr, W, k, s,
-                 OH, OW);
+                 kw, sw, OH, OW);
   });
 }
 
 template <class T>
 void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                          Tensor<T>& dx) {
+  fit_width(x);
   const int64_t B = dy.rows(), planes = B * c_;
   dx.resize(x.shape());
-  const T inv = T(1) / T(k_ * k_);
+  const T inv = T(1) / T(k_ * kw_);
   const T* dyp = dy.data();
   T* dxp = dx.data();
   const int32_t* ap = argmax_.data();
@@ -120,7 +149,7 @@ void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
   const T* yp = y.data();
   const bool fast = fast_max();
   const PoolKind kind = kind_;
-  const int64_t H = h_, W = w_, k = k_, s = stride_, OH = oh_, OW = ow_;
+  const int64_t H = h_, W = w_, k = k_, s = stride_, kw = kw_, sw = sw_, OH = oh_, OW = ow_;
   parallel_for(planes, 16, [=](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* __restrict d = dxp + p * H * W;
@@ -154,7 +183,7 @@ void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
           for (int64_t ox = 0; ox < OW; ++ox) {
             const T v = g[oy * OW + ox] * inv;
             for (int64_t i = 0; i < k; ++i)
-              for (int64_t j = 0; j < k; ++j) d[(oy * s + i) * W + ox * s + j] += v;
+              for (int64_t j = 0; j < kw; ++j) d[(oy * s + i) * W + ox * sw + j] += v;
           }
       }
     }

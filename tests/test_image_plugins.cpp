@@ -223,6 +223,20 @@ TEST_CASE("image.read decodes each format, depth and channel layout", "[image_pl
   REQUIRE(ten.image.pixels.size() == 2);
   CHECK(ten.image.pixels[0] == Approx(1.0f));
   CHECK(ten.image.pixels[1] == Approx(511.0f / 1023).epsilon(1e-4));
+  // The same in ASCII, with a maxval below 256 (OpenCV scales those itself), and in a PAM.
+  bpkit_test::write_bytes(dir.file("ascii.pgm"), "P2\n2 1\n100\n30 10\n");
+  const Value ascii = read(dir.file("ascii.pgm"));
+  CHECK(ascii.image.pixels[0] == Approx(0.3f).margin(0.003));
+  CHECK(ascii.image.pixels[1] == Approx(0.1f).margin(0.003));
+  bpkit_test::write_bytes(dir.file("ascii16.pgm"), "P2\n2 1\n1000\n300 100\n");
+  CHECK(read(dir.file("ascii16.pgm")).image.pixels[0] == Approx(0.3f).margin(1e-4));
+  bpkit_test::write_bytes(
+      dir.file("gray.pam"),
+      "P7\nWIDTH 2\nHEIGHT 1\nDEPTH 1\nMAXVAL 100\nTUPLTYPE GRAYSCALE\nENDHDR\n" +
+          std::string("\x1e\x0a", 2));
+  const Value pam = read(dir.file("gray.pam"));
+  CHECK(pam.image.pixels[0] == Approx(0.3f).margin(1e-4));
+  CHECK(pam.image.pixels[1] == Approx(0.1f).margin(1e-4));
 }
 
 TEST_CASE("image.read refuses absurd, empty, truncated and foreign files clearly",

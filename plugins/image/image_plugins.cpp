@@ -26,6 +26,9 @@ struct Header {
   std::string format;  // "png", "jpeg", ...; empty when the format is not one parsed here
   long long width = -1, height = -1;
   long long maxval = 0;  // PNM: the largest sample value (scales the pixels)
+  // PNM: OpenCV returns raw samples (0..maxval) except for bitmaps and for ASCII files with a
+  // maxval below 256, which it scales to 0..255 itself.
+  bool raw_samples = false;
 };
 
 uint32_t be(const unsigned char* p, int n) {
@@ -76,7 +79,8 @@ void pnm_header(std::ifstream& f, Header& h) {
     return std::stoll(t);
   };
   h.format = "pnm";
-  if (kind == '7') {  // PAM: KEY VALUE lines up to ENDHDR
+  if (kind == '7') {  // PAM: KEY VALUE lines up to ENDHDR; binary samples
+    h.raw_samples = true;
     for (int i = 0; i < 64; ++i) {
       const std::string key = token();
       if (key.empty() || key == "ENDHDR") break;
@@ -89,6 +93,8 @@ void pnm_header(std::ifstream& f, Header& h) {
   h.width = number(token());
   h.height = number(token());
   h.maxval = (kind == '1' || kind == '4') ? 1 : number(token());
+  const bool ascii = kind == '2' || kind == '3';
+  h.raw_samples = (kind == '5' || kind == '6') || (ascii && h.maxval >= 256);
 }
 
 void jpeg_header(std::ifstream& f, Header& h) {
@@ -264,12 +270,9 @@ Value Read::process(const Value& in) const {
     default:
       throw std::runtime_error("unsupported pixel depth");
   }
-  // PNM samples run from 0 to the header's maxval, whatever the depth OpenCV chose.
-  if (h.format == "pnm" && h.maxval > 0 && m.depth() != CV_32F) {
-    double max_stored = 0;
-    cv::minMaxLoc(m.reshape(1), nullptr, &max_stored);
-    if (max_stored <= double(h.maxval)) scale = 1.0 / double(h.maxval);
-  }
+  // Raw PNM samples run from 0 to the header's maxval, whatever the depth OpenCV chose.
+  if (h.format == "pnm" && h.raw_samples && h.maxval > 0 && m.depth() != CV_32F)
+    scale = 1.0 / double(h.maxval);
   cv::Mat f;
   m.convertTo(f, CV_32F, scale);
   return from_mat(f, in.path);

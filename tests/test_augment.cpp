@@ -71,12 +71,40 @@ TEST_CASE("affine_image: identity, shifts, rotation, zoom and fill", "[augment]"
   CHECK(transformed(dot(3, 2), twice)[2 * 5 + 4] == Approx(1.0f));
 }
 
+TEST_CASE("erase_square: a square of fill, clipped at the border", "[augment]") {
+  AffineDraw d;
+  d.erase_x = 0.5;  // centre pixel 2 of 5: a side of 2 covers pixels 1 and 2
+  d.erase_y = 0.5;
+  std::vector<float> im(2 * 25, 1.0f);
+  erase_square(im.data(), 2, 5, 5, d, 2, 0.25f);
+  for (int c = 0; c < 2; ++c)
+    for (int y = 0; y < 5; ++y)
+      for (int x = 0; x < 5; ++x) {
+        CAPTURE(c, x, y);
+        CHECK(im[size_t(c * 25 + y * 5 + x)] ==
+              (x >= 1 && x <= 2 && y >= 1 && y <= 2 ? 0.25f : 1.0f));
+      }
+  d.erase_x = 0;  // at the corner only the part inside the image is erased
+  d.erase_y = 0;
+  std::vector<float> corner(25, 1.0f);
+  erase_square(corner.data(), 1, 5, 5, d, 3, 0.0f);
+  float erased = 0;
+  for (float v : corner) erased += 1 - v;
+  CHECK(erased == 4);  // pixels (0,0), (1,0), (0,1), (1,1)
+  CHECK(corner[0] == 0);
+  CHECK(corner[6] == 0);
+  std::vector<float> untouched(25, 1.0f);
+  erase_square(untouched.data(), 1, 5, 5, d, 0, 0.0f);
+  CHECK(untouched == std::vector<float>(25, 1.0f));
+}
+
 TEST_CASE("augment_batch: draws in range, per sample, independent of the thread count",
           "[augment]") {
   Augment a;
   a.shift = 2;
   a.rotate = 10;
   a.scale = 0.1;
+  a.erase = 3;
   Rng r(3);
   for (int i = 0; i < 1000; ++i) {
     const AffineDraw d = draw_affine(a, r);
@@ -84,6 +112,7 @@ TEST_CASE("augment_batch: draws in range, per sample, independent of the thread 
     REQUIRE(std::abs(d.dy) <= 2);
     REQUIRE(std::abs(d.angle) <= 10 * std::acos(-1.0) / 180 + 1e-12);
     REQUIRE(std::abs(d.zoom - 1) <= 0.1 + 1e-12);
+    REQUIRE((d.erase_x >= 0 && d.erase_x < 1 && d.erase_y >= 0 && d.erase_y < 1));
   }
 
   Tensor<float> x({37, 2, 6, 7});
@@ -118,6 +147,7 @@ TEST_CASE("augment_batch: draws in range, per sample, independent of the thread 
   for (int64_t k = 0; k < 37; ++k) {
     const AffineDraw d = draw_affine(a, replay);
     affine_image(original.data() + k * per, expect.data(), 2, 6, 7, d, 0);
+    erase_square(expect.data(), 2, 6, 7, d, a.erase, 0);
     REQUIRE(std::equal(expect.begin(), expect.end(), one.data() + k * per));
   }
 

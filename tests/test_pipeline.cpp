@@ -151,11 +151,13 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
   CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  augment: {scale: 2}\n"),
              Contains("p.yaml:8:20") && Contains("training.augment.scale = 2 is out of range"));
   const bpkit::PipelineConfig aug = bpkit::parse_pipeline_config(
-      pipeline_text(stages) + "training:\n  augment: {shift: 2, rotate: 10, scale: 0.1}\n",
+      pipeline_text(stages) +
+          "training:\n  augment: {shift: 2, rotate: 10, scale: 0.1, erase: 4}\n",
       "p.yaml");
   CHECK(aug.augment.shift == 2);
   CHECK(aug.augment.rotate == 10);
   CHECK(aug.augment.scale == 0.1);
+  CHECK(aug.augment.erase == 4);
   CHECK(aug.augment.enabled());
   CHECK_FALSE(bpkit::parse_pipeline_config(pipeline_text(stages), "p.yaml").augment.enabled());
 }

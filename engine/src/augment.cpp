@@ -1,5 +1,6 @@
 #include "bpkit/augment.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -9,14 +10,17 @@
 namespace bpkit {
 
 AffineDraw draw_affine(const Augment& a, Rng& rng) {
-  // Always four draws, so that changing one range leaves the others' streams where they were.
-  const double u[4] = {rng.uniform(), rng.uniform(), rng.uniform(), rng.uniform()};
+  // Always six draws, so that changing one range leaves the others' streams where they were.
+  double u[6];
+  for (double& v : u) v = rng.uniform();
   constexpr double kPi = 3.14159265358979323846;
   AffineDraw d;
   d.dx = a.shift * (2 * u[0] - 1);
   d.dy = a.shift * (2 * u[1] - 1);
   d.angle = a.rotate * (2 * u[2] - 1) * kPi / 180;
   d.zoom = 1 + a.scale * (2 * u[3] - 1);
+  d.erase_x = u[4];
+  d.erase_y = u[5];
   return d;
 }
 
@@ -48,6 +52,18 @@ void affine_image(const float* in, float* out, int64_t channels, int64_t height,
     }
 }
 
+void erase_square(float* im, int64_t channels, int64_t height, int64_t width, const AffineDraw& d,
+                  int64_t side, float fill) {
+  if (side <= 0) return;
+  const int64_t x0 = int64_t(std::floor(d.erase_x * double(width))) - side / 2;
+  const int64_t y0 = int64_t(std::floor(d.erase_y * double(height))) - side / 2;
+  const int64_t xb = std::max<int64_t>(x0, 0), xe = std::min(x0 + side, width);
+  const int64_t yb = std::max<int64_t>(y0, 0), ye = std::min(y0 + side, height);
+  for (int64_t ch = 0; ch < channels; ++ch)
+    for (int64_t y = yb; y < ye; ++y)
+      for (int64_t x = xb; x < xe; ++x) im[(ch * height + y) * width + x] = fill;
+}
+
 void augment_batch(Tensor<float>& x, const Augment& a, Rng& rng) {
   if (!a.enabled()) return;
   if (x.rank() != 4)
@@ -61,8 +77,10 @@ void augment_batch(Tensor<float>& x, const Augment& a, Rng& rng) {
   for (int64_t i = 0; i < b; ++i) draws.push_back(draw_affine(a, rng));
   std::vector<float> in(x.data(), x.data() + x.size());
   parallel_for(b, 8, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
+    for (int64_t i = i0; i < i1; ++i) {
       affine_image(in.data() + i * per, x.data() + i * per, ch, h, w, draws[size_t(i)], a.fill);
+      erase_square(x.data() + i * per, ch, h, w, draws[size_t(i)], a.erase, a.fill);
+    }
   });
 }
 

@@ -376,11 +376,13 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     }
     c.schedule.total_epochs = c.epochs;
     if (t.has("augment")) {
-      Section a(t.get("augment"), f, "training.augment", {"shift", "rotate", "scale", "fill"});
+      Section a(t.get("augment"), f, "training.augment",
+                {"shift", "rotate", "scale", "erase", "fill"});
       c.augment_where = t.where("augment");
       c.augment.shift = a.number("shift", 0, 0, 1000);
       c.augment.rotate = a.number("rotate", 0, 0, 180);
       c.augment.scale = a.number("scale", 0, 0, 0.9);
+      c.augment.erase = a.integer("erase", 0, 0, 100000);
       c.augment.fill = float(a.number("fill", 0, -1e30, 1e30));
     }
   }

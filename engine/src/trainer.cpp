@@ -363,23 +363,27 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
                  std::numeric_limits<double>::quiet_NaN(),
                  secs,
                  double(n) / secs};
+    double val_cer = std::numeric_limits<double>::quiet_NaN();  // label sequences only
     if (has_val) {
       const EvalResult v = evaluate_source(net, loss, *val, 256, nullptr);
       s.val_loss = v.loss;
       s.val_acc = v.accuracy;
+      val_cer = v.error_rate;
     }
     result.history.push_back(s);
     if (o.progress) {
       char line[256];
-      std::snprintf(line, sizeof line,
-                    "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
-                    o.progress_is_terminal ? "\r\033[K" : "", s.epoch, o.epochs, lr, s.train_loss,
-                    s.train_acc,
-                    has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) +
-                               " val_acc " + std::to_string(s.val_acc).substr(0, 6))
-                                  .c_str()
-                            : "",
-                    secs, s.samples_per_s);
+      std::snprintf(
+          line, sizeof line, "%sepoch %d/%d lr %.4g loss %.4f acc %.4f%s %.1fs %.0f samples/s\n",
+          o.progress_is_terminal ? "\r\033[K" : "", s.epoch, o.epochs, lr, s.train_loss,
+          s.train_acc,
+          has_val ? (" val_loss " + std::to_string(s.val_loss).substr(0, 6) + " val_acc " +
+                     std::to_string(s.val_acc).substr(0, 6) +
+                     (std::isnan(val_cer) ? std::string()
+                                          : " val_cer " + std::to_string(val_cer).substr(0, 6)))
+                        .c_str()
+                  : "",
+          secs, s.samples_per_s);
       *o.progress << line << std::flush;
     }
     if (has_val) {

@@ -1,0 +1,33 @@
+#!/bin/sh
+# The shipped digits model (models/digits) on the held-out digits: the last 10% of each class of
+# OpenCV's digits.png, as make_digits writes them. Inference only. Fails below 99% accuracy (more
+# than 5 errors of 500), or when predict cannot classify one image from the model directory.
+#   digits_model.sh BPKIT MAKE_DIGITS MODEL_DIR WORKDIR
+set -eu
+bpkit=$1
+make_digits=$2
+model=$3
+dir=$4
+fail() {
+  echo "digits model test: $*" >&2
+  exit 1
+}
+rm -rf "$dir"
+mkdir -p "$dir"
+"$make_digits" --out "$dir/data" >/dev/null || fail "make_digits failed (is opencv-doc installed?)"
+out=$("$bpkit" eval "$model" "$dir/data/test.tsv" --no-cache 2>"$dir/eval.err") ||
+  fail "bpkit eval failed: $(tail -3 "$dir/eval.err")"
+printf '%s\n' "$out"
+line=$(printf '%s\n' "$out" | grep '^samples ') || fail "no summary line from bpkit eval"
+samples=$(printf '%s\n' "$line" | awk '{print $2}')
+accuracy=$(printf '%s\n' "$line" | awk '{print $6}')
+[ "$samples" = 500 ] || fail "expected the 500 held-out digits, evaluated $samples"
+awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.99) }' ||
+  fail "accuracy $accuracy on the held-out digits is below 0.99"
+errors=$(awk -v a="$accuracy" 'BEGIN { printf "%d", (1 - a) * 500 + 0.5 }')
+pred=$("$bpkit" predict "$model" "$dir/data/images/3_470.png" 2>&1) || fail "bpkit predict failed: $pred"
+printf '%s\n' "$pred"
+printf '%s\n' "$pred" | grep -Eq "3_470\.png[[:space:]]+3([[:space:]]|$)" ||
+  fail "predict did not classify images/3_470.png as 3: $pred"
+echo "held-out digits: accuracy $accuracy ($errors errors of $samples)"
+rm -rf "$dir"

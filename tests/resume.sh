@@ -31,10 +31,10 @@ data:
 network:
   layers:
     - flatten
-    - dense: {units: 256}
+    - dense: {units: 128}
     - relu
     - dropout: {p: 0.2}
-    - dense: {units: 256}
+    - dense: {units: 128}
     - relu
     - dense: {units: 10}
 optimizer: {type: adam, lr: 0.001}

@@ -346,8 +346,9 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
   std::ofstream(dir.file("p.yaml"))
       << "name: seq\n"
          "plugin_path: ["
-      << kPlugins
-      << "/test_stages]\n"
+      // Relative to the pipeline file: the model directory two levels down must still find it.
+      << std::filesystem::relative(kPlugins + "/test_stages", dir.path()).string()
+      << "]\n"
          "stages: [test.frames]\n"
          "data: {train: train.tsv, test: test.tsv, labels: transcript,"
          " alphabet: abc}\n"
@@ -359,11 +360,11 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
          "cache: false\n";
   bpkit::TrainRequest r;
   r.config = dir.file("p.yaml");
-  r.out_dir = dir.file("model");
+  r.out_dir = dir.file("runs/seq");
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   CHECK(out.test_error_rate < 0.05);
   CHECK(out.test_accuracy > 0.8);
-  bpkit::TrainedModel model(dir.file("model"));
+  bpkit::TrainedModel model(dir.file("runs/seq"));
   REQUIRE(model.transcripts());
   const auto entries = bpkit::read_manifest(dir.file("test.tsv"));
   int right = 0;

@@ -244,10 +244,11 @@ std::vector<std::string> string_list(const YAML::Node& n, const std::string& fil
 
 }  // namespace
 
-PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path) {
+PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path,
+                                     const std::string& base_dir) {
   PipelineConfig c;
   c.file = path;
-  c.dir = fs::path(path).parent_path().string();
+  c.dir = base_dir.empty() ? fs::path(path).parent_path().string() : base_dir;
   if (c.dir.empty()) c.dir = ".";
   c.text = text;
   YAML::Node root;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -376,6 +377,13 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                 {"train_samples", std::to_string(n_train)},
                 {"test_samples", std::to_string(n_test)},
                 {"labels", c.labels}};
+  // Where the pipeline file was, seen from the model directory: relative paths in the copy (a
+  // plugin_path next to the project's configs) keep resolving as they did when it was trained.
+  {
+    std::error_code rel_ec;
+    const fs::path rel = fs::relative(fs::absolute(c.dir), fs::absolute(out), rel_ec);
+    if (!rel_ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
+  }
   if (transcripts)
     meta.emplace_back("alphabet", c.alphabet);
   else
@@ -418,8 +426,20 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
   if (!fs::exists(mfile)) throw FileError(dir + ": not a model directory (no " + kModelFile + ")");
   if (!fs::exists(pfile))
     throw FileError(dir + ": not a model directory (no " + kPipelineFile + ")");
-  config_ = load_pipeline_config(pfile);
-  model_ = load_model<float>(mfile);
+  {
+    // Relative paths in the copied pipeline resolve against the original file's directory when it
+    // is still where it was relative to the model directory, else against the model directory.
+    std::string base;
+    model_ = load_model<float>(mfile);
+    for (const auto& kv : model_.meta)
+      if (kv.first == "pipeline_dir" && fs::is_directory(fs::path(dir) / kv.second))
+        base = (fs::path(dir) / kv.second).lexically_normal().string();
+    std::ifstream in(pfile, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) throw FileError(pfile + ": cannot read the pipeline file");
+    config_ = parse_pipeline_config(text.str(), pfile, base);
+  }
   auto meta = [&](const std::string& key) -> const std::string* {
     for (const auto& kv : model_.meta)
       if (kv.first == key) return &kv.second;

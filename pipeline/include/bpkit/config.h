@@ -94,8 +94,9 @@ struct PipelineConfig {
 
 // Reads and checks `path`. Throws ConfigError ("file:line:col: what; expected ...") or FileError.
 PipelineConfig load_pipeline_config(const std::string& path);
-// Same, from text (for model directories and tests); `path` is used in messages and to resolve
-// relative paths.
-PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path);
+// Same, from text (for model directories and tests); `path` is used in messages and, unless
+// `base_dir` is given, its directory resolves relative paths.
+PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path,
+                                     const std::string& base_dir = "");
 
 }  // namespace bpkit

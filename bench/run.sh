@@ -21,22 +21,28 @@ what=${1:-}
 [ $# -gt 0 ] && shift
 build=${BPKIT_BENCH_BUILD:-$root/build}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# --peers DIR goes to $peers, every other argument to the benchmark ($args).
+split_peers() {
+  args=() peers=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --peers) peers=$2; shift 2 ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+}
+# The value of KEY in a "key=value ..." line; a / b to two decimals (nan unless both are positive).
+get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
+
 case $what in
   engine)
     cmake --build "$build" --target bench_engine >/dev/null
-    args=() peers=""
-    while [ $# -gt 0 ]; do
-      case $1 in
-        --peers) peers=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-      esac
-    done
+    split_peers "$@"
     out=$("$build/bin/bench_engine" "${args[@]}" | tee /dev/stderr | tail -n 1)
     if [ -n "$peers" ]; then
       p=$(bash "$peers/run.sh" all 2>/dev/null | tail -n 1)
       echo "$p" >&2
-      get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-      ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
       out="$out mlp_train_ratio=$(ratio "$(get "$out" mlp_train_sps)" "$(get "$p" peer_mlp_train_sps)")"
       out="$out mlp_infer_ratio=$(ratio "$(get "$out" mlp_infer_sps)" "$(get "$p" peer_mlp_infer_sps)")"
       out="$out mlp_b1_speedup=$(ratio "$(get "$p" peer_mlp_b1_us)" "$(get "$out" mlp_b1_us)")"
@@ -46,19 +52,11 @@ case $what in
     ;;
   recurrent)
     cmake --build "$build" --target bench_recurrent >/dev/null
-    args=() peers=""
-    while [ $# -gt 0 ]; do
-      case $1 in
-        --peers) peers=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-      esac
-    done
+    split_peers "$@"
     out=$("$build/bin/bench_recurrent" "${args[@]}" | tee /dev/stderr | tail -n 1)
     if [ -n "$peers" ]; then
       p=$(bash "$peers/run.sh" lstm 2>/dev/null | tail -n 1)
       echo "$p" >&2
-      get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-      ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "nan" }'; }
       out="$out $p"
       out="$out lstm_train_ratio=$(ratio "$(get "$out" lstm_train_seq_s)" "$(get "$p" peer_lstm_train_seq_s)")"
       out="$out lstm_b1_speedup=$(ratio "$(get "$p" peer_lstm_b1_ms)" "$(get "$out" lstm_b1_ms)")"

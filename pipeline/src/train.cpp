@@ -418,6 +418,24 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   return outcome;
 }
 
+namespace {
+
+// The class of one row of logits, with the softmax probabilities of every class.
+TrainedModel::Prediction classify(const float* row, const std::vector<std::string>& classes) {
+  const int64_t k = int64_t(classes.size());
+  const float mx = *std::max_element(row, row + k);
+  TrainedModel::Prediction p;
+  double z = 0;
+  for (int64_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
+  for (int64_t c = 0; c < k; ++c) p.probabilities.push_back(std::exp(double(row[c] - mx)) / z);
+  p.label = int(std::max_element(row, row + k) - row);
+  p.name = classes[size_t(p.label)];
+  p.confidence = p.probabilities[size_t(p.label)];
+  return p;
+}
+
+}  // namespace
+
 TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
     : dir_(dir), model_{Network<float>({1}, 0), {}, {}} {
   const std::string pfile = (fs::path(dir) / kPipelineFile).string();
@@ -500,16 +518,7 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
       } else {
-        const int64_t k = int64_t(classes_.size());
-        const float* row = y.data();
-        const float mx = *std::max_element(row, row + k);
-        double z = 0;
-        for (int64_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
-        for (int64_t c = 0; c < k; ++c)
-          p.probabilities.push_back(std::exp(double(row[c] - mx)) / z);
-        p.label = int(std::max_element(row, row + k) - row);
-        p.name = classes_[size_t(p.label)];
-        p.confidence = p.probabilities[size_t(p.label)];
+        p = classify(y.data(), classes_);
       }
       out.push_back(std::move(p));
     }
@@ -532,16 +541,7 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
     }
     const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
     for (size_t i = 0; i < n; ++i) {
-      const float* row = y.data() + int64_t(i) * k;
-      const float mx = *std::max_element(row, row + k);
-      Prediction p;
-      double z = 0;
-      for (int64_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
-      for (int64_t c = 0; c < k; ++c) p.probabilities.push_back(std::exp(double(row[c] - mx)) / z);
-      p.label = int(std::max_element(row, row + k) - row);
-      p.name = classes_[size_t(p.label)];
-      p.confidence = p.probabilities[size_t(p.label)];
-      out.push_back(std::move(p));
+      out.push_back(classify(y.data() + int64_t(i) * k, classes_));
     }
   }
   return out;

@@ -28,12 +28,15 @@
 #include "bpkit/train.h"
 #include "bpkit/trainer.h"
 #include "bpkit/zoo.h"
+#include "cli.h"
 
 namespace {
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using bpkit::cli::all_values;
+using bpkit::cli::integer;
+using bpkit::cli::number;
+using bpkit::cli::parse_options;
+using bpkit::cli::UsageError;
 
 const char* kUsage =
     "usage: bpkit <command> [options]\n"
@@ -123,58 +126,6 @@ const char* kCacheUsage =
     "The feature cache keeps what the pipelines' plugins computed, keyed by each input file's\n"
     "content and the stages' names, versions and parameters (default directory:\n"
     "$BPKIT_CACHE_DIR, else $XDG_CACHE_HOME/bpkit/features, else ~/.cache/bpkit/features).\n";
-
-// Parses --key value pairs (options in `known`) and --flag switches (in `flags`). A repeated
-// option keeps every value (see all_values); lookups through the map see the last one.
-std::map<std::string, std::string> parse_options(
-    int argc, char** argv, int first, const std::vector<std::string>& known,
-    std::vector<std::string>& positional, const std::vector<std::string>& flags = {},
-    std::multimap<std::string, std::string>* all = nullptr) {
-  std::map<std::string, std::string> opts;
-  for (int i = first; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) == 0) {
-      const std::string key = a.substr(2);
-      if (std::find(flags.begin(), flags.end(), key) != flags.end()) {
-        opts[key] = "1";
-        continue;
-      }
-      if (std::find(known.begin(), known.end(), key) == known.end())
-        throw UsageError("unknown option '" + a + "'");
-      if (i + 1 >= argc) throw UsageError("option '" + a + "' needs a value");
-      opts[key] = argv[++i];
-      if (all) all->emplace(key, opts[key]);
-    } else {
-      positional.push_back(a);
-    }
-  }
-  return opts;
-}
-
-std::vector<std::string> all_values(const std::multimap<std::string, std::string>& all,
-                                    const std::string& key) {
-  std::vector<std::string> out;
-  for (auto [it, end] = all.equal_range(key); it != end; ++it) out.push_back(it->second);
-  return out;
-}
-
-double number(const std::map<std::string, std::string>& o, const std::string& key, double def) {
-  auto it = o.find(key);
-  if (it == o.end()) return def;
-  char* end = nullptr;
-  const double v = std::strtod(it->second.c_str(), &end);
-  if (it->second.empty() || *end != '\0')
-    throw UsageError("--" + key + " expects a number, got '" + it->second + "'");
-  return v;
-}
-
-long long integer(const std::map<std::string, std::string>& o, const std::string& key,
-                  long long def, long long min) {
-  const double v = number(o, key, double(def));
-  if (v != double(static_cast<long long>(v)) || v < double(min))
-    throw UsageError("--" + key + " expects an integer >= " + std::to_string(min));
-  return static_cast<long long>(v);
-}
 
 int cmd_fmnist(int argc, char** argv) {
   std::vector<std::string> pos;

@@ -2,6 +2,7 @@
 #   PREFIX/bin/                  the programs in apps/ (bpkit, ...)
 #   PREFIX/lib/bpkit/plugins/    the built-in plugins in plugins/: an installed bpkit looks in
 #                                <its directory>/../lib/bpkit/plugins first
+#   PREFIX/share/bpkit/models/   the shipped models (models/), found by the apps the same way
 #   PREFIX/include/bpkit/        the engine's headers, among them the plugin SDK (bpkit/plugin.h)
 #   PREFIX/lib/libbpkit_engine.a the engine (static; plugins link it)
 #   PREFIX/lib/cmake/bpkit/      the CMake package: find_package(bpkit) gives bpkit::sdk,
@@ -43,6 +44,8 @@ set_target_properties(${bpkit_install_programs} ${bpkit_install_plugins}
                       PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 install(TARGETS ${bpkit_install_programs} RUNTIME DESTINATION ${BPKIT_INSTALL_BINDIR})
 install(TARGETS ${bpkit_install_plugins} LIBRARY DESTINATION ${BPKIT_INSTALL_PLUGINDIR})
+# The shipped models, where the apps look for them (<program dir>/../share/bpkit/models).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/ DESTINATION share/bpkit/models)
 
 # The SDK: headers, the static engine and the interface target, exported as bpkit::engine and
 # bpkit::sdk. The engine's private dependencies (OpenBLAS, zlib, threads) reach consumers as

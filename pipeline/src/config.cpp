@@ -245,7 +245,7 @@ std::vector<std::string> string_list(const YAML::Node& n, const std::string& fil
 }  // namespace
 
 PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path,
-                                     const std::string& base_dir) {
+                                     const std::string& base_dir, bool need_network) {
   PipelineConfig c;
   c.file = path;
   c.dir = base_dir.empty() ? fs::path(path).parent_path().string() : base_dir;
@@ -308,8 +308,8 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     }
   }
 
-  if (!top.has("network")) top.fail(root, "the pipeline has no 'network' section");
-  {
+  if (!top.has("network") && need_network) top.fail(root, "the pipeline has no 'network' section");
+  if (top.has("network")) {
     Section n(top.get("network"), f, "network", {"input", "layers"});
     c.network_where = n.where();
     if (n.has("input"))
@@ -406,13 +406,13 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   return c;
 }
 
-PipelineConfig load_pipeline_config(const std::string& path) {
+PipelineConfig load_pipeline_config(const std::string& path, bool need_network) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(path + ": cannot open the pipeline file");
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw FileError(path + ": cannot read the pipeline file");
-  return parse_pipeline_config(ss.str(), path);
+  return parse_pipeline_config(ss.str(), path, "", need_network);
 }
 
 }  // namespace bpkit

@@ -112,7 +112,8 @@ void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipe
   }
 }
 
-Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry) {
+Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry,
+                   bool network_input) {
   for (const StageConfig& sc : config.stages) {
     Stage st;
     st.plugin = sc.plugin;
@@ -153,7 +154,7 @@ Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry)
     stages_.push_back(std::move(st));
   }
   if (stages_.empty()) throw ConfigError(config.file + ": the pipeline has no stages");
-  if (!is_feature_kind(stages_.back().info.produces))
+  if (network_input && !is_feature_kind(stages_.back().info.produces))
     throw ConfigError(stages_.back().where + ": the last stage ('" + stages_.back().plugin +
                       "') produces " + kind_name(stages_.back().info.produces) +
                       "; a network needs features or a sequence (add a stage that makes them)");
@@ -172,7 +173,18 @@ Value Pipeline::run(const std::string& file) const {
   Value v;
   v.kind = Kind::kFile;
   v.path = file;
-  for (const Stage& st : stages_) {
+  return run(std::move(v), 0);
+}
+
+Value Pipeline::run(Value v, size_t first, size_t last) const {
+  const std::string file = v.path;
+  if (first < stages_.size() && v.kind != stages_[first].info.consumes)
+    throw StageError(file + ": stage '" + stages_[first].plugin + "' consumes " +
+                         kind_name(stages_[first].info.consumes) + ", but was given " +
+                         kind_name(v.kind),
+                     file);
+  for (size_t i = first; i < std::min(last, stages_.size()); ++i) {
+    const Stage& st = stages_[i];
     try {
       Value next = st.object->process(v);
       if (next.kind != st.info.produces)
@@ -187,6 +199,12 @@ Value Pipeline::run(const std::string& file) const {
     }
   }
   return v;
+}
+
+size_t Pipeline::first_consuming(Kind kind) const {
+  for (size_t i = 0; i < stages_.size(); ++i)
+    if (stages_[i].info.consumes == kind) return i;
+  return stages_.size();
 }
 
 }  // namespace bpkit

@@ -547,4 +547,23 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
   return out;
 }
 
+std::string shipped_model_dir(const std::string& name) {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("BPKIT_MODEL_PATH")) {
+    const std::string s = env;
+    for (size_t start = 0; start <= s.size();) {
+      const size_t end = std::min(s.find(':', start), s.size());
+      if (end > start) dirs.push_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  dirs.push_back((fs::path(program_directory()) / ".." / "share" / "bpkit" / "models").string());
+  for (const std::string& d : dirs) {
+    const fs::path p = fs::path(d) / name;
+    std::error_code ec;
+    if (fs::is_regular_file(p / kModelFile, ec)) return p.lexically_normal().string();
+  }
+  return "";
+}
+
 }  // namespace bpkit

@@ -93,10 +93,11 @@ struct PipelineConfig {
 };
 
 // Reads and checks `path`. Throws ConfigError ("file:line:col: what; expected ...") or FileError.
-PipelineConfig load_pipeline_config(const std::string& path);
+// With `need_network` false the file may hold stages alone (e.g. a page layout for ocr_app).
+PipelineConfig load_pipeline_config(const std::string& path, bool need_network = true);
 // Same, from text (for model directories and tests); `path` is used in messages and, unless
 // `base_dir` is given, its directory resolves relative paths.
 PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path,
-                                     const std::string& base_dir = "");
+                                     const std::string& base_dir = "", bool need_network = true);
 
 }  // namespace bpkit

@@ -69,10 +69,11 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
 Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& classes);
 
 // Variable-length samples: each features tensor as it is (sequences {T_i, F}; every sample must
-// agree on all but dimension `varying` — the first, or 2 for the widths of line images {C, H, W_i}). With `transcripts`, each label is a string over the
-// symbols in `classes` (one byte each) and becomes a label sequence (symbol k → label k + 1, 0 is
-// the CTC blank); otherwise labels map through `classes`. Throws FileError naming the manifest
-// line of an unknown label or symbol, ShapeError for inconsistent shapes.
+// agree on all but dimension `varying` — the first, or 2 for the widths of line images {C, H,
+// W_i}). With `transcripts`, each label is a string over the symbols in `classes` (one byte each)
+// and becomes a label sequence (symbol k → label k + 1, 0 is the CTC blank); otherwise labels map
+// through `classes`. Throws FileError naming the manifest line of an unknown label or symbol,
+// ShapeError for inconsistent shapes.
 SequenceDataset make_sequence_dataset(const FeatureSet& set,
                                       const std::vector<std::string>& classes, bool transcripts,
                                       int varying = 0);

@@ -23,10 +23,18 @@ class Pipeline {
   // missing, a parameter is unknown (with a suggestion), of the wrong type or out of range, a
   // plugin's configure() rejects a value, or two stages do not connect (what one produces is not
   // what the next consumes; the first consumes files; the last produces features or a sequence).
-  Pipeline(const PipelineConfig& config, const PluginRegistry& registry);
+  // With `network_input` false the last stage may produce any kind (e.g. a page layout that ends
+  // in text lines, image_list).
+  Pipeline(const PipelineConfig& config, const PluginRegistry& registry, bool network_input = true);
 
   // Runs every stage on one input file. Throws StageError (or FileError for an unreadable file).
   Value run(const std::string& file) const;
+  // Runs stages [first, last) on `input`, which must be of the kind stage `first` consumes (e.g.
+  // a text line cut from a page, fed to a recognizer's pipeline after its reading stages). Throws
+  // StageError naming input.path.
+  Value run(Value input, size_t first, size_t last = size_t(-1)) const;
+  // The index of the first stage that consumes `kind`, or size() when none does.
+  size_t first_consuming(Kind kind) const;
   Kind output_kind() const;
   // The stages, their versions, libraries (a digest of each file) and parameters as one
   // canonical line: part of the feature-cache key, so that changing a parameter or rebuilding a

@@ -76,6 +76,11 @@ class TrainedModel {
   bool transcripts_ = false;
 };
 
+// The directory of a model shipped with bpkit (models/NAME in the sources): NAME under
+// $BPKIT_MODEL_PATH (directories separated by ':'), then <program dir>/../share/bpkit/models
+// (installed, and in the build tree a link to the sources' models/). Empty when none holds it.
+std::string shipped_model_dir(const std::string& name);
+
 // Model directory file names.
 constexpr const char* kModelFile = "model.bpk";
 constexpr const char* kPipelineFile = "pipeline.yaml";

@@ -1,0 +1,428 @@
+// ocr_app: the text of printed pages, with the shipped line recognizer (models/ocr) or another
+// model directory; single handwritten characters with --mode char (models/digits).
+//
+//   ocr_app [--model DIR] [--mode page|line|char] [--json] [--overlay OUT.png] [--threads N]
+//           [--plugin-path DIR]... IMAGE...
+//
+// page (default): the page is cut into text lines (DIR/page.yaml when the model has one, else
+// image.read, image.gray, image.lines), each line goes through the recognizer's own pipeline from
+// its first image stage on, and the lines' text is printed top to bottom. line: the image is one
+// text line. char: the image is one character, classified by a class model.
+// Exit codes: 0 success, 1 an image could not be read or recognized (the others are still
+// processed), 2 usage or model errors.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+#include <vector>
+
+#include "bpkit/config.h"
+#include "bpkit/error.h"
+#include "bpkit/model_file.h"
+#include "bpkit/pipeline.h"
+#include "bpkit/threading.h"
+#include "bpkit/train.h"
+#include "cli.h"
+
+namespace fs = std::filesystem;
+using bpkit::cli::UsageError;
+
+namespace {
+
+const char* kUsage =
+    "usage: ocr_app [options] IMAGE...\n"
+    "\n"
+    "Prints the text of each image, its lines top to bottom; with several images, a line\n"
+    "'==> IMAGE <==' before each one's text. Images: PNG, JPEG, TIFF, BMP, PNM, WebP (8/16-bit,\n"
+    "gray, color or alpha).\n"
+    "\n"
+    "  --model DIR        a model directory (default: the shipped 'ocr' model, 'digits' with\n"
+    "                     --mode char)\n"
+    "  --mode MODE        page (default): find the text lines of a page and read each one;\n"
+    "                     line: the image is a single text line;\n"
+    "                     char: the image is a single character (printed: class, confidence);\n"
+    "                     dark-on-light and light-on-dark characters are both accepted\n"
+    "  --json             one JSON object per image (JSON Lines): file, width, height and the\n"
+    "                     lines with box {x, y, width, height} in image pixels, text and\n"
+    "                     confidence (that of the line's least certain character); in char mode\n"
+    "                     the class, its confidence and the five most likely classes\n"
+    "  --overlay OUT.png  draw the line boxes on the image and the recognized text beside it\n"
+    "                     (with several images OUT must be a directory: OUT/NAME.overlay.png)\n"
+    "  --threads N        threads (default: BPKIT_NUM_THREADS or all cores)\n"
+    "  --plugin-path DIR  more plugin libraries (repeatable)\n"
+    "\n"
+    "Exit codes: 0 success; 1 an image could not be read or recognized (the error names it, the\n"
+    "other images are still processed); 2 usage or model errors. A page without text prints\n"
+    "nothing and exits 0.\n";
+
+// The page layout used when the model directory has no page.yaml.
+const char* kDefaultLayout =
+    "name: page_layout\n"
+    "stages:\n"
+    "  - image.read\n"
+    "  - image.gray\n"
+    "  - image.lines\n";
+
+// Appends s as a JSON string (control characters escaped; other bytes as they are).
+void json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += char(c);
+    }
+  }
+  out += '"';
+}
+
+std::string json_number(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4f", v);
+  return b;
+}
+
+bpkit::Value file_value(const std::string& file) {
+  bpkit::Value v;
+  v.kind = bpkit::Kind::kFile;
+  v.path = file;
+  return v;
+}
+
+struct Line {
+  bpkit::Box box;
+  std::string text;
+  double confidence = 0;
+};
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(' ');
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(' ') - a + 1);
+}
+
+// An engine image as an 8-bit BGR picture for drawing.
+cv::Mat to_bgr8(const bpkit::Image& im) {
+  const int type = im.channels == 1 ? CV_32FC1 : im.channels == 3 ? CV_32FC3 : CV_32FC4;
+  cv::Mat f(im.height, im.width, type, const_cast<float*>(im.pixels.data()));
+  cv::Mat u8, bgr;
+  f.convertTo(u8, CV_8U, 255.0);
+  if (im.channels == 1)
+    cv::cvtColor(u8, bgr, cv::COLOR_GRAY2BGR);
+  else if (im.channels == 4)
+    cv::cvtColor(u8, bgr, cv::COLOR_BGRA2BGR);
+  else
+    bgr = u8;
+  return bgr;
+}
+
+// The page with its line boxes on the left, the recognized text at the same places on the right.
+void write_overlay(const std::string& path, const bpkit::Image& page,
+                   const std::vector<Line>& lines) {
+  const cv::Mat left = to_bgr8(page);
+  cv::Mat canvas(left.rows, left.cols * 2, CV_8UC3, cv::Scalar(255, 255, 255));
+  left.copyTo(canvas(cv::Rect(0, 0, left.cols, left.rows)));
+  const int thick = std::max(1, left.cols / 800);
+  for (const Line& l : lines) {
+    const cv::Rect r(l.box.x, l.box.y, l.box.width, l.box.height);
+    cv::rectangle(canvas, r, cv::Scalar(0, 160, 0), thick);
+    // Red to green by confidence.
+    const cv::Scalar color(0, 200 * l.confidence, 220 * (1 - l.confidence));
+    int base = 0;
+    const cv::Size unit = cv::getTextSize(l.text, cv::FONT_HERSHEY_SIMPLEX, 1.0, 1, &base);
+    if (unit.width <= 0) continue;
+    const double scale = std::min(0.7 * l.box.height / std::max(1, unit.height),
+                                  double(left.cols - l.box.x - 4) / unit.width);
+    if (scale <= 0) continue;
+    const int ty = l.box.y + int(0.5 * l.box.height + 0.5 * unit.height * scale);
+    cv::putText(canvas, l.text, cv::Point(left.cols + l.box.x, ty), cv::FONT_HERSHEY_SIMPLEX, scale,
+                color, std::max(1, int(scale * 1.5)), cv::LINE_AA);
+  }
+  std::vector<uchar> png;
+  if (!cv::imencode(".png", canvas, png))
+    throw bpkit::FileError(path + ": cannot encode the overlay");
+  bpkit::write_file_atomically(path, std::string(png.begin(), png.end()));
+}
+
+// Reads the text lines of one image.
+class PageReader {
+ public:
+  PageReader(bpkit::TrainedModel& model, const std::string& model_dir,
+             const std::vector<std::string>& plugin_dirs, bool whole_line)
+      : model_(model), whole_line_(whole_line) {
+    if (!model.transcripts())
+      throw bpkit::ConfigError(model_dir +
+                               ": a class model, not a text recognizer (use --mode char)");
+    line_first_ = model.pipeline().first_consuming(bpkit::Kind::kImage);
+    if (line_first_ >= model.pipeline().size())
+      throw bpkit::ConfigError(model_dir + "/" + bpkit::kPipelineFile +
+                               ": no stage takes an image, so text lines cannot be fed to it");
+    const fs::path page_file = fs::path(model_dir) / "page.yaml";
+    bpkit::PipelineConfig cfg =
+        fs::exists(page_file)
+            ? bpkit::load_pipeline_config(page_file.string(), false)
+            : bpkit::parse_pipeline_config(kDefaultLayout, "(built-in page layout)", ".", false);
+    bpkit::load_plugins(registry_, cfg.plugin_path, plugin_dirs);
+    layout_ = std::make_unique<bpkit::Pipeline>(cfg, registry_, false);
+    if (layout_->output_kind() != bpkit::Kind::kImageList)
+      throw bpkit::ConfigError(cfg.file +
+                               ": a page layout must end in a stage producing an "
+                               "image_list (the text lines), e.g. image.lines");
+    page_first_ = layout_->first_consuming(bpkit::Kind::kImage);
+  }
+
+  // The page as read (for overlays) and its recognized lines, top to bottom.
+  std::vector<Line> read(const std::string& file, bpkit::Image& page) {
+    bpkit::Value lines;
+    if (whole_line_) {
+      // The recognizer's own pipeline up to its first image stage reads the file.
+      page = model_.pipeline().run(file_value(file), 0, line_first_).image;
+      lines.images.push_back(page);
+      lines.boxes.push_back({0, 0, page.width, page.height});
+    } else {
+      bpkit::Value v = layout_->run(file_value(file), 0, page_first_);
+      if (v.kind == bpkit::Kind::kImage) page = v.image;
+      lines = layout_->run(std::move(v), page_first_);
+    }
+    const size_t n = lines.images.size();
+    std::vector<bpkit::Tensor<float>> feats(n);
+    std::vector<std::string> errors(n);
+    bpkit::parallel_for(int64_t(n), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        try {
+          bpkit::Value lv;
+          lv.kind = bpkit::Kind::kImage;
+          lv.path = file;
+          lv.image = std::move(lines.images[size_t(i)]);
+          feats[size_t(i)] = model_.pipeline().run(std::move(lv), line_first_).tensor;
+        } catch (const std::exception& ex) {
+          errors[size_t(i)] = ex.what();
+        }
+      }
+    });
+    for (size_t i = 0; i < n; ++i)
+      if (!errors[i].empty())
+        throw bpkit::StageError("line " + std::to_string(i + 1) + ": " + errors[i], file);
+    const auto preds = model_.predict(feats);
+    std::vector<Line> out;
+    for (size_t i = 0; i < n; ++i) {
+      Line l;
+      l.box = i < lines.boxes.size() ? lines.boxes[i] : bpkit::Box{};
+      l.text = trim(preds[i].name);
+      l.confidence = preds[i].confidence;
+      if (!l.text.empty()) out.push_back(std::move(l));
+    }
+    return out;
+  }
+
+ private:
+  bpkit::TrainedModel& model_;
+  bool whole_line_;
+  bpkit::PluginRegistry registry_;
+  std::unique_ptr<bpkit::Pipeline> layout_;
+  size_t line_first_ = 0, page_first_ = 0;
+};
+
+// Classifies single characters; dark-on-light images are inverted when the model's training
+// images were light on dark (and the other way round), judged by the border.
+class CharReader {
+ public:
+  CharReader(bpkit::TrainedModel& model, const std::string& model_dir) : model_(model) {
+    if (model.transcripts())
+      throw bpkit::ConfigError(model_dir +
+                               ": a text-line recognizer, not a class model (use --mode page or "
+                               "--mode line)");
+    first_ = model.pipeline().first_consuming(bpkit::Kind::kImage);
+    // The polarity the model was trained on: light_on_dark unless its metadata says otherwise.
+    for (const auto& kv : model.metadata())
+      if (kv.first == "polarity") light_on_dark_ = kv.second != "dark_on_light";
+  }
+
+  bpkit::TrainedModel::Prediction read(const std::string& file, bpkit::Image& image) {
+    bpkit::Value v = model_.pipeline().run(file_value(file), 0, first_);
+    if (v.kind == bpkit::Kind::kImage) {
+      image = v.image;
+      if (border_is_light(v.image) == light_on_dark_) invert(v.image);
+    }
+    const bpkit::Value f = model_.pipeline().run(std::move(v), first_);
+    std::vector<bpkit::Tensor<float>> one(1, f.tensor);
+    return model_.predict(one)[0];
+  }
+
+ private:
+  static double gray_at(const bpkit::Image& im, int x, int y) {
+    const float* p = im.pixels.data() + (size_t(y) * size_t(im.width) + size_t(x)) * im.channels;
+    const int c = std::min(im.channels, 3);
+    double s = 0;
+    for (int k = 0; k < c; ++k) s += p[k];
+    return s / c;
+  }
+  static bool border_is_light(const bpkit::Image& im) {
+    double s = 0;
+    int n = 0;
+    for (int x = 0; x < im.width; ++x) {
+      s += gray_at(im, x, 0) + gray_at(im, x, im.height - 1);
+      n += 2;
+    }
+    for (int y = 0; y < im.height; ++y) {
+      s += gray_at(im, 0, y) + gray_at(im, im.width - 1, y);
+      n += 2;
+    }
+    return n > 0 && s / n > 0.5;
+  }
+  static void invert(bpkit::Image& im) {
+    const int c = std::min(im.channels, 3);  // alpha stays
+    for (size_t i = 0; i < im.pixels.size(); i += size_t(im.channels))
+      for (int k = 0; k < c; ++k) im.pixels[i + size_t(k)] = 1.f - im.pixels[i + size_t(k)];
+  }
+
+  bpkit::TrainedModel& model_;
+  size_t first_ = 0;
+  bool light_on_dark_ = true;
+};
+
+std::string overlay_path(const std::string& out, const std::string& image, bool several) {
+  if (!several) return out;
+  return (fs::path(out) / (fs::path(image).stem().string() + ".overlay.png")).string();
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> files;
+  std::multimap<std::string, std::string> all;
+  auto o = bpkit::cli::parse_options(argc, argv, 1,
+                                     {"model", "mode", "overlay", "threads", "plugin-path"}, files,
+                                     {"json", "help"}, &all);
+  if (o.count("help")) return std::printf("%s", kUsage), 0;
+  if (files.empty()) throw UsageError("no image given");
+  const std::string mode = o.count("mode") ? o["mode"] : "page";
+  if (mode != "page" && mode != "line" && mode != "char")
+    throw UsageError("--mode expects page, line or char, got '" + mode + "'");
+  const bool json = o.count("json") > 0;
+  const std::string overlay = o.count("overlay") ? o["overlay"] : "";
+  const bool several = files.size() > 1;
+  if (!overlay.empty() && several && !fs::is_directory(overlay))
+    throw UsageError("with several images, --overlay expects an existing directory");
+  if (o.count("threads")) bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 0, 1)));
+
+  std::string model_dir = o.count("model") ? o["model"] : "";
+  if (model_dir.empty()) {
+    const std::string name = mode == "char" ? "digits" : "ocr";
+    model_dir = bpkit::shipped_model_dir(name);
+    if (model_dir.empty())
+      throw bpkit::ConfigError("the shipped model '" + name +
+                               "' was not found (looked in $BPKIT_MODEL_PATH and "
+                               "<program>/../share/bpkit/models); give one with --model DIR");
+  }
+  const auto plugin_dirs = bpkit::cli::all_values(all, "plugin-path");
+  bpkit::TrainedModel model(model_dir, plugin_dirs);
+  std::unique_ptr<PageReader> pages;
+  std::unique_ptr<CharReader> chars;
+  if (mode == "char")
+    chars = std::make_unique<CharReader>(model, model_dir);
+  else
+    pages = std::make_unique<PageReader>(model, model_dir, plugin_dirs, mode == "line");
+
+  int failures = 0;
+  for (const std::string& file : files) {
+    std::string out;
+    try {
+      bpkit::Image image;
+      if (chars) {
+        const auto p = chars->read(file, image);
+        std::vector<size_t> order(p.probabilities.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+          return p.probabilities[a] > p.probabilities[b];
+        });
+        if (json) {
+          out += "{\"file\":";
+          json_string(out, file);
+          out += ",\"class\":";
+          json_string(out, p.name);
+          out += ",\"confidence\":" + json_number(p.confidence) + ",\"top\":[";
+          for (size_t k = 0; k < std::min<size_t>(5, order.size()); ++k) {
+            out += k ? ",{\"class\":" : "{\"class\":";
+            json_string(out, model.classes()[order[k]]);
+            out += ",\"probability\":" + json_number(p.probabilities[order[k]]) + "}";
+          }
+          out += "]}\n";
+        } else {
+          if (several) out += "==> " + file + " <==\n";
+          out += p.name + "\t" + json_number(p.confidence) + "\n";
+        }
+      } else {
+        const std::vector<Line> lines = pages->read(file, image);
+        if (json) {
+          out += "{\"file\":";
+          json_string(out, file);
+          out += ",\"width\":" + std::to_string(image.width) +
+                 ",\"height\":" + std::to_string(image.height) + ",\"lines\":[";
+          for (size_t i = 0; i < lines.size(); ++i) {
+            const Line& l = lines[i];
+            out += i ? ",{" : "{";
+            out += "\"box\":{\"x\":" + std::to_string(l.box.x) +
+                   ",\"y\":" + std::to_string(l.box.y) +
+                   ",\"width\":" + std::to_string(l.box.width) +
+                   ",\"height\":" + std::to_string(l.box.height) + "},\"text\":";
+            json_string(out, l.text);
+            out += ",\"confidence\":" + json_number(l.confidence) + "}";
+          }
+          out += "]}\n";
+        } else {
+          if (several) out += "==> " + file + " <==\n";
+          for (const Line& l : lines) out += l.text + "\n";
+        }
+        if (!overlay.empty() && image.width > 0)
+          write_overlay(overlay_path(overlay, file, several), image, lines);
+      }
+    } catch (const bpkit::StageError& e) {
+      std::fprintf(stderr, "ocr_app: %s\n", e.what());
+      ++failures;
+      continue;
+    } catch (const bpkit::FileError& e) {
+      std::fprintf(stderr, "ocr_app: %s\n", e.what());
+      ++failures;
+      continue;
+    } catch (const bpkit::ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ocr_app: %s: %s\n", file.c_str(), e.what());
+      ++failures;
+      continue;
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "ocr_app: %s (see 'ocr_app --help')\n", e.what());
+    return 2;
+  } catch (const bpkit::ConfigError& e) {
+    std::fprintf(stderr, "ocr_app: %s\n", e.what());
+    return 2;
+  } catch (const bpkit::FileError& e) {
+    std::fprintf(stderr, "ocr_app: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ocr_app: %s\n", e.what());
+    return 1;
+  }
+}

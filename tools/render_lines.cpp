@@ -14,9 +14,6 @@
 // (dilation/erosion), small rotation, blur, uneven background, ink contrast, noise and JPEG
 // artefacts. Sample i depends only on (seed, i): the same seed gives the same files.
 // Output: DIR/images/NAME_000000.png ... and DIR/NAME.tsv (NAME defaults to `lines`).
-#include <ft2build.h>
-#include FT_FREETYPE_H
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,279 +28,19 @@
 #include <string>
 #include <vector>
 
+#include "text_render.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-// The font table: Debian packages, families and their use. Held-out families share no design with
-// a training family (Arimo/Tinos/Cousine are metric clones of Liberation, so they train).
-struct FontFile {
-  const char* family;
-  const char* path;  // relative to --font-dir
-  bool heldout;
-};
-
-const FontFile kFonts[] = {
-    // fonts-dejavu-core, fonts-dejavu-extra
-    {"DejaVu Sans", "truetype/dejavu/DejaVuSans.ttf", false},
-    {"DejaVu Sans", "truetype/dejavu/DejaVuSans-Bold.ttf", false},
-    {"DejaVu Sans", "truetype/dejavu/DejaVuSans-Oblique.ttf", false},
-    {"DejaVu Sans", "truetype/dejavu/DejaVuSans-BoldOblique.ttf", false},
-    {"DejaVu Sans Condensed", "truetype/dejavu/DejaVuSansCondensed.ttf", false},
-    {"DejaVu Sans Condensed", "truetype/dejavu/DejaVuSansCondensed-Bold.ttf", false},
-    {"DejaVu Serif", "truetype/dejavu/DejaVuSerif.ttf", false},
-    {"DejaVu Serif", "truetype/dejavu/DejaVuSerif-Bold.ttf", false},
-    {"DejaVu Serif", "truetype/dejavu/DejaVuSerif-Italic.ttf", false},
-    {"DejaVu Serif Condensed", "truetype/dejavu/DejaVuSerifCondensed.ttf", false},
-    {"DejaVu Sans Mono", "truetype/dejavu/DejaVuSansMono.ttf", false},
-    {"DejaVu Sans Mono", "truetype/dejavu/DejaVuSansMono-Bold.ttf", false},
-    // fonts-liberation2
-    {"Liberation Sans", "truetype/liberation2/LiberationSans-Regular.ttf", false},
-    {"Liberation Sans", "truetype/liberation2/LiberationSans-Bold.ttf", false},
-    {"Liberation Sans", "truetype/liberation2/LiberationSans-Italic.ttf", false},
-    {"Liberation Serif", "truetype/liberation2/LiberationSerif-Regular.ttf", false},
-    {"Liberation Serif", "truetype/liberation2/LiberationSerif-Bold.ttf", false},
-    {"Liberation Serif", "truetype/liberation2/LiberationSerif-Italic.ttf", false},
-    {"Liberation Mono", "truetype/liberation2/LiberationMono-Regular.ttf", false},
-    {"Liberation Mono", "truetype/liberation2/LiberationMono-Bold.ttf", false},
-    // fonts-freefont-ttf
-    {"FreeSans", "truetype/freefont/FreeSans.ttf", false},
-    {"FreeSans", "truetype/freefont/FreeSansBold.ttf", false},
-    {"FreeSans", "truetype/freefont/FreeSansOblique.ttf", false},
-    {"FreeSerif", "truetype/freefont/FreeSerif.ttf", false},
-    {"FreeSerif", "truetype/freefont/FreeSerifBold.ttf", false},
-    {"FreeSerif", "truetype/freefont/FreeSerifItalic.ttf", false},
-    {"FreeMono", "truetype/freefont/FreeMono.ttf", false},
-    {"FreeMono", "truetype/freefont/FreeMonoBold.ttf", false},
-    // fonts-croscore
-    {"Arimo", "truetype/croscore/Arimo-Regular.ttf", false},
-    {"Tinos", "truetype/croscore/Tinos-Regular.ttf", false},
-    {"Cousine", "truetype/croscore/Cousine-Regular.ttf", false},
-    // fonts-urw-base35
-    {"Nimbus Sans", "opentype/urw-base35/NimbusSans-Regular.otf", false},
-    {"Nimbus Sans", "opentype/urw-base35/NimbusSans-Bold.otf", false},
-    {"Nimbus Sans Narrow", "opentype/urw-base35/NimbusSansNarrow-Regular.otf", false},
-    {"Nimbus Roman", "opentype/urw-base35/NimbusRoman-Regular.otf", false},
-    {"Nimbus Roman", "opentype/urw-base35/NimbusRoman-Bold.otf", false},
-    {"Nimbus Roman", "opentype/urw-base35/NimbusRoman-Italic.otf", false},
-    {"Nimbus Mono PS", "opentype/urw-base35/NimbusMonoPS-Regular.otf", false},
-    {"Nimbus Mono PS", "opentype/urw-base35/NimbusMonoPS-Bold.otf", false},
-    {"URW Bookman", "opentype/urw-base35/URWBookman-Light.otf", false},
-    {"URW Bookman", "opentype/urw-base35/URWBookman-Demi.otf", false},
-    // Held out: never rendered for training.
-    {"Carlito", "truetype/crosextra/Carlito-Regular.ttf", true},  // fonts-crosextra-carlito
-    {"Carlito", "truetype/crosextra/Carlito-Bold.ttf", true},
-    {"Carlito", "truetype/crosextra/Carlito-Italic.ttf", true},
-    {"Caladea", "truetype/crosextra/Caladea-Regular.ttf", true},  // fonts-crosextra-caladea
-    {"Caladea", "truetype/crosextra/Caladea-Bold.ttf", true},
-    {"C059", "opentype/urw-base35/C059-Roman.otf", true},  // fonts-urw-base35
-    {"C059", "opentype/urw-base35/C059-Italic.otf", true},
-    {"P052", "opentype/urw-base35/P052-Roman.otf", true},
-    {"P052", "opentype/urw-base35/P052-Bold.otf", true},
-    {"URW Gothic", "opentype/urw-base35/URWGothic-Book.otf", true},
-    {"URW Gothic", "opentype/urw-base35/URWGothic-Demi.otf", true},
-    {"Noto Sans Mono", "truetype/noto/NotoSansMono-Regular.ttf", true},  // fonts-noto-mono
-    {"Noto Sans Mono", "truetype/noto/NotoSansMono-Bold.ttf", true},
-};
-
-const char* const kWords[] = {
-    "the",         "of",        "and",       "to",          "in",        "is",        "that",
-    "for",         "it",        "as",        "was",         "with",      "be",        "by",
-    "on",          "not",       "he",        "this",        "are",       "or",        "his",
-    "from",        "at",        "which",     "but",         "have",      "an",        "had",
-    "they",        "you",       "were",      "their",       "one",       "all",       "we",
-    "can",         "her",       "has",       "there",       "been",      "if",        "more",
-    "when",        "will",      "would",     "who",         "so",        "no",        "time",
-    "people",      "year",      "way",       "day",         "man",       "thing",     "woman",
-    "life",        "child",     "world",     "school",      "state",     "family",    "student",
-    "group",       "country",   "problem",   "hand",        "part",      "place",     "case",
-    "week",        "company",   "system",    "program",     "question",  "work",      "government",
-    "number",      "night",     "point",     "home",        "water",     "room",      "mother",
-    "area",        "money",     "story",     "fact",        "month",     "lot",       "right",
-    "study",       "book",      "eye",       "job",         "word",      "business",  "issue",
-    "side",        "kind",      "head",      "house",       "service",   "friend",    "father",
-    "power",       "hour",      "game",      "line",        "end",       "member",    "law",
-    "car",         "city",      "community", "name",        "president", "team",      "minute",
-    "idea",        "kid",       "body",      "information", "back",      "parent",    "face",
-    "others",      "level",     "office",    "door",        "health",    "person",    "art",
-    "war",         "history",   "party",     "result",      "change",    "morning",   "reason",
-    "research",    "girl",      "guy",       "moment",      "air",       "teacher",   "force",
-    "education",   "quickly",   "brown",     "fox",         "jumps",     "over",      "lazy",
-    "dog",         "zebra",     "quartz",    "jackdaws",    "love",      "my",        "big",
-    "sphinx",      "vow",       "judge",     "quiz",        "wizard",    "oxygen",    "jazz",
-    "pixel",       "query",     "yellow",    "velvet",      "kayak",     "fjord",     "network",
-    "recognition", "character", "printed",   "text",        "scanner",   "page",      "paragraph",
-    "total",       "invoice",   "address",   "street",      "avenue",    "phone",     "email",
-    "date",        "amount",    "between",   "through",     "during",    "without",   "against",
-    "under",       "around",    "among",     "however",     "therefore", "although",  "because",
-    "important",   "different", "following", "national",    "possible",  "available", "American",
-    "English",     "London",    "Paris",     "Monday",      "January",   "Dr",        "Mr",
-    "Mrs",         "St",        "Inc",       "Ltd",         "No",        "vs",        "etc",
-    "e.g",         "i.e",       "OK",        "USA",         "EU",        "ID",        "PDF",
-    "HTML",        "Q3",        "B2B",       "x86",         "CO2",       "kg",        "km",
-    "mm",          "MHz",       "GB"};
-
-// splitmix64: the per-sample seed from (seed, index).
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-class TextGenerator {
- public:
-  explicit TextGenerator(std::mt19937_64& rng) : rng_(rng) {}
-
-  // One line of 1–max_chars printable ASCII characters, no leading, trailing or double spaces.
-  std::string line(int max_chars) {
-    std::string s;
-    const int target = int(uniform(4, double(max_chars)));
-    const bool random_chars = chance(0.12);
-    while (int(s.size()) < target) {
-      if (!s.empty()) s += ' ';
-      s += random_chars ? random_string() : token();
-    }
-    if (int(s.size()) > max_chars) s.resize(size_t(max_chars));
-    while (!s.empty() && s.back() == ' ') s.pop_back();
-    return s;
-  }
-
- private:
-  double uniform(double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng_); }
-  int below(int n) { return int(std::uniform_int_distribution<int>(0, n - 1)(rng_)); }
-  bool chance(double p) { return uniform(0, 1) < p; }
-
-  std::string digits(int n) {
-    std::string s;
-    for (int i = 0; i < n; ++i) s += char('0' + below(10));
-    return s;
-  }
-
-  std::string number() {
-    switch (below(8)) {
-      case 0:
-        return digits(1 + below(4));
-      case 1:
-        return digits(1 + below(3)) + "." + digits(1 + below(3));
-      case 2:
-        return "$" + digits(1 + below(3)) + "." + digits(2);
-      case 3:
-        return digits(1 + below(2)) + "%";
-      case 4:
-        return std::to_string(1 + below(28)) + "/" + std::to_string(1 + below(12)) + "/" +
-               std::to_string(1950 + below(80));
-      case 5:
-        return digits(3) + "-" + digits(4);
-      case 6:
-        return std::to_string(1 + below(9)) + "," + digits(3);
-      default:
-        return "#" + digits(1 + below(3));
-    }
-  }
-
-  std::string word() {
-    std::string w = kWords[below(int(sizeof kWords / sizeof kWords[0]))];
-    const double r = uniform(0, 1);
-    if (r < 0.2)
-      w[0] = char(std::toupper(static_cast<unsigned char>(w[0])));
-    else if (r < 0.25)
-      for (char& c : w) c = char(std::toupper(static_cast<unsigned char>(c)));
-    return w;
-  }
-
-  std::string token() {
-    std::string t = chance(0.2) ? number() : word();
-    if (chance(0.08)) {
-      static const char* const wraps[][2] = {{"(", ")"}, {"\"", "\""}, {"'", "'"},
-                                             {"[", "]"}, {"<", ">"},   {"{", "}"}};
-      const auto& w = wraps[below(6)];
-      t = std::string(w[0]) + t + w[1];
-    }
-    if (chance(0.25)) {
-      static const char kEnd[] = ".,;:!?.,";
-      t += kEnd[below(int(sizeof kEnd) - 1)];
-    } else if (chance(0.05)) {
-      static const char* const kJoin[] = {"-", "/", "&", "+",  "=", "*", "_",
-                                          "@", "~", "|", "\\", "^", "`"};
-      t += kJoin[below(13)];
-      t += word();
-    }
-    return t;
-  }
-
-  std::string random_string() {
-    std::string s;
-    const int n = 1 + below(8);
-    for (int i = 0; i < n; ++i) s += char(0x21 + below(0x7e - 0x21 + 1));
-    return s;
-  }
-
-  std::mt19937_64& rng_;
-};
-
-struct Face {
-  std::string family, path;
-  FT_Face face = nullptr;
-};
-
-// Renders `text` with `face` at `px` pixels per em into an 8-bit canvas (0 = background, 255 =
-// ink). Returns false when a character has no glyph. The canvas spans the font's ascender to
-// descender (so lines of one font and size have the same vertical extent whatever their
-// characters), plus the ink that overhangs it, and the text's advance width.
-bool render_text(FT_Face face, const std::string& text, int px, cv::Mat& out, int& baseline_top,
-                 int& ascender_px, int& descender_px) {
-  if (FT_Set_Pixel_Sizes(face, 0, FT_UInt(px))) return false;
-  const int asc = int(face->size->metrics.ascender >> 6);
-  const int desc = int(-face->size->metrics.descender >> 6);
-  // Generous canvas: overhangs of italics and accents stay inside.
-  const int margin = px;
-  int width = 0;
-  {
-    FT_UInt prev = 0;
-    for (char ch : text) {
-      const FT_UInt gi = FT_Get_Char_Index(face, FT_ULong(static_cast<unsigned char>(ch)));
-      if (gi == 0 && ch != ' ') return false;
-      if (prev && gi && FT_HAS_KERNING(face)) {
-        FT_Vector k;
-        FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k);
-        width += int(k.x >> 6);
-      }
-      if (FT_Load_Glyph(face, gi, FT_LOAD_DEFAULT)) return false;
-      width += int(face->glyph->advance.x >> 6);
-      prev = gi;
-    }
-  }
-  const int H = asc + desc + 2 * margin, W = std::max(1, width) + 2 * margin;
-  out = cv::Mat::zeros(H, W, CV_8U);
-  const int base = margin + asc;
-  int pen = margin;
-  FT_UInt prev = 0;
-  for (char ch : text) {
-    const FT_UInt gi = FT_Get_Char_Index(face, FT_ULong(static_cast<unsigned char>(ch)));
-    if (prev && gi && FT_HAS_KERNING(face)) {
-      FT_Vector k;
-      FT_Get_Kerning(face, prev, gi, FT_KERNING_DEFAULT, &k);
-      pen += int(k.x >> 6);
-    }
-    if (FT_Load_Glyph(face, gi, FT_LOAD_RENDER)) return false;
-    const FT_GlyphSlot g = face->glyph;
-    const FT_Bitmap& bm = g->bitmap;
-    for (unsigned r = 0; r < bm.rows; ++r)
-      for (unsigned c = 0; c < bm.width; ++c) {
-        const int y = base - g->bitmap_top + int(r), x = pen + g->bitmap_left + int(c);
-        if (y < 0 || y >= H || x < 0 || x >= W) continue;
-        uint8_t& dst = out.at<uint8_t>(y, x);
-        dst = std::max(dst, bm.buffer[int(r) * bm.pitch + int(c)]);
-      }
-    pen += int(g->advance.x >> 6);
-    prev = gi;
-  }
-  baseline_top = base;
-  ascender_px = asc;
-  descender_px = desc;
-  return true;
-}
+using bpkit_tools::Face;
+using bpkit_tools::FaceSet;
+using bpkit_tools::kFontCount;
+using bpkit_tools::kFonts;
+using bpkit_tools::mix;
+using bpkit_tools::render_text;
+using bpkit_tools::TextGenerator;
 
 struct Options {
   std::string out, fonts = "train", name = "lines", lines_file, font_dir = "/usr/share/fonts";
@@ -461,63 +198,17 @@ int main(int argc, char** argv) {
       return usage();
   }
   if (list) {
-    for (const FontFile& f : kFonts)
-      std::printf("%-8s %-24s %s%s\n", f.heldout ? "heldout" : "train", f.family, f.path,
-                  fs::exists(fs::path(o.font_dir) / f.path) ? "" : "  (missing)");
+    for (size_t i = 0; i < kFontCount; ++i)
+      std::printf("%-8s %-24s %s%s\n", kFonts[i].heldout ? "heldout" : "train", kFonts[i].family,
+                  kFonts[i].path,
+                  fs::exists(fs::path(o.font_dir) / kFonts[i].path) ? "" : "  (missing)");
     return 0;
   }
   if (o.out.empty()) return usage();
 
-  // The fonts of the chosen set.
-  std::vector<std::pair<std::string, std::string>> chosen;  // family, file
-  if (o.fonts == "train" || o.fonts == "heldout" || o.fonts == "all") {
-    for (const FontFile& f : kFonts)
-      if (o.fonts == "all" || f.heldout == (o.fonts == "heldout"))
-        chosen.emplace_back(f.family, (fs::path(o.font_dir) / f.path).string());
-  } else {
-    std::stringstream ss(o.fonts);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      bool found = false;
-      for (const FontFile& f : kFonts)
-        if (item == f.family) {
-          chosen.emplace_back(f.family, (fs::path(o.font_dir) / f.path).string());
-          found = true;
-        }
-      if (!found && fs::exists(item)) {
-        chosen.emplace_back(fs::path(item).stem().string(), item);
-        found = true;
-      }
-      if (!found) {
-        std::fprintf(stderr,
-                     "render_lines: '%s' is neither a font family of --list-fonts nor a font "
-                     "file\n",
-                     item.c_str());
-        return 2;
-      }
-    }
-  }
-  FT_Library ft;
-  if (FT_Init_FreeType(&ft)) {
-    std::fprintf(stderr, "render_lines: cannot initialize FreeType\n");
-    return 1;
-  }
-  std::vector<Face> faces;
-  for (const auto& [family, path] : chosen) {
-    Face f{family, path};
-    if (FT_New_Face(ft, path.c_str(), 0, &f.face)) {
-      std::fprintf(stderr,
-                   "render_lines: cannot load font '%s' (%s); install the font packages "
-                   "(tools/setup.sh) or choose others with --fonts\n",
-                   path.c_str(), family.c_str());
-      return 1;
-    }
-    faces.push_back(f);
-  }
-  if (faces.empty()) {
-    std::fprintf(stderr, "render_lines: no fonts chosen\n");
-    return 2;
-  }
+  FaceSet font_set;
+  if (const int status = font_set.open("render_lines", o.fonts, o.font_dir)) return status;
+  const std::vector<Face>& faces = font_set.faces();
   std::vector<std::string> given;
   if (!o.lines_file.empty()) {
     std::ifstream in(o.lines_file);
@@ -581,8 +272,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "render_lines: cannot write '%s'\n", manifest.c_str());
     return 1;
   }
-  for (Face& f : faces) FT_Done_Face(f.face);
-  FT_Done_FreeType(ft);
   std::printf("render_lines: %lld lines in %s\n", (long long)o.count, manifest.c_str());
   return 0;
 }

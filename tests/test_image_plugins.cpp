@@ -4,6 +4,7 @@
 // directory, as bpkit loads it.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <opencv2/imgproc.hpp>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bpkit/pipeline.h"
@@ -148,10 +150,11 @@ void put_be32(std::string& b, size_t at, uint32_t v) {
 }  // namespace
 
 TEST_CASE("the library lists every image, document and face stage", "[image_plugins]") {
-  for (const char* name : {"image.read", "image.gray", "image.resize", "image.invert",
-                           "image.normalize", "image.features", "image.pick", "image.binarize",
-                           "image.deskew", "image.denoise", "image.contrast", "image.lines",
-                           "image.line_height", "image.chars", "face.detect", "face.align"})
+  for (const char* name :
+       {"image.read", "image.gray", "image.resize", "image.invert", "image.normalize",
+        "image.deskew_moments", "image.features", "image.pick", "image.binarize", "image.deskew",
+        "image.denoise", "image.contrast", "image.lines", "image.line_height", "image.chars",
+        "face.detect", "face.align"})
     CHECK(registry().find(name) != nullptr);
   CHECK(registry().get("image.lines").info.produces == Kind::kImageList);
   CHECK(registry().get("face.detect").info.produces == Kind::kImageList);
@@ -369,6 +372,81 @@ TEST_CASE("image.deskew levels pages skewed up to 15 degrees", "[image_plugins][
   auto narrow = stage("image.deskew", {{"max_angle", "5"}});
   const Value out = narrow->process(image_value(skewed(page, 12)));
   CHECK(std::abs(residual_skew(mat_of(out.image))) > 2.0);
+}
+
+namespace {
+
+// A 20x20 white-on-black stroke from (x0, 2) down to (x1, 17), 2 px thick, like one digit of
+// OpenCV's digits.png (a slanted 1 when x0 != x1).
+cv::Mat stroke(int x0, int x1) {
+  cv::Mat m(20, 20, CV_8UC1, cv::Scalar(0));
+  cv::line(m, {x0, 2}, {x1, 17}, cv::Scalar(255), 2, cv::LINE_AA);
+  return m;
+}
+
+// The ink-weighted mean x of the rows y0..y1 of a CV_32FC1 image.
+double mean_x(const cv::Mat& m, int y0, int y1) {
+  double w = 0, wx = 0;
+  for (int y = y0; y <= y1; ++y)
+    for (int x = 0; x < m.cols; ++x) w += m.at<float>(y, x), wx += m.at<float>(y, x) * x;
+  return wx / w;
+}
+
+// How many columns hold a pixel brighter than 0.5.
+int ink_columns(const cv::Mat& m) {
+  int n = 0;
+  for (int x = 0; x < m.cols; ++x) {
+    double hi = 0;
+    for (int y = 0; y < m.rows; ++y) hi = std::max(hi, double(m.at<float>(y, x)));
+    n += hi > 0.5;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("image.deskew_moments shears slanted strokes upright and leaves upright ones alone",
+          "[image_plugins][deskew_moments]") {
+  auto deskew = stage("image.deskew_moments");
+  for (auto [x0, x1] : {std::pair{13, 6}, std::pair{5, 12}, std::pair{12, 8}}) {
+    INFO("stroke from x " << x0 << " (top) to " << x1 << " (bottom)");
+    const Value in = image_value(stroke(x0, x1));
+    const cv::Mat before = mat_of(in.image);
+    const cv::Mat after = mat_of(deskew->process(in).image);
+    REQUIRE(after.size() == before.size());
+    REQUIRE(std::abs(mean_x(before, 0, 5) - mean_x(before, 14, 19)) > 2.5);  // slanted
+    // Upright: the top and the bottom of the stroke in the same columns, few columns inked.
+    CHECK(std::abs(mean_x(after, 0, 5) - mean_x(after, 14, 19)) < 0.5);
+    CHECK(ink_columns(after) <= 4);
+    CHECK(ink_columns(after) < ink_columns(before));
+    // A shear about the centroid keeps the centroid and the ink.
+    CHECK(mean_x(after, 0, 19) == Approx(mean_x(before, 0, 19)).margin(0.25));
+    CHECK(cv::sum(after)[0] == Approx(cv::sum(before)[0]).epsilon(0.03));
+  }
+  // Dark ink on light paper, in three channels: the same shear, the border filled with paper.
+  cv::Mat dark;
+  cv::cvtColor(255 - stroke(13, 6), dark, cv::COLOR_GRAY2BGR);
+  const cv::Mat light_out = mat_of(deskew->process(image_value(stroke(13, 6))).image);
+  const cv::Mat dark_out =
+      mat_of(stage("image.deskew_moments", {{"ink", "dark"}})->process(image_value(dark)).image);
+  REQUIRE(dark_out.channels() == 3);
+  std::vector<cv::Mat> planes;
+  cv::split(dark_out, planes);
+  for (const cv::Mat& p : planes) CHECK(cv::norm(1.0f - p, light_out, cv::NORM_INF) < 1e-5);
+  // No slant to remove: an upright stroke, a horizontal bar, a blank image stay exactly as they
+  // were; a slant beyond max_slope is only partly removed.
+  cv::Mat bar(20, 20, CV_8UC1, cv::Scalar(0));
+  bar.row(9).setTo(255);
+  for (const cv::Mat& same : {stroke(10, 10), bar, cv::Mat(cv::Mat::zeros(20, 20, CV_8UC1))}) {
+    const Value in = image_value(same);
+    CHECK(deskew->process(in).image.pixels == in.image.pixels);
+  }
+  const Value in = image_value(stroke(13, 6));
+  const cv::Mat limited =
+      mat_of(stage("image.deskew_moments", {{"max_slope", "0.2"}})->process(in).image);
+  const double slant = mean_x(limited, 0, 5) - mean_x(limited, 14, 19);
+  CHECK(slant > 1.5);
+  CHECK(slant < mean_x(mat_of(in.image), 0, 5) - mean_x(mat_of(in.image), 14, 19) - 1.5);
 }
 
 TEST_CASE("image.lines finds the lines of a page in reading order", "[image_plugins][lines]") {

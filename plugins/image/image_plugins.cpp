@@ -1,5 +1,6 @@
 // bpkit's general image stages (OpenCV): read any image file, convert to gray, resize, invert,
-// normalize, pick one image of a list, and turn an image into a feature tensor.
+// normalize, shear a character upright (moments), pick one image of a list, and turn an image into
+// a feature tensor.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <vector>
 
 #include "image_common.h"
 #include "image_stages.h"
@@ -378,6 +380,80 @@ Value Normalize::process(const Value& in) const {
     for (float& p : px) p = r > 1e-8f ? (p - a) / r : 0.0f;
   }
   return v;
+}
+
+PluginInfo DeskewMoments::info() {
+  return {"image.deskew_moments",
+          "1.0",
+          "shears a character upright, like OpenCV's digits.py before HOG: the slant of the ink, "
+          "slope = mu11 / mu02 of its second central moments (x on y), is removed by x' = x - "
+          "slope (y - cy) about the ink's centroid row cy, keeping the size and the centroid. Ink "
+          "is the light part of the channel mean (ink: light) or the dark part (ink: dark); the "
+          "uncovered border takes the background (0 or 1). Blank images, slopes below min_slope "
+          "and ink in a single row are left unchanged; slopes are clamped to +-max_slope",
+          Kind::kImage,
+          Kind::kImage,
+          {{"ink", {"light", "dark"}, "light", "the ink's polarity (light: white on black)"},
+           {"max_slope", ParamType::kFloat, "1",
+            "largest shear applied, in pixels of x per pixel of y (1 = 45 degrees)", 0, 10},
+           {"min_slope", ParamType::kFloat, "0.01", "smaller slants are left alone", 0, 10},
+           {"interpolation", {"linear", "cubic", "nearest"}, "linear", "resampling filter"}}};
+}
+void DeskewMoments::configure(const bpkit::ParamValues& p) {
+  dark_ink_ = p.get_string("ink") == "dark";
+  max_slope_ = p.get_float("max_slope");
+  min_slope_ = p.get_float("min_slope");
+  const std::string in = p.get_string("interpolation");
+  interp_ = in == "cubic"     ? cv::INTER_CUBIC
+            : in == "nearest" ? cv::INTER_NEAREST
+                              : cv::INTER_LINEAR;
+}
+Value DeskewMoments::process(const Value& in) const {
+  const cv::Mat m = to_mat(in.image);
+  // The ink's weight per pixel: the channel mean, or 1 minus it for dark ink. Moments in double:
+  // a large image's sums of squares lose digits in float.
+  double m00 = 0, m10 = 0, m01 = 0;
+  const int ch = in.image.channels;
+  cv::Mat ink(m.rows, m.cols, CV_64FC1);
+  for (int y = 0; y < m.rows; ++y) {
+    const float* row = m.ptr<float>(y);
+    double* w = ink.ptr<double>(y);
+    for (int x = 0; x < m.cols; ++x) {
+      double v = 0;
+      for (int c = 0; c < ch; ++c) v += row[x * ch + c];
+      v /= ch;
+      w[x] = std::max(0.0, dark_ink_ ? 1.0 - v : v);
+      m00 += w[x], m10 += w[x] * x, m01 += w[x] * y;
+    }
+  }
+  if (m00 <= 1e-9) return in;  // blank
+  const double cx = m10 / m00, cy = m01 / m00;
+  double mu11 = 0, mu02 = 0;
+  for (int y = 0; y < m.rows; ++y) {
+    const double* w = ink.ptr<double>(y);
+    for (int x = 0; x < m.cols; ++x) {
+      mu11 += w[x] * (x - cx) * (y - cy);
+      mu02 += w[x] * (y - cy) * (y - cy);
+    }
+  }
+  // Ink spread over less than about a hundredth of a row (a horizontal line): no slant to measure.
+  if (mu02 <= 1e-4 * m00) return in;
+  const double slope = std::clamp(mu11 / mu02, -max_slope_, max_slope_);
+  if (std::abs(slope) < min_slope_) return in;
+  // Inverse map: output (x, y) samples the input at (x + slope (y - cy), y).
+  const cv::Mat map = (cv::Mat_<double>(2, 3) << 1, slope, -slope * cy, 0, 1, 0);
+  // Channel by channel: warpAffine takes at most 4 channels at once.
+  std::vector<cv::Mat> planes;
+  cv::split(m, planes);
+  for (cv::Mat& p : planes) {
+    cv::Mat sheared;
+    cv::warpAffine(p, sheared, map, m.size(), interp_ | cv::WARP_INVERSE_MAP, cv::BORDER_CONSTANT,
+                   cv::Scalar::all(dark_ink_ ? 1.0 : 0.0));
+    p = sheared;
+  }
+  cv::Mat out;
+  cv::merge(planes, out);
+  return from_mat(out, in.path);
 }
 
 PluginInfo ToFeatures::info() {

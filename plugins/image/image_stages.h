@@ -1,5 +1,5 @@
 // The general image stages of the built-in plugin library: read, gray, resize, invert, normalize,
-// features, pick (implemented in image_plugins.cpp).
+// deskew_moments, features, pick (implemented in image_plugins.cpp).
 #pragma once
 
 #include <bpkit/plugin.h>
@@ -55,6 +55,25 @@ class Normalize : public bpkit::FeaturePlugin {
 
  private:
   bool meanstd_ = false;
+};
+
+// image.deskew_moments: image -> image, same size. Shears a character upright: the slope of x on y
+// of the ink (second central moments, mu11 / mu02) is removed by x' = x - slope (y - cy) about the
+// ink's centroid row cy, so the centroid stays where it was (OpenCV's digits.py does the same
+// about the image's middle row). Ink is the light part (ink: light) or the dark part (ink: dark) of
+// the channel mean; a blank image, or one whose ink lies in a single row, is returned unchanged.
+// Every channel is sheared alike; pixels from outside the image take the background (0 for light
+// ink, 1 for dark).
+class DeskewMoments : public bpkit::FeaturePlugin {
+ public:
+  static bpkit::PluginInfo info();
+  void configure(const bpkit::ParamValues& p) override;
+  bpkit::Value process(const bpkit::Value& in) const override;
+
+ private:
+  bool dark_ink_ = false;
+  double max_slope_ = 1, min_slope_ = 0.01;
+  int interp_ = 1;  // cv::INTER_LINEAR
 };
 
 class ToFeatures : public bpkit::FeaturePlugin {

@@ -15,6 +15,17 @@
 #     right after and appends its figures and the ratios bpkit/peer (b1: peer time / bpkit time).
 #   bench/run.sh gemm
 #     GEMM GFLOP/s of each candidate kernel at the engine's shapes.
+#   bench/run.sh ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD]
+#     ocr_app against Tesseract 5 (installed here as root when missing) on pages rendered with the
+#     held-out fonts (tools/render_page), clean and degraded (rotate, blur, noise, jpeg, dpi150,
+#     combined; N pages of each, default 10, of N lines, default 20), and on the real scans listed
+#     in bench/ocr_real/manifest.tsv. Both run single-threaded (Tesseract OMP_THREAD_LIMIT=1, ours
+#     BPKIT_NUM_THREADS=1), each once per category on all its images (one model load per category).
+#     Character error rate by bench/ocr_score (quotes and dashes normalized, line breaks count as
+#     one character), seconds per page, and the digits model's test error (bpkit eval):
+#     cer_ours cer_tesseract (clean) cer_degraded_* (the six degraded kinds pooled) cer_rotated_*
+#     cer_real_* sec_page_ours sec_page_tesseract (all synthetic pages) digits_err.
+#     --ours CMD replaces "ocr_app --model DIR" (CMD IMAGE... must print ocr_app's format).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-}
@@ -67,8 +78,147 @@ case $what in
     cmake --build "$build" --target bench_gemm >/dev/null
     "$build/bin/bench_gemm"
     ;;
+  ocr)
+    pages=10 lines=20 seed=1 psm=6 model=$root/models/ocr ours_cmd=""
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --pages) pages=$2; shift 2 ;;
+        --lines) lines=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        --psm) psm=$2; shift 2 ;;
+        --model) model=$2; shift 2 ;;
+        --ours) ours_cmd=$2; shift 2 ;;
+        *) echo "bench/run.sh ocr: unknown option $1" >&2; exit 2 ;;
+      esac
+    done
+    if ! command -v tesseract >/dev/null; then
+      if [ "$(id -u)" = 0 ]; then
+        echo "installing tesseract-ocr tesseract-ocr-eng" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr tesseract-ocr-eng >/dev/null
+      else
+        echo "bench/run.sh ocr: tesseract is missing: apt-get install tesseract-ocr tesseract-ocr-eng" >&2
+        exit 1
+      fi
+    fi
+    cmake --build "$build" --target render_page ocr_score bpkit make_digits bpkit_image >/dev/null
+    have_app=0
+    if [ -z "$ours_cmd" ] && cmake --build "$build" --target help | grep -q '^ocr_app:'; then
+      if cmake --build "$build" --target ocr_app >"$build/ocr_app.build.log" 2>&1; then
+        have_app=1
+      else
+        echo "ocr_app does not build (see $build/ocr_app.build.log)" >&2
+      fi
+    fi
+    if [ -z "$ours_cmd" ]; then
+      if [ "$have_app" = 1 ] && [ -f "$model/model.bpk" ]; then
+        ours_cmd="$build/bin/ocr_app --model $model"
+      else
+        echo "ours: no ocr_app target or no model at $model (pass --model DIR): Tesseract only" >&2
+      fi
+    fi
+    work=$build/bench-ocr
+    rm -rf "$work"
+    kinds="clean rotate blur noise jpeg dpi150 combined"
+    for k in $kinds; do
+      "$build/bin/render_page" --out "$work/$k" --count "$pages" --lines "$lines" --seed "$seed" \
+        --fonts heldout --degrade "$k" >/dev/null
+    done
+    # Real scans: the images stay in their packages; copied here next to their ground truth.
+    mkdir -p "$work/real"
+    while IFS=$'\t' read -r name package image _; do
+      case $name in '#'* | '') continue ;; esac
+      if [ -f "$image" ]; then
+        cp "$image" "$work/real/$name.${image##*.}"
+        cp "$root/bench/ocr_real/$name.txt" "$work/real/$name.txt"
+      else
+        echo "real: $image missing (install the Debian package $package); $name skipped" >&2
+      fi
+    done <"$root/bench/ocr_real/manifest.tsv"
+    now() { date +%s.%N; }
+    # Runs one recognizer on the images of $dir into $dir/$tag.out and scores it; prints
+    # "errors chars seconds".
+    run_one() {
+      local dir=$1 tag=$2 split t0 t1 r e s
+      local refs=() files=()
+      for r in "$dir"/*.txt; do
+        for e in png jpg; do
+          if [ -f "${r%.txt}.$e" ]; then refs+=("$r") files+=("${r%.txt}.$e"); break; fi
+        done
+      done
+      if [ "$tag" = tesseract ]; then
+        printf '%s\n' "${files[@]}" >"$dir/images.lst"
+        t0=$(now)
+        OMP_THREAD_LIMIT=1 tesseract "$dir/images.lst" "$dir/tesseract" --psm "$psm" 2>"$dir/tesseract.log"
+        t1=$(now)
+        mv "$dir/tesseract.txt" "$dir/tesseract.out"
+        split=formfeed
+      else
+        t0=$(now)
+        # shellcheck disable=SC2086
+        BPKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $ours_cmd "${files[@]}" >"$dir/ours.out" 2>"$dir/ours.log" ||
+          echo "ours failed on $dir (exit $?; see $dir/ours.log)" >&2
+        t1=$(now)
+        split=header
+      fi
+      s=$("$build/bin/ocr_score" --split "$split" --per-page "$dir/$tag.out" "${refs[@]}" >"$dir/$tag.score" && tail -n 1 "$dir/$tag.score")
+      echo "$(get "$s" errors) $(get "$s" ref_chars) $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $(get "$s" missing)"
+    }
+    cer() { awk -v e="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.4f", e / n; else print "nan" }'; }
+    echo "OCR: ${pages} pages of ${lines} lines per kind (held-out fonts, seed $seed) + real scans;" \
+      "Tesseract $(tesseract --version 2>/dev/null | head -n 1 | cut -d' ' -f2) --psm $psm OMP_THREAD_LIMIT=1;" \
+      "ours: ${ours_cmd:-none} with BPKIT_NUM_THREADS=1" >&2
+    printf '%-9s %5s %10s %10s %13s %13s\n' kind pages cer_ours cer_tess sec_page_ours sec_page_tess >&2
+    declare -A E N T
+    for k in $kinds real; do
+      dir=$work/$k
+      n=$(find "$dir" -name '*.txt' | wc -l)
+      [ "$n" -gt 0 ] || continue
+      read -r te tn tt _ < <(run_one "$dir" tesseract)
+      if [ -n "$ours_cmd" ]; then
+        read -r oe on ot om < <(run_one "$dir" ours)
+        [ "${om:-0}" = 0 ] || echo "ours: no output for $om of the $k pages (counted as empty)" >&2
+      else
+        oe=0 on=0 ot=0
+      fi
+      E[$k.t]=$te N[$k.t]=$tn T[$k.t]=$tt E[$k.o]=$oe N[$k.o]=$on T[$k.o]=$ot N[$k.pages]=$n
+      printf '%-9s %5s %10s %10s %13s %13s\n' "$k" "$n" "$(cer "$oe" "$on")" "$(cer "$te" "$tn")" \
+        "$(awk -v t="$ot" -v n="$n" -v o="$on" 'BEGIN { if (o > 0) printf "%.3f", t / n; else print "nan" }')" \
+        "$(awk -v t="$tt" -v n="$n" 'BEGIN { printf "%.3f", t / n }')" >&2
+    done
+    # Pooled figures: the six degraded kinds; seconds per page over every synthetic page.
+    pool() {  # pool ARRAY_SUFFIX KIND... -> "errors chars seconds pages"
+      local x=$1 e=0 c=0 t=0 p=0; shift
+      for k in "$@"; do
+        e=$((e + ${E[$k.$x]:-0})) c=$((c + ${N[$k.$x]:-0})) p=$((p + ${N[$k.pages]:-0}))
+        t=$(awk -v a="$t" -v b="${T[$k.$x]:-0}" 'BEGIN { print a + b }')
+      done
+      echo "$e $c $t $p"
+    }
+    degraded="rotate blur noise jpeg dpi150 combined"
+    read -r doe don _ _ < <(pool o $degraded)
+    read -r dte dtn _ _ < <(pool t $degraded)
+    # shellcheck disable=SC2086
+    read -r _ aon aot ap < <(pool o $kinds)
+    # shellcheck disable=SC2086
+    read -r _ _ att _ < <(pool t $kinds)
+    sec_o=$(awk -v t="$aot" -v n="$ap" -v o="$aon" 'BEGIN { if (o > 0) printf "%.3f", t / n; else print "nan" }')
+    sec_t=$(awk -v t="$att" -v n="$ap" 'BEGIN { printf "%.3f", t / n }')
+    # The digits model's test error (OpenCV's digits.png, last 10% of each class).
+    digits_err=nan
+    if "$build/bin/make_digits" --out "$work/digits" >/dev/null 2>"$work/digits.log"; then
+      acc=$("$build/bin/bpkit" eval "$root/models/digits" "$work/digits/test.tsv" --no-cache 2>>"$work/digits.log" |
+        sed -n 's/^samples .* accuracy \([0-9.]*\).*/\1/p')
+      [ -n "$acc" ] && digits_err=$(awk -v a="$acc" 'BEGIN { printf "%.4f", 1 - a }')
+    fi
+    [ "$digits_err" = nan ] && echo "digits: evaluation failed (see $work/digits.log)" >&2
+    echo "cer_ours=$(cer "${E[clean.o]:-0}" "${N[clean.o]:-0}") cer_tesseract=$(cer "${E[clean.t]:-0}" "${N[clean.t]:-0}")" \
+      "cer_degraded_ours=$(cer "$doe" "$don") cer_degraded_tesseract=$(cer "$dte" "$dtn")" \
+      "cer_rotated_ours=$(cer "${E[rotate.o]:-0}" "${N[rotate.o]:-0}") cer_rotated_tesseract=$(cer "${E[rotate.t]:-0}" "${N[rotate.t]:-0}")" \
+      "cer_real_ours=$(cer "${E[real.o]:-0}" "${N[real.o]:-0}") cer_real_tesseract=$(cer "${E[real.t]:-0}" "${N[real.t]:-0}")" \
+      "sec_page_ours=$sec_o sec_page_tesseract=$sec_t speedup=$(ratio "$sec_t" "$sec_o") digits_err=$digits_err"
+    ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD]" >&2
     exit 2
     ;;
 esac

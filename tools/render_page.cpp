@@ -5,7 +5,7 @@
 //               [--name NAME] [--font-dir DIR]
 //
 // A page: one font of SET (as render_lines --fonts; default `heldout`, the families never used for
-// training), 16–22 px x-height-like scale (38–50 px per em, 9–12 pt at 300 dpi), N lines (default
+// training), 38–50 px per em (9–12 pt at 300 dpi; x-height about 17–26 px), N lines (default
 // 20) of 40–70 printable ASCII characters of running text (words, numbers, dates, prices,
 // punctuation), single column, left-aligned, black on white, line spacing 1.2–1.5 em, 2480 px wide
 // (A4 at 300 dpi) and as high as its lines plus margins.

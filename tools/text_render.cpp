@@ -257,8 +257,7 @@ int FaceSet::open(const char* program, const std::string& spec, const std::strin
         found = true;
       }
       if (!found) {
-        std::fprintf(stderr,
-                     "%s: '%s' is neither a font family of --list-fonts nor a font file\n",
+        std::fprintf(stderr, "%s: '%s' is neither a font family of --list-fonts nor a font file\n",
                      program, item.c_str());
         return 2;
       }

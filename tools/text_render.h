@@ -44,8 +44,9 @@ class TextGenerator {
   std::string line(int max_chars);
 
   // A line of running text for pages: words, some numbers, the punctuation and brackets of prose
-  // (never random strings or rare symbols), cut only between tokens. Requires 1 <= min_chars <= max_chars; ensures a size in
-  // [min_chars, max_chars] unless a single token is longer than max_chars (then it is cut).
+  // (never random strings or rare symbols), cut only between tokens. Requires 1 <= min_chars <=
+  // max_chars; ensures a size in [min_chars, max_chars] unless a single token is longer than
+  // max_chars (then it is cut).
   std::string prose_line(int min_chars, int max_chars);
 
  private:

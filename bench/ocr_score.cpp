@@ -1,0 +1,271 @@
+// ocr_score: character error rate of an OCR program's output against ground-truth pages.
+//
+//   ocr_score --split header|formfeed|none [--per-page] HYP REF.txt...
+//
+// HYP is what the recognizer printed for the pages REF.txt... (one reference file per image, same
+// stem as the image), split into pages by
+//   header    `==> FILE <==` lines before each image's text (ocr_app with several images; also
+//             head/tail); FILE's stem is matched to the reference's stem, so the order does not
+//             matter, and a page without a header (the program failed on it) counts as empty;
+//   formfeed  a form feed after each page, in the references' order (Tesseract given a list of
+//             images); the number of pages must match;
+//   none      the whole of HYP is the one page (one REF only).
+// Both texts are normalized before comparing: typographic quotes to ASCII (’‘‚‛′ to ', “”„‟″ to "),
+// dashes (‐‑‒–—―) to '-', the ligatures ﬀ ﬁ ﬂ ﬃ ﬄ and … spelled out, every run of white space
+// inside a line to one space, lines trimmed, empty lines dropped; the lines are then joined by one
+// '\n', which counts as a character like any other (a missed or extra line break is one error).
+// Errors: Levenshtein distance between the normalized texts in Unicode code points. CER = errors
+// / normalized reference length, summed over pages (pages weigh by their length).
+// Output: with --per-page, `STEM errors=E ref_chars=N cer=X` per page; last line
+// `pages=N missing=M errors=E ref_chars=R cer=X`.
+#include <bpkit/trainer.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "ocr_score: cannot read '%s'\n", path.c_str());
+    std::exit(1);
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// UTF-8 to code points; an invalid byte becomes U+FFFD (it still counts as one character).
+std::vector<int32_t> decode_utf8(const std::string& s) {
+  std::vector<int32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    if (n < 0 || i + size_t(n) >= s.size()) {  // not a lead byte, or the sequence is cut off
+      out.push_back(0xfffd);
+      ++i;
+      continue;
+    }
+    int32_t cp = n == 0 ? c : n == 1 ? (c & 0x1f) : n == 2 ? (c & 0x0f) : (c & 0x07);
+    bool ok = true;
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + size_t(k)]);
+      if ((d >> 6) != 2) ok = false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (!ok) {
+      out.push_back(0xfffd);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += size_t(n) + 1;
+  }
+  return out;
+}
+
+// The normalization described at the top: code points of the lines joined by '\n'.
+std::vector<int32_t> normalize(const std::string& text) {
+  std::vector<int32_t> spelled;
+  for (int32_t c : decode_utf8(text)) {
+    switch (c) {
+      case 0x2018:
+      case 0x2019:
+      case 0x201a:
+      case 0x201b:
+      case 0x2032:
+        spelled.push_back('\'');
+        break;
+      case 0x201c:
+      case 0x201d:
+      case 0x201e:
+      case 0x201f:
+      case 0x2033:
+        spelled.push_back('"');
+        break;
+      case 0x2010:
+      case 0x2011:
+      case 0x2012:
+      case 0x2013:
+      case 0x2014:
+      case 0x2015:
+        spelled.push_back('-');
+        break;
+      case 0xfb00:
+        spelled.insert(spelled.end(), {'f', 'f'});
+        break;
+      case 0xfb01:
+        spelled.insert(spelled.end(), {'f', 'i'});
+        break;
+      case 0xfb02:
+        spelled.insert(spelled.end(), {'f', 'l'});
+        break;
+      case 0xfb03:
+        spelled.insert(spelled.end(), {'f', 'f', 'i'});
+        break;
+      case 0xfb04:
+        spelled.insert(spelled.end(), {'f', 'f', 'l'});
+        break;
+      case 0x2026:
+        spelled.insert(spelled.end(), {'.', '.', '.'});
+        break;
+      default:
+        spelled.push_back(c);
+    }
+  }
+  auto is_space = [](int32_t c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == 0xa0 || c == 0x2009 ||
+           c == 0x200a || c == 0x202f;
+  };
+  std::vector<int32_t> out;
+  std::vector<int32_t> line;
+  auto end_line = [&]() {
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    if (line.empty()) return;
+    if (!out.empty()) out.push_back('\n');
+    out.insert(out.end(), line.begin(), line.end());
+    line.clear();
+  };
+  for (int32_t c : spelled) {
+    if (c == '\n' || c == '\f') {
+      end_line();
+    } else if (is_space(c)) {
+      if (!line.empty() && line.back() != ' ') line.push_back(' ');
+    } else {
+      line.push_back(c);
+    }
+  }
+  end_line();
+  return out;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: ocr_score --split header|formfeed|none [--per-page] HYP REF.txt...\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string split;
+  bool per_page = false;
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--split" && i + 1 < argc)
+      split = argv[++i];
+    else if (a == "--per-page")
+      per_page = true;
+    else if (a.size() > 1 && a[0] == '-')
+      return usage();
+    else
+      files.push_back(a);
+  }
+  if (files.size() < 2 || (split != "header" && split != "formfeed" && split != "none"))
+    return usage();
+  const std::string hyp = read_file(files[0]);
+  const std::vector<std::string> refs(files.begin() + 1, files.end());
+
+  // The hypothesis text of each reference, by index; `found` says which had one.
+  std::vector<std::string> pages(refs.size());
+  std::vector<bool> found(refs.size(), false);
+  if (split == "none") {
+    if (refs.size() != 1) {
+      std::fprintf(stderr, "ocr_score: --split none takes one reference, got %zu\n", refs.size());
+      return 2;
+    }
+    pages[0] = hyp;
+    found[0] = true;
+  } else if (split == "formfeed") {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (size_t p; (p = hyp.find('\f', start)) != std::string::npos; start = p + 1)
+      parts.push_back(hyp.substr(start, p - start));
+    // Whatever follows the last form feed must be white space.
+    if (hyp.find_first_not_of(" \t\r\n", start) != std::string::npos)
+      parts.push_back(hyp.substr(start));
+    if (parts.size() != refs.size()) {
+      std::fprintf(stderr,
+                   "ocr_score: '%s' holds %zu form-feed separated pages, expected %zu (one per "
+                   "reference)\n",
+                   files[0].c_str(), parts.size(), refs.size());
+      return 1;
+    }
+    for (size_t i = 0; i < refs.size(); ++i) {
+      pages[i] = parts[i];
+      found[i] = true;
+    }
+  } else {
+    std::map<std::string, size_t> by_stem;
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const std::string stem = fs::path(refs[i]).stem().string();
+      if (!by_stem.emplace(stem, i).second) {
+        std::fprintf(stderr, "ocr_score: two references named '%s'\n", stem.c_str());
+        return 2;
+      }
+    }
+    std::istringstream in(hyp);
+    std::string line;
+    long current = -1;  // the page being read; -1 before the first header or for unknown pages
+    bool any_header = false;
+    int line_no = 0;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.size() >= 8 && line.compare(0, 4, "==> ") == 0 &&
+          line.compare(line.size() - 4, 4, " <==") == 0) {
+        any_header = true;
+        const std::string stem = fs::path(line.substr(4, line.size() - 8)).stem().string();
+        const auto it = by_stem.find(stem);
+        if (it == by_stem.end()) {
+          std::fprintf(stderr, "ocr_score: %s:%d: '%s' has no reference among the %zu given\n",
+                       files[0].c_str(), line_no, stem.c_str(), refs.size());
+          return 1;
+        }
+        current = long(it->second);
+        found[size_t(current)] = true;
+        continue;
+      }
+      if (current < 0) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        std::fprintf(stderr, "ocr_score: %s:%d: text before the first '==> FILE <==' header\n",
+                     files[0].c_str(), line_no);
+        return 1;
+      }
+      pages[size_t(current)] += line + '\n';
+    }
+    if (!any_header && refs.size() == 1) {  // one image: programs print no header
+      pages[0] = hyp;
+      found[0] = true;
+    }
+  }
+
+  int64_t errors = 0, chars = 0, missing = 0;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const std::vector<int32_t> want = normalize(read_file(refs[i]));
+    const std::vector<int32_t> got = normalize(pages[i]);
+    const int64_t e = bpkit::edit_distance(got, want);
+    errors += e;
+    chars += int64_t(want.size());
+    missing += !found[i];
+    if (per_page)
+      std::printf("%s errors=%lld ref_chars=%zu cer=%.4f%s\n",
+                  fs::path(refs[i]).stem().string().c_str(), (long long)e, want.size(),
+                  want.empty() ? 0.0 : double(e) / double(want.size()),
+                  found[i] ? "" : " (no output)");
+  }
+  std::printf("pages=%zu missing=%lld errors=%lld ref_chars=%lld cer=%.4f\n", refs.size(),
+              (long long)missing, (long long)errors, (long long)chars,
+              chars ? double(errors) / double(chars) : 0.0);
+  return 0;
+}

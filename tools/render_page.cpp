@@ -21,8 +21,9 @@
 // Page i's text and font depend only on (seed, i), whatever KIND: the pages of each kind with one
 // seed hold the same text, so kinds differ only by the degradation. The degradation's parameters
 // depend on (seed, i, KIND).
-// Output: DIR/NAME_000.png (8-bit gray) and DIR/NAME_000.txt (its lines, one per line); NAME
-// defaults to `page`.
+// Output: DIR/NAME_000.png (8-bit gray), DIR/NAME_000.txt (its lines, one per line), and
+// DIR/NAMEs.tsv: per page its font, size, line pitch and degradation parameters. NAME defaults to
+// `page`.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -63,12 +64,14 @@ double uniform(std::mt19937_64& rng, double a, double b) {
 }
 
 // The page's ink coverage (0 = paper, 1 = ink) and its text lines, or an empty Mat when a line
-// cannot be drawn with the page's font.
+// cannot be drawn with the page's font. `how`: the font, its size and the line pitch.
 cv::Mat compose_page(const std::vector<Face>& faces, int n_lines, std::mt19937_64& rng,
-                     std::vector<std::string>& text) {
+                     std::vector<std::string>& text, std::string& how) {
   const Face& f = faces[size_t(std::uniform_int_distribution<size_t>(0, faces.size() - 1)(rng))];
   const int px = int(std::lround(uniform(rng, 38, 50)));
   const int pitch = int(std::lround(px * uniform(rng, 1.2, 1.5)));
+  how = f.family + "\t" + fs::path(f.path).filename().string() + "\t" + std::to_string(px) + "\t" +
+        std::to_string(pitch);
   TextGenerator gen(rng);
   std::vector<cv::Mat> inks;
   std::vector<int> bases;
@@ -143,26 +146,61 @@ cv::Mat jpeg(const cv::Mat& gray8, int quality) {
   return cv::imdecode(buf, cv::IMREAD_GRAYSCALE);
 }
 
-// The page as an 8-bit image (paper 255, ink 0) after the degradation KIND.
-cv::Mat degrade(const cv::Mat& ink, const std::string& kind, std::mt19937_64& rng) {
+// The page as an 8-bit image (paper 255, ink 0) after the degradation KIND; `how` lists the
+// operations and their parameters. (Each draw from `rng` is its own statement: the order in which
+// operands are evaluated is unspecified, and the pages must not depend on the compiler.)
+cv::Mat degrade(const cv::Mat& ink, const std::string& kind, std::mt19937_64& rng,
+                std::string& how) {
   cv::Mat img = 1.0 - ink;  // paper 1, ink 0
-  auto sign = [&]() { return uniform(rng, 0, 1) < 0.5 ? -1.0 : 1.0; };
-  if (kind == "rotate") {
-    img = rotate(img, sign() * uniform(rng, 1, 5));
-  } else if (kind == "blur") {
-    cv::GaussianBlur(img, img, cv::Size(0, 0), uniform(rng, 1.2, 2.0));
-  } else if (kind == "noise") {
-    add_noise(img, uniform(rng, 0.12, 0.22), 0.002, rng);
-  } else if (kind == "jpeg") {
-    return jpeg(to_gray8(img), int(std::lround(uniform(rng, 8, 18))));
-  } else if (kind == "dpi150") {
+  char buf[64];
+  auto note = [&](const char* format, double value) {
+    std::snprintf(buf, sizeof buf, format, value);
+    how += how.empty() ? buf : std::string(" ") + buf;
+  };
+  auto turn = [&](double lo, double hi) {
+    const double sign = uniform(rng, 0, 1) < 0.5 ? -1.0 : 1.0;
+    const double degrees = sign * uniform(rng, lo, hi);
+    note("rotate=%.2f", degrees);
+    img = rotate(img, degrees);
+  };
+  auto blur = [&](double lo, double hi) {
+    const double sigma = uniform(rng, lo, hi);
+    note("blur=%.2f", sigma);
+    cv::GaussianBlur(img, img, cv::Size(0, 0), sigma);
+  };
+  auto noise = [&](double lo, double hi, double speckles) {
+    const double sigma = uniform(rng, lo, hi);
+    note("noise=%.3f", sigma);
+    if (speckles > 0) note("speckles=%.3f", speckles);
+    add_noise(img, sigma, speckles, rng);
+  };
+  auto halve = [&]() {
+    note("dpi=%.0f", 150);
     cv::resize(img, img, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+  };
+  auto jpeg_at = [&](double lo, double hi) {
+    const int quality = int(std::lround(uniform(rng, lo, hi)));
+    note("jpeg=%.0f", quality);
+    return jpeg(to_gray8(img), quality);
+  };
+  if (kind == "clean") {
+    how = "none";
+  } else if (kind == "rotate") {
+    turn(1, 5);
+  } else if (kind == "blur") {
+    blur(1.2, 2.0);
+  } else if (kind == "noise") {
+    noise(0.12, 0.22, 0.002);
+  } else if (kind == "jpeg") {
+    return jpeg_at(8, 18);
+  } else if (kind == "dpi150") {
+    halve();
   } else if (kind == "combined") {
-    img = rotate(img, sign() * uniform(rng, 1, 3));
-    cv::GaussianBlur(img, img, cv::Size(0, 0), uniform(rng, 0.8, 1.3));
-    if (uniform(rng, 0, 1) < 0.5) cv::resize(img, img, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
-    add_noise(img, uniform(rng, 0.05, 0.10), 0.0, rng);
-    return jpeg(to_gray8(img), int(std::lround(uniform(rng, 25, 45))));
+    turn(1, 3);
+    blur(0.8, 1.3);
+    if (uniform(rng, 0, 1) < 0.5) halve();
+    noise(0.05, 0.10, 0.0);
+    return jpeg_at(25, 45);
   }
   return to_gray8(img);
 }
@@ -237,20 +275,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   const uint64_t kind_index = uint64_t(kind - std::begin(kKinds));
+  const std::string index_path = (fs::path(o.out) / (o.name + "s.tsv")).string();
+  std::ofstream index(index_path);
+  index << "# page\tfont family\tfont file\tpx per em\tline pitch px\tdegradation\n";
   for (int i = 0; i < o.count; ++i) {
     const uint64_t page_seed = mix(o.seed * 0x100000001b3ULL + uint64_t(i));
     std::mt19937_64 rng(page_seed);
     std::vector<std::string> text;
+    std::string layout, how;
     cv::Mat ink;
     for (int attempt = 0; attempt < 20 && ink.empty(); ++attempt)
-      ink = compose_page(font_set.faces(), o.lines, rng, text);
+      ink = compose_page(font_set.faces(), o.lines, rng, text, layout);
     if (ink.empty()) {
       std::fprintf(stderr, "render_page: page %d could not be rendered with --fonts %s\n", i,
                    o.fonts.c_str());
       return 1;
     }
     std::mt19937_64 degrade_rng(mix(page_seed + 0x51ed27ULL * (kind_index + 1)));
-    const cv::Mat img = degrade(ink, o.degrade, degrade_rng);
+    const cv::Mat img = degrade(ink, o.degrade, degrade_rng, how);
     char stem[256];
     std::snprintf(stem, sizeof stem, "%s_%03d", o.name.c_str(), i);
     const fs::path png = fs::path(o.out) / (std::string(stem) + ".png");
@@ -266,6 +308,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "render_page: cannot write '%s'\n", txt.string().c_str());
       return 1;
     }
+    index << stem << '\t' << layout << '\t' << how << '\n';
+  }
+  index.close();
+  if (!index) {
+    std::fprintf(stderr, "render_page: cannot write '%s'\n", index_path.c_str());
+    return 1;
   }
   std::printf("render_page: %d %s pages in %s\n", o.count, o.degrade.c_str(), o.out.c_str());
   return 0;

@@ -234,8 +234,8 @@ class PageReader {
   size_t line_first_ = 0, page_first_ = 0;
 };
 
-// Classifies single characters; dark-on-light images are inverted when the model's training
-// images were light on dark (and the other way round), judged by the border.
+// Classifies single characters. Class models here are trained on light characters on a dark
+// background (as OpenCV's digits.png): an image whose border is light is inverted first.
 class CharReader {
  public:
   CharReader(bpkit::TrainedModel& model, const std::string& model_dir) : model_(model) {
@@ -244,16 +244,13 @@ class CharReader {
                                ": a text-line recognizer, not a class model (use --mode page or "
                                "--mode line)");
     first_ = model.pipeline().first_consuming(bpkit::Kind::kImage);
-    // The polarity the model was trained on: light_on_dark unless its metadata says otherwise.
-    for (const auto& kv : model.metadata())
-      if (kv.first == "polarity") light_on_dark_ = kv.second != "dark_on_light";
   }
 
   bpkit::TrainedModel::Prediction read(const std::string& file, bpkit::Image& image) {
     bpkit::Value v = model_.pipeline().run(file_value(file), 0, first_);
     if (v.kind == bpkit::Kind::kImage) {
       image = v.image;
-      if (border_is_light(v.image) == light_on_dark_) invert(v.image);
+      if (border_is_light(v.image)) invert(v.image);
     }
     const bpkit::Value f = model_.pipeline().run(std::move(v), first_);
     std::vector<bpkit::Tensor<float>> one(1, f.tensor);
@@ -289,7 +286,6 @@ class CharReader {
 
   bpkit::TrainedModel& model_;
   size_t first_ = 0;
-  bool light_on_dark_ = true;
 };
 
 std::string overlay_path(const std::string& out, const std::string& image, bool several) {

@@ -42,7 +42,8 @@ plugdir=$tmp/example-build
 
 echo "== cmake --install into a temporary prefix"
 run_logged "$tmp/install.log" "$cmake" --install "$build" --prefix "$prefix"
-for f in bin/bpkit lib/bpkit/plugins/libbpkit_image.so include/bpkit/plugin.h \
+for f in bin/bpkit bin/ocr_app share/bpkit/models/digits/model.bpk share/bpkit/models/ocr/model.bpk \
+  lib/bpkit/plugins/libbpkit_image.so include/bpkit/plugin.h \
   include/bpkit/tensor.h lib/libbpkit_engine.a lib/cmake/bpkit/bpkitConfig.cmake \
   lib/cmake/bpkit/bpkitConfigVersion.cmake lib/cmake/bpkit/bpkitTargets.cmake \
   lib/cmake/bpkit/BpkitPlugin.cmake; do
@@ -171,4 +172,11 @@ status=0
 "$bpkit" predict "$work/crossed" "${probes[0]}" --plugin-path "$plugdir" >/dev/null 2>"$tmp/crossed.err" || status=$?
 grep -qE "pipeline\.yaml:[0-9]+:[0-9]+: parameter 'high' of plugin 'example\.levels': high \(0\.4\) must exceed low \(0\.6\)" "$tmp/crossed.err" && [ $status -eq 2 ] ||
   { cat "$tmp/crossed.err" >&2; fail "low > high: exit $status, expected 2 with the key's position"; }
+echo "== the installed ocr_app finds its shipped models"
+got=$("$prefix/bin/ocr_app" --mode char "$src/tests/data/digit3_dark_on_light.png" 2>&1) ||
+  fail "installed ocr_app --mode char: $got"
+[ "$(echo "$got" | cut -f1)" = 3 ] || fail "installed ocr_app --mode char read '$got', expected 3"
+out=$("$prefix/bin/ocr_app" "$src/tests/data/blank_page.png" 2>&1) || fail "installed ocr_app: $out"
+[ -z "$out" ] || fail "installed ocr_app on a blank page printed: $out"
+
 echo "out_of_tree: OK"

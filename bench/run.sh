@@ -18,13 +18,13 @@
 #   bench/run.sh ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD]
 #     ocr_app against Tesseract 5 (installed here as root when missing) on pages rendered with the
 #     held-out fonts (tools/render_page), clean and degraded (rotate, blur, noise, jpeg, dpi150,
-#     combined; N pages of each, default 10, of N lines, default 20), and on the real scans listed
-#     in bench/ocr_real/manifest.tsv. Both run single-threaded (Tesseract OMP_THREAD_LIMIT=1, ours
+#     combined; N pages of each, default 10, of N lines, default 20), and on the real scans and
+#     street-scene photographs listed in bench/ocr_real/manifest.tsv (categories real, scene). Both run single-threaded (Tesseract OMP_THREAD_LIMIT=1, ours
 #     BPKIT_NUM_THREADS=1), each once per category on all its images (one model load per category).
 #     Character error rate by bench/ocr_score (quotes and dashes normalized, line breaks count as
 #     one character), seconds per page, and the digits model's test error (bpkit eval):
 #     cer_ours cer_tesseract (clean) cer_degraded_* (the six degraded kinds pooled) cer_rotated_*
-#     cer_real_* sec_page_ours sec_page_tesseract (all synthetic pages) digits_err.
+#     cer_real_* cer_scene_* sec_page_ours sec_page_tesseract (all synthetic pages) digits_err.
 #     --ours CMD replaces "ocr_app --model DIR" (CMD IMAGE... must print ocr_app's format).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -123,13 +123,14 @@ case $what in
       "$build/bin/render_page" --out "$work/$k" --count "$pages" --lines "$lines" --seed "$seed" \
         --fonts heldout --degrade "$k" >/dev/null
     done
-    # Real scans: the images stay in their packages; copied here next to their ground truth.
-    mkdir -p "$work/real"
-    while IFS=$'\t' read -r name package image _; do
+    # Real scans and photographs: the images stay in their packages; copied here next to their
+    # ground truth, one folder per category of the manifest.
+    while IFS=$'\t' read -r name category package image _; do
       case $name in '#'* | '') continue ;; esac
       if [ -f "$image" ]; then
-        cp "$image" "$work/real/$name.${image##*.}"
-        cp "$root/bench/ocr_real/$name.txt" "$work/real/$name.txt"
+        mkdir -p "$work/$category"
+        cp "$image" "$work/$category/$name.${image##*.}"
+        cp "$root/bench/ocr_real/$name.txt" "$work/$category/$name.txt"
       else
         echo "real: $image missing (install the Debian package $package); $name skipped" >&2
       fi
@@ -169,8 +170,9 @@ case $what in
       "ours: ${ours_cmd:-none} with BPKIT_NUM_THREADS=1" >&2
     printf '%-9s %5s %10s %10s %13s %13s\n' kind pages cer_ours cer_tess sec_page_ours sec_page_tess >&2
     declare -A E N T
-    for k in $kinds real; do
+    for k in $kinds real scene; do
       dir=$work/$k
+      [ -d "$dir" ] || continue
       n=$(find "$dir" -name '*.txt' | wc -l)
       [ "$n" -gt 0 ] || continue
       read -r te tn tt _ < <(run_one "$dir" tesseract)
@@ -215,6 +217,7 @@ case $what in
       "cer_degraded_ours=$(cer "$doe" "$don") cer_degraded_tesseract=$(cer "$dte" "$dtn")" \
       "cer_rotated_ours=$(cer "${E[rotate.o]:-0}" "${N[rotate.o]:-0}") cer_rotated_tesseract=$(cer "${E[rotate.t]:-0}" "${N[rotate.t]:-0}")" \
       "cer_real_ours=$(cer "${E[real.o]:-0}" "${N[real.o]:-0}") cer_real_tesseract=$(cer "${E[real.t]:-0}" "${N[real.t]:-0}")" \
+      "cer_scene_ours=$(cer "${E[scene.o]:-0}" "${N[scene.o]:-0}") cer_scene_tesseract=$(cer "${E[scene.t]:-0}" "${N[scene.t]:-0}")" \
       "sec_page_ours=$sec_o sec_page_tesseract=$sec_t speedup=$(ratio "$sec_t" "$sec_o") digits_err=$digits_err"
     ;;
   *)

@@ -1,14 +1,17 @@
 // ocr_score: character error rate of an OCR program's output against ground-truth pages.
 //
-//   ocr_score --split header|formfeed|none [--per-page] HYP REF.txt...
+//   ocr_score --split header|tesseract-tsv|none [--per-page] HYP REF.txt...
 //
 // HYP is what the recognizer printed for the pages REF.txt... (one reference file per image, same
 // stem as the image), split into pages by
 //   header    `==> FILE <==` lines before each image's text (ocr_app with several images; also
 //             head/tail); FILE's stem is matched to the reference's stem, so the order does not
 //             matter, and a page without a header (the program failed on it) counts as empty;
-//   formfeed  a form feed after each page, in the references' order (Tesseract given a list of
-//             images); the number of pages must match;
+//   tesseract-tsv  Tesseract's TSV output for a list of images (`tesseract LIST OUT tsv`): words
+//             (level 5) by page_num (1-based, the references' order), a new line whenever
+//             (block_num, par_num, line_num) changes. (Its plain-text output for a list cannot be
+//             split: a page where it finds no text adds no form feed.) A page without its level-1
+//             row counts as missing;
 //   none      the whole of HYP is the one page (one REF only).
 // Both texts are normalized before comparing: typographic quotes to ASCII (’‘‚‛′ to ', “”„‟″ to "),
 // dashes (‐‑‒–—―) to '-', the ligatures ﬀ ﬁ ﬂ ﬃ ﬄ and … spelled out, every run of white space
@@ -23,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -151,7 +155,7 @@ std::vector<int32_t> normalize(const std::string& text) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: ocr_score --split header|formfeed|none [--per-page] HYP REF.txt...\n");
+               "usage: ocr_score --split header|tesseract-tsv|none [--per-page] HYP REF.txt...\n");
   return 2;
 }
 
@@ -172,7 +176,7 @@ int main(int argc, char** argv) {
     else
       files.push_back(a);
   }
-  if (files.size() < 2 || (split != "header" && split != "formfeed" && split != "none"))
+  if (files.size() < 2 || (split != "header" && split != "tesseract-tsv" && split != "none"))
     return usage();
   const std::string hyp = read_file(files[0]);
   const std::vector<std::string> refs(files.begin() + 1, files.end());
@@ -187,24 +191,36 @@ int main(int argc, char** argv) {
     }
     pages[0] = hyp;
     found[0] = true;
-  } else if (split == "formfeed") {
-    std::vector<std::string> parts;
-    size_t start = 0;
-    for (size_t p; (p = hyp.find('\f', start)) != std::string::npos; start = p + 1)
-      parts.push_back(hyp.substr(start, p - start));
-    // Whatever follows the last form feed must be white space.
-    if (hyp.find_first_not_of(" \t\r\n", start) != std::string::npos)
-      parts.push_back(hyp.substr(start));
-    if (parts.size() != refs.size()) {
-      std::fprintf(stderr,
-                   "ocr_score: '%s' holds %zu form-feed separated pages, expected %zu (one per "
-                   "reference)\n",
-                   files[0].c_str(), parts.size(), refs.size());
-      return 1;
-    }
-    for (size_t i = 0; i < refs.size(); ++i) {
-      pages[i] = parts[i];
-      found[i] = true;
+  } else if (split == "tesseract-tsv") {
+    std::istringstream in(hyp);
+    std::string line;
+    int line_no = 0;
+    std::vector<std::string> last_key(refs.size());
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line_no == 1 && line.compare(0, 5, "level") == 0) continue;  // the column names
+      std::vector<std::string> col;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, '\t');) col.push_back(c);
+      if (col.size() < 11) {
+        std::fprintf(stderr,
+                     "ocr_score: %s:%d: expected 12 tab-separated columns of Tesseract's TSV\n",
+                     files[0].c_str(), line_no);
+        return 1;
+      }
+      const long page = std::strtol(col[1].c_str(), nullptr, 10);
+      if (page < 1 || size_t(page) > refs.size()) {
+        std::fprintf(stderr, "ocr_score: %s:%d: page_num %s, expected 1..%zu (one per reference)\n",
+                     files[0].c_str(), line_no, col[1].c_str(), refs.size());
+        return 1;
+      }
+      const size_t p = size_t(page - 1);
+      if (col[0] == "1") found[p] = true;
+      if (col[0] != "5") continue;
+      const std::string key = col[2] + "/" + col[3] + "/" + col[4];
+      if (!pages[p].empty()) pages[p] += key == last_key[p] ? ' ' : '\n';
+      last_key[p] = key;
+      pages[p] += col.size() > 11 ? col[11] : "";
     }
   } else {
     std::map<std::string, size_t> by_stem;

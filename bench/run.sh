@@ -149,10 +149,11 @@ case $what in
       if [ "$tag" = tesseract ]; then
         printf '%s\n' "${files[@]}" >"$dir/images.lst"
         t0=$(now)
-        OMP_THREAD_LIMIT=1 tesseract "$dir/images.lst" "$dir/tesseract" --psm "$psm" 2>"$dir/tesseract.log"
+        # TSV: words with their page numbers (the plain text of a page without text has no form feed).
+        OMP_THREAD_LIMIT=1 tesseract "$dir/images.lst" "$dir/tesseract" --psm "$psm" tsv 2>"$dir/tesseract.log"
         t1=$(now)
-        mv "$dir/tesseract.txt" "$dir/tesseract.out"
-        split=formfeed
+        mv "$dir/tesseract.tsv" "$dir/tesseract.out"
+        split=tesseract-tsv
       else
         t0=$(now)
         # shellcheck disable=SC2086

@@ -41,6 +41,11 @@ TEST_CASE("conv2d gradients", "[gradcheck]") {
   check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1), {8, 5, 5}, 2, 18);
   check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 0), {9, 6, 5}, 3, 19);
   check_layer_gradients(make<Conv2d<D>>(2, 3, 1, 2), {8, 3, 4}, 2, 20);
+  // One input channel: the weight gradient's own kernel (blocks of 4 filters × 3 patch rows, the
+  // filters and patch rows left over, positions past the last full vector).
+  check_layer_gradients(make<Conv2d<D>>(5, 3, 1, 1), {1, 7, 9}, 3, 26);
+  check_layer_gradients(make<Conv2d<D>>(4, 2, 1, 0), {1, 6, 5}, 2, 27);
+  check_layer_gradients(make<Conv2d<D>>(8, 3, 1, 1, Init::kHe, true), {1, 6, 6}, 2, 28);
   // Fused ReLU, on the im2col path and on the Winograd path.
   check_layer_gradients(make<Conv2d<D>>(3, 3, 2, 1, Init::kHe, true), {2, 6, 5}, 2, 24);
   check_layer_gradients(make<Conv2d<D>>(3, 3, 1, 1, Init::kHe, true), {8, 5, 6}, 2, 25);

@@ -1,10 +1,12 @@
 // The engine's fast paths against straightforward references: Winograd convolution against
 // im2col, the batch-1 dense path against the batched product, chunked inference against one
 // pass, and 2×2 max pooling's tie rule.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "bpkit/error.h"
 #include "bpkit/layers.h"
@@ -141,6 +143,59 @@ TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window",
   pool.backward(x, y, dy, dx);
   const float want[] = {5, 0, 0, 7, 0, 0, 0, 0};
   for (int i = 0; i < 8; ++i) CHECK(dx[i] == want[i]);
+}
+
+// The 2×2 pooling kernels run N = 8 or 4 outputs of a row at a time, the last vector overlapping
+// the one before it, and rows narrower than 4 one by one; every row width from 1 to 10 windows
+// (odd input sizes included: the uncovered last row and column get no gradient) against windows
+// taken one at a time. Values from a small set make ties common.
+template <class T>
+void check_maxpool_2x2_reference() {
+  Rng rng(7);
+  for (int64_t H : {2, 3, 5, 8})
+    for (int64_t W = 2; W <= 21; ++W) {
+      CAPTURE(H, W);
+      const int64_t B = 2, C = 3, OH = H / 2, OW = W / 2;
+      Pool2d<T> pool(PoolKind::kMax, 2);
+      pool.build({C, H, W});
+      Tensor<T> x({B, C, H, W}), dy({B, C, OH, OW}), y, y_infer, dx;
+      const T values[] = {-1, 0, 0, 1, 2};
+      for (T& v : x) v = values[rng.below(5)];
+      for (T& v : dy) v = T(1 + rng.below(100));
+      pool.forward(x, y_infer, Mode::kInfer);
+      pool.forward(x, y, Mode::kTrain);
+      pool.backward(x, y, dy, dx);
+      Tensor<T> want_y({B, C, OH, OW}), want_dx({B, C, H, W}, T(0));
+      for (int64_t p = 0; p < B * C; ++p)
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const int64_t at[4] = {(2 * oy) * W + 2 * ox, (2 * oy) * W + 2 * ox + 1,
+                                   (2 * oy + 1) * W + 2 * ox, (2 * oy + 1) * W + 2 * ox + 1};
+            const T* xp = x.data() + p * H * W;
+            T m = xp[at[0]];
+            for (int k = 1; k < 4; ++k) m = std::max(m, xp[at[k]]);
+            int k = 0;
+            while (k < 3 && xp[at[k]] != m) ++k;
+            const int64_t o = (p * OH + oy) * OW + ox;
+            want_y[o] = m;
+            want_dx[p * H * W + at[k]] = dy[o];
+          }
+      bool same_y = true, same_infer = true, same_dx = true;
+      for (int64_t i = 0; i < y.size(); ++i) {
+        same_y = same_y && y[i] == want_y[i];
+        same_infer = same_infer && y_infer[i] == want_y[i];
+      }
+      for (int64_t i = 0; i < dx.size(); ++i) same_dx = same_dx && dx[i] == want_dx[i];
+      CHECK(same_y);
+      CHECK(same_infer);
+      CHECK(same_dx);
+    }
+}
+
+TEST_CASE("2x2 max pooling matches windows taken one at a time, at every row width",
+          "[kernels][pool]") {
+  check_maxpool_2x2_reference<float>();
+  check_maxpool_2x2_reference<double>();
 }
 
 TEST_CASE("backward requires a training forward just before it", "[kernels][network]") {

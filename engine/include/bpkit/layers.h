@@ -135,6 +135,7 @@ class Pool2d : public Layer<T> {
   bool dynamic_width_ = false;
   int64_t c_ = 0, h_ = 0, w_ = 0, oh_ = 0, ow_ = 0;
   std::vector<int32_t> argmax_;  // max pooling (other than 2×2/2): input offset of each output
+  std::vector<uint8_t> winner_;  // 2×2/2 max pooling: window position (0..3, row-major) of each max
 };
 
 // Inverted dropout: in training, zeroes each input with probability p and scales the rest by

@@ -2,6 +2,7 @@
 // im2col, the batch-1 dense path against the batched product, chunked inference against one
 // pass, and 2×2 max pooling's tie rule.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <stdexcept>
@@ -233,6 +234,28 @@ TEST_CASE("an exception inside a parallel region reaches the caller", "[kernels]
     if (t == 0) ran = n;
   });
   CHECK(ran == 2);
+}
+
+TEST_CASE("every task of a parallel region runs once, whichever thread claims it",
+          "[kernels][threads]") {
+  const int before = num_threads();
+  set_num_threads(4);  // more threads than this machine may have cores: tasks wait to be claimed
+  for (int tasks : {2, 3, 4}) {
+    CAPTURE(tasks);
+    for (int r = 0; r < 500; ++r) {
+      std::vector<std::atomic<int>> runs(static_cast<size_t>(tasks));
+      std::atomic<int> wrong_count{0};
+      parallel(tasks, [&](int t, int n) {
+        if (n != tasks) ++wrong_count;
+        ++runs[size_t(t)];
+      });
+      bool once = true;
+      for (auto& c : runs) once = once && c.load() == 1;
+      REQUIRE(once);
+      REQUIRE(wrong_count.load() == 0);
+    }
+  }
+  set_num_threads(before);
 }
 
 TEST_CASE("two application threads can run the engine at once", "[kernels][threads]") {

@@ -1,7 +1,8 @@
 // The engine's thread pool. Workers are started once and wait for work by spinning for a short
 // while (a parallel region a few microseconds after the last one finds them awake: a training step
 // runs dozens of regions, an app's batch-1 inference one or two) and then sleep on a condition
-// variable. The calling thread always takes part as thread 0.
+// variable. The calling thread always takes part and runs task 0; the other tasks go to whichever
+// thread claims them first.
 #include "bpkit/threading.h"
 
 #include <immintrin.h>
@@ -9,8 +10,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <exception>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -34,16 +35,21 @@ int default_threads() {
 
 thread_local bool t_in_region = false;
 
+// A region of n tasks: task t is fn(t, n, ctx). The split of the work into tasks is fixed by n, so
+// the results do not depend on which thread runs which task; any thread of the pool claims the
+// next unclaimed task. When the other core is busy elsewhere and a worker starts late (or not at
+// all before the caller is done with its own task), the caller runs the worker's task itself
+// instead of waiting a scheduler time slice for it.
 class Pool {
  public:
   explicit Pool(int threads) {
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
-      generation_.fetch_add(1);
+      state_.store(pack(++generation_, 0, 0));
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -53,72 +59,94 @@ class Pool {
   void run(int n, void (*fn)(int, int, void*), void* ctx) {
     fn_ = fn;
     ctx_ = ctx;
-    n_ = n;
     error_ = nullptr;
-    pending_.store(int(workers_.size()));
-    generation_.fetch_add(1);  // publishes fn_, ctx_, n_ (sequentially consistent)
+    done_.store(0, std::memory_order_relaxed);
+    // Task 0 is the caller's. Publishes fn_, ctx_ (sequentially consistent).
+    state_.store(pack(++generation_, uint32_t(n), 1));
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       wake_.notify_all();
     }
-    // Every worker acknowledges every region, so none can still be reading this region's job
-    // when the next one overwrites it: the caller waits for them even when its own part throws.
     t_in_region = true;
-    try {
-      fn(0, n, ctx);
-    } catch (...) {
-      wait_for_workers();
-      throw;
+    run_task(0, n);
+    for (int t, m; (t = claim(generation_, m)) >= 0;) run_task(t, m);
+    t_in_region = false;
+    // Every claimed task must finish before fn_ and ctx_ are overwritten by the next region.
+    // Spinning keeps a hand-off short; yielding lets a worker that holds a task but lost its core
+    // to another process run on this one.
+    for (int spin = 0; done_.load(std::memory_order_acquire) != n; ++spin) {
+      if (spin < 4096)
+        _mm_pause();
+      else
+        std::this_thread::yield();
     }
-    wait_for_workers();
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
-  void wait_for_workers() {
-    t_in_region = false;
-    while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // state_: the region's generation (32 bits), its task count (16) and the tasks claimed (16).
+  static uint64_t pack(uint32_t gen, uint32_t n, uint32_t claimed) {
+    return uint64_t(gen) << 32 | uint64_t(n) << 16 | claimed;
+  }
+  static uint32_t generation_of(uint64_t s) { return uint32_t(s >> 32); }
+
+  // The next unclaimed task of region `gen` (n: the region's task count), or -1 when none is left
+  // or another region began.
+  int claim(uint32_t gen, int& n) {
+    uint64_t s = state_.load();
+    for (;;) {
+      const uint32_t tasks = uint32_t(s >> 16) & 0xffff, claimed = uint32_t(s) & 0xffff;
+      if (generation_of(s) != gen || claimed >= tasks) return -1;
+      if (state_.compare_exchange_weak(s, s + 1)) {
+        n = int(tasks);
+        return int(claimed);
+      }
+    }
   }
 
-  void work(int index) {
-    uint64_t seen = 0;
+  // An exception (std::bad_alloc from a scratch buffer, say) is carried to the caller of the
+  // region, which rethrows it; the first one wins. The other tasks still run.
+  void run_task(int t, int n) {
+    try {
+      fn_(t, n, ctx_);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    done_.fetch_add(1, std::memory_order_release);
+  }
+
+  void work() {
+    uint32_t seen = 0;
     t_in_region = true;  // a region started from inside a worker runs on that worker alone
     for (;;) {
       // Spin first (about a millisecond), then sleep until the next region or shutdown.
-      for (int spin = 0; generation_.load() == seen && spin < (1 << 15); ++spin) _mm_pause();
-      if (generation_.load() == seen) {
+      for (int spin = 0; generation_of(state_.load()) == seen && spin < (1 << 15); ++spin)
+        _mm_pause();
+      if (generation_of(state_.load()) == seen) {
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1);
-        wake_.wait(lock, [&] { return generation_.load() != seen; });
+        wake_.wait(lock, [&] { return generation_of(state_.load()) != seen; });
         sleepers_.fetch_sub(1);
       }
-      seen = generation_.load();
+      seen = generation_of(state_.load());
       if (stop_) return;
-      if (index < n_) {
-        // An exception (std::bad_alloc from a scratch buffer, say) is carried to the caller of
-        // the region, which rethrows it; the first one wins.
-        try {
-          fn_(index, n_, ctx_);
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(mutex_);
-          if (!error_) error_ = std::current_exception();
-        }
-      }
-      pending_.fetch_sub(1, std::memory_order_release);
+      // A task claimed here keeps the region (and fn_, ctx_) alive until it is done.
+      for (int t, n; (t = claim(seen, n)) >= 0;) run_task(t, n);
     }
   }
 
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> state_{0};
+  uint32_t generation_ = 0;   // the caller's count of regions (state_ carries it to the workers)
+  std::atomic<int> done_{0};  // tasks of the current region finished
   std::atomic<int> sleepers_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;  // written under mutex_ before the last generation change
   void (*fn_)(int, int, void*) = nullptr;
   void* ctx_ = nullptr;
-  int n_ = 0;
-  std::exception_ptr error_;  // first exception thrown on a worker in the current region
+  std::exception_ptr error_;  // first exception thrown by a task of the current region
 };
 
 // The BLAS never starts threads of its own: the engine splits work itself.
@@ -136,7 +164,8 @@ std::mutex g_region_mutex;
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
+  if (n < 1)
+    throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(1);
   std::lock_guard<std::mutex> lock(g_region_mutex);
   if (n != g_threads) {
@@ -146,7 +175,9 @@ void set_num_threads(int n) {
   g_threads = n;
 }
 
-int num_threads() { return g_threads; }
+int num_threads() {
+  return g_threads;
+}
 
 void parallel_region(int max_threads, void (*fn)(int, int, void*), void* ctx) {
   const int n = std::max(1, std::min(g_threads, max_threads));

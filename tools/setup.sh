@@ -13,6 +13,11 @@ packages=(
   dataset-fashion-mnist opencv-doc opencv-data
   libfreetype-dev fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf
   fonts-croscore fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea fonts-noto-mono
+  fonts-beteckna fonts-league-spartan fonts-comic-neue fonts-quicksand fonts-manrope fonts-dosis
+  fonts-cantarell fonts-karla fonts-cabin fonts-clear-sans fonts-roboto-unhinted fonts-junction
+  fonts-adf-gillius fonts-adf-universalis fonts-linuxlibertine fonts-ebgaramond fonts-adf-accanthis
+  fonts-adf-baskervald fonts-oldstandard fonts-gfs-didot fonts-sil-gentium fonts-hack
+  fonts-inconsolata fonts-jetbrains-mono
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -40,11 +40,12 @@ TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][c
     int64_t C, K, H, W, pad, B;
     bool relu;
   };
-  // Even and odd sizes, padding 0, 1 and 2, one and several samples, the fused ReLU, and the CNN's
-  // own layer.
-  const Case cases[] = {{8, 5, 7, 6, 1, 4, false}, {9, 4, 8, 8, 1, 3, false},
-                        {8, 3, 5, 9, 0, 2, false}, {12, 2, 6, 5, 2, 1, false},
-                        {10, 3, 6, 7, 1, 3, true}, {32, 64, 14, 14, 1, 5, true}};
+  // Even and odd sizes, padding 0, 1 and 2, one and several samples, the fused ReLU, the CNN's
+  // own layer, and rows of more than 8 tiles (the transforms gather 8 tiles of a row at a time).
+  const Case cases[] = {{8, 5, 7, 6, 1, 4, false},  {9, 4, 8, 8, 1, 3, false},
+                        {8, 3, 5, 9, 0, 2, false},  {12, 2, 6, 5, 2, 1, false},
+                        {10, 3, 6, 7, 1, 3, true},  {32, 64, 14, 14, 1, 5, true},
+                        {8, 3, 5, 19, 1, 2, false}, {8, 2, 4, 36, 0, 2, true}};
   for (const Case& c : cases) {
     CAPTURE(c.C, c.K, c.H, c.W, c.pad, c.B, c.relu);
     Conv2d<double> wino(c.K, 3, 1, c.pad, Init::kHe, c.relu);

@@ -1,6 +1,7 @@
 #include "winograd.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace bpkit {
@@ -74,9 +75,12 @@ void accumulate_weight_grad(const T* dU, int64_t K, int64_t C, T* dw) {
     }
 }
 
-// The four tile transforms work on a zero-bordered copy of each plane (a thread-local scratch
-// buffer), so every tile is "inside" and the loop over a row of tiles has no bounds checks: it
-// vectorizes across tiles, whose transformed values are contiguous in V and M.
+// The four tile transforms work plane by plane. A plane's tiles are few per row (7 for a 14×14
+// output), too few for vectors across a row, so each transform is split in two: a scalar pass
+// that gathers every tile's patch elements into rows over all tiles of the plane (or scatters them
+// back), and the transform itself as one loop over all tiles, whose 16 streams in and out are
+// contiguous rows: it vectorizes across tiles. The gathering works on a zero-bordered copy of the
+// plane (a thread-local scratch buffer), so every patch lies inside it.
 
 template <class T>
 T* scratch(size_t n) {
@@ -85,11 +89,61 @@ T* scratch(size_t n) {
   return buf.data();
 }
 
+template <class U, class T>
+inline U load(const T* p) {
+  U u;
+  std::memcpy(&u, p, sizeof(U));
+  return u;
+}
+template <class U, class T>
+inline void store(T* p, U u) {
+  std::memcpy(p, &u, sizeof(U));
+}
+
+// Calls f(t, U{}) for the tiles t .. t + lanes(U) − 1, U a vector of T (GCC vector extensions;
+// GCC 12 does not vectorize these loops itself: 16 streams at run-time strides) or T alone for
+// planes of fewer tiles than lanes. Vectors start at 0, L, ... and the last one ends at tp,
+// overlapping the one before it: f must write each tile's results from that tile's inputs only.
+template <class T, class F>
+inline void for_tiles(int64_t tp, F&& f) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
+  if (tp < L) {
+    for (int64_t t = 0; t < tp; ++t) f(t, T{});
+    return;
+  }
+  for (int64_t t = 0;; t += L) {
+    t = std::min(t, tp - L);
+    f(t, V{});
+    if (t + L >= tp) break;
+  }
+}
+
+// One padded row r of a tile row: D0[b] = r[2b], D1[b] = r[2b + 1], D2[b] = r[2b + 2],
+// D3[b] = r[2b + 3] for the row's tx tiles, 8 tiles at a time (even and odd elements split by
+// shuffles). Reads up to 24 elements past the row and writes up to 7 past d·[tx]: the caller
+// leaves room for both, and a tile row's overflow is rewritten by the next tile row.
+template <class T>
+inline void gather_patch_row(const T* r, int64_t tx, T* d0, T* d1, T* d2, T* d3) {
+  typedef T V __attribute__((vector_size(8 * sizeof(T))));
+  for (int64_t b = 0; b < tx; b += 8) {
+    const V lo = load<V>(r + 2 * b), hi = load<V>(r + 2 * b + 8), next = load<V>(r + 2 * b + 16);
+    const V e = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14);
+    const V o = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15);
+    store(d0 + b, e);
+    store(d1 + b, o);
+    store(d2 + b, __builtin_shufflevector(e, next, 1, 2, 3, 4, 5, 6, 7, 8));
+    store(d3 + b, __builtin_shufflevector(o, next, 1, 2, 3, 4, 5, 6, 7, 9));
+  }
+}
+
 template <class T>
 void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), Cld = g.C * ld;
+  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Cld = g.C * ld;
   const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;  // padded plane covering every tile's patch
-  T* P = scratch<T>(size_t(PH * PW));
+  const int64_t ds = tp + 8;                       // D's row stride: room for gather overflow
+  T* P = scratch<T>(size_t(PH * PW + 24 + 16 * ds));
+  T* D = P + PH * PW + 24;  // D[i·4 + j][t]: element (i, j) of tile t's 4×4 patch
   for (int64_t c = 0; c < g.C; ++c) {
     const T* xc = x + c * g.H * g.W;
     std::fill(P, P + PH * PW, T(0));
@@ -99,58 +153,61 @@ void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0
       const int64_t n = std::min(g.W, PW - g.pad);
       std::copy(xc + iy * g.W, xc + iy * g.W + n, P + py * PW + g.pad);
     }
-    for (int64_t a = 0; a < ty; ++a) {
-      const T* r0 = P + 2 * a * PW;
-      const T* r1 = r0 + PW;
-      const T* r2 = r1 + PW;
-      const T* r3 = r2 + PW;
-      T* v = V + c * ld + t0 + a * tx;
-      for (int64_t b = 0; b < tx; ++b) {
-        const int64_t o = 2 * b;
-        T d[4][4];
-        for (int j = 0; j < 4; ++j) {  // Bᵀ·d, column by column
-          T t[4];
-          bt4(r0[o + j], r1[o + j], r2[o + j], r3[o + j], t);
-          for (int i = 0; i < 4; ++i) d[i][j] = t[i];
-        }
-        for (int i = 0; i < 4; ++i) {  // (Bᵀ·d)·B, row by row
-          T t[4];
-          bt4(d[i][0], d[i][1], d[i][2], d[i][3], t);
-          for (int j = 0; j < 4; ++j) v[(i * 4 + j) * Cld + b] = t[j];
-        }
+    for (int64_t a = 0; a < ty; ++a)
+      for (int i = 0; i < 4; ++i) {
+        T* d = D + i * 4 * ds + a * tx;
+        gather_patch_row(P + (2 * a + i) * PW, tx, d, d + ds, d + 2 * ds, d + 3 * ds);
       }
-    }
+    T* v = V + c * ld + t0;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      U e[4][4];
+      for (int j = 0; j < 4; ++j) {  // Bᵀ·d, column by column
+        U u[4];
+        bt4(load<U>(D + (0 + j) * ds + t), load<U>(D + (4 + j) * ds + t),
+            load<U>(D + (8 + j) * ds + t), load<U>(D + (12 + j) * ds + t), u);
+        for (int i = 0; i < 4; ++i) e[i][j] = u[i];
+      }
+      for (int i = 0; i < 4; ++i) {  // (Bᵀ·d)·B, row by row
+        U u[4];
+        bt4(e[i][0], e[i][1], e[i][2], e[i][3], u);
+        for (int j = 0; j < 4; ++j) store(v + (i * 4 + j) * Cld + t, u[j]);
+      }
+    });
   }
 }
 
 template <class T>
 void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t0, T* dx) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), Cld = g.C * ld;
+  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Cld = g.C * ld;
   const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;
-  T* P = scratch<T>(size_t(PH * PW));
+  T* P = scratch<T>(size_t(PH * PW + 16 * tp));
+  T* D = P + PH * PW;  // D[i·4 + j][t]: gradient of element (i, j) of tile t's patch
   for (int64_t c = 0; c < g.C; ++c) {
+    const T* v = dV + c * ld + t0;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      U e[4][4];
+      for (int i = 0; i < 4; ++i) {  // adjoint of the row pass
+        U u[4];
+        b4(load<U>(v + (i * 4 + 0) * Cld + t), load<U>(v + (i * 4 + 1) * Cld + t),
+           load<U>(v + (i * 4 + 2) * Cld + t), load<U>(v + (i * 4 + 3) * Cld + t), u);
+        for (int j = 0; j < 4; ++j) e[i][j] = u[j];
+      }
+      for (int j = 0; j < 4; ++j) {  // adjoint of the column pass
+        U u[4];
+        b4(e[0][j], e[1][j], e[2][j], e[3][j], u);
+        for (int i = 0; i < 4; ++i) store(D + (i * 4 + j) * tp + t, u[i]);
+      }
+    });
+    // Neighbouring patches overlap by two rows and columns: added tile by tile in a fixed order.
     std::fill(P, P + PH * PW, T(0));
-    for (int64_t a = 0; a < ty; ++a) {
-      T* r[4] = {P + 2 * a * PW, P + (2 * a + 1) * PW, P + (2 * a + 2) * PW, P + (2 * a + 3) * PW};
-      const T* v = dV + c * ld + t0 + a * tx;
-      // Neighbouring patches overlap by two columns, so the accumulation runs over even and odd
-      // tiles separately: within one pass no two tiles touch the same element.
-      for (int64_t parity = 0; parity < 2; ++parity)
-        for (int64_t b = parity; b < tx; b += 2) {
-          T e[4][4];
-          for (int i = 0; i < 4; ++i) {  // adjoint of the row pass
-            T t[4];
-            b4(v[(i * 4 + 0) * Cld + b], v[(i * 4 + 1) * Cld + b], v[(i * 4 + 2) * Cld + b],
-               v[(i * 4 + 3) * Cld + b], t);
-            for (int j = 0; j < 4; ++j) e[i][j] = t[j];
-          }
-          for (int j = 0; j < 4; ++j) {  // adjoint of the column pass
-            T t[4];
-            b4(e[0][j], e[1][j], e[2][j], e[3][j], t);
-            for (int i = 0; i < 4; ++i) r[i][2 * b + j] += t[i];
-          }
-        }
-    }
+    for (int64_t a = 0; a < ty; ++a)
+      for (int i = 0; i < 4; ++i) {
+        T* r = P + (2 * a + i) * PW;
+        for (int64_t b = 0; b < tx; ++b)
+          for (int j = 0; j < 4; ++j) r[2 * b + j] += D[(i * 4 + j) * tp + a * tx + b];
+      }
     T* dxc = dx + c * g.H * g.W;
     for (int64_t iy = 0; iy < g.H; ++iy) {
       const int64_t py = iy + g.pad;
@@ -164,63 +221,60 @@ void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t
 
 template <class T>
 void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias, T* y) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), Kld = g.K * ld;
-  const int64_t PW = 2 * tx;
-  T* P = scratch<T>(size_t(2 * ty * PW));
+  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
+  T* O = scratch<T>(size_t(4 * tp));  // O[i·2 + j][t]: output (i, j) of tile t
   for (int64_t k = 0; k < g.K; ++k) {
     const T bk = bias ? bias[k] : T(0);
-    for (int64_t a = 0; a < ty; ++a) {
-      const T* m = M + k * ld + t0 + a * tx;
-      T* o0 = P + 2 * a * PW;
-      T* o1 = o0 + PW;
-      for (int64_t b = 0; b < tx; ++b) {
-        T r[2][4];  // Aᵀ·m: rows m0 + m1 + m2 and m1 − m2 − m3
-        for (int j = 0; j < 4; ++j) {
-          const T m0 = m[(0 + j) * Kld + b], m1 = m[(4 + j) * Kld + b], m2 = m[(8 + j) * Kld + b],
-                  m3 = m[(12 + j) * Kld + b];
-          r[0][j] = m0 + m1 + m2;
-          r[1][j] = m1 - m2 - m3;
-        }
-        o0[2 * b] = r[0][0] + r[0][1] + r[0][2] + bk;
-        o0[2 * b + 1] = r[0][1] - r[0][2] - r[0][3] + bk;
-        o1[2 * b] = r[1][0] + r[1][1] + r[1][2] + bk;
-        o1[2 * b + 1] = r[1][1] - r[1][2] - r[1][3] + bk;
+    const T* m = M + k * ld + t0;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      U r[2][4];  // Aᵀ·m: rows m0 + m1 + m2 and m1 − m2 − m3
+      for (int j = 0; j < 4; ++j) {
+        const U m0 = load<U>(m + (0 + j) * Kld + t), m1 = load<U>(m + (4 + j) * Kld + t),
+                m2 = load<U>(m + (8 + j) * Kld + t), m3 = load<U>(m + (12 + j) * Kld + t);
+        r[0][j] = m0 + m1 + m2;
+        r[1][j] = m1 - m2 - m3;
       }
-    }
+      store(O + 0 * tp + t, r[0][0] + r[0][1] + r[0][2] + bk);
+      store(O + 1 * tp + t, r[0][1] - r[0][2] - r[0][3] + bk);
+      store(O + 2 * tp + t, r[1][0] + r[1][1] + r[1][2] + bk);
+      store(O + 3 * tp + t, r[1][1] - r[1][2] - r[1][3] + bk);
+    });
+    // Tiles past the output's edge (odd sizes) are dropped.
     T* yk = y + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy)
-      std::copy(P + oy * PW, P + oy * PW + g.OW, yk + oy * g.OW);
+    for (int64_t oy = 0; oy < g.OH; ++oy) {
+      const T* row = O + (oy % 2) * 2 * tp + (oy / 2) * tx;
+      for (int64_t ox = 0; ox < g.OW; ++ox) yk[oy * g.OW + ox] = row[(ox % 2) * tp + ox / 2];
+    }
   }
 }
 
 template <class T>
 void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, int64_t t0) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), Kld = g.K * ld;
-  const int64_t PW = 2 * tx;
-  T* P = scratch<T>(size_t(2 * ty * PW));
-  // Rows and columns past the output's edge (odd sizes) stay zero.
-  std::fill(P, P + 2 * ty * PW, T(0));
+  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
+  T* E = scratch<T>(size_t(4 * tp));  // E[i·2 + j][t]: output gradient (i, j) of tile t
+  // Outputs past the output's edge (odd sizes) stay zero.
+  std::fill(E, E + 4 * tp, T(0));
   for (int64_t k = 0; k < g.K; ++k) {
     const T* dyk = dy + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy)
-      std::copy(dyk + oy * g.OW, dyk + (oy + 1) * g.OW, P + oy * PW);
-    for (int64_t a = 0; a < ty; ++a) {
-      const T* e0 = P + 2 * a * PW;
-      const T* e1 = e0 + PW;
-      T* m = dM + k * ld + t0 + a * tx;
-      for (int64_t b = 0; b < tx; ++b) {
-        // A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]].
-        const T e00 = e0[2 * b], e01 = e0[2 * b + 1], e10 = e1[2 * b], e11 = e1[2 * b + 1];
-        const T r[4][2] = {
-            {e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-        for (int i = 0; i < 4; ++i) {
-          m[(i * 4 + 0) * Kld + b] = r[i][0];
-          m[(i * 4 + 1) * Kld + b] = r[i][0] + r[i][1];
-          m[(i * 4 + 2) * Kld + b] = r[i][0] - r[i][1];
-          m[(i * 4 + 3) * Kld + b] = -r[i][1];
-        }
-      }
+    for (int64_t oy = 0; oy < g.OH; ++oy) {
+      T* row = E + (oy % 2) * 2 * tp + (oy / 2) * tx;
+      for (int64_t ox = 0; ox < g.OW; ++ox) row[(ox % 2) * tp + ox / 2] = dyk[oy * g.OW + ox];
     }
+    T* m = dM + k * ld + t0;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      // A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]].
+      const U e00 = load<U>(E + t), e01 = load<U>(E + tp + t), e10 = load<U>(E + 2 * tp + t),
+              e11 = load<U>(E + 3 * tp + t);
+      const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
+      for (int i = 0; i < 4; ++i) {
+        store(m + (i * 4 + 0) * Kld + t, r[i][0]);
+        store(m + (i * 4 + 1) * Kld + t, r[i][0] + r[i][1]);
+        store(m + (i * 4 + 2) * Kld + t, r[i][0] - r[i][1]);
+        store(m + (i * 4 + 3) * Kld + t, -r[i][1]);
+      }
+    });
   }
 }
 

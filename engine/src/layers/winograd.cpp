@@ -219,10 +219,35 @@ void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t
   }
 }
 
+// A row r of 2·tx outputs and the tile rows holding them: d0[b] = r[2b], d1[b] = r[2b + 1]
+// (split_row) or back (join_row), 8 tiles at a time. Both touch up to 14 elements past the row's
+// end and 7 past d·[tx]: the callers leave room, and an overflow into the next row is rewritten
+// when that row's turn comes.
+template <class T>
+inline void split_row(const T* r, int64_t tx, T* d0, T* d1) {
+  typedef T V __attribute__((vector_size(8 * sizeof(T))));
+  for (int64_t b = 0; b < tx; b += 8) {
+    const V lo = load<V>(r + 2 * b), hi = load<V>(r + 2 * b + 8);
+    store(d0 + b, __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14));
+    store(d1 + b, __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+  }
+}
+template <class T>
+inline void join_row(const T* d0, const T* d1, int64_t tx, T* r) {
+  typedef T V __attribute__((vector_size(8 * sizeof(T))));
+  for (int64_t b = 0; b < tx; b += 8) {
+    const V e = load<V>(d0 + b), o = load<V>(d1 + b);
+    store(r + 2 * b, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
+    store(r + 2 * b + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
+  }
+}
+
 template <class T>
 void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias, T* y) {
   const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
-  T* O = scratch<T>(size_t(4 * tp));  // O[i·2 + j][t]: output (i, j) of tile t
+  const int64_t PW = 2 * tx, os = tp + 8;  // os: O's row stride, with room for overflow
+  T* O = scratch<T>(size_t(4 * os + 2 * ty * PW + 16));  // O[i·2 + j][t]: output (i, j) of tile t
+  T* P = O + 4 * os;                                     // the tiles' outputs as a plane
   for (int64_t k = 0; k < g.K; ++k) {
     const T bk = bias ? bias[k] : T(0);
     const T* m = M + k * ld + t0;
@@ -235,38 +260,42 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
         r[0][j] = m0 + m1 + m2;
         r[1][j] = m1 - m2 - m3;
       }
-      store(O + 0 * tp + t, r[0][0] + r[0][1] + r[0][2] + bk);
-      store(O + 1 * tp + t, r[0][1] - r[0][2] - r[0][3] + bk);
-      store(O + 2 * tp + t, r[1][0] + r[1][1] + r[1][2] + bk);
-      store(O + 3 * tp + t, r[1][1] - r[1][2] - r[1][3] + bk);
+      store(O + 0 * os + t, r[0][0] + r[0][1] + r[0][2] + bk);
+      store(O + 1 * os + t, r[0][1] - r[0][2] - r[0][3] + bk);
+      store(O + 2 * os + t, r[1][0] + r[1][1] + r[1][2] + bk);
+      store(O + 3 * os + t, r[1][1] - r[1][2] - r[1][3] + bk);
     });
-    // Tiles past the output's edge (odd sizes) are dropped.
+    for (int64_t a = 0; a < ty; ++a)
+      for (int i = 0; i < 2; ++i)
+        join_row(O + 2 * i * os + a * tx, O + (2 * i + 1) * os + a * tx, tx, P + (2 * a + i) * PW);
+    // Outputs past the output's edge (odd sizes) are dropped.
     T* yk = y + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy) {
-      const T* row = O + (oy % 2) * 2 * tp + (oy / 2) * tx;
-      for (int64_t ox = 0; ox < g.OW; ++ox) yk[oy * g.OW + ox] = row[(ox % 2) * tp + ox / 2];
-    }
+    for (int64_t oy = 0; oy < g.OH; ++oy)
+      std::copy(P + oy * PW, P + oy * PW + g.OW, yk + oy * g.OW);
   }
 }
 
 template <class T>
 void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, int64_t t0) {
   const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
-  T* E = scratch<T>(size_t(4 * tp));  // E[i·2 + j][t]: output gradient (i, j) of tile t
+  const int64_t PW = 2 * tx, es = tp + 8;  // es: E's row stride, with room for overflow
+  T* P = scratch<T>(size_t(2 * ty * PW + 16 + 4 * es));  // dy's plane, zero-padded to whole tiles
+  T* E = P + 2 * ty * PW + 16;  // E[i·2 + j][t]: output gradient (i, j) of tile t
   // Outputs past the output's edge (odd sizes) stay zero.
-  std::fill(E, E + 4 * tp, T(0));
+  std::fill(P, P + 2 * ty * PW + 16, T(0));
   for (int64_t k = 0; k < g.K; ++k) {
     const T* dyk = dy + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy) {
-      T* row = E + (oy % 2) * 2 * tp + (oy / 2) * tx;
-      for (int64_t ox = 0; ox < g.OW; ++ox) row[(ox % 2) * tp + ox / 2] = dyk[oy * g.OW + ox];
-    }
+    for (int64_t oy = 0; oy < g.OH; ++oy)
+      std::copy(dyk + oy * g.OW, dyk + (oy + 1) * g.OW, P + oy * PW);
+    for (int64_t a = 0; a < ty; ++a)
+      for (int i = 0; i < 2; ++i)
+        split_row(P + (2 * a + i) * PW, tx, E + 2 * i * es + a * tx, E + (2 * i + 1) * es + a * tx);
     T* m = dM + k * ld + t0;
     for_tiles<T>(tp, [&](int64_t t, auto lanes) {
       using U = decltype(lanes);
       // A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]].
-      const U e00 = load<U>(E + t), e01 = load<U>(E + tp + t), e10 = load<U>(E + 2 * tp + t),
-              e11 = load<U>(E + 3 * tp + t);
+      const U e00 = load<U>(E + t), e01 = load<U>(E + es + t), e10 = load<U>(E + 2 * es + t),
+              e11 = load<U>(E + 3 * es + t);
       const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
       for (int i = 0; i < 4; ++i) {
         store(m + (i * 4 + 0) * Kld + t, r[i][0]);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace bpkit {
@@ -177,12 +178,36 @@ void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0
   }
 }
 
+// One row r of the padded plane from a tile row's patch rows d0..d3 (columns 0..3 of the tx
+// patches, which overlap by two columns): r[2b] += d0[b] + d2[b − 1], r[2b + 1] += d1[b] + d3[b −
+// 1] for b = 0..tx (terms outside 0..tx−1 are 0), 8 values of b at a time with one read and one
+// write of r each. Lanes outside the tile row add +0: the plane's entries start at +0 and never
+// become −0, so that leaves them as they are. Touches up to 15 elements past r[2·tx + 1] and reads
+// d·[−1 .. tx + 7]: the caller leaves room.
+template <class T>
+inline void add_patch_row(const T* d0, const T* d1, const T* d2, const T* d3, int64_t tx, T* r) {
+  typedef T V __attribute__((vector_size(8 * sizeof(T))));
+  typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> Int;
+  typedef Int I __attribute__((vector_size(8 * sizeof(T))));
+  const I lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const V zero = {};
+  for (int64_t b = 0; b <= tx; b += 8) {
+    const I own = lane < Int(tx - b), left = (lane >= Int(1 - b)) & (lane < Int(tx + 1 - b));
+    const V e = (own ? load<V>(d0 + b) : zero) + (left ? load<V>(d2 + b - 1) : zero);
+    const V o = (own ? load<V>(d1 + b) : zero) + (left ? load<V>(d3 + b - 1) : zero);
+    store(r + 2 * b, load<V>(r + 2 * b) + __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
+    store(r + 2 * b + 8,
+          load<V>(r + 2 * b + 8) + __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
+  }
+}
+
 template <class T>
 void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t0, T* dx) {
   const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Cld = g.C * ld;
   const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;
-  T* P = scratch<T>(size_t(PH * PW + 16 * tp));
-  T* D = P + PH * PW;  // D[i·4 + j][t]: gradient of element (i, j) of tile t's patch
+  const int64_t ds = tp + 8;  // D's row stride: room for add_patch_row's reads
+  T* P = scratch<T>(size_t(PH * PW + 16 + 16 * ds));
+  T* D = P + PH * PW + 16;  // D[i·4 + j][t]: gradient of element (i, j) of tile t's patch
   for (int64_t c = 0; c < g.C; ++c) {
     const T* v = dV + c * ld + t0;
     for_tiles<T>(tp, [&](int64_t t, auto lanes) {
@@ -197,16 +222,17 @@ void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t
       for (int j = 0; j < 4; ++j) {  // adjoint of the column pass
         U u[4];
         b4(e[0][j], e[1][j], e[2][j], e[3][j], u);
-        for (int i = 0; i < 4; ++i) store(D + (i * 4 + j) * tp + t, u[i]);
+        for (int i = 0; i < 4; ++i) store(D + (i * 4 + j) * ds + t, u[i]);
       }
     });
-    // Neighbouring patches overlap by two rows and columns: added tile by tile in a fixed order.
-    std::fill(P, P + PH * PW, T(0));
+    // Neighbouring patches overlap by two rows and columns: added tile row by tile row, in a fixed
+    // order.
+    std::fill(P, P + PH * PW + 16, T(0));
     for (int64_t a = 0; a < ty; ++a)
       for (int i = 0; i < 4; ++i) {
         T* r = P + (2 * a + i) * PW;
-        for (int64_t b = 0; b < tx; ++b)
-          for (int j = 0; j < 4; ++j) r[2 * b + j] += D[(i * 4 + j) * tp + a * tx + b];
+        const T* d = D + i * 4 * ds + a * tx;
+        add_patch_row(d, d + ds, d + 2 * ds, d + 3 * ds, tx, r);
       }
     T* dxc = dx + c * g.H * g.W;
     for (int64_t iy = 0; iy < g.H; ++iy) {

@@ -619,6 +619,21 @@ TEST_CASE("image.contrast and image.denoise", "[image_plugins][contrast][denoise
     CHECK(soft_error(stage("image.denoise", {{"method", "nlmeans"}, {"strength", "15"}})
                          ->process(image_value(noisy8))) < 0.6 * nb);
   }
+  SECTION("only_above filters noisy pages and leaves clean ones bit for bit") {
+    // Noise of sigma 0.05: its estimate lies between 0.03 and 0.07; a clean page's is 0.
+    cv::Mat soft = 0.2 + 0.6 * f, noise(page.size(), CV_32F), noisy8;
+    cv::randn(noise, 0, 0.05);
+    cv::Mat(soft + noise).convertTo(noisy8, CV_8U, 255);
+    const Value noisy = image_value(noisy8), clean = image_value(page);
+    const Value always = stage("image.denoise")->process(noisy);
+    REQUIRE(always.image.pixels != noisy.image.pixels);
+    CHECK(stage("image.denoise", {{"only_above", "0.03"}})->process(noisy).image.pixels ==
+          always.image.pixels);
+    CHECK(stage("image.denoise", {{"only_above", "0.07"}})->process(noisy).image.pixels ==
+          noisy.image.pixels);
+    CHECK(stage("image.denoise", {{"only_above", "0.001"}})->process(clean).image.pixels ==
+          clean.image.pixels);
+  }
 }
 
 TEST_CASE("image.line_height and image.chars", "[image_plugins][chars]") {

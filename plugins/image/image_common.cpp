@@ -96,6 +96,13 @@ cv::Mat flatten_illumination(const cv::Mat& gray, int kernel) {
   return out;
 }
 
+double estimate_noise(const cv::Mat& gray) {
+  cv::Mat med, diff;
+  cv::medianBlur(gray, med, 3);
+  cv::absdiff(gray, med, diff);
+  return 1.4826 * quantile(diff, 0.5);
+}
+
 cv::Mat ink_mask(const cv::Mat& flat, double min_contrast) {
   cv::Mat g8, mask;
   flat.convertTo(g8, CV_8U, 255);

@@ -48,4 +48,9 @@ cv::Mat rotate_expand(const cv::Mat& m, double angle, double fill, int interpola
 // The q-quantile (0..1) of a CV_32FC1 image's values.
 float quantile(const cv::Mat& gray, double q);
 
+// A robust estimate of an image's noise: 1.4826 x the median absolute difference between the
+// gray image and its 3x3 median (the standard deviation for Gaussian noise on flat regions, which
+// dominate pages; edges and strokes barely move the median). On the [0, 1] scale.
+double estimate_noise(const cv::Mat& gray);  // CV_32FC1
+
 }  // namespace bpkit_image

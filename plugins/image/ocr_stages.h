@@ -44,6 +44,7 @@ class Denoise : public bpkit::FeaturePlugin {
   enum class Method { kMedian, kNlMeans, kOpening } method_ = Method::kMedian;
   int size_ = 3;
   double strength_ = 10;
+  double noisy_ = 0;  // > 0: filter only images whose estimated noise exceeds this
 };
 
 // image.contrast: image -> image (CLAHE, percentile stretch, or illumination flattening).

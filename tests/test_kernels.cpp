@@ -78,6 +78,52 @@ TEST_CASE("winograd convolution equals im2col in all three passes", "[kernels][c
   }
 }
 
+// The im2col forward pass of one-channel convolutions (the layer whose weight gradient has its own
+// kernel) against the convolution's definition, with and without the fused ReLU, several strides
+// and paddings.
+TEST_CASE("one-channel convolution equals the definition", "[kernels][conv]") {
+  struct Case {
+    int64_t K, k, s, pad, H, W;
+    bool relu;
+  };
+  const Case cases[] = {{32, 3, 1, 1, 28, 28, true},
+                        {5, 3, 1, 0, 7, 9, false},
+                        {3, 2, 2, 1, 6, 5, true},
+                        {4, 1, 1, 0, 3, 4, false}};
+  for (const Case& c : cases) {
+    CAPTURE(c.K, c.k, c.s, c.pad, c.H, c.W, c.relu);
+    Conv2d<double> conv(c.K, c.k, c.s, c.pad, Init::kHe, c.relu);
+    conv.build({1, c.H, c.W});
+    Rng rng(3);
+    conv.init(rng);
+    for (auto& p : conv.params())
+      for (double& v : *p.value) v = rng.uniform() - 0.5;
+    const int64_t B = 3;
+    const Tensor<double> x = random_tensor<double>({B, 1, c.H, c.W}, rng);
+    Tensor<double> y;
+    conv.forward(x, y, Mode::kTrain);
+    const Tensor<double>& w = *conv.params()[0].value;
+    const Tensor<double>& bias = *conv.params()[1].value;
+    const int64_t OH = y.dim(2), OW = y.dim(3);
+    double worst = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t f = 0; f < c.K; ++f)
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            double want = bias[f];
+            for (int64_t i = 0; i < c.k; ++i)
+              for (int64_t j = 0; j < c.k; ++j) {
+                const int64_t iy = oy * c.s - c.pad + i, ix = ox * c.s - c.pad + j;
+                if (iy >= 0 && iy < c.H && ix >= 0 && ix < c.W)
+                  want += w[(f * c.k + i) * c.k + j] * x[(b * c.H + iy) * c.W + ix];
+              }
+            if (c.relu) want = std::max(want, 0.0);
+            worst = std::max(worst, std::abs(y[((b * c.K + f) * OH + oy) * OW + ox] - want));
+          }
+    CHECK(worst < 1e-12);
+  }
+}
+
 TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product",
           "[kernels][dense]") {
   for (int threads : {1, 2}) {

@@ -189,7 +189,8 @@ PluginInfo Denoise::info() {
           "strength h on the 0-255 scale, 8-bit), or an opening of the dark ink (a closing of the "
           "gray image: ink specks smaller than size x size disappear); alpha is kept. With "
           "only_above > 0 the image is filtered only when its estimated noise (1.4826 x the median "
-          "absolute difference from its 3x3 median, on the 0-1 scale) exceeds it, and passes "
+          "absolute difference from its 3x3 median over its middle 1024x1024 pixels, on the 0-1 "
+          "scale) exceeds it, and passes "
           "unchanged otherwise: clean scans keep their thin strokes, noisy ones are cleaned",
           Kind::kImage,
           Kind::kImage,

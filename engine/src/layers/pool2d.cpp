@@ -163,7 +163,8 @@ inline typename Lanes<T, N>::I load_winners(const uint8_t* w) {
 
 // One output row: y[ox] = max(a, b, d, e) of the window (a b / d e); with `win` (training), the
 // window position of the first of a, b, d equal to the maximum, else e (3), as 0..3. One byte per
-// output is a quarter of the input the backward pass would otherwise read to find the winners.
+// output is a sixteenth of the input (four values per window) and a quarter of the output that the
+// backward pass would otherwise read to find the winners again.
 template <class T, int N>
 void pool_row_2x2(const T* r0, const T* r1, T* y, uint8_t* win, int64_t OW) {
   using V = typename Lanes<T, N>::V;

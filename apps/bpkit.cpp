@@ -134,20 +134,20 @@ int cmd_fmnist(int argc, char** argv) {
                           "schedule", "clip", "val", "patience", "seed", "threads", "data", "save"},
                          pos);
   if (!pos.empty()) throw UsageError("unexpected argument '" + pos[0] + "'");
-  if (o.count("threads")) bpkit::set_num_threads(int(integer(o, "threads", 1, 1)));
+  if (o.count("threads")) bpkit::set_num_threads(int(integer(o, "threads", 1, 1, 1024)));
   const std::string data = o.count("data") ? o["data"] : "/usr/share/datasets/fashion-mnist";
   const std::string net_name = o.count("net") ? o["net"] : "mlp";
   const std::string opt_name = o.count("optimizer") ? o["optimizer"] : "sgd";
   const uint64_t seed = uint64_t(integer(o, "seed", 1, 0));
 
   bpkit::TrainOptions t;
-  t.epochs = int(integer(o, "epochs", 1, 1));
+  t.epochs = int(integer(o, "epochs", 1, 1, 1000000));
   t.batch = integer(o, "batch", 64, 1);
   t.seed = seed;
   t.validation_split = number(o, "val", 0);
   if (t.validation_split < 0 || t.validation_split >= 1)
     throw UsageError("--val must be in [0, 1)");
-  t.patience = int(integer(o, "patience", 0, 0));
+  t.patience = int(integer(o, "patience", 0, 0, 1000000));
   t.clip_norm = number(o, "clip", 0);
   const std::string sched = o.count("schedule") ? o["schedule"] : "cosine";
   if (sched == "cosine") {
@@ -252,7 +252,7 @@ int cmd_train(int argc, char** argv) {
   r.use_cache = !o.count("no-cache");
   r.log = &std::cout;
   r.terminal = isatty(STDOUT_FILENO);
-  r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1)) : 0;
+  r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1, 1024)) : 0;
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <stdexcept>
@@ -15,16 +16,29 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses --key value pairs (options in `known`) and --flag switches (in `flags`). A repeated
-// option keeps every value (see all_values); lookups through the map see the last one.
+// Parses --key value pairs (options in `known`) and --flag switches (in `flags`; -h stands for
+// --help when "help" is one). A repeated option keeps every value (see all_values); lookups
+// through the map see the last one. "--" ends the options: what follows is positional, even if it
+// starts with '-'; any other argument starting with '-' (but "-" itself) is an unknown option.
 inline std::map<std::string, std::string> parse_options(
     int argc, char** argv, int first, const std::vector<std::string>& known,
     std::vector<std::string>& positional, const std::vector<std::string>& flags = {},
     std::multimap<std::string, std::string>* all = nullptr) {
   std::map<std::string, std::string> opts;
+  bool options = true;
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
-    if (a.rfind("--", 0) == 0) {
+    if (options && a == "--") {
+      options = false;
+      continue;
+    }
+    if (options && a == "-h" && std::find(flags.begin(), flags.end(), "help") != flags.end()) {
+      opts["help"] = "1";
+      continue;
+    }
+    if (options && a.size() > 1 && a[0] == '-' && a.rfind("--", 0) != 0)
+      throw UsageError("unknown option '" + a + "'");
+    if (options && a.rfind("--", 0) == 0) {
       const std::string key = a.substr(2);
       if (std::find(flags.begin(), flags.end(), key) != flags.end()) {
         opts[key] = "1";
@@ -61,10 +75,12 @@ inline double number(const std::map<std::string, std::string>& o, const std::str
 }
 
 inline long long integer(const std::map<std::string, std::string>& o, const std::string& key,
-                         long long def, long long min) {
+                         long long def, long long min, long long max = 1LL << 53) {
   const double v = number(o, key, double(def));
-  if (v != double(static_cast<long long>(v)) || v < double(min))
-    throw UsageError("--" + key + " expects an integer >= " + std::to_string(min));
+  // Range first: casting a value outside long long's range (or NaN) is undefined.
+  if (!(v >= double(min) && v <= double(max)) || v != std::floor(v))
+    throw UsageError("--" + key + " expects an integer in [" + std::to_string(min) + ", " +
+                     std::to_string(max) + "], got '" + o.at(key) + "'");
   return static_cast<long long>(v);
 }
 

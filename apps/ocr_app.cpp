@@ -10,12 +10,16 @@
 // text line. char: the image is one character, classified by a class model.
 // Exit codes: 0 success, 1 an image could not be read or recognized (the others are still
 // processed), 2 usage or model errors.
-#include <malloc.h>
+#if __has_include(<malloc.h>)
+#include <malloc.h>  // mallopt (glibc)
+#endif
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -55,14 +59,20 @@ const char* kUsage =
     "                     lines with box {x, y, width, height} in image pixels, text and\n"
     "                     confidence (that of the line's least certain character); in char mode\n"
     "                     the class, its confidence and the five most likely classes\n"
-    "  --overlay OUT.png  draw the line boxes on the image and the recognized text beside it\n"
-    "                     (with several images OUT must be a directory: OUT/NAME.overlay.png)\n"
+    "  --overlay OUT.png  draw the line boxes on the image and the recognized text beside it;\n"
+    "                     OUT may be a directory (OUT/NAME.overlay.png), and must be one with\n"
+    "                     several images\n"
     "  --threads N        threads (default: BPKIT_NUM_THREADS or all cores)\n"
     "  --plugin-path DIR  more plugin libraries (repeatable)\n"
     "\n"
+    "Lines found on a page that hold no letter or digit, mostly doubtful punctuation, or at\n"
+    "most 3 doubtful characters are dropped (specks, rules, picture edges). '--' ends the\n"
+    "options.\n"
+    "\n"
     "Exit codes: 0 success; 1 an image could not be read or recognized (the error names it, the\n"
-    "other images are still processed); 2 usage or model errors. A page without text prints\n"
-    "nothing and exits 0.\n";
+    "other images are still processed; with --json it also gets a {\"file\", \"error\"} record)\n"
+    "or the output could not be written; 2 usage or model errors. A page without text prints\n"
+    "nothing and exits 0; --mode char on an image without contrast is an error.\n";
 
 // The page layout used when the model directory has no page.yaml: noisy pages (estimated noise
 // sigma above 0.02; clean, blurred and JPEG pages measure 0-0.017, pages with grain 0.035 and
@@ -76,38 +86,77 @@ const char* kDefaultLayout =
     "    params: {method: median, size: 3, only_above: 0.02}\n"
     "  - image.lines\n";
 
-// True when at least half of a recognized line's visible characters are letters or digits: lines
-// mostly of punctuation are what the recognizer makes of specks, rules, picture edges and
-// textures (a line of printed text has a few percent of punctuation).
-bool looks_like_text(const std::string& s) {
+// Whether a line found on a page is text. Specks, rules, picture edges and textures come out as
+// short or punctuation-heavy strings the recognizer doubts; so a line is dropped when it holds no
+// letter or digit, when fewer than half of its visible characters are letters or digits and one
+// character is doubtful (confidence below 0.6), or when it has at most 3 visible characters and
+// one is more doubtful still (below 0.5). Printed text has a few percent of punctuation;
+// "x = (a+b)/2" or a page number, read with confidence, stays.
+bool looks_like_text(const std::string& s, double confidence) {
   size_t alnum = 0, visible = 0;
   for (char c : s) {
     if (c == ' ') continue;
     ++visible;
     if (std::isalnum(static_cast<unsigned char>(c))) ++alnum;
   }
-  return alnum > 0 && 2 * alnum >= visible;
+  if (alnum == 0) return false;
+  if (2 * alnum < visible && confidence < 0.6) return false;
+  return visible > 3 || confidence >= 0.5;
 }
 
-// Appends s as a JSON string (control characters escaped; other bytes as they are).
+// Lines narrower than the recognizer's pooling windows (a speck, a 1-pixel-wide crop) get blank
+// columns on the right, as shorter lines of a training batch do.
+constexpr int64_t kMinLineColumns = 16;
+void pad_columns(bpkit::Tensor<float>& f) {
+  if (f.rank() != 3 || f.dim(2) >= kMinLineColumns) return;
+  bpkit::Tensor<float> p({f.dim(0), f.dim(1), kMinLineColumns});
+  std::fill(p.data(), p.data() + p.size(), 0.0f);
+  for (int64_t r = 0; r < f.dim(0) * f.dim(1); ++r)
+    std::copy(f.data() + r * f.dim(2), f.data() + (r + 1) * f.dim(2),
+              p.data() + r * kMinLineColumns);
+  f = std::move(p);
+}
+
+// The length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one.
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(i + k) >> 6) != 2) return 0;
+  return n;
+}
+
+// Appends s as a JSON string: quotes, backslashes and control characters escaped, bytes that are
+// not UTF-8 (a file name in another encoding) replaced by U+FFFD, so the output is always JSON.
 void json_string(std::string& out, const std::string& s) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_length(s, i);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      ++i;
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out += '\\';
       out += char(c);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7f) {
       char b[8];
       std::snprintf(b, sizeof b, "\\u%04x", c);
       out += b;
     } else {
-      out += char(c);
+      out.append(s, i, n);
     }
+    i += n;
   }
   out += '"';
 }
 
 std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
   char b[32];
   std::snprintf(b, sizeof b, "%.4f", v);
   return b;
@@ -132,16 +181,26 @@ std::string trim(const std::string& s) {
   return s.substr(a, s.find_last_not_of(' ') - a + 1);
 }
 
-// An engine image as an 8-bit BGR picture for drawing.
+// An engine image (1 gray, 2 gray + alpha, 3 BGR, 4 BGRA channels) as an 8-bit BGR picture for
+// drawing; transparent pixels over white.
 cv::Mat to_bgr8(const bpkit::Image& im) {
-  const int type = im.channels == 1 ? CV_32FC1 : im.channels == 3 ? CV_32FC3 : CV_32FC4;
-  cv::Mat f(im.height, im.width, type, const_cast<float*>(im.pixels.data()));
+  const int c = im.channels;
+  if (c < 1 || c > 4 || im.pixels.size() != size_t(im.width) * size_t(im.height) * size_t(c))
+    throw std::invalid_argument("an image of " + std::to_string(c) + " channels cannot be drawn");
+  cv::Mat f(im.height, im.width, CV_32FC(c), const_cast<float*>(im.pixels.data()));
+  cv::Mat color = f;
+  if (c == 2 || c == 4) {  // composite over white
+    std::vector<cv::Mat> ch;
+    cv::split(f, ch);
+    const cv::Mat alpha = ch.back();
+    ch.pop_back();
+    for (cv::Mat& x : ch) x = x.mul(alpha) + (1.0 - alpha);
+    cv::merge(ch, color);
+  }
   cv::Mat u8, bgr;
-  f.convertTo(u8, CV_8U, 255.0);
-  if (im.channels == 1)
+  color.convertTo(u8, CV_8U, 255.0);
+  if (u8.channels() == 1)
     cv::cvtColor(u8, bgr, cv::COLOR_GRAY2BGR);
-  else if (im.channels == 4)
-    cv::cvtColor(u8, bgr, cv::COLOR_BGRA2BGR);
   else
     bgr = u8;
   return bgr;
@@ -226,22 +285,32 @@ class PageReader {
           lv.path = file;
           lv.image = std::move(lines.images[size_t(i)]);
           feats[size_t(i)] = model_.pipeline().run(std::move(lv), line_first_).tensor;
+          pad_columns(feats[size_t(i)]);
         } catch (const std::exception& ex) {
           errors[size_t(i)] = ex.what();
         }
       }
     });
     for (size_t i = 0; i < n; ++i)
-      if (!errors[i].empty())
-        throw bpkit::StageError("line " + std::to_string(i + 1) + ": " + errors[i], file);
+      if (!errors[i].empty()) {
+        std::string e = errors[i];
+        if (e.rfind(file + ": ", 0) == 0) e = e.substr(file.size() + 2);
+        throw bpkit::StageError(file + ": line " + std::to_string(i + 1) + ": " + e, file);
+      }
     const auto preds = model_.predict(feats);
     std::vector<Line> out;
     for (size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(preds[i].confidence))
+        throw bpkit::StageError(file + ": line " + std::to_string(i + 1) +
+                                    ": the recognizer's scores are not finite (non-finite pixels?)",
+                                file);
       Line l;
       l.box = i < lines.boxes.size() ? lines.boxes[i] : bpkit::Box{};
       l.text = trim(preds[i].name);
       l.confidence = preds[i].confidence;
-      if (looks_like_text(l.text)) out.push_back(std::move(l));
+      // A whole-image line is the user's: only lines found on a page are judged.
+      if (whole_line_ ? !l.text.empty() : looks_like_text(l.text, l.confidence))
+        out.push_back(std::move(l));
     }
     return out;
   }
@@ -270,11 +339,17 @@ class CharReader {
     bpkit::Value v = model_.pipeline().run(file_value(file), 0, first_);
     if (v.kind == bpkit::Kind::kImage) {
       image = v.image;
+      if (contrast(v.image) < 0.1)
+        throw bpkit::StageError(file + ": no character (the image has no contrast)", file);
       if (border_is_light(v.image)) invert(v.image);
     }
     const bpkit::Value f = model_.pipeline().run(std::move(v), first_);
     std::vector<bpkit::Tensor<float>> one(1, f.tensor);
-    return model_.predict(one)[0];
+    auto p = model_.predict(one)[0];
+    if (!std::isfinite(p.confidence))
+      throw bpkit::StageError(
+          file + ": the classifier's scores are not finite (non-finite pixels?)", file);
+    return p;
   }
 
  private:
@@ -284,6 +359,17 @@ class CharReader {
     double s = 0;
     for (int k = 0; k < c; ++k) s += p[k];
     return s / c;
+  }
+  // The range of gray levels (0 for a blank image, 1 for black on white).
+  static double contrast(const bpkit::Image& im) {
+    double lo = 1e300, hi = -1e300;
+    for (int y = 0; y < im.height; ++y)
+      for (int x = 0; x < im.width; ++x) {
+        const double g = gray_at(im, x, y);
+        lo = std::min(lo, g);
+        hi = std::max(hi, g);
+      }
+    return im.width > 0 && im.height > 0 ? hi - lo : 0;
   }
   static bool border_is_light(const bpkit::Image& im) {
     double s = 0;
@@ -308,11 +394,6 @@ class CharReader {
   size_t first_ = 0;
 };
 
-std::string overlay_path(const std::string& out, const std::string& image, bool several) {
-  if (!several) return out;
-  return (fs::path(out) / (fs::path(image).stem().string() + ".overlay.png")).string();
-}
-
 int run(int argc, char** argv) {
   std::vector<std::string> files;
   std::multimap<std::string, std::string> all;
@@ -327,18 +408,46 @@ int run(int argc, char** argv) {
   const bool json = o.count("json") > 0;
   const std::string overlay = o.count("overlay") ? o["overlay"] : "";
   const bool several = files.size() > 1;
-  if (!overlay.empty() && several && !fs::is_directory(overlay))
-    throw UsageError("with several images, --overlay expects an existing directory");
-  if (o.count("threads")) bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 0, 1)));
+  std::vector<std::string> overlays;  // one per file
+  if (!overlay.empty()) {
+    if (mode == "char") throw UsageError("--overlay draws text lines; it has no --mode char");
+    const bool dir = fs::is_directory(overlay);
+    if (several && !dir)
+      throw UsageError("with several images, --overlay expects an existing directory");
+    for (const std::string& f : files) {
+      const fs::path out = dir ? fs::path(overlay) / (fs::path(f).stem().string() + ".overlay.png")
+                               : fs::path(overlay);
+      const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+      if (!fs::is_directory(parent))
+        throw UsageError("--overlay: the directory '" + parent.string() + "' does not exist");
+      std::error_code ec;
+      for (const std::string& g : files)
+        if (fs::equivalent(out, g, ec))
+          throw UsageError("--overlay " + out.string() + " would overwrite the input image");
+      if (std::find(overlays.begin(), overlays.end(), out.string()) != overlays.end())
+        throw UsageError("--overlay: two images would both be drawn into " + out.string() +
+                         " (images of the same name in different directories)");
+      overlays.push_back(out.string());
+    }
+  }
+  if (o.count("threads"))
+    bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 1024)));
 
+  if (o.count("model") && o["model"].empty()) throw UsageError("--model needs a directory");
   std::string model_dir = o.count("model") ? o["model"] : "";
   if (model_dir.empty()) {
     const std::string name = mode == "char" ? "digits" : "ocr";
     model_dir = bpkit::shipped_model_dir(name);
-    if (model_dir.empty())
-      throw bpkit::ConfigError("the shipped model '" + name +
-                               "' was not found (looked in $BPKIT_MODEL_PATH and "
-                               "<program>/../share/bpkit/models); give one with --model DIR");
+    if (model_dir.empty()) {
+      const char* env = std::getenv("BPKIT_MODEL_PATH");
+      throw bpkit::ConfigError(
+          "the shipped model '" + name + "' was not found in " +
+          (env ? "$BPKIT_MODEL_PATH (" + std::string(env) + ") nor in " : std::string()) +
+          (fs::path(bpkit::program_directory()) / ".." / "share" / "bpkit" / "models")
+              .lexically_normal()
+              .string() +
+          "; give one with --model DIR");
+    }
   }
   const auto plugin_dirs = bpkit::cli::all_values(all, "plugin-path");
   bpkit::TrainedModel model(model_dir, plugin_dirs);
@@ -349,6 +458,10 @@ int run(int argc, char** argv) {
   else
     pages = std::make_unique<PageReader>(model, model_dir, plugin_dirs, mode == "line");
 
+  const auto emit = [](const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
   int failures = 0;
   for (const std::string& file : files) {
     std::string out;
@@ -399,26 +512,36 @@ int run(int argc, char** argv) {
           if (several) out += "==> " + file + " <==\n";
           for (const Line& l : lines) out += l.text + "\n";
         }
-        if (!overlay.empty() && image.width > 0)
-          write_overlay(overlay_path(overlay, file, several), image, lines);
+        // The text first: an overlay that cannot be written does not cost the text.
+        emit(out);
+        out.clear();
+        if (!overlays.empty()) {
+          if (image.width == 0)
+            throw std::runtime_error("the page layout kept no image to draw the overlay on");
+          write_overlay(overlays[size_t(&file - files.data())], image, lines);
+        }
       }
-    } catch (const bpkit::StageError& e) {
-      std::fprintf(stderr, "ocr_app: %s\n", e.what());
-      ++failures;
-      continue;
-    } catch (const bpkit::FileError& e) {
-      std::fprintf(stderr, "ocr_app: %s\n", e.what());
-      ++failures;
-      continue;
+      emit(out);
     } catch (const bpkit::ConfigError&) {
       throw;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "ocr_app: %s: %s\n", file.c_str(), e.what());
+      // StageError and FileError name the file; others do not.
+      std::string msg = e.what();
+      if (msg.rfind(file, 0) != 0) msg = file + ": " + msg;
+      std::fprintf(stderr, "ocr_app: %s\n", msg.c_str());
+      if (json) {  // a record for every image, so that output lines match the inputs
+        std::string rec = "{\"file\":";
+        json_string(rec, file);
+        rec += ",\"error\":";
+        json_string(rec, msg);
+        emit(rec + "}\n");
+      }
       ++failures;
-      continue;
     }
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "ocr_app: cannot write the results: %s\n", std::strerror(errno));
+    return 1;
   }
   return failures ? 1 : 0;
 }
@@ -429,8 +552,10 @@ int main(int argc, char** argv) {
   // Page-sized buffers (a 300-dpi page is 35 MB of floats) are allocated and freed for every page
   // and line; served from mmap by default, each one would be returned to the kernel and faulted in
   // again, zeroed, next time (a tenth of the run time). Kept in the heap, they are reused.
+#ifdef M_MMAP_THRESHOLD
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
   try {
     return run(argc, argv);
   } catch (const UsageError& e) {

@@ -5,6 +5,7 @@
 # 0x0 and 100000x100000 headers, missing file), several images with one bad, single characters
 # of both polarities, usage errors.
 set -u
+unset BPKIT_MODEL_PATH BPKIT_NUM_THREADS  # the shipped models, found next to the program
 bin=$1
 src=$2
 app=$bin/ocr_app
@@ -70,6 +71,25 @@ grep -qF "\"text\":\"$first\"" "$tmp/out.json" || fail "--json's first line diff
 [ "$(head -c 8 "$tmp/overlay.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] ||
   fail "--overlay did not write a PNG"
 
+# --mode line: one rendered line (a held-out font, noise and blur of the training augmentation).
+"$app" --mode line "$src/tests/data/line_heldout.png" >"$tmp/line.out" || fail "--mode line: exit $?"
+rate=$(cer "$tmp/line.out" "$src/tests/data/line_heldout.txt")
+awk -v r="$rate" 'BEGIN { exit !(r < 10) }' || fail "--mode line: CER $rate%: $(cat "$tmp/line.out")"
+# Overlay destinations: a directory takes NAME.overlay.png; a missing directory, the input itself
+# or two inputs of one name are refused up front (exit 2) and nothing is read.
+mkdir -p "$tmp/ovdir"
+"$app" --overlay "$tmp/ovdir" "$page" >/dev/null || fail "--overlay DIR with one image: exit $?"
+[ -s "$tmp/ovdir/page.overlay.png" ] || fail "--overlay DIR did not write DIR/page.overlay.png"
+cp "$page" "$tmp/self.png"
+for args in "--overlay $tmp/missing/o.png $page" "--overlay $tmp/self.png $tmp/self.png" \
+  "--overlay $tmp/ovdir $page $tmp/ovdir/page.overlay.png" "--mode char --overlay $tmp/o.png $page"; do
+  # shellcheck disable=SC2086
+  out=$("$app" $args 2>"$tmp/ov.err")
+  rc=$?
+  [ $rc -eq 2 ] && [ -z "$out" ] || fail "'ocr_app $args': exit $rc, expected 2 and no output"
+done
+cmp -s "$page" "$tmp/self.png" || fail "--overlay overwrote its input"
+
 # A blank page: no output, exit 0.
 out=$("$app" "$src/tests/data/blank_page.png") || fail "blank page: exit $?"
 [ -z "$out" ] || fail "blank page printed: $out"
@@ -91,6 +111,20 @@ for f in text truncated huge zero missing; do
 done
 grep -q "100000x100000" <("$app" "$tmp/huge.png" 2>&1) || fail "the huge header's message does not give its size"
 
+# --json: a record for a failed image too, so that output lines match the inputs.
+"$app" --json "$tmp/text.png" "$src/tests/data/blank_page.png" >"$tmp/err.json" 2>/dev/null
+[ $? -eq 1 ] || fail "--json with a bad image: exit not 1"
+[ "$(sed -n 1p "$tmp/err.json" | grep -c '^{"file":".*text.png","error":".*image.read.*"}$')" -eq 1 ] ||
+  fail "--json error record: $(sed -n 1p "$tmp/err.json")"
+grep -q '"lines":\[\]}$' <(sed -n 2p "$tmp/err.json") || fail "--json after an error: $(sed -n 2p "$tmp/err.json")"
+# A line narrower than the recognizer's windows (one column): no failure.
+{ printf 'P5\n1 40\n255\n'; head -c 40 /dev/zero | tr '\0' '\200'; } >"$tmp/narrow.pgm"
+"$app" --mode line "$tmp/narrow.pgm" >/dev/null 2>"$tmp/narrow.err" || fail "a 1x40 line: $(cat "$tmp/narrow.err")"
+# A full disk is an error, not a success.
+if [ -w /dev/full ]; then
+  "$app" "$page" >/dev/full 2>/dev/null && fail "writing to a full disk reported success"
+fi
+
 # Several images, one bad: a header per image, the good ones read, exit 1.
 "$app" "$page" "$tmp/text.png" "$src/tests/data/blank_page.png" >"$tmp/multi.out" 2>"$tmp/multi.err"
 rc=$?
@@ -109,6 +143,9 @@ got=$("$app" --mode char "$tmp/digits/images/3_470.png" | cut -f1)
 [ "$got" = 3 ] || fail "--mode char on 3_470.png: '$got'"
 got=$("$app" --mode char "$src/tests/data/digit3_dark_on_light.png" | cut -f1)
 [ "$got" = 3 ] || fail "--mode char on a dark-on-light 3: '$got'"
+out=$("$app" --mode char "$src/tests/data/blank_page.png" 2>"$tmp/blank.err")
+[ $? -eq 1 ] && [ -z "$out" ] && grep -q "no character" "$tmp/blank.err" ||
+  fail "--mode char on a blank image: '$out' $(cat "$tmp/blank.err")"
 "$app" --mode char --json "$tmp/digits/images/7_455.png" | grep -q '^{"file":.*"class":"7","confidence":[01]\.[0-9]*,"top":\[{"class":"7"' ||
   fail "--mode char --json"
 
@@ -126,7 +163,7 @@ rc=$?
   fail "a page.yaml without lines: exit $rc, $(cat "$tmp/layout.err")"
 
 # Usage and model errors: exit 2 with a message.
-for args in "" "--mode word $page" "--model $tmp/nowhere $page" "--threads 0 $page" "--frobnicate $page" "--mode char --model $src/models/ocr $page" "--overlay $tmp/nodir/x.png $page $page"; do
+for args in "" "--mode word $page" "--model $tmp/nowhere $page" "--threads 0 $page" "--threads 1e5 $page" "--frobnicate $page" "-x $page" "--mode char --model $src/models/ocr $page" "--overlay $tmp/nodir/x.png $page $page"; do
   # shellcheck disable=SC2086
   "$app" $args >/dev/null 2>"$tmp/usage.err"
   rc=$?
@@ -134,4 +171,9 @@ for args in "" "--mode word $page" "--model $tmp/nowhere $page" "--threads 0 $pa
   grep -q '^ocr_app: ' "$tmp/usage.err" || fail "'ocr_app $args': no message"
 done
 "$app" --help | grep -q '^usage: ocr_app' || fail "--help"
+"$app" -h | grep -q '^usage: ocr_app' || fail "-h"
+# "--" ends the options: a file named like an option is a file.
+cp "$src/tests/data/blank_page.png" "$tmp/--json"
+(cd "$tmp" && "$app" -- --json) >"$tmp/dashdash.out" || fail "ocr_app -- --json: exit $?"
+[ ! -s "$tmp/dashdash.out" ] || fail "ocr_app -- --json printed $(cat "$tmp/dashdash.out")"
 echo "ocr_app: all checks passed"

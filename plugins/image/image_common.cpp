@@ -153,7 +153,7 @@ double estimate_skew(const cv::Mat& mask, double max_angle) {
   // The coarse search (0.5 degree steps) only has to land within half a step of the peak: a tenth
   // of the points (at most 40 000) does; the fine search uses them all.
   std::vector<cv::Point> few;
-  const size_t few_stride = std::max<size_t>(1, pts.size() / 40000);
+  const size_t few_stride = std::max<size_t>(1, (pts.size() + 39999) / 40000);
   for (size_t i = 0; i < pts.size(); i += few_stride) few.push_back(pts[i]);
   std::vector<int> bins;
   auto search = [&](const std::vector<cv::Point>& p, double from, double to, double step) {

@@ -218,24 +218,12 @@ int usage() {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
+  bpkit_tools::ArgReader args{"render_page", argc, argv};
+  for (int& i = args.i; ++i < argc;) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "render_page: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return args.value(); };
     auto number = [&](const std::string& v, long long lo, long long hi) {
-      char* end = nullptr;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < lo || n > hi) {
-        std::fprintf(stderr, "render_page: %s expects a number in %lld..%lld, got '%s'\n",
-                     a.c_str(), lo, hi, v.c_str());
-        std::exit(2);
-      }
-      return n;
+      return args.number(a, v, lo, hi);
     };
     if (a == "--out")
       o.out = value();

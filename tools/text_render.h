@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <opencv2/core.hpp>
 #include <random>
 #include <string>
@@ -92,5 +94,32 @@ class FaceSet {
 // characters), plus the ink that overhangs it, and the text's advance width.
 bool render_text(FT_Face face, const std::string& text, int px, cv::Mat& out, int& baseline_top,
                  int& ascender_px, int& descender_px);
+
+// Command-line values for the tools: argv[i]'s value and integers in a range; a missing or bad
+// value prints "PROGRAM: OPTION ..." and exits with 2.
+struct ArgReader {
+  const char* program;
+  int argc;
+  char** argv;
+  int i = 0;
+  std::string value() {
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s: %s needs a value\n", program, argv[i]);
+      std::exit(2);
+    }
+    return argv[++i];
+  }
+  long long number(const std::string& option, const std::string& v, long long lo,
+                   long long hi) const {
+    char* end = nullptr;
+    const long long n = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end || n < lo || n > hi) {
+      std::fprintf(stderr, "%s: %s expects a number in %lld..%lld, got '%s'\n", program,
+                   option.c_str(), lo, hi, v.c_str());
+      std::exit(2);
+    }
+    return n;
+  }
+};
 
 }  // namespace bpkit_tools

@@ -4,6 +4,7 @@
 //   bpkit predict  classify files with a trained model
 //   bpkit plugins  list the feature plugins found
 //   bpkit inspect  describe a model directory or file
+//   bpkit ensemble combine trained class models into one model directory
 //   bpkit cache    show or clear the feature cache
 //   bpkit fmnist   train a reference network on Fashion-MNIST and report test accuracy
 // Exit codes: 0 success, 1 runtime failure (unreadable data, divergence), 2 usage or
@@ -47,6 +48,7 @@ const char* kUsage =
     "  predict   classify files with a trained model directory\n"
     "  plugins   list the feature plugins: name, version, kinds, parameters\n"
     "  inspect   print a model's layers, shapes, parameter count, pipeline and metadata\n"
+    "  ensemble  combine trained class models into one that averages their probabilities\n"
     "  cache     show or clear the feature cache\n"
     "  fmnist    train a reference network on Fashion-MNIST, print test accuracy\n"
     "\n"
@@ -84,6 +86,16 @@ const char* kInspectUsage =
     "metadata stored with the model, a digest of its weights and, for a model directory, the\n"
     "pipeline's stages.\n";
 
+const char* kEnsembleUsage =
+    "usage: bpkit ensemble --out DIR MODEL_DIR MODEL_DIR...\n"
+    "\n"
+    "Writes a model directory whose prediction is the mean of the given models' class\n"
+    "probabilities: their networks as model.bpk, model.2.bpk, ... (copied unchanged) and the\n"
+    "first one's pipeline.yaml. The models must read the same features (the same pipeline stages\n"
+    "and parameters) and have the same input shape and class names; transcript (CTC) models are\n"
+    "not supported. eval, predict and ocr_app --mode char use every member. Other files in DIR\n"
+    "are kept; members left from an earlier, larger ensemble are removed.\n";
+
 const char* kTrainUsage =
     "usage: bpkit train CONFIG.yaml [--out DIR] [--resume] [--plugin-path DIR]... [--no-cache]\n"
     "\n"
@@ -96,7 +108,9 @@ const char* kTrainUsage =
     "  --resume           continue from DIR/checkpoint.bpk\n"
     "  --plugin-path DIR  also load plugins from DIR (a directory or one .so; repeatable)\n"
     "  --no-cache         compute every feature (neither read nor write the feature cache)\n"
-    "  --threads N        engine threads (overrides training.threads)\n";
+    "  --threads N        engine threads (overrides training.threads)\n"
+    "  --seed N           random seed (overrides training.seed; the model directory's copy of\n"
+    "                     the pipeline file notes it)\n";
 
 const char* kEvalUsage =
     "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache]\n"
@@ -241,7 +255,7 @@ std::string range_text(const bpkit::ParamSpec& p) {
 int cmd_train(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads"}, pos,
+  auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads", "seed"}, pos,
                          {"resume", "no-cache"}, &all);
   if (pos.size() != 1) throw UsageError("train takes one pipeline file");
   bpkit::TrainRequest r;
@@ -253,6 +267,7 @@ int cmd_train(int argc, char** argv) {
   r.log = &std::cout;
   r.terminal = isatty(STDOUT_FILENO);
   r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1, 1024)) : 0;
+  r.seed = o.count("seed") ? integer(o, "seed", 1, 0) : -1;
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);
@@ -390,6 +405,16 @@ int cmd_cache(int argc, char** argv) {
   return 0;
 }
 
+int cmd_ensemble(int argc, char** argv) {
+  std::vector<std::string> pos;
+  auto o = parse_options(argc, argv, 2, {"out"}, pos);
+  if (!o.count("out")) throw UsageError("ensemble needs --out DIR");
+  if (pos.size() < 2) throw UsageError("ensemble takes at least two model directories");
+  bpkit::write_ensemble(pos, o["out"]);
+  std::printf("model: %s (ensemble of %zu)\n", o["out"].c_str(), pos.size());
+  return 0;
+}
+
 int cmd_inspect(int argc, char** argv) {
   std::vector<std::string> pos;
   parse_options(argc, argv, 2, {}, pos);
@@ -422,17 +447,32 @@ int cmd_inspect(int argc, char** argv) {
   }
   std::printf("total parameters %lld\n", static_cast<long long>(m.net.param_count()));
   // A fingerprint of every weight and buffer (CRC-32 of their bytes): equal digests, equal models.
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t i = 0; i < m.net.size(); ++i) {
-    for (auto& p : m.net.layer(i).params())
-      crc = crc32(crc, reinterpret_cast<const Bytef*>(p.value->data()),
-                  uInt(sizeof(float) * size_t(p.value->size())));
-    for (auto& b : m.net.layer(i).buffers())
-      crc = crc32(crc, reinterpret_cast<const Bytef*>(b.second->data()),
-                  uInt(sizeof(float) * size_t(b.second->size())));
-  }
-  std::printf("weights digest %08lx\n", static_cast<unsigned long>(crc));
+  auto digest = [](bpkit::Network<float>& net) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < net.size(); ++i) {
+      for (auto& p : net.layer(i).params())
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(p.value->data()),
+                    uInt(sizeof(float) * size_t(p.value->size())));
+      for (auto& b : net.layer(i).buffers())
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(b.second->data()),
+                    uInt(sizeof(float) * size_t(b.second->size())));
+    }
+    return static_cast<unsigned long>(crc);
+  };
+  std::printf("weights digest %08lx\n", digest(m.net));
   for (const auto& [k, v] : m.meta) std::printf("meta %s = %s\n", k.c_str(), v.c_str());
+  if (is_dir) {
+    // An ensemble: the members after the first, each with its size and digest.
+    const std::vector<std::string> files = bpkit::member_files(pos[0]);
+    if (files.size() > 1) std::printf("ensemble of %zu members\n", files.size());
+    for (size_t i = 1; i < files.size(); ++i) {
+      auto mi = bpkit::load_model<float>(files[i]);
+      std::printf("member %zu %s: %s -> %s, parameters %lld, weights digest %08lx\n", i + 1,
+                  files[i].c_str(), bpkit::to_string(mi.net.input_shape()).c_str(),
+                  bpkit::to_string(mi.net.output_shape()).c_str(),
+                  static_cast<long long>(mi.net.param_count()), digest(mi.net));
+    }
+  }
   return 0;
 }
 
@@ -451,11 +491,10 @@ int main(int argc, char** argv) {
       const char* usage;
       int (*run)(int, char**);
     };
-    const Command commands[] = {{"train", kTrainUsage, cmd_train},
-                                {"eval", kEvalUsage, cmd_eval},
-                                {"predict", kPredictUsage, cmd_predict},
-                                {"plugins", kPluginsUsage, cmd_plugins},
-                                {"cache", kCacheUsage, cmd_cache}};
+    const Command commands[] = {
+        {"train", kTrainUsage, cmd_train},       {"eval", kEvalUsage, cmd_eval},
+        {"predict", kPredictUsage, cmd_predict}, {"plugins", kPluginsUsage, cmd_plugins},
+        {"cache", kCacheUsage, cmd_cache},       {"ensemble", kEnsembleUsage, cmd_ensemble}};
     for (const Command& c : commands)
       if (cmd == c.name) {
         if (help) return std::printf("%s", c.usage), 0;

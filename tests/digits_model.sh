@@ -1,7 +1,8 @@
 #!/bin/sh
 # The shipped digits model (models/digits) on the held-out digits: the last 10% of each class of
-# OpenCV's digits.png, as make_digits writes them. Inference only. Fails below 99% accuracy (more
-# than 5 errors of 500), or when predict cannot classify one image from the model directory.
+# OpenCV's digits.png, as make_digits writes them. Inference only (an ensemble of five networks).
+# Fails at an error rate of 1.0% or more (5 or more errors of 500: the OCR issue's goal is below
+# 1.0%), or when predict cannot classify one image from the model directory.
 #   digits_model.sh BPKIT MAKE_DIGITS MODEL_DIR WORKDIR
 set -eu
 bpkit=$1
@@ -22,8 +23,8 @@ line=$(printf '%s\n' "$out" | grep '^samples ') || fail "no summary line from bp
 samples=$(printf '%s\n' "$line" | awk '{print $2}')
 accuracy=$(printf '%s\n' "$line" | awk '{print $6}')
 [ "$samples" = 500 ] || fail "expected the 500 held-out digits, evaluated $samples"
-awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.99) }' ||
-  fail "accuracy $accuracy on the held-out digits is below 0.99"
+awk -v a="$accuracy" 'BEGIN { exit !(a > 0.99) }' ||
+  fail "accuracy $accuracy on the held-out digits: an error rate of 1.0% or more"
 errors=$(awk -v a="$accuracy" 'BEGIN { printf "%d", (1 - a) * 500 + 0.5 }')
 pred=$("$bpkit" predict "$model" "$dir/data/images/3_470.png" 2>&1) || fail "bpkit predict failed: $pred"
 printf '%s\n' "$pred"

@@ -61,6 +61,25 @@ expect 0 "7_450.png	[0-9]	0\.[0-9]+	[0-9]	0\.[0-9]+	[0-9]	0\.[0-9]+$" \
   "$bpkit" predict "$dir/model" "$dir/data/images/7_450.png" --top 3
 expect 0 "samples 60 skipped 0 accuracy 0\.[5-9]" "$bpkit" eval "$dir/model" "$dir/data/test.tsv"
 expect 0 "image.resize 1.0  \(image -> image\)" "$bpkit" plugins
+# --seed: another seed, other weights; the model directory's pipeline file says so.
+expect 0 "test_accuracy 0\.[5-9]" "$bpkit" train "$dir/p.yaml" --seed 4 --out "$dir/s4"
+grep -q "^# trained with 'bpkit train --seed 4'" "$dir/s4/pipeline.yaml" || fail "pipeline.yaml does not note --seed 4"
+d3=$("$bpkit" inspect "$dir/m2" | grep 'weights digest')
+d4=$("$bpkit" inspect "$dir/s4" | grep 'weights digest')
+[ "$d3" != "$d4" ] || fail "--seed 4 trained the same weights as seed 3 ($d3)"
+expect 2 "--seed expects an integer" "$bpkit" train "$dir/p.yaml" --seed -1
+# ensemble: two trained models averaged; eval, predict and inspect see both.
+expect 0 "ensemble of 2" "$bpkit" ensemble --out "$dir/ens" "$dir/model" "$dir/s4"
+[ -s "$dir/ens/model.2.bpk" ] && [ -s "$dir/ens/pipeline.yaml" ] || fail "the ensemble lacks its files"
+expect 0 "ensemble of 2 members" "$bpkit" inspect "$dir/ens"
+expect 0 "member 2 .*model.2.bpk: \[1,16,16\] -> \[10\], parameters [0-9]+, $d4" "$bpkit" inspect "$dir/ens"
+expect 0 "samples 60 skipped 0 accuracy 0\.[5-9]" "$bpkit" eval "$dir/ens" "$dir/data/test.tsv"
+expect 0 "0_450.png	[0-9]	0\.[0-9]+$" "$bpkit" predict "$dir/ens" "$dir/data/images/0_450.png"
+expect 2 "at least two model directories" "$bpkit" ensemble --out "$dir/e2" "$dir/model"
+expect 2 "needs --out" "$bpkit" ensemble "$dir/model" "$dir/s4"
+expect 1 "nothing: not a model directory" "$bpkit" ensemble --out "$dir/e2" "$dir/model" "$dir/nothing"
+expect 1 "already an ensemble of 2" "$bpkit" ensemble --out "$dir/e2" "$dir/ens" "$dir/model"
+[ ! -e "$dir/e2" ] || fail "a refused ensemble left $dir/e2"
 # Bad input: exit 1 with the file named; usage and configuration errors: exit 2.
 printf 'not an image' >"$dir/fake.png"
 expect 1 "fake.png: stage 'image.read' failed: not an image" "$bpkit" predict "$dir/model" "$dir/fake.png"

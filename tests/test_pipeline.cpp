@@ -1,5 +1,7 @@
 // The plugin host, pipeline files, the feature cache and stage errors.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -7,6 +9,8 @@
 
 #include "bpkit/config.h"
 #include "bpkit/features.h"
+#include "bpkit/layers.h"
+#include "bpkit/model_file.h"
 #include "bpkit/pipeline.h"
 #include "bpkit/plugin_host.h"
 #include "bpkit/random.h"
@@ -384,4 +388,125 @@ TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
              Contains("are learned with loss: ctc"));
   CHECK_THAT(config_error(base + "data: {alphabet: ab}\n"),
              Contains("data.alphabet is for transcripts"));
+}
+
+namespace {
+
+// Trains a small class model (3 numbers -> classes a/b/c) with `seed` into DIR/runs/NAME.
+std::string train_small(bpkit_test::TempDir& dir, const std::string& name, int seed,
+                        const std::string& scale = "1", int units = 8,
+                        const std::string& out = "") {
+  if (!std::filesystem::exists(dir.file("train.tsv"))) {
+    bpkit::Rng rng(7);
+    std::ofstream m(dir.file("train.tsv"));
+    for (int i = 0; i < 90; ++i) {
+      const int k = i % 3;
+      const std::string f = dir.file("x" + std::to_string(i) + ".txt");
+      write(f, std::to_string(k + 0.6 * (2 * rng.uniform() - 1)) + " " +
+                   std::to_string(2 * rng.uniform() - 1) + " " + std::to_string(2 - k) + "\n");
+      m << f << "\t"
+        << "abc"[k] << "\n";
+    }
+  }
+  const std::string cfg = dir.file(name + ".yaml");
+  std::ofstream(cfg) << "name: " << name << "\nplugin_path: [" << kPlugins
+                     << "/test_stages]\n"
+                        "stages:\n  - plugin: test.numbers\n    params: {scale: "
+                     << scale
+                     << "}\n"
+                        "data: {train: train.tsv}\n"
+                        "network:\n  layers:\n    - dense: {units: "
+                     << units
+                     << "}\n    - tanh\n    - dense: {units: 3}\n"
+                        "optimizer: {type: adam, lr: 0.05}\n"
+                        "training: {epochs: 3, batch: 16, threads: 1, seed: "
+                     << seed << "}\ncache: false\n";
+  bpkit::TrainRequest r;
+  r.config = cfg;
+  r.out_dir = out.empty() ? dir.file("runs/" + name) : out;
+  bpkit::train_pipeline(r);
+  return r.out_dir;
+}
+
+}  // namespace
+
+TEST_CASE("an ensemble predicts the mean of its members' probabilities", "[pipeline][ensemble]") {
+  bpkit_test::TempDir dir("ensemble");
+  const std::string a = train_small(dir, "a", 1), b = train_small(dir, "b", 2);
+  const std::string c = train_small(dir, "c", 3, "1", 5);  // another architecture, same I/O
+  const std::string ens = dir.file("ens");
+  bpkit::write_ensemble({a, b, c}, ens);
+  CHECK(bpkit::member_files(ens).size() == 3);
+  bpkit::TrainedModel ma(a), mb(b), mc(c), me(ens);
+  CHECK(ma.members() == 1);
+  REQUIRE(me.members() == 3);
+  const auto entries = bpkit::read_manifest(dir.file("train.tsv"));
+  bool differs = false;
+  for (size_t i = 0; i < 12; ++i) {
+    const auto pa = ma.predict(entries[i].path), pb = mb.predict(entries[i].path),
+               pc = mc.predict(entries[i].path), pe = me.predict(entries[i].path);
+    REQUIRE(pe.probabilities.size() == 3);
+    for (size_t k = 0; k < 3; ++k)
+      CHECK(pe.probabilities[k] ==
+            Approx((pa.probabilities[k] + pb.probabilities[k] + pc.probabilities[k]) / 3)
+                .epsilon(1e-12));
+    differs = differs || pa.probabilities[0] != pb.probabilities[0];
+    const auto best = std::max_element(pe.probabilities.begin(), pe.probabilities.end());
+    CHECK(pe.label == int(best - pe.probabilities.begin()));
+    CHECK(pe.confidence == *best);
+  }
+  CHECK(differs);  // the members are different networks
+  // The batched path (eval) agrees with the one-file path (up to the kernels' summation order).
+  std::vector<bpkit::Tensor<float>> feats;
+  for (size_t i = 0; i < 12; ++i) feats.push_back(me.pipeline().run(entries[i].path).tensor);
+  const auto batch = me.predict(feats);
+  for (size_t i = 0; i < 12; ++i)
+    for (size_t k = 0; k < 3; ++k)
+      CHECK(batch[i].probabilities[k] ==
+            Approx(me.predict(entries[i].path).probabilities[k]).margin(1e-6));
+
+  // A smaller ensemble into the same directory removes the stale third member; other files stay.
+  write(dir.file("ens/MODEL.md"), "notes\n");
+  bpkit::write_ensemble({b, a}, ens);
+  CHECK(bpkit::member_files(ens).size() == 2);
+  CHECK_FALSE(std::filesystem::exists(dir.file("ens/model.3.bpk")));
+  CHECK(std::filesystem::exists(dir.file("ens/MODEL.md")));
+  // Training into a directory that holds an ensemble leaves one network.
+  train_small(dir, "d", 4, "1", 8, ens);
+  CHECK(bpkit::member_files(ens).size() == 1);
+  CHECK(bpkit::TrainedModel(ens).members() == 1);
+}
+
+TEST_CASE("ensembles refuse members that do not fit, naming them", "[pipeline][ensemble]") {
+  using Catch::Matchers::Contains;
+  bpkit_test::TempDir dir("ensemble-bad");
+  const std::string a = train_small(dir, "a", 1), b = train_small(dir, "b", 2);
+  const std::string scaled = train_small(dir, "scaled", 2, "2");
+  CHECK_THROWS_WITH(bpkit::write_ensemble({a, scaled}, dir.file("e1")),
+                    Contains(scaled) && Contains("stages differ"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("e1/model.bpk")));  // nothing written
+  CHECK_THROWS_WITH(bpkit::write_ensemble({a, dir.file("nope")}, dir.file("e1")),
+                    Contains("nope") && Contains("not a model directory"));
+  bpkit::write_ensemble({a, b}, dir.file("e2"));
+  CHECK_THROWS_WITH(bpkit::write_ensemble({dir.file("e2"), a}, dir.file("e3")),
+                    Contains("already an ensemble of 2"));
+
+  // Class names that differ: a member whose metadata names other classes.
+  auto other = bpkit::load_model<float>(b + "/model.bpk");
+  for (auto& kv : other.meta)
+    if (kv.first == "class.0") kv.second = "z";
+  bpkit::save_model(other.net, dir.file("e2/model.2.bpk"), other.meta);
+  CHECK_THROWS_WITH(bpkit::TrainedModel(dir.file("e2")),
+                    Contains("model.2.bpk") && Contains("class names differ"));
+  // A member with another input shape.
+  bpkit::Network<float> wide({4}, 1);
+  wide.add(std::make_unique<bpkit::Dense<float>>(3));
+  bpkit::save_model(wide, dir.file("e2/model.2.bpk"), other.meta);
+  CHECK_THROWS_WITH(bpkit::TrainedModel(dir.file("e2")),
+                    Contains("model.2.bpk") && Contains("input [4]"));
+  // A gap in the numbering.
+  std::filesystem::rename(dir.file("e2/model.2.bpk"), dir.file("e2/model.3.bpk"));
+  CHECK_THROWS_WITH(bpkit::TrainedModel(dir.file("e2")),
+                    Contains("model.2.bpk is missing") && Contains("model.3.bpk"));
+  CHECK_THROWS_WITH(bpkit::member_files(dir.file("e2")), Contains("model.2.bpk is missing"));
 }

@@ -196,6 +196,20 @@ std::string fmt_seconds(double s) {
   return b;
 }
 
+// The member number N of an ensemble's file name model.N.bpk (N >= 2, decimal, no leading zero,
+// at most 4 digits); 0 for any other name.
+size_t member_number(const std::string& name) {
+  if (name.size() <= 10 || name.compare(0, 6, "model.") != 0 ||
+      name.compare(name.size() - 4, 4, ".bpk") != 0)
+    return 0;
+  const std::string n = name.substr(6, name.size() - 10);
+  if (n.size() > 4 || n[0] == '0' ||
+      !std::all_of(n.begin(), n.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    return 0;
+  const size_t v = size_t(std::stoul(n));
+  return v >= 2 ? v : 0;
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char b[32];
@@ -207,7 +221,14 @@ std::string now_utc() {
 
 TrainOutcome train_pipeline(const TrainRequest& r) {
   std::ostream* log = r.log;
-  const PipelineConfig c = load_pipeline_config(r.config);
+  PipelineConfig c = load_pipeline_config(r.config);
+  if (r.seed >= 0) {
+    // The copy in the model directory says which seed made it (and the checkpoint's hash changes,
+    // so that --resume never mixes two seeds).
+    c.seed = uint64_t(r.seed);
+    c.text += "\n# trained with 'bpkit train --seed " + std::to_string(r.seed) +
+              "', which overrides training.seed above\n";
+  }
   if (c.train_manifest.empty())
     throw ConfigError(c.file +
                       ": data.train is missing: training needs a manifest of "
@@ -391,6 +412,17 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
       meta.emplace_back("class." + std::to_string(i), classes[i]);
   if (n_test > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
   if (n_test > 0 && transcripts) meta.emplace_back("test_character_error_rate", num(te.error_rate));
+  // An ensemble's members left in the directory would join the new network: they go first.
+  {
+    std::vector<fs::path> stale;
+    for (const auto& e : fs::directory_iterator(out, ec))
+      if (member_number(e.path().filename().string())) stale.push_back(e.path());
+    for (const fs::path& f : stale) {
+      if (!fs::remove(f, ec) && ec)
+        throw FileError(f.string() + ": cannot remove an old ensemble member: " + ec.message());
+      if (r.log) *r.log << "removed the old ensemble member " << f.string() << "\n";
+    }
+  }
   save_model(net, (fs::path(out) / kModelFile).string(), meta);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
 
@@ -434,7 +466,152 @@ TrainedModel::Prediction classify(const float* row, const std::vector<std::strin
   return p;
 }
 
+// Adds the softmax probabilities of `n` rows of `k` logits to `acc` (n x k).
+void add_probabilities(const float* logits, size_t n, size_t k, std::vector<double>& acc) {
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = logits + i * k;
+    const float mx = *std::max_element(row, row + k);
+    double z = 0;
+    for (size_t c = 0; c < k; ++c) z += std::exp(double(row[c] - mx));
+    for (size_t c = 0; c < k; ++c) acc[i * k + c] += std::exp(double(row[c] - mx)) / z;
+  }
+}
+
+// The prediction from the sum of `members` probability rows (the first class of the highest mean
+// wins a tie).
+TrainedModel::Prediction from_probabilities(const double* sum, size_t members,
+                                            const std::vector<std::string>& classes) {
+  TrainedModel::Prediction p;
+  for (size_t c = 0; c < classes.size(); ++c) p.probabilities.push_back(sum[c] / double(members));
+  p.label = int(std::max_element(p.probabilities.begin(), p.probabilities.end()) -
+                p.probabilities.begin());
+  p.name = classes[size_t(p.label)];
+  p.confidence = p.probabilities[size_t(p.label)];
+  return p;
+}
+
+// The class names a class model stores ("class.0", "class.1", ... metadata).
+std::vector<std::string> class_names(const Metadata& meta) {
+  std::vector<std::string> names;
+  for (size_t i = 0;; ++i) {
+    const auto it = std::find_if(meta.begin(), meta.end(), [&](const auto& kv) {
+      return kv.first == "class." + std::to_string(i);
+    });
+    if (it == meta.end()) return names;
+    names.push_back(it->second);
+  }
+}
+
+bool is_transcript_model(const Metadata& meta) {
+  return std::any_of(meta.begin(), meta.end(), [](const auto& kv) {
+    return kv.first == "labels" && kv.second == "transcript";
+  });
+}
+
+// Why member `other` (file `file`) cannot join an ensemble whose first network is `first` with
+// `classes`; empty when it can.
+std::string member_mismatch(const LoadedModel<float>& first, const LoadedModel<float>& other,
+                            const std::vector<std::string>& classes) {
+  if (is_transcript_model(other.meta))
+    return "a transcript (CTC) model; an ensemble averages class probabilities";
+  if (other.net.input_shape() != first.net.input_shape())
+    return "its input " + to_string(other.net.input_shape()) + " differs from the first member's " +
+           to_string(first.net.input_shape());
+  if (other.net.output_shape() != first.net.output_shape())
+    return "its output " + to_string(other.net.output_shape()) +
+           " differs from the first member's " + to_string(first.net.output_shape());
+  if (class_names(other.meta) != classes) return "its class names differ from the first member's";
+  return "";
+}
+
 }  // namespace
+
+std::vector<std::string> member_files(const std::string& dir) {
+  std::vector<std::string> files{(fs::path(dir) / kModelFile).string()};
+  if (!fs::is_regular_file(files[0]))
+    throw FileError(dir + ": not a model directory (no " + kModelFile + ")");
+  size_t highest = 1;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    highest = std::max(highest, member_number(e.path().filename().string()));
+  if (ec) throw FileError(dir + ": cannot list the directory: " + ec.message());
+  for (size_t i = 2; i <= highest; ++i) {
+    const fs::path f = fs::path(dir) / ("model." + std::to_string(i) + ".bpk");
+    if (!fs::is_regular_file(f))
+      throw FileError(dir + ": ensemble member " + f.filename().string() +
+                      " is missing (members are numbered 2, 3, ... up to the highest, model." +
+                      std::to_string(highest) + ".bpk)");
+    files.push_back(f.string());
+  }
+  return files;
+}
+
+void write_ensemble(const std::vector<std::string>& dirs, const std::string& out) {
+  if (dirs.empty()) throw std::invalid_argument("an ensemble needs at least one model directory");
+  // Everything is read and checked before anything is written.
+  std::vector<std::string> bytes;
+  std::string pipeline_text;
+  LoadedModel<float> first{Network<float>({1}, 0), {}, {}};
+  std::vector<std::string> classes;
+  PipelineConfig first_config;
+  auto read_all = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) throw FileError(path + ": cannot read the file");
+    return text.str();
+  };
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::vector<std::string> files = member_files(dirs[i]);
+    if (files.size() > 1)
+      throw FileError(dirs[i] + ": already an ensemble of " + std::to_string(files.size()) +
+                      " networks; name the directories of its members instead");
+    const std::string pfile = (fs::path(dirs[i]) / kPipelineFile).string();
+    if (!fs::is_regular_file(pfile))
+      throw FileError(dirs[i] + ": not a model directory (no " + kPipelineFile + ")");
+    LoadedModel<float> m = load_model<float>(files[0]);
+    const PipelineConfig config = load_pipeline_config(pfile);
+    if (i == 0) {
+      if (is_transcript_model(m.meta))
+        throw FileError(dirs[i] +
+                        ": a transcript (CTC) model; an ensemble averages class probabilities");
+      classes = class_names(m.meta);
+      if (classes.empty()) throw FileError(files[0] + ": a class model without its class names");
+      first_config = config;
+      pipeline_text = read_all(pfile);
+      first = std::move(m);
+    } else {
+      const std::string why = member_mismatch(first, m, classes);
+      if (!why.empty()) throw FileError(dirs[i] + ": cannot join the ensemble: " + why);
+      bool same = config.stages.size() == first_config.stages.size();
+      for (size_t s = 0; same && s < config.stages.size(); ++s)
+        same = config.stages[s].plugin == first_config.stages[s].plugin &&
+               config.stages[s].params == first_config.stages[s].params;
+      if (!same)
+        throw FileError(dirs[i] + ": cannot join the ensemble: its pipeline's stages differ from " +
+                        dirs[0] + "'s (members must see the same features)");
+    }
+    bytes.push_back(read_all(files[0]));
+  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out))
+    throw FileError(out + ": cannot create the directory" + (ec ? ": " + ec.message() : ""));
+  // Stale members go first, so that no reader meets members of two ensembles.
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(out, ec))
+    if (member_number(e.path().filename().string()) > dirs.size()) stale.push_back(e.path());
+  if (ec) throw FileError(out + ": cannot list the directory: " + ec.message());
+  for (const fs::path& f : stale)
+    if (!fs::remove(f, ec) && ec)
+      throw FileError(f.string() + ": cannot remove a stale member: " + ec.message());
+  for (size_t i = dirs.size(); i-- > 0;)
+    write_file_atomically((fs::path(out) / (i == 0 ? std::string(kModelFile)
+                                                   : "model." + std::to_string(i + 1) + ".bpk"))
+                              .string(),
+                          bytes[i]);
+  write_file_atomically((fs::path(out) / kPipelineFile).string(), pipeline_text);
+}
 
 TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
     : dir_(dir), model_{Network<float>({1}, 0), {}, {}} {
@@ -471,17 +648,23 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
       throw FileError(mfile + ": a transcript model without its alphabet");
     for (char ch : *alphabet) classes_.emplace_back(1, ch);
   } else {
-    for (size_t i = 0;; ++i) {
-      const std::string* name = meta("class." + std::to_string(i));
-      if (!name) break;
-      classes_.push_back(*name);
-    }
+    classes_ = class_names(model_.meta);
   }
   const Shape& out = model_.net.output_shape();
   const int64_t k = int64_t(classes_.size());
   if (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1 : out != Shape{k}))
     throw FileError(mfile + ": the model's class names (or alphabet) do not match its output " +
                     to_string(out));
+  const std::vector<std::string> files = member_files(dir);
+  for (size_t i = 1; i < files.size(); ++i) {
+    if (transcripts_)
+      throw FileError(files[i] + ": an ensemble member beside a transcript (CTC) model; " +
+                      "ensembles average class probabilities and take class models only");
+    LoadedModel<float> m = load_model<float>(files[i]);
+    const std::string why = member_mismatch(model_, m, classes_);
+    if (!why.empty()) throw FileError(files[i] + ": not a member of this ensemble: " + why);
+    more_.push_back(std::move(m));
+  }
   load_plugins(registry_, config_.plugin_path, plugin_dirs);
   pipeline_ = std::make_unique<Pipeline>(config_, registry_);
 }
@@ -517,8 +700,14 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
         const CtcResult r = ctc_greedy_decode(y, 0, -1, 0);
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
-      } else {
+      } else if (more_.empty()) {
         p = classify(y.data(), classes_);
+      } else {
+        std::vector<double> sum(classes_.size());
+        add_probabilities(y.data(), 1, classes_.size(), sum);
+        for (LoadedModel<float>& m : more_)
+          add_probabilities(m.net.forward(x, Mode::kInfer).data(), 1, classes_.size(), sum);
+        p = from_probabilities(sum.data(), members(), classes_);
       }
       out.push_back(std::move(p));
     }
@@ -540,9 +729,16 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       std::copy(f.data(), f.data() + per, x.data() + int64_t(i) * per);
     }
     const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
-    for (size_t i = 0; i < n; ++i) {
-      out.push_back(classify(y.data() + int64_t(i) * k, classes_));
+    if (more_.empty()) {
+      for (size_t i = 0; i < n; ++i) out.push_back(classify(y.data() + int64_t(i) * k, classes_));
+      continue;
     }
+    std::vector<double> sum(n * size_t(k));
+    add_probabilities(y.data(), n, size_t(k), sum);
+    for (LoadedModel<float>& m : more_)
+      add_probabilities(m.net.forward(x, Mode::kInfer).data(), n, size_t(k), sum);
+    for (size_t i = 0; i < n; ++i)
+      out.push_back(from_probabilities(sum.data() + i * size_t(k), members(), classes_));
   }
   return out;
 }

@@ -2,11 +2,14 @@
 //
 // A model directory holds everything predict and the apps need:
 //   model.bpk      the network (with the class names and training facts as metadata)
+//   model.2.bpk, model.3.bpk, ...   more networks for the same classes and features: an ensemble
+//                  (bpkit ensemble); predictions average the members' class probabilities
 //   pipeline.yaml  the pipeline file that made its features (stages and parameters)
 //   checkpoint.bpk the latest epoch's state while training runs (removed at the end)
 //   metrics.json, curves.png, confusion.png, summary.txt   the training report
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -25,6 +28,7 @@ struct TrainRequest {
   std::vector<std::string> plugin_dirs;  // --plugin-path
   bool use_cache = true;
   int threads = 0;              // > 0: overrides training.threads
+  int64_t seed = -1;            // >= 0: overrides training.seed
   std::ostream* log = nullptr;  // progress and messages
   bool terminal = false;        // draw a progress bar
 };
@@ -43,15 +47,17 @@ TrainOutcome train_pipeline(const TrainRequest& request);
 // A trained model, ready to run.
 class TrainedModel {
  public:
-  // Loads DIR/model.bpk and DIR/pipeline.yaml and builds the pipeline (plugins from the default
-  // directories, the pipeline's plugin_path and `plugin_dirs`). Throws FileError/ConfigError.
+  // Loads DIR/model.bpk (and an ensemble's further members) and DIR/pipeline.yaml and builds the
+  // pipeline (plugins from the default directories, the pipeline's plugin_path and `plugin_dirs`).
+  // Throws FileError/ConfigError, also for members that do not match the first network's input
+  // shape and classes, or that are not numbered 2, 3, ... without gaps.
   explicit TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs = {});
 
   struct Prediction {
     int label = -1;
     std::string name;
     double confidence = 0;              // softmax probability of the label
-    std::vector<double> probabilities;  // per class
+    std::vector<double> probabilities;  // per class (an ensemble: the members' mean)
   };
   // Runs the pipeline and the network on one file. Throws StageError/FileError.
   Prediction predict(const std::string& file);
@@ -62,6 +68,8 @@ class TrainedModel {
   // True when the model reads transcripts (CTC over classes() as the alphabet).
   bool transcripts() const { return transcripts_; }
   Network<float>& network() { return model_.net; }
+  // Networks in the directory: 1, or an ensemble's member count.
+  size_t members() const { return 1 + more_.size(); }
   const Metadata& metadata() const { return model_.meta; }
   const Pipeline& pipeline() const { return *pipeline_; }
   const PipelineConfig& config() const { return config_; }
@@ -72,6 +80,7 @@ class TrainedModel {
   PluginRegistry registry_;
   std::unique_ptr<Pipeline> pipeline_;
   LoadedModel<float> model_;
+  std::vector<LoadedModel<float>> more_;  // an ensemble's members 2, 3, ...
   std::vector<std::string> classes_;
   bool transcripts_ = false;
 };
@@ -80,6 +89,18 @@ class TrainedModel {
 // $BPKIT_MODEL_PATH (directories separated by ':'), then <program dir>/../share/bpkit/models
 // (installed, and in the build tree a link to the sources' models/). Empty when none holds it.
 std::string shipped_model_dir(const std::string& name);
+
+// The model files of a directory, in member order: model.bpk, then model.2.bpk, model.3.bpk, ...
+// Throws FileError when a member number is missing below the highest, or there is no model.bpk.
+std::vector<std::string> member_files(const std::string& dir);
+
+// Writes an ensemble into `out_dir` (created when missing) from trained class-model directories:
+// their networks as members 1..K in the given order (copied byte for byte) and the first
+// directory's pipeline.yaml. Every directory must hold one network (not an ensemble) with the same
+// input shape, output and class names as the first, and a pipeline with the same stages and
+// parameters. Stale members numbered above K in `out_dir` are removed; other files are kept.
+// Every file is written atomically. Throws FileError/ConfigError naming the directory at fault.
+void write_ensemble(const std::vector<std::string>& model_dirs, const std::string& out_dir);
 
 // Model directory file names.
 constexpr const char* kModelFile = "model.bpk";

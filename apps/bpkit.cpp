@@ -113,18 +113,24 @@ const char* kTrainUsage =
     "                     the pipeline file notes it)\n";
 
 const char* kEvalUsage =
-    "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache]\n"
+    "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache] [--dict FILE]\n"
+    "                  [--dict-cost X]\n"
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
-    "transcripts and the character error rate).\n";
+    "transcripts and the character error rate).\n"
+    "\n"
+    "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
+    "                  per line) to the most probable word that is, when that costs at most\n"
+    "                  --dict-cost nats of log-probability (default 3)\n";
 
 const char* kPredictUsage =
-    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]...\n"
+    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]... [--dict FILE]\n"
+    "                     [--dict-cost X]\n"
     "\n"
     "Prints one line per file: the file, the predicted class and its probability (with --top K,\n"
     "the K most likely classes); for a transcript model, the file, the text and the confidence of\n"
-    "its least certain symbol.\n";
+    "its least certain symbol. --dict and --dict-cost as for eval.\n";
 
 const char* kPluginsUsage =
     "usage: bpkit plugins [--plugin-path DIR]...\n"
@@ -274,12 +280,25 @@ int cmd_train(int argc, char** argv) {
   return 0;
 }
 
+// --dict FILE [--dict-cost X] of eval and predict.
+void use_dictionary(bpkit::TrainedModel& model, std::map<std::string, std::string>& o) {
+  if (!o.count("dict")) {
+    if (o.count("dict-cost")) throw UsageError("--dict-cost needs --dict FILE");
+    return;
+  }
+  if (!model.transcripts()) throw UsageError("--dict is for transcript (text) models");
+  model.use_dictionary(o["dict"],
+                       number(o, "dict-cost", bpkit::TrainedModel::kDefaultDictionaryCost));
+}
+
 int cmd_eval(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"plugin-path"}, pos, {"no-cache"}, &all);
+  auto o =
+      parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost"}, pos, {"no-cache"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  use_dictionary(model, o);
   const auto entries = bpkit::read_manifest(pos[1]);
   bpkit::FeatureCache cache(model.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()
                                                              : model.config().cache_dir);
@@ -328,9 +347,10 @@ int cmd_eval(int argc, char** argv) {
 int cmd_predict(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"plugin-path", "top"}, pos, {}, &all);
+  auto o = parse_options(argc, argv, 2, {"plugin-path", "top", "dict", "dict-cost"}, pos, {}, &all);
   if (pos.size() < 2) throw UsageError("predict takes a model directory and at least one file");
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  use_dictionary(model, o);
   const size_t top = size_t(integer(o, "top", 1, 1));
   int failures = 0;
   for (size_t i = 1; i < pos.size(); ++i) {

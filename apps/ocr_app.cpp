@@ -2,14 +2,14 @@
 // model directory; single handwritten characters with --mode char (models/digits).
 //
 //   ocr_app [--model DIR] [--mode page|line|char] [--json] [--overlay OUT.png] [--threads N]
-//           [--plugin-path DIR]... IMAGE...
+//           [--dict FILE|none] [--dict-cost X] [--plugin-path DIR]... IMAGE...
 //
 // page (default): the page is cut into text lines (DIR/page.yaml when the model has one, else
 // image.read, image.gray, image.lines), each line goes through the recognizer's own pipeline from
-// its first image stage on, and the lines' text is printed top to bottom. line: the image is one
-// text line. char: the image is one character, classified by a class model.
-// Exit codes: 0 success, 1 an image could not be read or recognized (the others are still
-// processed), 2 usage or model errors.
+// its first image stage on, words not in the dictionary are corrected where the scores allow, and
+// the lines' text is printed top to bottom. line: the image is one text line. char: the image is
+// one character, classified by a class model. Exit codes: 0 success, 1 an image could not be read
+// or recognized (the others are still processed), 2 usage or model errors.
 #if __has_include(<malloc.h>)
 #include <malloc.h>  // mallopt (glibc)
 #endif
@@ -63,6 +63,12 @@ const char* kUsage =
     "                     OUT may be a directory (OUT/NAME.overlay.png), and must be one with\n"
     "                     several images\n"
     "  --threads N        threads (default: BPKIT_NUM_THREADS or all cores)\n"
+    "  --dict FILE        the word list (one word per line) that corrects words it does not\n"
+    "                     hold, where the recognizer's scores allow it (default:\n"
+    "                     /usr/share/dict/american-english, Debian's wamerican, when installed);\n"
+    "                     'none' reads without one\n"
+    "  --dict-cost X      how much less probable (in nats) a word of the list may be than the\n"
+    "                     word read and still replace it (default 3)\n"
     "  --plugin-path DIR  more plugin libraries (repeatable)\n"
     "\n"
     "Lines found on a page that hold no letter or digit, mostly doubtful punctuation, or at\n"
@@ -73,6 +79,9 @@ const char* kUsage =
     "other images are still processed; with --json it also gets a {\"file\", \"error\"} record)\n"
     "or the output could not be written; 2 usage or model errors. A page without text prints\n"
     "nothing and exits 0; --mode char on an image without contrast is an error.\n";
+
+// The word list ocr_app corrects words with unless told otherwise (Debian's wamerican).
+const char* const kDefaultDictionary = "/usr/share/dict/american-english";
 
 // The page layout used when the model directory has no page.yaml: noisy pages (estimated noise
 // sigma above 0.02; clean, blurred and JPEG pages measure 0-0.017, pages with grain 0.035 and
@@ -397,9 +406,9 @@ class CharReader {
 int run(int argc, char** argv) {
   std::vector<std::string> files;
   std::multimap<std::string, std::string> all;
-  auto o = bpkit::cli::parse_options(argc, argv, 1,
-                                     {"model", "mode", "overlay", "threads", "plugin-path"}, files,
-                                     {"json", "help"}, &all);
+  auto o = bpkit::cli::parse_options(
+      argc, argv, 1, {"model", "mode", "overlay", "threads", "plugin-path", "dict", "dict-cost"},
+      files, {"json", "help"}, &all);
   if (o.count("help")) return std::printf("%s", kUsage), 0;
   if (files.empty()) throw UsageError("no image given");
   const std::string mode = o.count("mode") ? o["mode"] : "page";
@@ -451,6 +460,25 @@ int run(int argc, char** argv) {
   }
   const auto plugin_dirs = bpkit::cli::all_values(all, "plugin-path");
   bpkit::TrainedModel model(model_dir, plugin_dirs);
+  if (mode == "char" && (o.count("dict") || o.count("dict-cost")))
+    throw UsageError("--dict corrects words; it has no --mode char");
+  if (mode != "char" && model.transcripts()) {
+    const double cost =
+        bpkit::cli::number(o, "dict-cost", bpkit::TrainedModel::kDefaultDictionaryCost);
+    if (!(cost >= 0) || !std::isfinite(cost))
+      throw UsageError("--dict-cost expects a number >= 0, got '" + o["dict-cost"] + "'");
+    if (o.count("dict")) {
+      if (o["dict"].empty()) throw UsageError("--dict needs a file (or 'none')");
+      if (o["dict"] != "none") model.use_dictionary(o["dict"], cost);
+    } else if (fs::is_regular_file(kDefaultDictionary)) {
+      model.use_dictionary(kDefaultDictionary, cost);
+    } else {
+      std::fprintf(stderr,
+                   "ocr_app: no word list at %s (Debian package wamerican): reading without a "
+                   "dictionary (--dict FILE chooses one, --dict none reads without one)\n",
+                   kDefaultDictionary);
+    }
+  }
   std::unique_ptr<PageReader> pages;
   std::unique_ptr<CharReader> chars;
   if (mode == "char")

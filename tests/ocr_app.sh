@@ -3,7 +3,7 @@
 #   tests/ocr_app.sh BIN_DIR SOURCE_DIR
 # the bundled page (text, JSON, overlay), a blank page, bad images (not an image, truncated,
 # 0x0 and 100000x100000 headers, missing file), several images with one bad, single characters
-# of both polarities, usage errors.
+# of both polarities, the dictionary options, usage errors.
 set -u
 unset BPKIT_MODEL_PATH BPKIT_NUM_THREADS  # the shipped models, found next to the program
 bin=$1
@@ -162,8 +162,26 @@ rc=$?
 [ $rc -eq 2 ] && grep -q "page.yaml: a page layout must end in a stage producing an image_list" "$tmp/layout.err" ||
   fail "a page.yaml without lines: exit $rc, $(cat "$tmp/layout.err")"
 
+# The dictionary: the default one (Debian's word list) is in use, --dict none reads without one,
+# and a list whose only word is "kayak" at an unbounded cost puts kayaks wherever five letters
+# fit (so the option reaches the decoder), at the default cost nowhere (the page has no kayak).
+if [ -f /usr/share/dict/american-english ]; then
+  "$app" --dict none "$page" >"$tmp/nodict.txt" 2>"$tmp/nodict.err" || fail "--dict none: exit $?"
+  [ -s "$tmp/nodict.err" ] && fail "--dict none printed $(cat "$tmp/nodict.err")"
+  [ "$(wc -l <"$tmp/nodict.txt")" -eq "$(wc -l <"$truth")" ] || fail "--dict none lost lines"
+  echo kayak >"$tmp/kayak.txt"
+  "$app" --dict "$tmp/kayak.txt" --dict-cost 1e9 "$page" >"$tmp/kayak.out" || fail "--dict kayak: exit $?"
+  grep -qi kayak "$tmp/kayak.out" || fail "--dict with an unbounded cost changed no word: $(head -3 "$tmp/kayak.out")"
+  "$app" --dict "$tmp/kayak.txt" "$page" >"$tmp/kayak3.out" || fail "--dict kayak (cost 3): exit $?"
+  grep -qi kayak "$tmp/kayak3.out" && fail "--dict kayak at the default cost replaced a word"
+fi
+"$app" --dict "$tmp/no_such_words.txt" "$page" >/dev/null 2>"$tmp/dict.err"
+rc=$?
+[ $rc -eq 2 ] && grep -q "no_such_words.txt: cannot open the dictionary" "$tmp/dict.err" ||
+  fail "--dict with a missing file: exit $rc, $(cat "$tmp/dict.err")"
+
 # Usage and model errors: exit 2 with a message.
-for args in "" "--mode word $page" "--model $tmp/nowhere $page" "--threads 0 $page" "--threads 1e5 $page" "--frobnicate $page" "-x $page" "--mode char --model $src/models/ocr $page" "--overlay $tmp/nodir/x.png $page $page"; do
+for args in "--dict-cost -1 $page" "--dict-cost nan $page" "--dict none --mode char $src/tests/data/digit3_dark_on_light.png" "" "--mode word $page" "--model $tmp/nowhere $page" "--threads 0 $page" "--threads 1e5 $page" "--frobnicate $page" "-x $page" "--mode char --model $src/models/ocr $page" "--overlay $tmp/nodir/x.png $page $page"; do
   # shellcheck disable=SC2086
   "$app" $args >/dev/null 2>"$tmp/usage.err"
   rc=$?

@@ -645,3 +645,128 @@ TEST_CASE("words of a decoded sequence with their timings", "[ctc][decode]") {
   CHECK(ctc_words(r, -1).size() == 1);  // no separator: one word of every symbol
   CHECK(ctc_words(CtcResult{}, 3).empty());
 }
+
+namespace {
+
+// [1, T, C] log-probabilities from per-frame probabilities (rows need not be normalized).
+Tensor<double> frames_of(const std::vector<std::vector<double>>& p) {
+  Tensor<double> t({1, int64_t(p.size()), int64_t(p[0].size())});
+  for (size_t i = 0; i < p.size(); ++i)
+    for (size_t k = 0; k < p[i].size(); ++k)
+      t.data()[i * p[i].size() + k] = std::log(std::max(p[i][k], 1e-12));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("lexicon correction replaces words the scores allow, and only those", "[ctc][decode]") {
+  // Classes: blank 0, letters a=1 b=2 q=3, digit 7=4, space 5.
+  const std::vector<uint8_t> word_label{0, 2, 2, 2, 1, 3};
+  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2}, {2, 1, 2}});  // "ab", "bab"
+  // "qb ab 7b": the first word reads q where a is nearly as likely; the second is a lexicon word;
+  // the third has a digit and a letter, with the digit sure.
+  auto line = [](double a_given_q) {
+    return frames_of({{0.05, a_given_q, 0.01, 0.5, 0.01, 0.01},  // q (or a)
+                      {0.9, 0.02, 0.02, 0.02, 0.02, 0.02},
+                      {0.02, 0.02, 0.9, 0.02, 0.02, 0.02},  // b
+                      {0.02, 0.02, 0.02, 0.02, 0.02, 0.9},  // space
+                      {0.02, 0.9, 0.02, 0.02, 0.02, 0.02},  // a
+                      {0.02, 0.02, 0.9, 0.02, 0.02, 0.02},  // b
+                      {0.02, 0.02, 0.02, 0.02, 0.02, 0.9},  // space
+                      {0.02, 0.02, 0.02, 0.02, 0.9, 0.02},  // 7
+                      {0.9, 0.02, 0.02, 0.02, 0.02, 0.02},
+                      {0.02, 0.02, 0.9, 0.02, 0.02, 0.02}});  // b
+  };
+  const Tensor<double> close = line(0.4);
+  const CtcResult greedy = ctc_greedy_decode(close, 0, -1, 0);
+  REQUIRE(greedy.labels() == Labels{3, 2, 5, 1, 2, 5, 4, 2});
+  CtcLexiconOptions o;
+  const CtcResult fixed = ctc_lexicon_correct(close, 0, -1, greedy, lexicon, word_label, o);
+  CHECK(fixed.labels() == Labels{1, 2, 5, 1, 2, 5, 4, 2});
+  // The result is the forced alignment of the new labels over the whole line.
+  const CtcResult want = ctc_align(close, 0, -1, fixed.labels(), 0);
+  CHECK(fixed.log_prob == want.log_prob);
+  CHECK(fixed.symbols[0].start == 0);
+  CHECK(fixed.symbols[7].end == 9);
+  check_positions(fixed, 10);
+
+  // max_cost 0: a replacement must be at least as probable; 0.4 against 0.5 is not.
+  o.max_cost = 0;
+  CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, word_label, o).labels() ==
+        greedy.labels());
+  // a at 0.004 against q at 0.5 costs log(125) = 4.8 nats: above the default 3, below 5.
+  const Tensor<double> far = line(0.004);
+  const CtcResult g2 = ctc_greedy_decode(far, 0, -1, 0);
+  o.max_cost = 3;
+  CHECK(ctc_lexicon_correct(far, 0, -1, g2, lexicon, word_label, o).labels() == g2.labels());
+  o.max_cost = 5;
+  CHECK(ctc_lexicon_correct(far, 0, -1, g2, lexicon, word_label, o).labels()[0] == 1);
+
+  // Nothing to correct at the default cost ("7b" would take 3.8 nats to become "ab"): the
+  // decoding comes back as it was (same positions and confidences).
+  o.max_cost = 3;
+  const Tensor<double> clean = line(0.6);
+  const CtcResult g3 = ctc_greedy_decode(clean, 0, -1, 0);
+  REQUIRE(g3.labels()[0] == 1);
+  const CtcResult same = ctc_lexicon_correct(clean, 0, -1, g3, lexicon, word_label, o);
+  CHECK(same.labels() == g3.labels());
+  CHECK(same.log_prob == g3.log_prob);
+  CHECK(same.confidence == g3.confidence);
+
+  CHECK_THROWS_WITH(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, {0, 2, 2}, o),
+                    Catch::Matchers::Contains("word_label has 3 entries for 6 classes"));
+}
+
+TEST_CASE("lexicon correction picks the most probable lexicon word of the brute force",
+          "[ctc][decode]") {
+  // Random scores over 7 frames: a lone word (every symbol a letter) is replaced, with an
+  // unbounded cost, by the lexicon word of highest exact probability over all its alignments.
+  const std::vector<uint8_t> word_label{0, 2, 2, 2, 2};
+  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2}, {3}, {2, 2, 1}, {4, 1, 4}, {1, 3, 4, 2}});
+  CtcLexiconOptions o;
+  o.max_cost = 1e9;
+  o.beam_width = 64;
+  int replaced = 0;
+  for (uint64_t seed = 700; seed < 712; ++seed) {
+    CAPTURE(seed);
+    const Tensor<double> out = random_tensor({1, 7, 5}, seed, -2, 2);
+    const CtcResult greedy = ctc_greedy_decode(out, 0, -1, 0);
+    const CtcResult r = ctc_lexicon_correct(out, 0, -1, greedy, lexicon, word_label, o);
+    if (greedy.labels().size() < 2 || lexicon.accepts(greedy.labels())) {
+      CHECK(r.labels() == greedy.labels());
+      continue;
+    }
+    const auto best =
+        brute_force_best(out, 0, 7, 0, [&](const Labels& l) { return lexicon.accepts(l); });
+    CHECK(r.labels() == best.first);
+    CHECK(r.log_prob == Approx(best.second).epsilon(1e-12));
+    ++replaced;
+  }
+  CHECK(replaced >= 4);
+}
+
+TEST_CASE("lexicon correction joins two words split by a doubtful punctuation symbol",
+          "[ctc][decode]") {
+  // Classes: blank 0, a=1, b=2, space 3, '?' 4. "ab?b" where '?' is nearly an a: "abab".
+  const std::vector<uint8_t> word_label{0, 2, 2, 3, 0};
+  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2, 1, 2}, {1, 2}});
+  auto line = [](double a_at_q) {
+    return frames_of({{0.02, 0.9, 0.02, 0.02, 0.02},
+                      {0.02, 0.02, 0.9, 0.02, 0.02},
+                      {0.02, a_at_q, 0.02, 0.02, 0.5},  // '?' or a
+                      {0.02, 0.02, 0.9, 0.02, 0.02}});
+  };
+  const Tensor<double> close = line(0.4);
+  const CtcResult greedy = ctc_greedy_decode(close, 0, -1, 0);
+  REQUIRE(greedy.labels() == Labels{1, 2, 4, 2});
+  CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, word_label).labels() ==
+        Labels{1, 2, 1, 2});
+  // A sure '?' stays, and so do the words around it ("ab" is a word; "b" is one letter).
+  const Tensor<double> sure = line(0.001);
+  const CtcResult g2 = ctc_greedy_decode(sure, 0, -1, 0);
+  CHECK(ctc_lexicon_correct(sure, 0, -1, g2, lexicon, word_label).labels() == g2.labels());
+  // A space is no punctuation: words around it are never joined.
+  const std::vector<uint8_t> space_kind{0, 2, 2, 3, 3};
+  CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, space_kind).labels() ==
+        greedy.labels());
+}

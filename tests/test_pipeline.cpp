@@ -1,5 +1,6 @@
 // The plugin host, pipeline files, the feature cache and stage errors.
 #include <algorithm>
+#include <cctype>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -374,6 +375,33 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
   int right = 0;
   for (const auto& e : entries) right += model.predict(e.path).name == e.label;
   CHECK(right >= 32);
+
+  // A dictionary of the right answers can only help; its words match in either case.
+  {
+    std::ofstream words(dir.file("words.txt"));
+    for (const auto& e : entries) {
+      std::string upper = e.label;
+      for (char& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+      words << upper << "\n";
+    }
+    words << "don't\n";  // not letters only: skipped
+  }
+  model.use_dictionary(dir.file("words.txt"), 10);
+  CHECK(model.dictionary_words() > 0);
+  CHECK(model.dictionary_words() <= entries.size());
+  int right_dict = 0;
+  for (const auto& e : entries) right_dict += model.predict(e.path).name == e.label;
+  CHECK(right_dict >= right);
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(model.use_dictionary(dir.file("none.txt")),
+                    Contains("none.txt: cannot open the dictionary"));
+  write(dir.file("xyz.txt"), "xyz\nd0g\n");
+  CHECK_THROWS_WITH(model.use_dictionary(dir.file("xyz.txt")), Contains("no usable word"));
+  write(dir.file("long.txt"), "abc\n" + std::string(300, 'a') + "\n");
+  CHECK_THROWS_WITH(model.use_dictionary(dir.file("long.txt")),
+                    Contains("long.txt:2: a line longer than 256 bytes"));
+  CHECK_THROWS_AS(model.use_dictionary(dir.file("words.txt"), -1), bpkit::ConfigError);
+  CHECK(model.dictionary_words() > 0);  // the earlier dictionary stays after the failures
 }
 
 TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
@@ -509,4 +537,39 @@ TEST_CASE("ensembles refuse members that do not fit, naming them", "[pipeline][e
   CHECK_THROWS_WITH(bpkit::TrainedModel(dir.file("e2")),
                     Contains("model.2.bpk is missing") && Contains("model.3.bpk"));
   CHECK_THROWS_WITH(bpkit::member_files(dir.file("e2")), Contains("model.2.bpk is missing"));
+}
+
+TEST_CASE("a word list accepts its words in lower case, Capitalized, UPPER case and as written",
+          "[pipeline][dictionary]") {
+  bpkit_test::TempDir dir("dictionary");
+  // The alphabet: ' ', a-z, A-Z (labels 1..53).
+  std::vector<std::string> alphabet{" "};
+  for (char c = 'a'; c <= 'z'; ++c) alphabet.emplace_back(1, c);
+  for (char c = 'A'; c <= 'Z'; ++c) alphabet.emplace_back(1, c);
+  auto labels = [&](const std::string& w) {
+    std::vector<int32_t> l;
+    for (char c : w)
+      l.push_back(int32_t(std::find(alphabet.begin(), alphabet.end(), std::string(1, c)) -
+                          alphabet.begin() + 1));
+    return l;
+  };
+  write(dir.file("w.txt"), "cat\nParis\nMHz\niPod\ndon't\nI\nx2\n\ncat\r\nZoo\n");
+  size_t n = 0;
+  const bpkit::LabelFsa fsa = bpkit::dictionary_acceptor(dir.file("w.txt"), alphabet, &n);
+  CHECK(n == 6);  // cat, Paris, MHz, iPod, I, Zoo (don't, x2 and the empty line skipped)
+  for (const char* w : {"cat", "Cat", "CAT", "paris", "Paris", "PARIS", "MHz", "mhz", "Mhz", "MHZ",
+                        "iPod", "ipod", "IPOD", "I", "i", "zoo", "Zoo", "ZOO"}) {
+    CAPTURE(w);
+    CHECK(fsa.accepts(labels(w)));
+  }
+  for (const char* w : {"cAT", "CaT", "cAt", "pARIS", "mHz", "IPod", "ca", "cats", "Zo", "dont"}) {
+    CAPTURE(w);
+    CHECK_FALSE(fsa.accepts(labels(w)));
+  }
+  // An alphabet without upper case: the words in lower case only.
+  const std::vector<std::string> lower(alphabet.begin(), alphabet.begin() + 27);
+  const bpkit::LabelFsa low = bpkit::dictionary_acceptor(dir.file("w.txt"), lower, &n);
+  CHECK(n == 6);
+  CHECK(low.accepts(labels("paris")));
+  CHECK(low.accepts(labels("mhz")));
 }

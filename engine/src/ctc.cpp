@@ -708,12 +708,103 @@ CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t lengt
   return align(lp, labels, blank);
 }
 
+template <class T>
+CtcResult ctc_lexicon_correct(const Tensor<T>& scores, int64_t sample, int64_t length,
+                              const CtcResult& decoded, const LabelFsa& lexicon,
+                              const std::vector<uint8_t>& word_label,
+                              const CtcLexiconOptions& options) {
+  if (scores.rank() != 2 && scores.rank() != 3)
+    throw std::invalid_argument("ctc lexicon correct: expects scores [batch, frames, classes] or " +
+                                std::string("[frames, classes], got ") + to_string(scores.shape()));
+  const int64_t B = scores.rank() == 3 ? scores.dim(0) : 1;
+  const int64_t T_max = scores.dim(scores.rank() - 2), C = scores.dim(scores.rank() - 1);
+  const int64_t frames = length < 0 ? T_max : length;
+  if (sample < 0 || sample >= B || frames < 1 || frames > T_max)
+    throw std::invalid_argument("ctc lexicon correct: sample " + std::to_string(sample) +
+                                " or length " + std::to_string(length) + " out of range");
+  if (int64_t(word_label.size()) != C)
+    throw std::invalid_argument("ctc lexicon correct: word_label has " +
+                                std::to_string(word_label.size()) + " entries for " +
+                                std::to_string(C) + " classes");
+  const std::vector<CtcSymbol>& sym = decoded.symbols;
+  const size_t n = sym.size();
+  auto kind = [&](size_t i) -> int {
+    const int32_t l = sym[i].label;
+    return l >= 0 && l < C ? word_label[size_t(l)] : 0;
+  };
+  auto is_word = [&](size_t i) { return kind(i) == 1 || kind(i) == 2; };
+  CtcBeamOptions beam;
+  beam.blank = options.blank;
+  beam.beam_width = options.beam_width;
+  beam.constraint = &lexicon;
+  Tensor<T> span;
+  const T* base = scores.data() + sample * T_max * C;
+  // The symbols [i, j) as one word: true, with the replacement in `out`, when a lexicon word
+  // replaces them.
+  auto attempt = [&](size_t i, size_t j, std::vector<int32_t>& out) {
+    std::vector<int32_t> word;
+    bool letter = false;
+    for (size_t k = i; k < j; ++k) {
+      word.push_back(sym[k].label);
+      letter = letter || kind(k) == 2;
+    }
+    if (word.size() < 2 || !letter || lexicon.accepts(word)) return false;
+    // Frames from after the previous symbol to before the next one.
+    const int64_t from = i > 0 ? int64_t(sym[i - 1].end) + 1 : 0;
+    const int64_t to = j < n ? int64_t(sym[j].start) - 1 : frames - 1;
+    if (from < 0 || to >= frames || from > to) return false;
+    span.resize({to - from + 1, C});
+    std::copy(base + from * C, base + (to + 1) * C, span.data());
+    const CtcResult best = ctc_beam_decode(span, 0, -1, beam);
+    if (best.symbols.empty()) return false;
+    const double own = ctc_align(span, 0, -1, word, options.blank).log_prob;
+    if (best.log_prob < own - options.max_cost) return false;
+    out = best.labels();
+    return true;
+  };
+  std::vector<int32_t> labels, repl;
+  bool changed = false;
+  for (size_t i = 0; i < n;) {
+    if (!is_word(i)) {
+      labels.push_back(sym[i].label);
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && is_word(j)) ++j;
+    // Two runs around one punctuation symbol (a misread letter, as in "AMEf?ICAN") are tried as
+    // one word first.
+    if (j + 1 < n && kind(j) == 0 && is_word(j + 1)) {
+      size_t k = j + 1;
+      while (k < n && is_word(k)) ++k;
+      if (attempt(i, k, repl)) {
+        labels.insert(labels.end(), repl.begin(), repl.end());
+        changed = true;
+        i = k;
+        continue;
+      }
+    }
+    if (attempt(i, j, repl)) {
+      labels.insert(labels.end(), repl.begin(), repl.end());
+      changed = true;
+    } else {
+      for (size_t k = i; k < j; ++k) labels.push_back(sym[k].label);
+    }
+    i = j;
+  }
+  if (!changed) return decoded;
+  return ctc_align(scores, sample, length, labels, options.blank);
+}
+
 #define BPKIT_CTC_DECODE(T)                                                                        \
   template CtcResult ctc_greedy_decode<T>(const Tensor<T>&, int64_t, int64_t, int);                \
   template CtcResult ctc_beam_decode<T>(const Tensor<T>&, int64_t, int64_t,                        \
                                         const CtcBeamOptions&);                                    \
   template CtcResult ctc_align<T>(const Tensor<T>&, int64_t, int64_t, const std::vector<int32_t>&, \
-                                  int);
+                                  int);                                                            \
+  template CtcResult ctc_lexicon_correct<T>(const Tensor<T>&, int64_t, int64_t, const CtcResult&,  \
+                                            const LabelFsa&, const std::vector<uint8_t>&,          \
+                                            const CtcLexiconOptions&);
 BPKIT_CTC_DECODE(float)
 BPKIT_CTC_DECODE(double)
 

@@ -1,10 +1,12 @@
 #include "bpkit/train.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -526,6 +528,138 @@ std::string member_mismatch(const LoadedModel<float>& first, const LoadedModel<f
 
 }  // namespace
 
+LabelFsa dictionary_acceptor(const std::string& path, const std::vector<std::string>& alphabet,
+                             size_t* words) {
+  // Labels: k + 1 is alphabet[k] (0 is the blank).
+  std::vector<int32_t> label_of(256, -1);
+  for (size_t k = 0; k < alphabet.size(); ++k)
+    if (alphabet[k].size() == 1)
+      label_of[static_cast<unsigned char>(alphabet[k][0])] = int32_t(k + 1);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(path + ": cannot open the dictionary (" + std::strerror(errno) + ")");
+  // Words are spelled in lower case, Capitalized or in UPPER case: a trie of the lower-case
+  // spellings and one of the upper-case ones, and a start state whose lower-case arcs enter the
+  // first and whose upper-case arcs enter, per first letter, a state that continues in either.
+  LabelFsa acceptor;
+  LabelFsa* const fsa = &acceptor;
+  const int lower_root = fsa->add_state(), upper_root = fsa->add_state();
+  // Adds the word spelled in one case to the trie at `root`; true when it was not there yet.
+  auto insert = [&](int root, const std::string& word, bool upper) {
+    int state = root;
+    for (char ch : word) {
+      const unsigned char u = static_cast<unsigned char>(ch);
+      const int32_t label = label_of[size_t(upper ? std::toupper(u) : std::tolower(u))];
+      if (label < 0) return false;  // the alphabet cannot spell it in this case
+    }
+    for (char ch : word) {
+      const unsigned char u = static_cast<unsigned char>(ch);
+      const int32_t label = label_of[size_t(upper ? std::toupper(u) : std::tolower(u))];
+      int to = fsa->next(state, label);
+      if (to < 0) {
+        to = fsa->add_state();
+        fsa->add_arc(state, label, to);
+      }
+      state = to;
+    }
+    const bool added = !fsa->is_final(state);
+    fsa->set_final(state);
+    return added;
+  };
+  size_t kept = 0, line_no = 0;
+  std::string line;
+  std::vector<std::string> as_written;
+  constexpr size_t kMaxLines = 2000000, kMaxLine = 256;
+  // getline on a file without newlines would read it whole: lines are read in bounded pieces.
+  while (true) {
+    line.clear();
+    int c;
+    while ((c = in.get()) != EOF && c != '\n') {
+      if (line.size() >= kMaxLine)
+        throw FileError(path + ":" + std::to_string(line_no + 1) + ": a line longer than " +
+                        std::to_string(kMaxLine) + " bytes (expected one word per line)");
+      line += char(c);
+    }
+    if (c == EOF && line.empty()) break;
+    if (++line_no > kMaxLines)
+      throw FileError(path + ": more than " + std::to_string(kMaxLines) +
+                      " lines (expected a word list)");
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const bool letters = !line.empty() && std::all_of(line.begin(), line.end(), [](char ch) {
+      const unsigned char u = static_cast<unsigned char>(ch);
+      return u < 128 && std::isalpha(u);
+    });
+    if (!letters) continue;
+    const bool in_lower = insert(lower_root, line, false);
+    const bool in_upper = insert(upper_root, line, true);
+    kept += in_lower || in_upper;
+    // Spellings of their own ("MHz", "iPod") are added as written once the tries are joined.
+    const bool capitalized = std::all_of(line.begin() + 1, line.end(), [](char ch) {
+      return std::islower(static_cast<unsigned char>(ch));
+    });
+    const bool upper = std::all_of(line.begin(), line.end(), [](char ch) {
+      return std::isupper(static_cast<unsigned char>(ch));
+    });
+    if (!capitalized && !upper) as_written.push_back(line);
+  }
+  if (in.bad()) throw FileError(path + ": cannot read the dictionary");
+  if (kept == 0) throw FileError(path + ": no usable word (expected one word of letters per line)");
+  for (const auto& [label, child] : fsa->arcs(lower_root)) fsa->add_arc(0, label, child);
+  const std::vector<std::pair<int32_t, int>> upper_first = fsa->arcs(upper_root);
+  for (const auto& [label, child] : upper_first) {
+    // After an upper-case first letter: the rest in upper case, or in lower case (Capitalized).
+    const int both = fsa->add_state(fsa->is_final(child));
+    const std::vector<std::pair<int32_t, int>> up = fsa->arcs(child);
+    for (const auto& [l, to] : up) fsa->add_arc(both, l, to);
+    const unsigned char first = static_cast<unsigned char>(alphabet[size_t(label - 1)][0]);
+    const int32_t lower_label = label_of[size_t(std::tolower(first))];
+    const int lower = lower_label >= 0 ? fsa->next(lower_root, lower_label) : -1;
+    if (lower >= 0) {
+      const std::vector<std::pair<int32_t, int>> down = fsa->arcs(lower);
+      for (const auto& [l, to] : down) fsa->add_arc(both, l, to);
+      if (fsa->is_final(lower)) fsa->set_final(both);
+    }
+    fsa->add_arc(0, label, both);
+  }
+  for (const std::string& word : as_written) {
+    int state = 0;
+    bool spelled = true;
+    for (size_t i = 0; spelled && i < word.size(); ++i) {
+      const int32_t label = label_of[static_cast<unsigned char>(word[i])];
+      if (label < 0) {
+        spelled = false;
+        break;
+      }
+      int to = fsa->next(state, label);
+      if (to < 0) {
+        to = fsa->add_state();
+        fsa->add_arc(state, label, to);
+      }
+      state = to;
+    }
+    if (spelled) fsa->set_final(state);
+  }
+  if (words) *words = kept;
+  return acceptor;
+}
+
+void TrainedModel::use_dictionary(const std::string& path, double max_cost) {
+  if (!transcripts_)
+    throw ConfigError(dir_ + ": a dictionary corrects text; this is a class model");
+  if (!(max_cost >= 0) || !std::isfinite(max_cost))
+    throw ConfigError("the dictionary cost must be a finite number >= 0, got " + num(max_cost));
+  std::vector<uint8_t> word_label(classes_.size() + 1, 0);
+  for (size_t k = 0; k < classes_.size(); ++k) {
+    const unsigned char ch = static_cast<unsigned char>(classes_[k][0]);
+    word_label[k + 1] = std::isalpha(ch) ? 2 : std::isdigit(ch) ? 1 : std::isspace(ch) ? 3 : 0;
+  }
+  size_t kept = 0;
+  auto fsa = std::make_unique<LabelFsa>(dictionary_acceptor(path, classes_, &kept));
+  lexicon_ = std::move(fsa);
+  word_label_ = std::move(word_label);
+  lexicon_options_.max_cost = max_cost;
+  dictionary_words_ = kept;
+}
+
 std::vector<std::string> member_files(const std::string& dir) {
   std::vector<std::string> files{(fs::path(dir) / kModelFile).string()};
   if (!fs::is_regular_file(files[0]))
@@ -697,7 +831,9 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
       Prediction p;
       if (transcripts_) {
-        const CtcResult r = ctc_greedy_decode(y, 0, -1, 0);
+        CtcResult r = ctc_greedy_decode(y, 0, -1, 0);
+        if (lexicon_)
+          r = ctc_lexicon_correct(y, 0, -1, r, *lexicon_, word_label_, lexicon_options_);
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
       } else if (more_.empty()) {

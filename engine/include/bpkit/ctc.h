@@ -164,6 +164,33 @@ template <class T>
 CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t length,
                           const CtcBeamOptions& options);
 
+struct CtcLexiconOptions {
+  int blank = 0;
+  int beam_width = 16;  // of the constrained search for each word's replacement
+  // A lexicon word replaces a decoded word when log p(lexicon word | its frames) is at least
+  // log p(decoded word | its frames) − max_cost (nats). 0: only when it is at least as probable.
+  double max_cost = 3;
+};
+
+// Lexicon correction of a decoded sequence, word by word, the way OCR engines use their word
+// lists. word_label gives each class's kind: 2 letter, 1 digit, 0 punctuation, 3 separator
+// (space). A word is a run of letters and digits between other symbols. A word of at least two
+// symbols, with at least one letter, that `lexicon` does not accept is compared with the best
+// sequence the lexicon accepts over the word's frames (constrained beam search from the frame
+// after the previous symbol to the frame before the next one; forced alignment for both
+// log-probabilities) and replaced by it when it is at most max_cost less probable. Two words with
+// one punctuation symbol between them are first tried as one word in the same way (a letter misread
+// as punctuation splits a word). Returns `decoded` unchanged when no
+// word is replaced, else the forced alignment of the corrected labels over all frames (positions,
+// confidences and log_prob of the new sequence). `scores`, `sample` and `length` as for the
+// decoders; `decoded` must be a decoding of them (greedy or beam). Throws std::invalid_argument
+// for word_label not covering the classes, or the lexicon's labels as ctc_beam_decode does.
+template <class T>
+CtcResult ctc_lexicon_correct(const Tensor<T>& scores, int64_t sample, int64_t length,
+                              const CtcResult& decoded, const LabelFsa& lexicon,
+                              const std::vector<uint8_t>& word_label,
+                              const CtcLexiconOptions& options = {});
+
 // Forced alignment: the given labels' best alignment (Viterbi) for positions and confidences,
 // and log p(labels | x). Throws std::invalid_argument for labels out of range, equal to the blank
 // or too many for the frames.

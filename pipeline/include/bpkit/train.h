@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/ctc.h"
 #include "bpkit/features.h"
 #include "bpkit/model_file.h"
 #include "bpkit/pipeline.h"
@@ -64,6 +65,19 @@ class TrainedModel {
   // Features for many files at once (on all threads), then the network in batches.
   std::vector<Prediction> predict(const std::vector<Tensor<float>>& features);
 
+  // Transcript models: corrects every decoded line with a word list from here on
+  // (ctc_lexicon_correct): a word that is not in the list is replaced by the most probable word of
+  // the list over the same frames when that is at most `max_cost` nats less probable. The file
+  // holds one word per line; words of ASCII letters are kept and match in lower case, Capitalized,
+  // in UPPER case, or as written when that is none of these ("MHz") (lines with other characters,
+  // e.g. "don't", and words the alphabet cannot spell are skipped). Throws FileError (unreadable, no usable word,
+  // more than 2 000 000 lines or a line longer than 256 bytes) or ConfigError (a class model,
+  // max_cost negative or not finite).
+  void use_dictionary(const std::string& path, double max_cost = kDefaultDictionaryCost);
+  static constexpr double kDefaultDictionaryCost = 3;
+  // Words kept from the dictionary file (0: none in use).
+  size_t dictionary_words() const { return dictionary_words_; }
+
   const std::vector<std::string>& classes() const { return classes_; }
   // True when the model reads transcripts (CTC over classes() as the alphabet).
   bool transcripts() const { return transcripts_; }
@@ -83,12 +97,24 @@ class TrainedModel {
   std::vector<LoadedModel<float>> more_;  // an ensemble's members 2, 3, ...
   std::vector<std::string> classes_;
   bool transcripts_ = false;
+  std::unique_ptr<LabelFsa> lexicon_;  // the dictionary in three spellings (null: none)
+  std::vector<uint8_t> word_label_;    // per class: 2 letter, 1 digit, 3 space, 0 other
+  CtcLexiconOptions lexicon_options_;
+  size_t dictionary_words_ = 0;
 };
 
 // The directory of a model shipped with bpkit (models/NAME in the sources): NAME under
 // $BPKIT_MODEL_PATH (directories separated by ':'), then <program dir>/../share/bpkit/models
 // (installed, and in the build tree a link to the sources' models/). Empty when none holds it.
 std::string shipped_model_dir(const std::string& name);
+
+// The acceptor of the words of a word list (one per line) for a transcript alphabet (label k + 1
+// is alphabet[k], 0 the blank), as TrainedModel::use_dictionary uses it: every word of ASCII
+// letters the alphabet can spell, in lower case, Capitalized, in UPPER case, and as written when
+// that is none of these. `words` (optional) gets the number of words kept. Throws FileError as
+// use_dictionary does.
+LabelFsa dictionary_acceptor(const std::string& path, const std::vector<std::string>& alphabet,
+                             size_t* words = nullptr);
 
 // The model files of a directory, in member order: model.bpk, then model.2.bpk, model.3.bpk, ...
 // Throws FileError when a member number is missing below the highest, or there is no model.bpk.

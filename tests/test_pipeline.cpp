@@ -1,7 +1,7 @@
 // The plugin host, pipeline files, the feature cache and stage errors.
 #include <algorithm>
-#include <cctype>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -422,8 +422,8 @@ namespace {
 
 // Trains a small class model (3 numbers -> classes a/b/c) with `seed` into DIR/runs/NAME.
 std::string train_small(bpkit_test::TempDir& dir, const std::string& name, int seed,
-                        const std::string& scale = "1", int units = 8,
-                        const std::string& out = "") {
+                        const std::string& scale = "1", int units = 8, const std::string& out = "",
+                        const std::string& extra = "", const std::string& lr = "0.05") {
   if (!std::filesystem::exists(dir.file("train.tsv"))) {
     bpkit::Rng rng(7);
     std::ofstream m(dir.file("train.tsv"));
@@ -437,6 +437,7 @@ std::string train_small(bpkit_test::TempDir& dir, const std::string& name, int s
     }
   }
   const std::string cfg = dir.file(name + ".yaml");
+  const std::string init = extra.empty() ? "" : ", " + extra;
   std::ofstream(cfg) << "name: " << name << "\nplugin_path: [" << kPlugins
                      << "/test_stages]\n"
                         "stages:\n  - plugin: test.numbers\n    params: {scale: "
@@ -446,9 +447,11 @@ std::string train_small(bpkit_test::TempDir& dir, const std::string& name, int s
                         "network:\n  layers:\n    - dense: {units: "
                      << units
                      << "}\n    - tanh\n    - dense: {units: 3}\n"
-                        "optimizer: {type: adam, lr: 0.05}\n"
+                        "optimizer: {type: adam, lr: "
+                     << lr
+                     << "}\n"
                         "training: {epochs: 3, batch: 16, threads: 1, seed: "
-                     << seed << "}\ncache: false\n";
+                     << seed << init << "}\ncache: false\n";
   bpkit::TrainRequest r;
   r.config = cfg;
   r.out_dir = out.empty() ? dir.file("runs/" + name) : out;
@@ -572,4 +575,37 @@ TEST_CASE("a word list accepts its words in lower case, Capitalized, UPPER case 
   CHECK(n == 6);
   CHECK(low.accepts(labels("paris")));
   CHECK(low.accepts(labels("mhz")));
+}
+
+TEST_CASE("training.init starts from a trained model's weights", "[pipeline][init]") {
+  using Catch::Matchers::Contains;
+  bpkit_test::TempDir dir("init");
+  const std::string a = train_small(dir, "a", 1);
+  // Seed 2 with a learning rate of 1e-12: the weights stay those of `a` (up to 1e-9 or so).
+  const std::string b = train_small(dir, "b", 2, "1", 8, "", "init: runs/a", "1e-12");
+  const std::string c = train_small(dir, "c", 2, "1", 8, "", "", "1e-12");  // without init
+  bpkit::TrainedModel ma(a), mb(b), mc(c);
+  const auto entries = bpkit::read_manifest(dir.file("train.tsv"));
+  double init_gap = 0, fresh_gap = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    const auto pa = ma.predict(entries[i].path), pb = mb.predict(entries[i].path),
+               pc = mc.predict(entries[i].path);
+    for (size_t k = 0; k < 3; ++k) {
+      init_gap = std::max(init_gap, std::abs(pa.probabilities[k] - pb.probabilities[k]));
+      fresh_gap = std::max(fresh_gap, std::abs(pa.probabilities[k] - pc.probabilities[k]));
+    }
+  }
+  CHECK(init_gap < 1e-6);
+  CHECK(fresh_gap > 1e-2);
+  const auto& meta = mb.metadata();
+  CHECK(std::find(meta.begin(), meta.end(),
+                  std::make_pair(std::string("init"), std::string("../a"))) != meta.end());
+  // A model file works as well as its directory.
+  CHECK_NOTHROW(train_small(dir, "f", 2, "1", 8, "", "init: runs/a/model.bpk", "1e-12"));
+  // Another architecture, or no model there: errors naming the key and what differs.
+  CHECK_THROWS_WITH(train_small(dir, "d", 1, "1", 5, "", "init: runs/a"),
+                    Contains("d.yaml:") && Contains("training.init") &&
+                        Contains("layer 1 (dense): a tensor of shape [3,8] there, [3,5] here"));
+  CHECK_THROWS_WITH(train_small(dir, "e", 1, "1", 8, "", "init: runs/nothing"),
+                    Contains("nothing"));
 }

@@ -350,7 +350,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   if (top.has("training")) {
     Section t(top.get("training"), f, "training",
               {"epochs", "batch", "seed", "threads", "schedule", "clip_norm", "patience",
-               "checkpoints", "on_error", "augment"});
+               "checkpoints", "on_error", "augment", "init"});
     c.epochs = int(t.integer("epochs", c.epochs, 1, 100000));
     c.batch = t.integer("batch", c.batch, 1, 1 << 20);
     c.seed = uint64_t(t.integer("seed", 1, 0, (1LL << 62)));
@@ -359,6 +359,10 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     c.patience = int(t.integer("patience", 0, 0, 100000));
     c.checkpoints = t.boolean("checkpoints", true);
     c.on_error = t.choice("on_error", "stop", {"stop", "skip"});
+    if (t.has("init")) {
+      c.init = t.path("init", c.dir);
+      c.init_where = t.where("init");
+    }
     if (t.has("schedule")) {
       const YAML::Node s = t.get("schedule");
       std::string kind;

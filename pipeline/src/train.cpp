@@ -212,6 +212,49 @@ size_t member_number(const std::string& name) {
   return v >= 2 ? v : 0;
 }
 
+// training.init: copies every parameter and buffer of a trained model (a directory or a model
+// file) into `net`, which must have the same layers with the same shapes. Throws FileError for an
+// unreadable model, ConfigError (at `where`) naming the first layer or tensor that differs.
+void init_weights(Network<float>& net, const std::string& path, const std::string& where) {
+  const std::string file = fs::is_directory(path) ? (fs::path(path) / kModelFile).string() : path;
+  LoadedModel<float> m = load_model<float>(file);
+  const std::string head = where + ": training.init " + file + ": ";
+  if (m.net.size() != net.size())
+    throw ConfigError(head + "it has " + std::to_string(m.net.size()) + " layers, the network " +
+                      std::to_string(net.size()));
+  for (size_t i = 0; i < net.size(); ++i) {
+    Layer<float>& to = net.layer(i);
+    Layer<float>& from = m.net.layer(i);
+    const std::string layer = "layer " + std::to_string(i + 1) + " (" + to.kind() + ")";
+    if (from.kind() != to.kind())
+      throw ConfigError(head + layer + " is a " + from.kind() + " there");
+    std::vector<Tensor<float>*> a, b;
+    for (auto& p : to.params()) a.push_back(p.value);
+    for (auto& p : from.params()) b.push_back(p.value);
+    for (auto& kv : to.buffers()) a.push_back(kv.second);
+    for (auto& kv : from.buffers()) b.push_back(kv.second);
+    if (a.size() != b.size())
+      throw ConfigError(head + layer + " has " + std::to_string(b.size()) +
+                        " tensors there, here " + std::to_string(a.size()));
+    for (size_t k = 0; k < a.size(); ++k)
+      if (a[k]->shape() != b[k]->shape())
+        throw ConfigError(head + layer + ": a tensor of shape " + to_string(b[k]->shape()) +
+                          " there, " + to_string(a[k]->shape()) + " here");
+  }
+  for (size_t i = 0; i < net.size(); ++i) {
+    auto to = net.layer(i).params();
+    auto from = m.net.layer(i).params();
+    for (size_t k = 0; k < to.size(); ++k)
+      std::copy(from[k].value->data(), from[k].value->data() + from[k].value->size(),
+                to[k].value->data());
+    auto tb = net.layer(i).buffers();
+    auto fb = m.net.layer(i).buffers();
+    for (size_t k = 0; k < tb.size(); ++k)
+      std::copy(fb[k].second->data(), fb[k].second->data() + fb[k].second->size(),
+                tb[k].second->data());
+  }
+}
+
 std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char b[32];
@@ -333,6 +376,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                    std::to_string(outputs) + "})"
              : "there are " + std::to_string(classes.size()) + " classes (the last layer needs " +
                    std::to_string(outputs) + " outputs)"));
+  if (!c.init.empty()) {
+    init_weights(net, c.init, c.init_where);
+    if (log) *log << "weights from " << c.init << " (training.init)\n";
+  }
   std::unique_ptr<Loss<float>> loss = make_loss<float>(c.loss);
   std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
 
@@ -412,6 +459,11 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   else
     for (size_t i = 0; i < classes.size(); ++i)
       meta.emplace_back("class." + std::to_string(i), classes[i]);
+  if (!c.init.empty()) {
+    std::error_code rel_ec;
+    const fs::path rel = fs::relative(fs::absolute(c.init), fs::absolute(out), rel_ec);
+    meta.emplace_back("init", rel_ec ? fs::path(c.init).filename().string() : rel.generic_string());
+  }
   if (n_test > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
   if (n_test > 0 && transcripts) meta.emplace_back("test_character_error_rate", num(te.error_rate));
   // An ensemble's members left in the directory would join the new network: they go first.

@@ -82,7 +82,10 @@ struct PipelineConfig {
   int patience = 0;
   bool checkpoints = true;
   std::string on_error = "stop";  // stop | skip: a sample a stage cannot process
-  Augment augment;                // training.augment: random shifts/rotations/scales ({C,H,W} only)
+  // training.init: a model directory or model file whose weights start the training (fine-tuning)
+  // instead of the initializers; resolved; empty: none.
+  std::string init, init_where;
+  Augment augment;  // training.augment: random shifts/rotations/scales ({C,H,W} only)
   std::string augment_where;
 
   // cache and outputs

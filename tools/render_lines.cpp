@@ -4,12 +4,13 @@
 //   render_lines --out DIR [--count N] [--seed S] [--height H] [--fonts SET] [--name NAME]
 //                [--clean] [--lines FILE] [--font-dir DIR] [--list-fonts]
 //
-// --fonts: `train` (default), `heldout` (families never used for training, to measure how the
-// recognizer generalizes to unseen typefaces), `all`, or a comma-separated list of family names
-// from --list-fonts (or font file paths). Text: printable ASCII (0x20–0x7e) from a built-in
-// generator (words, capitalized words, numbers, dates, prices, punctuation, random strings), or
-// the lines of --lines FILE. Images are H pixels high (default 32), dark text on a light
-// background, width following the text. Augmentation (unless --clean): font size (the line is
+// --fonts: `train` (default: the faces the first recognizers were trained on), `extra` (training
+// faces added later), `heldout` (families never used for training, to measure how the recognizer
+// generalizes to unseen typefaces), `all`, or a comma-separated list of these, family names from
+// --list-fonts and font file paths (e.g. `train,extra`). Text: printable ASCII (0x20–0x7e) from a
+// built-in generator (words, capitalized words, numbers, dates, prices, punctuation, random
+// strings), or the lines of --lines FILE. Images are H pixels high (default 32), dark text on a
+// light background, width following the text. Augmentation (unless --clean): font size (the line is
 // rendered at 0.7–1.6× its final size and resampled), horizontal stretch, stroke thickness
 // (dilation/erosion), small rotation, blur, uneven background, ink contrast, noise and JPEG
 // artefacts. Sample i depends only on (seed, i): the same seed gives the same files.
@@ -143,7 +144,7 @@ cv::Mat make_line(const Face& f, const std::string& text, const Options& o, std:
 int usage() {
   std::fprintf(stderr,
                "usage: render_lines --out DIR [--count N] [--seed S] [--height H] [--fonts "
-               "train|heldout|all|FAMILY,...] [--name NAME] [--clean] [--lines FILE] "
+               "train|extra|heldout|all|FAMILY,...] [--name NAME] [--clean] [--lines FILE] "
                "[--max-chars N] [--font-dir DIR] [--list-fonts]\n");
   return 2;
 }
@@ -187,8 +188,11 @@ int main(int argc, char** argv) {
   }
   if (list) {
     for (size_t i = 0; i < kFontCount; ++i)
-      std::printf("%-8s %-24s %s%s\n", kFonts[i].heldout ? "heldout" : "train", kFonts[i].family,
-                  kFonts[i].path,
+      std::printf("%-8s %-24s %s%s\n",
+                  kFonts[i].heldout ? "heldout"
+                  : kFonts[i].extra ? "extra"
+                                    : "train",
+                  kFonts[i].family, kFonts[i].path,
                   fs::exists(fs::path(o.font_dir) / kFonts[i].path) ? "" : "  (missing)");
     return 0;
   }

@@ -208,7 +208,7 @@ cv::Mat degrade(const cv::Mat& ink, const std::string& kind, std::mt19937_64& rn
 int usage() {
   std::fprintf(stderr,
                "usage: render_page --out DIR [--count N] [--seed S] [--fonts "
-               "train|heldout|all|FAMILY,...] [--degrade "
+               "train|extra|heldout|all|FAMILY,...] [--degrade "
                "clean|rotate|blur|noise|jpeg|dpi150|combined] [--lines N] [--name NAME] "
                "[--font-dir DIR]\n");
   return 2;

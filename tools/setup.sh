@@ -17,7 +17,8 @@ packages=(
   fonts-cantarell fonts-karla fonts-cabin fonts-clear-sans fonts-roboto-unhinted fonts-junction
   fonts-adf-gillius fonts-adf-universalis fonts-linuxlibertine fonts-ebgaramond fonts-adf-accanthis
   fonts-adf-baskervald fonts-oldstandard fonts-gfs-didot fonts-sil-gentium fonts-hack
-  fonts-inconsolata fonts-jetbrains-mono wamerican
+  fonts-inconsolata fonts-jetbrains-mono fonts-sil-andika fonts-comfortaa fonts-eurofurence
+  fonts-oxygen wamerican
 )
 missing=()
 for p in "${packages[@]}"; do

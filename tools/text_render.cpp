@@ -123,6 +123,22 @@ const FontFile kFonts[] = {
     {"Inconsolata", "truetype/inconsolata/Inconsolata.otf", false},
     {"JetBrains Mono", "truetype/jetbrains-mono/JetBrainsMono-Regular.ttf", false},
     {"JetBrains Mono", "truetype/jetbrains-mono/JetBrainsMono-Bold.ttf", false},
+    // Set `extra`: training faces added later (single-storey a, rounded geometric shapes; none
+    // a clone of a held-out family). fonts-sil-andika, fonts-comfortaa, fonts-eurofurence,
+    // fonts-oxygen.
+    {"Andika", "truetype/andika/Andika-Regular.ttf", false, true},
+    {"Andika", "truetype/andika/Andika-Bold.ttf", false, true},
+    {"Andika", "truetype/andika/Andika-Italic.ttf", false, true},
+    {"Comfortaa", "truetype/comfortaa/Comfortaa-Light.ttf", false, true},
+    {"Comfortaa", "truetype/comfortaa/Comfortaa-Regular.ttf", false, true},
+    {"Comfortaa", "truetype/comfortaa/Comfortaa-Bold.ttf", false, true},
+    {"Eurofurence", "truetype/eurofurence/eurof35.ttf", false, true},
+    {"Eurofurence", "truetype/eurofurence/eurof55.ttf", false, true},
+    {"Eurofurence", "truetype/eurofurence/eurof56.ttf", false, true},
+    {"Eurofurence", "truetype/eurofurence/eurof75.ttf", false, true},
+    {"Eurofurence", "truetype/eurofurence/eurofc55.ttf", false, true},
+    {"Oxygen Sans", "truetype/oxygen/Oxygen-Sans.ttf", false, true},
+    {"Oxygen Sans", "truetype/oxygen/Oxygen-Sans-Bold.ttf", false, true},
     // Held out: never rendered for training.
     {"Carlito", "truetype/crosextra/Carlito-Regular.ttf", true},  // fonts-crosextra-carlito
     {"Carlito", "truetype/crosextra/Carlito-Bold.ttf", true},
@@ -302,15 +318,19 @@ FaceSet::~FaceSet() {
 
 int FaceSet::open(const char* program, const std::string& spec, const std::string& font_dir) {
   std::vector<std::pair<std::string, std::string>> chosen;  // family, file
-  if (spec == "train" || spec == "heldout" || spec == "all") {
-    for (size_t i = 0; i < kFontCount; ++i)
-      if (spec == "all" || kFonts[i].heldout == (spec == "heldout"))
-        chosen.emplace_back(kFonts[i].family, (fs::path(font_dir) / kFonts[i].path).string());
-  } else {
+  {
     std::stringstream ss(spec);
     std::string item;
     while (std::getline(ss, item, ',')) {
       bool found = false;
+      if (item == "train" || item == "extra" || item == "heldout" || item == "all") {
+        for (size_t i = 0; i < kFontCount; ++i)
+          if (item == "all" || (item == "heldout" && kFonts[i].heldout) ||
+              (item == "extra" && kFonts[i].extra) ||
+              (item == "train" && !kFonts[i].heldout && !kFonts[i].extra))
+            chosen.emplace_back(kFonts[i].family, (fs::path(font_dir) / kFonts[i].path).string());
+        continue;
+      }
       for (size_t i = 0; i < kFontCount; ++i)
         if (item == kFonts[i].family) {
           chosen.emplace_back(kFonts[i].family, (fs::path(font_dir) / kFonts[i].path).string());

@@ -23,6 +23,9 @@ struct FontFile {
   const char* family;
   const char* path;  // relative to --font-dir
   bool heldout;
+  // Training faces added after the first recognizer's data (set `extra`): `train` stays the set
+  // it was rendered from, so its lines stay reproducible.
+  bool extra = false;
 };
 extern const FontFile kFonts[];
 extern const size_t kFontCount;

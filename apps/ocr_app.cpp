@@ -471,7 +471,12 @@ int run(int argc, char** argv) {
       if (o["dict"].empty()) throw UsageError("--dict needs a file (or 'none')");
       if (o["dict"] != "none") model.use_dictionary(o["dict"], cost);
     } else if (fs::is_regular_file(kDefaultDictionary)) {
-      model.use_dictionary(kDefaultDictionary, cost);
+      try {
+        model.use_dictionary(kDefaultDictionary, cost);
+      } catch (const bpkit::FileError& e) {
+        // The user asked for no dictionary: a broken default one is a warning, not a failure.
+        std::fprintf(stderr, "ocr_app: %s; reading without a dictionary\n", e.what());
+      }
     } else {
       std::fprintf(stderr,
                    "ocr_app: no word list at %s (Debian package wamerican): reading without a "

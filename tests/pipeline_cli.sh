@@ -80,6 +80,8 @@ expect 2 "needs --out" "$bpkit" ensemble "$dir/model" "$dir/s4"
 expect 1 "nothing: not a model directory" "$bpkit" ensemble --out "$dir/e2" "$dir/model" "$dir/nothing"
 expect 1 "already an ensemble of 2" "$bpkit" ensemble --out "$dir/e2" "$dir/ens" "$dir/model"
 [ ! -e "$dir/e2" ] || fail "a refused ensemble left $dir/e2"
+expect 1 "named twice" "$bpkit" ensemble --out "$dir/e2" "$dir/model" "$dir/model/"
+expect 1 "the output is member 2's directory" "$bpkit" ensemble --out "$dir/s4" "$dir/model" "$dir/s4"
 # Bad input: exit 1 with the file named; usage and configuration errors: exit 2.
 printf 'not an image' >"$dir/fake.png"
 expect 1 "fake.png: stage 'image.read' failed: not an image" "$bpkit" predict "$dir/model" "$dir/fake.png"

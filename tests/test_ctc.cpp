@@ -747,26 +747,49 @@ TEST_CASE("lexicon correction picks the most probable lexicon word of the brute 
 
 TEST_CASE("lexicon correction joins two words split by a doubtful punctuation symbol",
           "[ctc][decode]") {
-  // Classes: blank 0, a=1, b=2, space 3, '?' 4. "ab?b" where '?' is nearly an a: "abab".
-  const std::vector<uint8_t> word_label{0, 2, 2, 3, 0};
-  const LabelFsa lexicon = LabelFsa::lexicon({{1, 2, 1, 2}, {1, 2}});
-  auto line = [](double a_at_q) {
-    return frames_of({{0.02, 0.9, 0.02, 0.02, 0.02},
-                      {0.02, 0.02, 0.9, 0.02, 0.02},
-                      {0.02, a_at_q, 0.02, 0.02, 0.5},  // '?' or a
-                      {0.02, 0.02, 0.9, 0.02, 0.02}});
+  // Classes: blank 0, a=1, b=2, space 3, '?' 4, apostrophe 5. "ba?ab" where '?' is nearly a b:
+  // "babab".
+  const std::vector<uint8_t> word_label{0, 2, 2, 3, 0, 4};
+  const LabelFsa lexicon = LabelFsa::lexicon({{2, 1, 2, 1, 2}, {1, 2, 1}});  // "babab", "aba"
+  auto line = [](double b_at_mark, int mark) {
+    std::vector<double> m{0.02, 0.02, b_at_mark, 0.02, 0.02, 0.02};
+    m[size_t(mark)] = 0.5;
+    return frames_of({{0.02, 0.02, 0.9, 0.02, 0.02, 0.02},
+                      {0.02, 0.9, 0.02, 0.02, 0.02, 0.02},
+                      m,  // '?' (or the apostrophe), or b
+                      {0.02, 0.9, 0.02, 0.02, 0.02, 0.02},
+                      {0.02, 0.02, 0.9, 0.02, 0.02, 0.02}});
   };
-  const Tensor<double> close = line(0.4);
+  const Tensor<double> close = line(0.4, 4);
   const CtcResult greedy = ctc_greedy_decode(close, 0, -1, 0);
-  REQUIRE(greedy.labels() == Labels{1, 2, 4, 2});
+  REQUIRE(greedy.labels() == Labels{2, 1, 4, 1, 2});
   CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, word_label).labels() ==
-        Labels{1, 2, 1, 2});
-  // A sure '?' stays, and so do the words around it ("ab" is a word; "b" is one letter).
-  const Tensor<double> sure = line(0.001);
+        Labels{2, 1, 2, 1, 2});
+  // A sure '?' stays, and so do the words around it.
+  const Tensor<double> sure = line(0.001, 4);
   const CtcResult g2 = ctc_greedy_decode(sure, 0, -1, 0);
   CHECK(ctc_lexicon_correct(sure, 0, -1, g2, lexicon, word_label).labels() == g2.labels());
   // A space is no punctuation: words around it are never joined.
-  const std::vector<uint8_t> space_kind{0, 2, 2, 3, 3};
+  const std::vector<uint8_t> space_kind{0, 2, 2, 3, 3, 4};
   CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, space_kind).labels() ==
         greedy.labels());
+  // An apostrophe is never joined across ("it's" is not "its"), and the words beside it are
+  // left alone ("he'll" does not become "he'Il").
+  const Tensor<double> apostrophe = line(0.4, 5);
+  const CtcResult g3 = ctc_greedy_decode(apostrophe, 0, -1, 0);
+  REQUIRE(g3.labels() == Labels{2, 1, 5, 1, 2});
+  CHECK(ctc_lexicon_correct(apostrophe, 0, -1, g3, lexicon, word_label).labels() == g3.labels());
+  const std::vector<uint8_t> as_punctuation{0, 2, 2, 3, 0, 0};
+  CHECK(ctc_lexicon_correct(apostrophe, 0, -1, g3, lexicon, as_punctuation).labels() ==
+        Labels{2, 1, 2, 1, 2});
+  // Both pieces need two symbols: "b?ab" is not joined (and "ab" alone is corrected to "aba"
+  // only if the frames allow; here they do not: 2 frames).
+  const Tensor<double> short_piece = frames_of({{0.02, 0.02, 0.9, 0.02, 0.02, 0.02},
+                                                {0.02, 0.02, 0.4, 0.02, 0.5, 0.02},
+                                                {0.02, 0.9, 0.02, 0.02, 0.02, 0.02},
+                                                {0.02, 0.02, 0.9, 0.02, 0.02, 0.02}});
+  const CtcResult g4 = ctc_greedy_decode(short_piece, 0, -1, 0);
+  REQUIRE(g4.labels() == Labels{2, 4, 1, 2});
+  CHECK(ctc_lexicon_correct(short_piece, 0, -1, g4, lexicon, word_label).labels() ==
+        g4.labels());
 }

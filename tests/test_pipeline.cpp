@@ -392,6 +392,19 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
   int right_dict = 0;
   for (const auto& e : entries) right_dict += model.predict(e.path).name == e.label;
   CHECK(right_dict >= right);
+  // One word at an unbounded cost: every line of at least two symbols becomes that word.
+  write(dir.file("cab.txt"), "cab\n");
+  model.use_dictionary(dir.file("cab.txt"), 1e9);
+  CHECK(model.dictionary_words() == 1);
+  int cabs = 0, long_lines = 0;
+  for (const auto& e : entries) {
+    const std::string got = model.predict(e.path).name;
+    cabs += got == "cab";
+    long_lines += e.label.size() >= 3;
+  }
+  CHECK(cabs >= long_lines * 9 / 10);
+  CHECK(cabs > 0);
+  model.use_dictionary(dir.file("words.txt"), 10);
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(model.use_dictionary(dir.file("none.txt")),
                     Contains("none.txt: cannot open the dictionary"));
@@ -607,5 +620,13 @@ TEST_CASE("training.init starts from a trained model's weights", "[pipeline][ini
                     Contains("d.yaml:") && Contains("training.init") &&
                         Contains("layer 1 (dense): a tensor of shape [3,8] there, [3,5] here"));
   CHECK_THROWS_WITH(train_small(dir, "e", 1, "1", 8, "", "init: runs/nothing"),
-                    Contains("nothing"));
+                    Contains("e.yaml:") && Contains("training.init") && Contains("nothing"));
+  // A model of other classes (same shapes) is refused too.
+  auto other = bpkit::load_model<float>(a + "/model.bpk");
+  for (auto& kv : other.meta)
+    if (kv.first == "class.0") kv.second = "z";
+  std::filesystem::create_directories(dir.file("runs/z"));
+  bpkit::save_model(other.net, dir.file("runs/z/model.bpk"), other.meta);
+  CHECK_THROWS_WITH(train_small(dir, "g", 1, "1", 8, "", "init: runs/z"),
+                    Contains("training.init") && Contains("its classes differ"));
 }

@@ -347,6 +347,15 @@ int FaceSet::open(const char* program, const std::string& spec, const std::strin
       }
     }
   }
+  // A face named twice ("train,all") is drawn as often as the others.
+  {
+    std::vector<std::pair<std::string, std::string>> unique;
+    for (const auto& c : chosen)
+      if (std::none_of(unique.begin(), unique.end(),
+                       [&](const auto& u) { return u.second == c.second; }))
+        unique.push_back(c);
+    chosen = std::move(unique);
+  }
   if (!ft_ && FT_Init_FreeType(&ft_)) {
     ft_ = nullptr;
     std::fprintf(stderr, "%s: cannot initialize FreeType\n", program);

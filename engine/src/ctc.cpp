@@ -562,14 +562,14 @@ CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t lengt
     throw std::invalid_argument("ctc beam decode: beam width " +
                                 std::to_string(options.beam_width) + " must be >= 1");
   const LabelFsa* fsa = options.constraint;
-  if (fsa)
-    for (int q = 0; q < fsa->num_states(); ++q)
-      for (const auto& arc : fsa->arcs(q))
-        if (arc.first >= C || arc.first == blank)
-          throw std::invalid_argument(
-              "ctc beam decode: the constraint's label " + std::to_string(arc.first) +
-              (arc.first == blank ? " is the blank index"
-                                  : " is not one of the " + std::to_string(C) + " classes"));
+  // The constraint's labels are checked where the search follows them (a lexicon has hundreds of
+  // thousands of states, a search over a word's frames visits a few hundred).
+  auto bad_label = [&](int32_t label) {
+    return std::invalid_argument(
+        "ctc beam decode: the constraint's label " + std::to_string(label) +
+        (label == blank ? " is the blank index"
+                        : " is not one of the " + std::to_string(C) + " classes"));
+  };
 
   // Prefixes live in a tree, one node per distinct prefix (with its acceptor state), so a
   // hypothesis is one integer; the map finds a prefix's node again when it re-enters the beam.
@@ -658,7 +658,10 @@ CtcResult ctc_beam_decode(const Tensor<T>& scores, int64_t sample, int64_t lengt
           cands.push_back({i, c, state, kNegInf, v, 0, int32_t(cands.size())});
       };
       if (fsa) {
-        for (const auto& arc : fsa->arcs(n.state)) extend(arc.first, arc.second);
+        for (const auto& arc : fsa->arcs(n.state)) {
+          if (arc.first >= C || arc.first == blank) throw bad_label(arc.first);
+          extend(arc.first, arc.second);
+        }
       } else {
         for (int32_t c : all_labels) extend(c, 0);
       }
@@ -772,11 +775,24 @@ CtcResult ctc_lexicon_correct(const Tensor<T>& scores, int64_t sample, int64_t l
     }
     size_t j = i;
     while (j < n && is_word(j)) ++j;
-    // Two runs around one punctuation symbol (a misread letter, as in "AMEf?ICAN") are tried as
-    // one word first.
-    if (j + 1 < n && kind(j) == 0 && is_word(j + 1)) {
-      size_t k = j + 1;
-      while (k < n && is_word(k)) ++k;
+    // A run beside an apostrophe is part of a contraction or possessive ("he'll", "isn't"): kept.
+    if ((i > 0 && kind(i - 1) == 4) || (j < n && kind(j) == 4)) {
+      for (size_t k = i; k < j; ++k) labels.push_back(sym[k].label);
+      i = j;
+      continue;
+    }
+    // Two runs of at least two symbols, neither a word, around one punctuation symbol (a misread
+    // letter, as in "AMEf?ICAN") are tried as one word first.
+    auto piece = [&](size_t a, size_t b) {
+      std::vector<int32_t> w;
+      for (size_t k = a; k < b; ++k) w.push_back(sym[k].label);
+      return w;
+    };
+    size_t k = j + 1;
+    while (k < n && is_word(k)) ++k;
+    if (j + 1 < n && kind(j) == 0 && is_word(j + 1) && j - i >= 2 && k - j - 1 >= 2 &&
+        (k == n || kind(k) != 4) && !lexicon.accepts(piece(i, j)) &&
+        !lexicon.accepts(piece(j + 1, k))) {
       if (attempt(i, k, repl)) {
         labels.insert(labels.end(), repl.begin(), repl.end());
         changed = true;

@@ -212,13 +212,35 @@ size_t member_number(const std::string& name) {
   return v >= 2 ? v : 0;
 }
 
-// training.init: copies every parameter and buffer of a trained model (a directory or a model
-// file) into `net`, which must have the same layers with the same shapes. Throws FileError for an
-// unreadable model, ConfigError (at `where`) naming the first layer or tensor that differs.
-void init_weights(Network<float>& net, const std::string& path, const std::string& where) {
-  const std::string file = fs::is_directory(path) ? (fs::path(path) / kModelFile).string() : path;
-  LoadedModel<float> m = load_model<float>(file);
+// training.init: the model file of a directory (its first member) or the file itself, loaded
+// before any feature is computed; a problem with it is a ConfigError at the key.
+LoadedModel<float> load_init_model(const PipelineConfig& c) {
+  const std::string file =
+      fs::is_directory(c.init) ? (fs::path(c.init) / kModelFile).string() : c.init;
+  try {
+    return load_model<float>(file);
+  } catch (const FileError& e) {
+    throw ConfigError(c.init_where + ": training.init: " + e.what());
+  }
+}
+
+// training.init: copies every parameter and buffer of the trained model `m` into `net`, which
+// must have the same layers with the same shapes, and whose classes (or alphabet) `m` must share
+// when it records them. Throws ConfigError (at `where`) naming the first difference.
+void init_weights(Network<float>& net, LoadedModel<float>& m, const std::string& file,
+                  const std::string& where, const std::vector<std::string>& classes,
+                  const std::string& alphabet) {
   const std::string head = where + ": training.init " + file + ": ";
+  std::string m_alphabet;
+  std::vector<std::string> m_classes;
+  for (const auto& kv : m.meta) {
+    if (kv.first == "alphabet") m_alphabet = kv.second;
+    if (kv.first.rfind("class.", 0) == 0) m_classes.push_back(kv.second);
+  }
+  if (!alphabet.empty() && !m_alphabet.empty() && m_alphabet != alphabet)
+    throw ConfigError(head + "its alphabet differs from data.alphabet");
+  if (alphabet.empty() && !m_classes.empty() && m_classes != classes)
+    throw ConfigError(head + "its classes differ from this pipeline's");
   if (m.net.size() != net.size())
     throw ConfigError(head + "it has " + std::to_string(m.net.size()) + " layers, the network " +
                       std::to_string(net.size()));
@@ -294,6 +316,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     set_num_threads(c.threads);
 
   const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  // training.init is read now, before the features (unless a checkpoint will replace it).
+  std::unique_ptr<LoadedModel<float>> init_model;
+  if (!c.init.empty() && !(r.resume && fs::exists(fs::path(out) / kCheckpointFile)))
+    init_model = std::make_unique<LoadedModel<float>>(load_init_model(c));
   const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest);
   const std::vector<ManifestEntry> test_entries =
       c.test_manifest.empty() ? std::vector<ManifestEntry>{} : read_manifest(c.test_manifest);
@@ -376,8 +402,9 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                    std::to_string(outputs) + "})"
              : "there are " + std::to_string(classes.size()) + " classes (the last layer needs " +
                    std::to_string(outputs) + " outputs)"));
-  if (!c.init.empty()) {
-    init_weights(net, c.init, c.init_where);
+  if (init_model) {
+    init_weights(net, *init_model, c.init, c.init_where, classes, transcripts ? c.alphabet : "");
+    init_model.reset();
     if (log) *log << "weights from " << c.init << " (training.init)\n";
   }
   std::unique_ptr<Loss<float>> loss = make_loss<float>(c.loss);
@@ -620,7 +647,9 @@ LabelFsa dictionary_acceptor(const std::string& path, const std::vector<std::str
   size_t kept = 0, line_no = 0;
   std::string line;
   std::vector<std::string> as_written;
-  constexpr size_t kMaxLines = 2000000, kMaxLine = 256;
+  // Bounds on what a word list may cost: lines, line length and trie states (each about 70
+  // bytes; wamerican's 74 585 words take 341 317).
+  constexpr size_t kMaxLines = 2000000, kMaxLine = 256, kMaxStates = 4000000;
   // getline on a file without newlines would read it whole: lines are read in bounded pieces.
   while (true) {
     line.clear();
@@ -636,6 +665,11 @@ LabelFsa dictionary_acceptor(const std::string& path, const std::vector<std::str
       throw FileError(path + ": more than " + std::to_string(kMaxLines) +
                       " lines (expected a word list)");
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (fsa->num_states() > int(kMaxStates))
+      throw FileError(path + ":" + std::to_string(line_no) + ": the word list is too large (over " +
+                      std::to_string(kMaxStates) +
+                      " trie states, about 700 000 words of English; expected a dictionary)");
     const bool letters = !line.empty() && std::all_of(line.begin(), line.end(), [](char ch) {
       const unsigned char u = static_cast<unsigned char>(ch);
       return u < 128 && std::isalpha(u);
@@ -702,7 +736,11 @@ void TrainedModel::use_dictionary(const std::string& path, double max_cost) {
   std::vector<uint8_t> word_label(classes_.size() + 1, 0);
   for (size_t k = 0; k < classes_.size(); ++k) {
     const unsigned char ch = static_cast<unsigned char>(classes_[k][0]);
-    word_label[k + 1] = std::isalpha(ch) ? 2 : std::isdigit(ch) ? 1 : std::isspace(ch) ? 3 : 0;
+    word_label[k + 1] = std::isalpha(ch)                ? 2
+                        : std::isdigit(ch)              ? 1
+                        : std::isspace(ch) || ch == '-' ? 3
+                        : ch == '\''                    ? 4
+                                                        : 0;
   }
   size_t kept = 0;
   auto fsa = std::make_unique<LabelFsa>(dictionary_acceptor(path, classes_, &kept));
@@ -734,6 +772,18 @@ std::vector<std::string> member_files(const std::string& dir) {
 
 void write_ensemble(const std::vector<std::string>& dirs, const std::string& out) {
   if (dirs.empty()) throw std::invalid_argument("an ensemble needs at least one model directory");
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    std::error_code eq;
+    for (size_t j = 0; j < i; ++j)
+      if (fs::equivalent(dirs[i], dirs[j], eq))
+        throw FileError(dirs[i] + ": named twice (as member " + std::to_string(j + 1) + " and " +
+                        std::to_string(i + 1) + ")");
+    // The output may be the first member's directory (its network stays model.bpk), no other.
+    if (i > 0 && fs::equivalent(dirs[i], out, eq))
+      throw FileError(
+          out + ": the output is member " + std::to_string(i + 1) +
+          "'s directory; it would lose that network (write elsewhere, or name it first)");
+  }
   // Everything is read and checked before anything is written.
   std::vector<std::string> bytes;
   std::string pipeline_text;
@@ -788,6 +838,10 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   for (const auto& e : fs::directory_iterator(out, ec))
     if (member_number(e.path().filename().string()) > dirs.size()) stale.push_back(e.path());
   if (ec) throw FileError(out + ": cannot list the directory: " + ec.message());
+  // Highest first: a reader meanwhile sees members 2..N without a gap.
+  std::sort(stale.begin(), stale.end(), [](const fs::path& x, const fs::path& y) {
+    return member_number(x.filename().string()) > member_number(y.filename().string());
+  });
   for (const fs::path& f : stale)
     if (!fs::remove(f, ec) && ec)
       throw FileError(f.string() + ": cannot remove a stale member: " + ec.message());

@@ -149,7 +149,8 @@ struct CtcBeamOptions {
   int blank = 0;
   int beam_width = 16;  // prefixes kept after each frame, >= 1
   // When set, only sequences it accepts are extended and returned. Its labels must be classes of
-  // the scores and never the blank. Not owned; must outlive the call.
+  // the scores and never the blank (checked on the arcs the search follows). Not owned; must
+  // outlive the call.
   const LabelFsa* constraint = nullptr;
   // A label whose log-probability at a frame is below this is not appended there (pruning for
   // large alphabets; −∞, the default, keeps every label).
@@ -173,14 +174,15 @@ struct CtcLexiconOptions {
 };
 
 // Lexicon correction of a decoded sequence, word by word, the way OCR engines use their word
-// lists. word_label gives each class's kind: 2 letter, 1 digit, 0 punctuation, 3 separator
-// (space). A word is a run of letters and digits between other symbols. A word of at least two
-// symbols, with at least one letter, that `lexicon` does not accept is compared with the best
-// sequence the lexicon accepts over the word's frames (constrained beam search from the frame
-// after the previous symbol to the frame before the next one; forced alignment for both
-// log-probabilities) and replaced by it when it is at most max_cost less probable. Two words with
-// one punctuation symbol between them are first tried as one word in the same way (a letter misread
-// as punctuation splits a word). Returns `decoded` unchanged when no
+// lists. word_label gives each class's kind: 2 letter, 1 digit, 0 punctuation, 3 separator (space,
+// hyphen), 4 apostrophe. A word is a run of letters and digits between other symbols. A word of at
+// least two symbols, with at least one letter, that `lexicon` does not accept and that does not
+// touch an apostrophe (contractions, possessives) is compared with the best sequence the lexicon
+// accepts over the word's frames (constrained beam search from the frame after the previous symbol
+// to the frame before the next one; forced alignment for both log-probabilities) and replaced by
+// it when it is at most max_cost less probable. Two such words of at least two symbols each with
+// one punctuation symbol (kind 0) between them are first tried as one word in the same way (a
+// letter misread as punctuation splits a word). Returns `decoded` unchanged when no
 // word is replaced, else the forced alignment of the corrected labels over all frames (positions,
 // confidences and log_prob of the new sequence). `scores`, `sample` and `length` as for the
 // decoders; `decoded` must be a decoding of them (greedy or beam). Throws std::invalid_argument

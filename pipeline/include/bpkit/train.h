@@ -70,9 +70,10 @@ class TrainedModel {
   // the list over the same frames when that is at most `max_cost` nats less probable. The file
   // holds one word per line; words of ASCII letters are kept and match in lower case, Capitalized,
   // in UPPER case, or as written when that is none of these ("MHz") (lines with other characters,
-  // e.g. "don't", and words the alphabet cannot spell are skipped). Throws FileError (unreadable, no usable word,
-  // more than 2 000 000 lines or a line longer than 256 bytes) or ConfigError (a class model,
-  // max_cost negative or not finite).
+  // e.g. "don't", and words the alphabet cannot spell are skipped). Throws FileError (unreadable,
+  // no usable word, more than 2 000 000 lines, a line longer than 256 bytes, or
+  // words enough for more than 4 000 000 trie states, about 300 MB) or ConfigError (a
+  // class model, max_cost negative or not finite).
   void use_dictionary(const std::string& path, double max_cost = kDefaultDictionaryCost);
   static constexpr double kDefaultDictionaryCost = 3;
   // Words kept from the dictionary file (0: none in use).
@@ -98,7 +99,7 @@ class TrainedModel {
   std::vector<std::string> classes_;
   bool transcripts_ = false;
   std::unique_ptr<LabelFsa> lexicon_;  // the dictionary in three spellings (null: none)
-  std::vector<uint8_t> word_label_;    // per class: 2 letter, 1 digit, 3 space, 0 other
+  std::vector<uint8_t> word_label_;    // per class: ctc_lexicon_correct's kinds
   CtcLexiconOptions lexicon_options_;
   size_t dictionary_words_ = 0;
 };

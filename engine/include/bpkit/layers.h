@@ -123,6 +123,8 @@ class Conv2d : public Layer<T> {
   // Winograd path
   ConvAlgorithm algorithm_ = ConvAlgorithm::kAuto;
   Tensor<T> u_;                     // transformed weights [16,K,C]
+  Tensor<T> u_src_;                 // the weights u_ was computed from
+  void transform_weights();         // u_ from w_, unless u_src_ equals w_
   std::vector<Tensor<T>> wv_, wm_;  // per-thread V [16,C,T] and M [16,K,T] of a chunk
   bool use_winograd() const;
   winograd::Geometry geometry() const;

@@ -127,6 +127,8 @@ class Conv2d : public Layer<T> {
   void transform_weights();         // u_ from w_, unless u_src_ equals w_
   std::vector<Tensor<T>> wv_, wm_;  // per-thread V [16,C,T] and M [16,K,T] of a chunk
   bool use_winograd() const;
+  // Winograd with a fused pooling whose windows are the output tiles (even OH and OW).
+  bool pools_tiles(const Pool2d<T>* pool) const { return pool && oh_ % 2 == 0 && ow_ % 2 == 0; }
   winograd::Geometry geometry() const;
   int64_t winograd_chunk() const;
   void prepare_threads();
@@ -168,6 +170,10 @@ class Pool2d : public Layer<T> {
   void begin_fused(int64_t B, Tensor<T>& y, Mode mode);
   void pool_sample(const T* x, int64_t s, Tensor<T>& y, Mode mode);
   void unpool_sample(const T* dy, const T* y, int64_t s, T* dx) const;
+  // Sample s's winners [C][OH][OW] (0..3, row-major in the window), for a convolution that pools
+  // its own tiles; valid after begin_fused(kTrain).
+  uint8_t* winners(int64_t s) { return winner_.data() + s * c_ * oh_ * ow_; }
+  const uint8_t* winners(int64_t s) const { return winner_.data() + s * c_ * oh_ * ow_; }
 
  private:
   bool fast_max() const {

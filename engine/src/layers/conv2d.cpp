@@ -462,6 +462,12 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode, Po
           gemm<T>(false, false, K, ld, C, T(1), u, C, v, ld, T(0), m, ld);
       }
       for (int64_t s = 0; s < n; ++s) {
+        if (pools_tiles(pool)) {
+          winograd::transform_output_pooled(M.data(), g, ld, s * tp, b_.data(),
+                                            y.data() + (s0 + s) * K * tp,
+                                            mode == Mode::kTrain ? pool->winners(s0 + s) : nullptr);
+          continue;
+        }
         T* ys = output_of(y, s0 + s, t, pool);
         winograd::transform_output(M.data(), g, ld, s * tp, b_.data(), ys);
         if (relu_)
@@ -523,6 +529,15 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
       V.resize({16, C, ld});
       dM.resize({16, K, ld});
       for (int64_t s = 0; s < n; ++s) {
+        if (pools_tiles(pool)) {
+          const int64_t at = (s0 + s) * K * tp;  // the sample's pooled outputs
+          // (The bias gradient is added here: its sum runs over the windows, not the positions.)
+          winograd::transform_pooled_grad(dy.data() + at, y.data() + at, pool->winners(s0 + s), g,
+                                          dM.data(), ld, s * tp, bpart.data());
+          if (weights)
+            winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+          continue;
+        }
         const T* dys = conv_grad(y, dy, s0 + s, t, pool);
         winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
         if (!weights) continue;

@@ -133,6 +133,19 @@ TEST_CASE("whole network input and parameter gradients", "[gradcheck]") {
   bpkit_test::check_network_gradients(net, 3, 82);
 }
 
+// A ReLU convolution followed by 2×2 max pooling runs fused inside the network (im2col for the
+// one-channel layer; Winograd pooling its own tiles for the second).
+TEST_CASE("network of pooled convolutions: input and parameter gradients", "[gradcheck]") {
+  Network<D> net({1, 8, 8}, 85);
+  net.emplace<Conv2d<D>>(8, 3, 1, 1, Init::kHe, true);
+  net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+  net.emplace<Conv2d<D>>(4, 3, 1, 1, Init::kHe, true);
+  net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+  net.emplace<Reshape<D>>();
+  net.emplace<Dense<D>>(3);
+  bpkit_test::check_network_gradients(net, 3, 86);
+}
+
 // ---- Losses -------------------------------------------------------------------------------------
 
 TEST_CASE("mse gradient", "[gradcheck][loss]") {

@@ -246,6 +246,84 @@ TEST_CASE("2x2 max pooling matches windows taken one at a time, at every row wid
   check_maxpool_2x2_reference<double>();
 }
 
+// A network runs a ReLU-fused convolution and the 2×2 max pooling after it as one pass
+// (Conv2d::forward_pooled / backprop_pooled): its output, input gradient and parameter gradients
+// must equal, bit for bit, those of the same layers called one at a time; only a Winograd
+// convolution that pools its own tiles (even output sizes) sums its bias gradient over the windows
+// instead of the positions, so that one agrees to rounding. Both convolution algorithms (im2col
+// for one input channel, Winograd for 8 or more), odd sizes (a row and column that no window
+// covers), ties (the ReLU's zeros) and several thread counts.
+template <class T>
+void check_pooled_convolution(int64_t C, int64_t H, int64_t W, int threads) {
+  CAPTURE(C, H, W, threads, sizeof(T));
+  const int saved = num_threads();
+  set_num_threads(threads);
+  Network<T> net({C, H, W}, 5);
+  net.template emplace<Conv2d<T>>(9, 3, 1, 1, Init::kHe, true);
+  net.template emplace<Pool2d<T>>(PoolKind::kMax, 2);
+  net.template emplace<Conv2d<T>>(8, 3, 1, 1, Init::kHe, true);
+  net.template emplace<Pool2d<T>>(PoolKind::kMax, 2);
+  net.template emplace<Reshape<T>>();
+  net.template emplace<Dense<T>>(3);
+  // Biases well below zero make whole windows 0 after the ReLU (ties, and no gradient).
+  for (size_t i : {0, 2}) {
+    Tensor<T>& b = *net.layer(i).params()[1].value;
+    for (int64_t f = 0; f < b.size(); ++f) b[f] = T(0.3) * T(f % 3) - T(0.4);
+  }
+  const int64_t B = 5;
+  Rng rng(9);
+  const Tensor<T> x = random_tensor<T>({B, C, H, W}, rng);
+  const Tensor<T> y = net.forward(x, Mode::kTrain);
+  const Tensor<T> dloss = random_tensor<T>(y.shape(), rng);
+  net.zero_grad();
+  Tensor<T> dx;
+  net.backward(dloss, &dx);
+  std::vector<Tensor<T>> grads;
+  for (auto& p : net.params()) grads.push_back(*p.grad);
+
+  // The same layers one at a time.
+  const size_t L = net.size();
+  std::vector<Tensor<T>> acts(L);
+  const Tensor<T>* in = &x;
+  for (size_t i = 0; i < L; ++i) {
+    net.layer(i).forward(*in, acts[i], Mode::kTrain);
+    in = &acts[i];
+  }
+  net.zero_grad();
+  Tensor<T> g = dloss, dxl;
+  for (size_t i = L; i-- > 0;) {
+    net.layer(i).gradient_and_backward(i == 0 ? x : acts[i - 1], acts[i], g, dxl);
+    g = dxl;
+  }
+  bool same_y = acts.back().shape() == y.shape(), same_dx = g.shape() == dx.shape();
+  for (int64_t i = 0; same_y && i < y.size(); ++i) same_y = y[i] == acts.back()[i];
+  for (int64_t i = 0; same_dx && i < dx.size(); ++i) same_dx = dx[i] == g[i];
+  CHECK(same_y);
+  CHECK(same_dx);
+  const auto params = net.params();
+  for (size_t k = 0; k < params.size(); ++k) {
+    CAPTURE(params[k].name);
+    const bool rounding = params[k].name.find(".bias") != std::string::npos;
+    bool same = true;
+    for (int64_t i = 0; same && i < grads[k].size(); ++i) {
+      const double a = double(grads[k][i]), b = double((*params[k].grad)[i]);
+      same = rounding ? std::abs(a - b) <= 1e-5 * std::max(1.0, std::abs(b)) : a == b;
+    }
+    CHECK(same);
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("a ReLU convolution and the max pooling after it run fused with the same results",
+          "[kernels][conv][pool]") {
+  for (int threads : {1, 2, 3}) {
+    check_pooled_convolution<float>(1, 28, 28, threads);
+    check_pooled_convolution<float>(8, 14, 14, threads);
+    check_pooled_convolution<double>(9, 11, 13, threads);
+    check_pooled_convolution<float>(1, 9, 7, threads);
+  }
+}
+
 TEST_CASE("backward requires a training forward just before it", "[kernels][network]") {
   Network<float> net({1, 6, 6}, 1);
   net.emplace<Dropout<float>>(0.5);

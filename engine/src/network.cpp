@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bpkit/error.h"
+#include "bpkit/layers.h"
 #include "bpkit/threading.h"
 
 namespace bpkit {
@@ -37,6 +38,13 @@ Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& na
   widest_ = std::max({widest_, fixed_size(input_), fixed_size(out)});
   layers_.push_back(std::move(layer));
   acts_.emplace_back();
+  pooled_.push_back(0);
+  if (layers_.size() >= 2) {
+    const size_t i = layers_.size() - 2;
+    const auto* conv = dynamic_cast<const Conv2d<T>*>(layers_[i].get());
+    const auto* pool = dynamic_cast<const Pool2d<T>*>(layers_[i + 1].get());
+    pooled_[i] = conv && pool && conv->can_fuse(*pool);
+  }
   return *layers_.back();
 }
 
@@ -107,12 +115,7 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
   // Only a training pass leaves what backward() needs (masks, winners, normalized inputs).
   last_input_ = mode == Mode::kTrain ? &x : nullptr;
   if (mode == Mode::kTrain || B <= chunk || lengths || dynamic_) {
-    const Tensor<T>* in = &x;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      layers_[i]->forward(*in, acts_[i], mode);
-      in = &acts_[i];
-    }
-    const Tensor<T>& y = acts_.back();
+    const Tensor<T>& y = run_layers(x, mode);
     if (!lengths && y.rank() >= 3) out_lengths_.assign(size_t(B), int32_t(y.dim(1)));
     return y;
   }
@@ -128,14 +131,26 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
     cs[0] = n;
     chunk_.resize(cs);
     std::copy(x.data() + b * in_row, x.data() + (b + n) * in_row, chunk_.data());
-    const Tensor<T>* in = &chunk_;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      layers_[i]->forward(*in, acts_[i], mode);
-      in = &acts_[i];
-    }
-    std::copy(in->begin(), in->end(), infer_out_.data() + b * out_row);
+    const Tensor<T>& y = run_layers(chunk_, mode);
+    std::copy(y.begin(), y.end(), infer_out_.data() + b * out_row);
   }
   return infer_out_;
+}
+
+template <class T>
+const Tensor<T>& Network<T>::run_layers(const Tensor<T>& x, Mode mode) {
+  const Tensor<T>* in = &x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (pooled_[i]) {
+      auto& pool = static_cast<Pool2d<T>&>(*layers_[i + 1]);
+      static_cast<Conv2d<T>&>(*layers_[i]).forward_pooled(*in, pool, acts_[i + 1], mode);
+      in = &acts_[++i];
+      continue;
+    }
+    layers_[i]->forward(*in, acts_[i], mode);
+    in = &acts_[i];
+  }
+  return *in;
 }
 
 template <class T>
@@ -151,6 +166,18 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
   const size_t lowest = input_grad ? layers_.size() : lowest_trained_;
   const Tensor<T>* g = &dloss;
   for (size_t i = layers_.size(); i-- > 0;) {
+    if (i > 0 && pooled_[i - 1]) {  // the pool of a pooled convolution: both at once
+      --i;
+      const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
+      const bool last = !input_grad && i <= lowest;
+      // g is grads_[i % 2] (from layer i + 2, when not dloss): dx takes the pool's buffer.
+      Tensor<T>* dx = last ? nullptr : i == 0 ? input_grad : &grads_[(i + 1) % 2];
+      static_cast<Conv2d<T>&>(*layers_[i])
+          .backprop_pooled(x, static_cast<const Pool2d<T>&>(*layers_[i + 1]), acts_[i + 1], *g, dx);
+      if (last) break;
+      g = dx;
+      continue;
+    }
     const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
     if (!input_grad && i <= lowest) {
       layers_[i]->gradient(x, acts_[i], *g);

@@ -53,6 +53,9 @@ enum class ConvAlgorithm { kAuto, kIm2col };
 // other values (bias, activations), which reach only the valid columns within the receptive field
 // of the right edge (for 3×3 kernels with padding 1: one column per layer, scaled by the strides).
 template <class T>
+class Pool2d;
+
+template <class T>
 class Conv2d : public Layer<T> {
  public:
   void set_algorithm(ConvAlgorithm a) { algorithm_ = a; }
@@ -73,6 +76,21 @@ class Conv2d : public Layer<T> {
   std::vector<Param<T>> params() override;
   int32_t output_length(int32_t width) const override;
 
+  // Fusion with the 2×2, stride-2 max pooling that follows a ReLU-fused convolution (Network runs
+  // such a pair through these calls): each sample's convolution output stays in a per-thread
+  // buffer, in cache, and only the pooled output and the pool's winners are written; the backward
+  // pass builds each sample's output gradient there from the pooled gradient. Same results as the
+  // two layers one after the other (the same operations in the same order), without the
+  // full-size activation, its ReLU mask pass and the pool's two passes over it.
+  // can_fuse: requires both layers built, `pool` on this layer's output shape.
+  bool can_fuse(const Pool2d<T>& pool) const;
+  // y: the pool's output (Pool2d::forward's y, winners recorded when training).
+  void forward_pooled(const Tensor<T>& x, Pool2d<T>& pool, Tensor<T>& y, Mode mode);
+  // y, dy: the pool's output and its gradient. Adds the parameter gradients; writes the input
+  // gradient when dx is not null.
+  void backprop_pooled(const Tensor<T>& x, const Pool2d<T>& pool, const Tensor<T>& y,
+                       const Tensor<T>& dy, Tensor<T>* dx);
+
  private:
   int64_t filters_, k_, stride_, pad_;
   Init init_;
@@ -81,10 +99,23 @@ class Conv2d : public Layer<T> {
   // Dynamic width: takes the width of x (a batch in forward/backward) and sets w_in_ and ow_.
   void fit_width(const Tensor<T>& x);
   int64_t c_ = 0, h_ = 0, w_in_ = 0, oh_ = 0, ow_ = 0;
-  std::vector<Tensor<T>> gmask_;  // per-thread output gradient of one sample, masked by y > 0
+  // Per-thread buffers of one sample's output: its gradient masked by y > 0 in the backward pass,
+  // the output before pooling in forward_pooled.
+  std::vector<Tensor<T>> sample_;
   // The output gradient of sample s as the convolution sees it: dy itself, or with the fused ReLU
-  // dy where y > 0 and 0 elsewhere (written to gmask_[t]).
-  const T* conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t);
+  // dy where y > 0 and 0 elsewhere (written to sample_[t]). With `pool`, y and dy are the pool's
+  // output and gradient, and the pooled gradient is sent to each window's winner where the pooled
+  // output is positive (the same values: a window's winner is its maximum).
+  const T* conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t,
+                     const Pool2d<T>* pool);
+  // The layer's passes; with `pool` (not null), fused with it as described at can_fuse().
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y, Mode mode, Pool2d<T>* pool);
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx,
+                     const Pool2d<T>* pool);
+  void gradient_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                     const Pool2d<T>* pool);
+  // Where sample s's output goes: y itself, or sample_[t] when it is pooled afterwards.
+  T* output_of(Tensor<T>& y, int64_t s, int t, const Pool2d<T>* pool);
   Tensor<T> w_, b_, dw_, db_;
   std::vector<Tensor<T>> col_;      // per-thread im2col buffers [C·k·k, OH·OW]
   std::vector<Tensor<T>> dw_part_;  // per-thread partial weight gradients
@@ -92,17 +123,21 @@ class Conv2d : public Layer<T> {
   // Winograd path
   ConvAlgorithm algorithm_ = ConvAlgorithm::kAuto;
   Tensor<T> u_;                     // transformed weights [16,K,C]
+  Tensor<T> u_src_;                 // the weights u_ was computed from
+  void transform_weights();         // u_ from w_, unless u_src_ equals w_
   std::vector<Tensor<T>> wv_, wm_;  // per-thread V [16,C,T] and M [16,K,T] of a chunk
   bool use_winograd() const;
+  // Winograd with a fused pooling whose windows are the output tiles (even OH and OW).
+  bool pools_tiles(const Pool2d<T>* pool) const { return pool && oh_ % 2 == 0 && ow_ % 2 == 0; }
   winograd::Geometry geometry() const;
   int64_t winograd_chunk() const;
   void prepare_threads();
   // db += the per-thread bias partials of threads 0..used−1, in thread order.
   void add_bias_parts(int used);
-  void winograd_forward(const Tensor<T>& x, Tensor<T>& y);
+  void winograd_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode, Pool2d<T>* pool);
   // Parameter gradients when `weights`, the input gradient when dx is not null.
   void winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, bool weights,
-                         Tensor<T>* dx);
+                         Tensor<T>* dx, const Pool2d<T>* pool);
 };
 
 enum class PoolKind { kMax, kAverage };
@@ -124,6 +159,21 @@ class Pool2d : public Layer<T> {
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                 Tensor<T>& dx) override;
   int32_t output_length(int32_t width) const override;
+
+  // For a convolution fused with this pool (Conv2d::forward_pooled). fusable: 2×2, stride-2 max
+  // pooling of a fixed-size input. begin_fused: sizes y [B, C, OH, OW] (and the winners when
+  // training). pool_sample: pools sample s's input planes x [C][H][W] into y, recording the
+  // winners when training. unpool_sample: sample s's input gradient dx [C][H][W] from its output
+  // gradient dy, sent to each window's winner where the output y is positive (the gradient through
+  // the ReLU before the pool), 0 elsewhere. The winners are those of the latest training pass.
+  bool fusable() const { return fast_max() && !dynamic_width_; }
+  void begin_fused(int64_t B, Tensor<T>& y, Mode mode);
+  void pool_sample(const T* x, int64_t s, Tensor<T>& y, Mode mode);
+  void unpool_sample(const T* dy, const T* y, int64_t s, T* dx) const;
+  // Sample s's winners [C][OH][OW] (0..3, row-major in the window), for a convolution that pools
+  // its own tiles; valid after begin_fused(kTrain).
+  uint8_t* winners(int64_t s) { return winner_.data() + s * c_ * oh_ * ow_; }
+  const uint8_t* winners(int64_t s) const { return winner_.data() + s * c_ * oh_ * ow_; }
 
  private:
   bool fast_max() const {

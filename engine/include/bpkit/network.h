@@ -38,10 +38,10 @@ class Network {
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode);
   // Sequences: x is [B, T, F...] padded to the longest sequence, `lengths` (when not null) the
   // valid frames of each sample, each in 1..T. When the input shape has a kDynamic dimension, T is
-  // that dimension (the width W of line images {C, H, kDynamic}), else the first one. Layers see the lengths through set_lengths(); a
-  // dimension declared kDynamic in the input shape accepts any size >= 1. Throws ShapeError for
-  // a count of lengths other than B, a length outside 1..T, or an empty sequence. Inference
-  // batches with lengths or dynamic dimensions run whole (not in chunks).
+  // that dimension (the width W of line images {C, H, kDynamic}), else the first one. Layers see
+  // the lengths through set_lengths(); a dimension declared kDynamic in the input shape accepts any
+  // size >= 1. Throws ShapeError for a count of lengths other than B, a length outside 1..T, or an
+  // empty sequence. Inference batches with lengths or dynamic dimensions run whole (not in chunks).
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode, const std::vector<int32_t>* lengths);
   // Valid output frames per sample of the latest forward(): the given lengths mapped through every
   // layer's output_length(); without lengths, the output's time dimension for every sample when
@@ -67,6 +67,9 @@ class Network {
   uint64_t seed() const { return seed_; }
 
  private:
+  // Runs the layers on x (forward's loop); returns the last output.
+  const Tensor<T>& run_layers(const Tensor<T>& x, Mode mode);
+
   Shape input_;
   uint64_t seed_;
   Rng rng_;
@@ -75,8 +78,11 @@ class Network {
   static constexpr size_t kNone = size_t(-1);
   size_t lowest_trained_ = kNone;  // first layer with parameters
   int64_t widest_ = 1;             // largest per-sample size of the input or any layer's output
-  std::vector<Tensor<T>> acts_;    // acts_[i] = output of layer i
-  Tensor<T> grads_[2];             // ping-pong buffers for gradients between layers
+  std::vector<Tensor<T>> acts_;    // acts_[i] = output of layer i (empty for a pooled convolution)
+  // pooled_[i]: layer i is a ReLU-fused convolution that runs together with the 2×2 max pooling
+  // after it (Conv2d::forward_pooled): its own output is never stored.
+  std::vector<char> pooled_;
+  Tensor<T> grads_[2];                         // ping-pong buffers for gradients between layers
   const Tensor<T>* last_input_ = nullptr;      // input of the latest forward(kTrain)
   Tensor<T> chunk_, infer_out_;                // chunked inference: input slice and whole output
   bool dynamic_ = false;                       // the input shape holds a kDynamic dimension

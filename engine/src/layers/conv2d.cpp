@@ -182,11 +182,19 @@ Attrs Conv2d<T>::attrs() const {
 }
 
 template <class T>
-const T* Conv2d<T>::conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t) {
+const T* Conv2d<T>::conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s, int t,
+                              const Pool2d<T>* pool) {
   const int64_t n = filters_ * oh_ * ow_;
+  if (pool) {
+    Tensor<T>& m = sample_[size_t(t)];
+    m.resize({n});
+    const int64_t pn = y.size() / y.rows();
+    pool->unpool_sample(dy.data() + s * pn, y.data() + s * pn, s, m.data());
+    return m.data();
+  }
   const T* g = dy.data() + s * n;
   if (!relu_) return g;
-  Tensor<T>& m = gmask_[size_t(t)];
+  Tensor<T>& m = sample_[size_t(t)];
   m.resize({n});
   const T* __restrict yp = y.data() + s * n;
   T* __restrict mp = m.data();
@@ -242,12 +250,40 @@ void Conv2d<T>::init(Rng& rng) {
 }
 
 template <class T>
-void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
+bool Conv2d<T>::can_fuse(const Pool2d<T>& pool) const {
+  return relu_ && !dynamic_width_ && pool.fusable();
+}
+
+template <class T>
+T* Conv2d<T>::output_of(Tensor<T>& y, int64_t s, int t, const Pool2d<T>* pool) {
+  const int64_t n = filters_ * oh_ * ow_;
+  if (!pool) return y.data() + s * n;
+  Tensor<T>& z = sample_[size_t(t)];
+  z.resize({n});
+  return z.data();
+}
+
+template <class T>
+void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) {
+  forward_impl(x, y, mode, nullptr);
+}
+
+template <class T>
+void Conv2d<T>::forward_pooled(const Tensor<T>& x, Pool2d<T>& pool, Tensor<T>& y, Mode mode) {
+  forward_impl(x, y, mode, &pool);
+}
+
+template <class T>
+void Conv2d<T>::forward_impl(const Tensor<T>& x, Tensor<T>& y, Mode mode, Pool2d<T>* pool) {
   fit_width(x);
-  if (use_winograd()) return winograd_forward(x, y);
-  const int64_t B = x.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
+  const int64_t B = x.rows();
+  if (pool)
+    pool->begin_fused(B, y, mode);
+  else
+    y.resize({B, filters_, oh_, ow_});
+  if (use_winograd()) return winograd_forward(x, y, mode, pool);
+  const int64_t Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_, out_size = filters_ * P;
-  y.resize({B, filters_, oh_, ow_});
   prepare_threads();
   // Few samples: one at a time, each product split across threads. Otherwise samples in parallel.
   const bool per_sample_threads = B < num_threads();
@@ -256,7 +292,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
     col.resize({Q, P});
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
       im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
-      T* ys = y.data() + s * out_size;
+      T* ys = output_of(y, s, t, pool);
       for (int64_t f = 0; f < filters_; ++f) std::fill(ys + f * P, ys + (f + 1) * P, b_[f]);
       if (per_sample_threads)
         gemm_parallel<T>(false, false, filters_, P, Q, T(1), w_.data(), Q, col.data(), P, T(1), ys,
@@ -265,6 +301,7 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
         gemm<T>(false, false, filters_, P, Q, T(1), w_.data(), Q, col.data(), P, T(1), ys, P);
       if (relu_)
         for (int64_t i = 0; i < out_size; ++i) ys[i] = std::max(ys[i], T(0));
+      if (pool) pool->pool_sample(ys, s, y, mode);
     }
   });
 }
@@ -272,8 +309,14 @@ void Conv2d<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
 template <class T>
 void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                          Tensor<T>& dx) {
+  backward_impl(x, y, dy, dx, nullptr);
+}
+
+template <class T>
+void Conv2d<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                              Tensor<T>& dx, const Pool2d<T>* pool) {
   fit_width(x);
-  if (use_winograd()) return winograd_backprop(x, y, dy, false, &dx);
+  if (use_winograd()) return winograd_backprop(x, y, dy, false, &dx, pool);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_;
   dx.resize(x.shape());
@@ -282,8 +325,8 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
     Tensor<T>& dcol = col_[size_t(t)];
     dcol.resize({Q, P});
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
-      gemm<T>(true, false, Q, P, filters_, T(1), w_.data(), Q, conv_grad(y, dy, s, t), P, T(0),
-              dcol.data(), P);
+      gemm<T>(true, false, Q, P, filters_, T(1), w_.data(), Q, conv_grad(y, dy, s, t, pool), P,
+              T(0), dcol.data(), P);
       T* dxs = dx.data() + s * in_size;
       std::fill(dxs, dxs + in_size, T(0));
       col2im(dcol.data(), c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, dxs);
@@ -293,8 +336,14 @@ void Conv2d<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
 
 template <class T>
 void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) {
+  gradient_impl(x, y, dy, nullptr);
+}
+
+template <class T>
+void Conv2d<T>::gradient_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                              const Pool2d<T>* pool) {
   fit_width(x);
-  if (use_winograd()) return winograd_backprop(x, y, dy, true, nullptr);
+  if (use_winograd()) return winograd_backprop(x, y, dy, true, nullptr, pool);
   const int64_t B = dy.rows(), Q = c_ * k_ * k_, P = oh_ * ow_;
   const int64_t in_size = c_ * h_ * w_in_;
   prepare_threads();
@@ -310,7 +359,7 @@ void Conv2d<T>::gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>
     bpart.resize({filters_});
     bpart.zero();
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
-      const T* dys = conv_grad(y, dy, s, t);
+      const T* dys = conv_grad(y, dy, s, t, pool);
       im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
       if (c_ == 1)
         weight_grad_small(dys, col.data(), filters_, Q, P, part.data());
@@ -366,7 +415,7 @@ template <class T>
 void Conv2d<T>::prepare_threads() {
   const size_t nt = size_t(num_threads());
   if (col_.size() < nt) col_.resize(nt);
-  if (gmask_.size() < nt) gmask_.resize(nt);
+  if (sample_.size() < nt) sample_.resize(nt);
   if (wv_.size() < nt) wv_.resize(nt);
   if (wm_.size() < nt) wm_.resize(nt);
   if (dw_part_.size() < nt) dw_part_.resize(nt);
@@ -374,13 +423,24 @@ void Conv2d<T>::prepare_threads() {
 }
 
 template <class T>
-void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y) {
+void Conv2d<T>::transform_weights() {
+  // The backward pass follows a forward pass with the same weights, and inference calls repeat
+  // with them: the weights of the last transform are kept and compared (a bitwise comparison of
+  // w_, a few microseconds, against the transform's strided writes to 16 planes).
+  if (u_src_.shape() == w_.shape() &&
+      std::memcmp(u_src_.data(), w_.data(), size_t(w_.size()) * sizeof(T)) == 0)
+    return;
+  u_.resize({16, filters_, c_});
+  winograd::transform_weights(w_.data(), filters_, c_, u_.data());
+  u_src_ = w_;
+}
+
+template <class T>
+void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode, Pool2d<T>* pool) {
   const winograd::Geometry g = geometry();
   const int64_t B = x.rows(), tp = g.tiles(), chunk = winograd_chunk();
   const int64_t K = filters_, C = c_, in_size = C * h_ * w_in_, out_size = K * oh_ * ow_;
-  y.resize({B, K, oh_, ow_});
-  u_.resize({16, K, C});
-  winograd::transform_weights(w_.data(), K, C, u_.data());
+  transform_weights();
   prepare_threads();
   const bool few = B < num_threads();  // batch 1: one sample, its products split across threads
   parallel(few ? 1 : int(B), [&](int t, int nt) {
@@ -402,10 +462,17 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y) {
           gemm<T>(false, false, K, ld, C, T(1), u, C, v, ld, T(0), m, ld);
       }
       for (int64_t s = 0; s < n; ++s) {
-        T* ys = y.data() + (s0 + s) * out_size;
+        if (pools_tiles(pool)) {
+          winograd::transform_output_pooled(M.data(), g, ld, s * tp, b_.data(),
+                                            y.data() + (s0 + s) * K * tp,
+                                            mode == Mode::kTrain ? pool->winners(s0 + s) : nullptr);
+          continue;
+        }
+        T* ys = output_of(y, s0 + s, t, pool);
         winograd::transform_output(M.data(), g, ld, s * tp, b_.data(), ys);
         if (relu_)
           for (int64_t i = 0; i < out_size; ++i) ys[i] = std::max(ys[i], T(0));
+        if (pool) pool->pool_sample(ys, s0 + s, y, mode);
       }
     }
   });
@@ -420,7 +487,16 @@ void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, co
     backward(x, y, dy, dx);
     return;
   }
-  winograd_backprop(x, y, dy, true, &dx);
+  winograd_backprop(x, y, dy, true, &dx, nullptr);
+}
+
+template <class T>
+void Conv2d<T>::backprop_pooled(const Tensor<T>& x, const Pool2d<T>& pool, const Tensor<T>& y,
+                                const Tensor<T>& dy, Tensor<T>* dx) {
+  fit_width(x);
+  if (use_winograd()) return winograd_backprop(x, y, dy, true, dx, &pool);
+  gradient_impl(x, y, dy, &pool);
+  if (dx) backward_impl(x, y, dy, *dx, &pool);
 }
 
 // Parameter gradients (when `weights`) and the input gradient (when dx is given) from one transform
@@ -428,15 +504,14 @@ void Conv2d<T>::gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, co
 // dV[ξ] = U[ξ]ᵀ·dM[ξ].
 template <class T>
 void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
-                                  bool weights, Tensor<T>* dx) {
+                                  bool weights, Tensor<T>* dx, const Pool2d<T>* pool) {
   const winograd::Geometry g = geometry();
   const int64_t B = dy.rows(), tp = g.tiles(), chunk = winograd_chunk();
   const int64_t K = filters_, C = c_, P = oh_ * ow_, in_size = C * h_ * w_in_;
   prepare_threads();
   if (dx) {
     dx->resize(x.shape());
-    u_.resize({16, K, C});
-    winograd::transform_weights(w_.data(), K, C, u_.data());
+    transform_weights();
   }
   int used = 1;
   parallel(int(B), [&](int t, int nt) {
@@ -454,7 +529,16 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
       V.resize({16, C, ld});
       dM.resize({16, K, ld});
       for (int64_t s = 0; s < n; ++s) {
-        const T* dys = conv_grad(y, dy, s0 + s, t);
+        if (pools_tiles(pool)) {
+          const int64_t at = (s0 + s) * K * tp;  // the sample's pooled outputs
+          // (The bias gradient is added here: its sum runs over the windows, not the positions.)
+          winograd::transform_pooled_grad(dy.data() + at, y.data() + at, pool->winners(s0 + s), g,
+                                          dM.data(), ld, s * tp, bpart.data());
+          if (weights)
+            winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+          continue;
+        }
+        const T* dys = conv_grad(y, dy, s0 + s, t, pool);
         winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
         if (!weights) continue;
         winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);

@@ -191,8 +191,10 @@ void pool_row_2x2(const T* r0, const T* r1, T* y, uint8_t* win, int64_t OW) {
 }
 
 // The adjoint of one output row: each window's gradient to its winner, zeros to the other three.
+// With `pos` (not null: the row's outputs), a window whose output is not positive sends 0 (the
+// ReLU before the pool).
 template <class T, int N>
-void unpool_row_2x2(const T* g, const uint8_t* win, T* d0, T* d1, int64_t OW) {
+void unpool_row_2x2(const T* g, const T* pos, const uint8_t* win, T* d0, T* d1, int64_t OW) {
   using V = typename Lanes<T, N>::V;
   for (int64_t ox = 0;; ox += N) {
     ox = std::min(ox, OW - N);
@@ -200,6 +202,11 @@ void unpool_row_2x2(const T* g, const uint8_t* win, T* d0, T* d1, int64_t OW) {
     std::memcpy(&gv, g + ox, sizeof(V));
     const typename Lanes<T, N>::I c = load_winners<T, N>(win + ox);
     const V z = {};
+    if (pos) {
+      V yv;
+      std::memcpy(&yv, pos + ox, sizeof(V));
+      gv = yv > z ? gv : z;
+    }
     const V va = c == 0 ? gv : z, vb = c == 1 ? gv : z, vd = c == 2 ? gv : z, ve = c == 3 ? gv : z;
     V lo, hi;
     interleave<N>(va, vb, lo, hi);
@@ -236,24 +243,25 @@ void pool_plane_2x2(const T* x, T* y, uint8_t* win, int64_t W, int64_t OH, int64
   }
 }
 
-// The adjoint of pool_plane_2x2: dx[H][W] = dy at each window's winner, 0 elsewhere. Writes every
-// element of dx once, row by row (no clearing pass, no scattered stores); a last odd row or column
-// that no window covers gets zeros.
+// The adjoint of pool_plane_2x2: dx[H][W] = dy at each window's winner, 0 elsewhere (and where
+// the output y is not positive, when y is given). Writes every element of dx once, row by row (no
+// clearing pass, no scattered stores); a last odd row or column that no window covers gets zeros.
 template <class T>
-void unpool_plane_2x2(const T* dy, const uint8_t* win, T* dx, int64_t H, int64_t W, int64_t OH,
-                      int64_t OW) {
+void unpool_plane_2x2(const T* dy, const T* y, const uint8_t* win, T* dx, int64_t H, int64_t W,
+                      int64_t OH, int64_t OW) {
   for (int64_t oy = 0; oy < OH; ++oy) {
     T* d0 = dx + 2 * oy * W;
     T* d1 = d0 + W;
     const T* g = dy + oy * OW;
+    const T* pos = y ? y + oy * OW : nullptr;
     const uint8_t* wr = win + oy * OW;
     if (OW >= 8) {
-      unpool_row_2x2<T, 8>(g, wr, d0, d1, OW);
+      unpool_row_2x2<T, 8>(g, pos, wr, d0, d1, OW);
     } else if (OW >= 4) {
-      unpool_row_2x2<T, 4>(g, wr, d0, d1, OW);
+      unpool_row_2x2<T, 4>(g, pos, wr, d0, d1, OW);
     } else {
       for (int64_t ox = 0; ox < OW; ++ox) {
-        const T v = g[ox];
+        const T v = !pos || pos[ox] > T(0) ? g[ox] : T(0);
         d0[2 * ox] = wr[ox] == 0 ? v : T(0);
         d0[2 * ox + 1] = wr[ox] == 1 ? v : T(0);
         d1[2 * ox] = wr[ox] == 2 ? v : T(0);
@@ -315,7 +323,7 @@ void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
       T* __restrict d = dxp + p * H * W;
       const T* __restrict g = dyp + p * OH * OW;
       if (fast) {
-        unpool_plane_2x2(g, wp + p * OH * OW, d, H, W, OH, OW);
+        unpool_plane_2x2(g, static_cast<const T*>(nullptr), wp + p * OH * OW, d, H, W, OH, OW);
         continue;
       }
       std::fill(d, d + H * W, T(0));
@@ -332,6 +340,30 @@ void Pool2d<T>::backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& 
       }
     }
   });
+}
+
+template <class T>
+void Pool2d<T>::begin_fused(int64_t B, Tensor<T>& y, Mode mode) {
+  y.resize({B, c_, oh_, ow_});
+  if (mode == Mode::kTrain) winner_.resize(size_t(y.size()));
+}
+
+template <class T>
+void Pool2d<T>::pool_sample(const T* x, int64_t s, Tensor<T>& y, Mode mode) {
+  const int64_t n = oh_ * ow_;
+  for (int64_t c = 0; c < c_; ++c) {
+    const int64_t p = s * c_ + c;
+    pool_plane_2x2(x + c * h_ * w_, y.data() + p * n,
+                   mode == Mode::kTrain ? winner_.data() + p * n : nullptr, w_, oh_, ow_);
+  }
+}
+
+template <class T>
+void Pool2d<T>::unpool_sample(const T* dy, const T* y, int64_t s, T* dx) const {
+  const int64_t n = oh_ * ow_;
+  for (int64_t c = 0; c < c_; ++c)
+    unpool_plane_2x2(dy + c * n, y + c * n, winner_.data() + (s * c_ + c) * n, dx + c * h_ * w_, h_,
+                     w_, oh_, ow_);
 }
 
 template class Pool2d<float>;

@@ -101,6 +101,32 @@ inline void store(T* p, U u) {
   std::memcpy(p, &u, sizeof(U));
 }
 
+// dst[0..n) = src[0..n) for the short rows of a plane (14 values in the CNN): a call to memmove
+// per row, which is what GCC makes of std::copy or a plain loop, cost more than the copy itself
+// (5% of a training step by perf). Vectors at 0, L, ... and one ending at n, overlapping the one
+// before it; src and dst must not overlap.
+template <class T>
+inline void copy_row(const T* src, int64_t n, T* dst) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
+  if (n < L) {
+    typedef T H __attribute__((vector_size(16)));
+    constexpr int64_t L2 = L / 2;
+    if (n >= L2) {
+      store(dst, load<H>(src));
+      store(dst + n - L2, load<H>(src + n - L2));
+    } else {
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    }
+    return;
+  }
+  for (int64_t i = 0;; i += L) {
+    i = std::min(i, n - L);
+    store(dst + i, load<V>(src + i));
+    if (i + L >= n) break;
+  }
+}
+
 // Calls f(t, U{}) for the tiles t .. t + lanes(U) − 1, U a vector of T (GCC vector extensions;
 // GCC 12 does not vectorize these loops itself: 16 streams at run-time strides) or T alone for
 // planes of fewer tiles than lanes. Vectors start at 0, L, ... and the last one ends at tp,
@@ -145,14 +171,14 @@ void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0
   const int64_t ds = tp + 8;                       // D's row stride: room for gather overflow
   T* P = scratch<T>(size_t(PH * PW + 24 + 16 * ds));
   T* D = P + PH * PW + 24;  // D[i·4 + j][t]: element (i, j) of tile t's 4×4 patch
+  // Every channel fills the same interior: the border is cleared once.
+  std::fill(P, P + PH * PW, T(0));
   for (int64_t c = 0; c < g.C; ++c) {
     const T* xc = x + c * g.H * g.W;
-    std::fill(P, P + PH * PW, T(0));
     for (int64_t iy = 0; iy < g.H; ++iy) {
       const int64_t py = iy + g.pad;
       if (py >= PH) break;
-      const int64_t n = std::min(g.W, PW - g.pad);
-      std::copy(xc + iy * g.W, xc + iy * g.W + n, P + py * PW + g.pad);
+      copy_row(xc + iy * g.W, std::min(g.W, PW - g.pad), P + py * PW + g.pad);
     }
     for (int64_t a = 0; a < ty; ++a)
       for (int i = 0; i < 4; ++i) {
@@ -296,8 +322,7 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
         join_row(O + 2 * i * os + a * tx, O + (2 * i + 1) * os + a * tx, tx, P + (2 * a + i) * PW);
     // Outputs past the output's edge (odd sizes) are dropped.
     T* yk = y + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy)
-      std::copy(P + oy * PW, P + oy * PW + g.OW, yk + oy * g.OW);
+    for (int64_t oy = 0; oy < g.OH; ++oy) copy_row(P + oy * PW, g.OW, yk + oy * g.OW);
   }
 }
 
@@ -311,8 +336,7 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
   std::fill(P, P + 2 * ty * PW + 16, T(0));
   for (int64_t k = 0; k < g.K; ++k) {
     const T* dyk = dy + k * g.OH * g.OW;
-    for (int64_t oy = 0; oy < g.OH; ++oy)
-      std::copy(dyk + oy * g.OW, dyk + (oy + 1) * g.OW, P + oy * PW);
+    for (int64_t oy = 0; oy < g.OH; ++oy) copy_row(dyk + oy * g.OW, g.OW, P + oy * PW);
     for (int64_t a = 0; a < ty; ++a)
       for (int i = 0; i < 2; ++i)
         split_row(P + (2 * a + i) * PW, tx, E + 2 * i * es + a * tx, E + (2 * i + 1) * es + a * tx);
@@ -333,13 +357,121 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
   }
 }
 
-#define BPKIT_WINOGRAD(T)                                                                       \
-  template void transform_weights<T>(const T*, int64_t, int64_t, T*);                           \
-  template void accumulate_weight_grad<T>(const T*, int64_t, int64_t, T*);                      \
-  template void transform_input<T>(const T*, const Geometry&, T*, int64_t, int64_t);            \
-  template void accumulate_input_grad<T>(const T*, const Geometry&, int64_t, int64_t, T*);      \
-  template void transform_output<T>(const T*, const Geometry&, int64_t, int64_t, const T*, T*); \
-  template void transform_output_grad<T>(const T*, const Geometry&, T*, int64_t, int64_t);
+// A tile's window position code as the 2×2 max pooling records it (0..3: the first of a, b, d
+// equal to the maximum m, else e), stored as bytes; lanes: a vector of T or T alone.
+template <class U>
+inline void store_winners(uint8_t* w, U code) {
+  if constexpr (std::is_arithmetic_v<U>) {
+    *w = uint8_t(code);
+  } else {
+    constexpr int N = int(sizeof(U) / sizeof(code[0]));
+    typedef uint8_t C __attribute__((vector_size(N)));
+    const C c = __builtin_convertvector(code, C);
+    std::memcpy(w, &c, sizeof(C));
+  }
+}
+
+template <class T>
+void transform_output_pooled(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias,
+                             T* y, uint8_t* win) {
+  const int64_t tp = g.tiles(), Kld = g.K * ld;
+  for (int64_t k = 0; k < g.K; ++k) {
+    const T bk = bias ? bias[k] : T(0);
+    const T* m = M + k * ld + t0;
+    T* yk = y + k * tp;
+    uint8_t* wk = win ? win + k * tp : nullptr;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      U r[2][4];  // as transform_output, the same operations in the same order
+      for (int j = 0; j < 4; ++j) {
+        const U m0 = load<U>(m + (0 + j) * Kld + t), m1 = load<U>(m + (4 + j) * Kld + t),
+                m2 = load<U>(m + (8 + j) * Kld + t), m3 = load<U>(m + (12 + j) * Kld + t);
+        r[0][j] = m0 + m1 + m2;
+        r[1][j] = m1 - m2 - m3;
+      }
+      const U zero = U{};
+      U a = r[0][0] + r[0][1] + r[0][2] + bk, b = r[0][1] - r[0][2] - r[0][3] + bk,
+        d = r[1][0] + r[1][1] + r[1][2] + bk, e = r[1][1] - r[1][2] - r[1][3] + bk;
+      // The ReLU as std::max(v, 0) and the pooling as pool_row_2x2 (pool2d.cpp) compute them.
+      a = a < zero ? zero : a;
+      b = b < zero ? zero : b;
+      d = d < zero ? zero : d;
+      e = e < zero ? zero : e;
+      const U ab = a < b ? b : a, de = d < e ? e : d;
+      const U mx = ab < de ? de : ab;
+      store(yk + t, mx);
+      if (wk) {
+        const U one = zero + T(1);
+        const U na = a != mx ? one : zero, nb = b != mx ? one : zero, nd = d != mx ? one : zero;
+        store_winners(wk + t, na * (one + nb * (one + nd)));
+      }
+    });
+  }
+}
+
+template <class T>
+void transform_pooled_grad(const T* dy, const T* y, const uint8_t* win, const Geometry& g, T* dM,
+                           int64_t ld, int64_t t0, T* db) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
+  const int64_t tp = g.tiles(), Kld = g.K * ld;
+  for (int64_t k = 0; k < g.K; ++k) {
+    const T* dyk = dy + k * tp;
+    const T* yk = y + k * tp;
+    const uint8_t* wk = win + k * tp;
+    T* m = dM + k * ld + t0;
+    for_tiles<T>(tp, [&](int64_t t, auto lanes) {
+      using U = decltype(lanes);
+      const U zero = U{};
+      const U yv = load<U>(yk + t), gv = yv > zero ? load<U>(dyk + t) : zero;
+      U c;  // the winners as T: small integers, exact
+      if constexpr (std::is_arithmetic_v<U>) {
+        c = U(wk[t]);
+      } else {
+        constexpr int N = int(sizeof(U) / sizeof(T));
+        typedef uint8_t C __attribute__((vector_size(N)));
+        C cw;
+        std::memcpy(&cw, wk + t, sizeof(C));
+        c = __builtin_convertvector(cw, U);
+      }
+      // The window's gradient at its winner: e00 e01 / e10 e11; then A·e·Aᵀ as in
+      // transform_output_grad.
+      const U e00 = c == T(0) ? gv : zero, e01 = c == T(1) ? gv : zero, e10 = c == T(2) ? gv : zero,
+              e11 = c == T(3) ? gv : zero;
+      const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
+      for (int i = 0; i < 4; ++i) {
+        store(m + (i * 4 + 0) * Kld + t, r[i][0]);
+        store(m + (i * 4 + 1) * Kld + t, r[i][0] + r[i][1]);
+        store(m + (i * 4 + 2) * Kld + t, r[i][0] - r[i][1]);
+        store(m + (i * 4 + 3) * Kld + t, -r[i][1]);
+      }
+    });
+    // The bias gradient: the sum of the windows' gradients (each window sends its one value),
+    // in L partial sums added in a fixed order.
+    V part = {};
+    int64_t t = 0;
+    for (; t + L <= tp; t += L) {
+      const V yv = load<V>(yk + t), gv = load<V>(dyk + t);
+      part += yv > V{} ? gv : V{};
+    }
+    T sum = 0;
+    for (int64_t l = 0; l < L; ++l) sum += part[l];
+    for (; t < tp; ++t) sum += yk[t] > T(0) ? dyk[t] : T(0);
+    db[k] += sum;
+  }
+}
+
+#define BPKIT_WINOGRAD(T)                                                                         \
+  template void transform_weights<T>(const T*, int64_t, int64_t, T*);                             \
+  template void accumulate_weight_grad<T>(const T*, int64_t, int64_t, T*);                        \
+  template void transform_input<T>(const T*, const Geometry&, T*, int64_t, int64_t);              \
+  template void accumulate_input_grad<T>(const T*, const Geometry&, int64_t, int64_t, T*);        \
+  template void transform_output<T>(const T*, const Geometry&, int64_t, int64_t, const T*, T*);   \
+  template void transform_output_grad<T>(const T*, const Geometry&, T*, int64_t, int64_t);        \
+  template void transform_output_pooled<T>(const T*, const Geometry&, int64_t, int64_t, const T*, \
+                                           T*, uint8_t*);                                         \
+  template void transform_pooled_grad<T>(const T*, const T*, const uint8_t*, const Geometry&, T*, \
+                                         int64_t, int64_t, T*);
 BPKIT_WINOGRAD(float)
 BPKIT_WINOGRAD(double)
 

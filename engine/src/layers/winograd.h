@@ -43,5 +43,19 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
 template <class T>
 void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, int64_t t0);
 
+// The output transform fused with the ReLU and a 2×2, stride-2 max pooling, for even OH and OW
+// (a tile's four outputs are then one pooling window, and tile t is pooled output t):
+// y[K][OH/2][OW/2] = the windows' maxima of max(0, Aᵀ M A + bias), and when win is not null the
+// winners as Pool2d records them (win[K][OH/2][OW/2], 0..3). The same values as transform_output,
+// the ReLU and the pooling one after the other.
+template <class T>
+void transform_output_pooled(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias,
+                             T* y, uint8_t* win);
+// Its adjoint: dM[ξ][k][t0 + t] from the pooled gradient dy, sent to each window's winner where
+// the pooled output y is positive; adds the bias gradient (Σ of those values per filter) to db.
+template <class T>
+void transform_pooled_grad(const T* dy, const T* y, const uint8_t* win, const Geometry& g, T* dM,
+                           int64_t ld, int64_t t0, T* db);
+
 }  // namespace winograd
 }  // namespace bpkit

@@ -771,8 +771,7 @@ TEST_CASE("lexicon correction joins two words split by a doubtful punctuation sy
   CHECK(ctc_lexicon_correct(sure, 0, -1, g2, lexicon, word_label).labels() == g2.labels());
   // A space is no punctuation: words around it are never joined.
   const std::vector<uint8_t> space_kind{0, 2, 2, 3, 3, 4};
-  CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, space_kind).labels() ==
-        greedy.labels());
+  CHECK(ctc_lexicon_correct(close, 0, -1, greedy, lexicon, space_kind).labels() == greedy.labels());
   // An apostrophe is never joined across ("it's" is not "its"), and the words beside it are
   // left alone ("he'll" does not become "he'Il").
   const Tensor<double> apostrophe = line(0.4, 5);
@@ -790,6 +789,5 @@ TEST_CASE("lexicon correction joins two words split by a doubtful punctuation sy
                                                 {0.02, 0.02, 0.9, 0.02, 0.02, 0.02}});
   const CtcResult g4 = ctc_greedy_decode(short_piece, 0, -1, 0);
   REQUIRE(g4.labels() == Labels{2, 4, 1, 2});
-  CHECK(ctc_lexicon_correct(short_piece, 0, -1, g4, lexicon, word_label).labels() ==
-        g4.labels());
+  CHECK(ctc_lexicon_correct(short_piece, 0, -1, g4, lexicon, word_label).labels() == g4.labels());
 }

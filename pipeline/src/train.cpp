@@ -212,6 +212,24 @@ size_t member_number(const std::string& name) {
   return v >= 2 ? v : 0;
 }
 
+// The class names a class model stores ("class.0", "class.1", ... metadata).
+std::vector<std::string> class_names(const Metadata& meta) {
+  std::vector<std::string> names;
+  for (size_t i = 0;; ++i) {
+    const auto it = std::find_if(meta.begin(), meta.end(), [&](const auto& kv) {
+      return kv.first == "class." + std::to_string(i);
+    });
+    if (it == meta.end()) return names;
+    names.push_back(it->second);
+  }
+}
+
+bool is_transcript_model(const Metadata& meta) {
+  return std::any_of(meta.begin(), meta.end(), [](const auto& kv) {
+    return kv.first == "labels" && kv.second == "transcript";
+  });
+}
+
 // training.init: the model file of a directory (its first member) or the file itself, loaded
 // before any feature is computed; a problem with it is a ConfigError at the key.
 LoadedModel<float> load_init_model(const PipelineConfig& c) {
@@ -232,11 +250,9 @@ void init_weights(Network<float>& net, LoadedModel<float>& m, const std::string&
                   const std::string& alphabet) {
   const std::string head = where + ": training.init " + file + ": ";
   std::string m_alphabet;
-  std::vector<std::string> m_classes;
-  for (const auto& kv : m.meta) {
+  for (const auto& kv : m.meta)
     if (kv.first == "alphabet") m_alphabet = kv.second;
-    if (kv.first.rfind("class.", 0) == 0) m_classes.push_back(kv.second);
-  }
+  const std::vector<std::string> m_classes = class_names(m.meta);
   if (!alphabet.empty() && !m_alphabet.empty() && m_alphabet != alphabet)
     throw ConfigError(head + "its alphabet differs from data.alphabet");
   if (alphabet.empty() && !m_classes.empty() && m_classes != classes)
@@ -571,24 +587,6 @@ TrainedModel::Prediction from_probabilities(const double* sum, size_t members,
   return p;
 }
 
-// The class names a class model stores ("class.0", "class.1", ... metadata).
-std::vector<std::string> class_names(const Metadata& meta) {
-  std::vector<std::string> names;
-  for (size_t i = 0;; ++i) {
-    const auto it = std::find_if(meta.begin(), meta.end(), [&](const auto& kv) {
-      return kv.first == "class." + std::to_string(i);
-    });
-    if (it == meta.end()) return names;
-    names.push_back(it->second);
-  }
-}
-
-bool is_transcript_model(const Metadata& meta) {
-  return std::any_of(meta.begin(), meta.end(), [](const auto& kv) {
-    return kv.first == "labels" && kv.second == "transcript";
-  });
-}
-
 // Why member `other` (file `file`) cannot join an ensemble whose first network is `first` with
 // `classes`; empty when it can.
 std::string member_mismatch(const LoadedModel<float>& first, const LoadedModel<float>& other,
@@ -790,7 +788,7 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   LoadedModel<float> first{Network<float>({1}, 0), {}, {}};
   std::vector<std::string> classes;
   PipelineConfig first_config;
-  auto read_all = [](const std::string& path) {
+  auto read_all = [](const std::string& path) {  // a model file's bytes, copied unchanged
     std::ifstream in(path, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
@@ -814,7 +812,7 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
       classes = class_names(m.meta);
       if (classes.empty()) throw FileError(files[0] + ": a class model without its class names");
       first_config = config;
-      pipeline_text = read_all(pfile);
+      pipeline_text = config.text;
       first = std::move(m);
     } else {
       const std::string why = member_mismatch(first, m, classes);

@@ -326,6 +326,19 @@ void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, con
   }
 }
 
+// A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]]: the 4×4 transformed gradient of a 2×2 output
+// tile e00 e01 / e10 e11 (vectors over tiles), its 16 elements `ld` apart from `m`.
+template <class U, class T>
+inline void store_output_grad_tile(U e00, U e01, U e10, U e11, T* m, int64_t ld) {
+  const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
+  for (int i = 0; i < 4; ++i) {
+    store(m + (i * 4 + 0) * ld, r[i][0]);
+    store(m + (i * 4 + 1) * ld, r[i][0] + r[i][1]);
+    store(m + (i * 4 + 2) * ld, r[i][0] - r[i][1]);
+    store(m + (i * 4 + 3) * ld, -r[i][1]);
+  }
+}
+
 template <class T>
 void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, int64_t t0) {
   const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
@@ -343,16 +356,9 @@ void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, in
     T* m = dM + k * ld + t0;
     for_tiles<T>(tp, [&](int64_t t, auto lanes) {
       using U = decltype(lanes);
-      // A·e·Aᵀ with A = [[1,0],[1,1],[1,−1],[0,−1]].
       const U e00 = load<U>(E + t), e01 = load<U>(E + es + t), e10 = load<U>(E + 2 * es + t),
               e11 = load<U>(E + 3 * es + t);
-      const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-      for (int i = 0; i < 4; ++i) {
-        store(m + (i * 4 + 0) * Kld + t, r[i][0]);
-        store(m + (i * 4 + 1) * Kld + t, r[i][0] + r[i][1]);
-        store(m + (i * 4 + 2) * Kld + t, r[i][0] - r[i][1]);
-        store(m + (i * 4 + 3) * Kld + t, -r[i][1]);
-      }
+      store_output_grad_tile(e00, e01, e10, e11, m + t, Kld);
     });
   }
 }
@@ -434,17 +440,10 @@ void transform_pooled_grad(const T* dy, const T* y, const uint8_t* win, const Ge
         std::memcpy(&cw, wk + t, sizeof(C));
         c = __builtin_convertvector(cw, U);
       }
-      // The window's gradient at its winner: e00 e01 / e10 e11; then A·e·Aᵀ as in
-      // transform_output_grad.
+      // The window's gradient at its winner: e00 e01 / e10 e11, then transformed.
       const U e00 = c == T(0) ? gv : zero, e01 = c == T(1) ? gv : zero, e10 = c == T(2) ? gv : zero,
               e11 = c == T(3) ? gv : zero;
-      const U r[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-      for (int i = 0; i < 4; ++i) {
-        store(m + (i * 4 + 0) * Kld + t, r[i][0]);
-        store(m + (i * 4 + 1) * Kld + t, r[i][0] + r[i][1]);
-        store(m + (i * 4 + 2) * Kld + t, r[i][0] - r[i][1]);
-        store(m + (i * 4 + 3) * Kld + t, -r[i][1]);
-      }
+      store_output_grad_tile(e00, e01, e10, e11, m + t, Kld);
     });
     // The bias gradient: the sum of the windows' gradients (each window sends its one value),
     // in L partial sums added in a fixed order.

@@ -518,6 +518,31 @@ TEST_CASE("image.lines finds the lines of a page in reading order", "[image_plug
     cv::randn(noisy, 230, 6);
     CHECK(lines->process(image_value(noisy)).images.empty());
   }
+  SECTION("every line gets the band of the page's lines, with or without ascenders/descenders") {
+    // The recognizer reads crops of the font's whole band: a line of only small letters must not
+    // be cropped (and so scaled) to its ink alone, or its o reads as O.
+    const std::vector<std::string> text = {"Sphinx of black quartz, judge my vow",
+                                           "ever more use",
+                                           "The quick brown fox jumps over",
+                                           "come near us now",
+                                           "BIG HOUSE ON A HILL",
+                                           "Glib jocks quiz nymph to vex"};
+    cv::Mat page(80 + int(text.size()) * 42, 760, CV_8U, cv::Scalar(255));
+    for (size_t i = 0; i < text.size(); ++i)
+      cv::putText(page, text[i], cv::Point(30, 50 + int(i) * 42), cv::FONT_HERSHEY_SIMPLEX, 0.9,
+                  cv::Scalar(0), 2, cv::LINE_AA);
+    const Value out = lines->process(image_value(page));
+    REQUIRE(out.boxes.size() == text.size());
+    const bpkit::Box& ref = out.boxes[0];  // ascenders and descenders
+    const int ref_top = 50 - ref.y, ref_bottom = ref.y + ref.height - 50;
+    for (size_t i = 1; i < text.size(); ++i) {
+      INFO("line " << i << ": " << text[i]);
+      const bpkit::Box& b = out.boxes[i];
+      const int baseline = 50 + int(i) * 42;
+      CHECK(std::abs((baseline - b.y) - ref_top) <= 3);
+      CHECK(std::abs((b.y + b.height - baseline) - ref_bottom) <= 3);
+    }
+  }
   SECTION("the boxes locate the lines in the source page") {
     const cv::Mat page = make_page(42);
     const Value out = lines->process(image_value(page));

@@ -124,12 +124,46 @@ TEST_CASE("one-channel convolution equals the definition", "[kernels][conv]") {
   }
 }
 
+TEST_CASE("dense at batch 1 equals the exact sum for every block of units", "[kernels][dense]") {
+  // Unit counts that end in each of the batch-1 kernel's blocks (16, 4, 2, 1 vectors) and in a
+  // scalar tail; 900 x 700 weights take the path that splits units among threads.
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t U : {1, 5, 16, 37, 64, 200, 257, 300, 700}) {
+      const int64_t F = U == 700 ? 900 : 123;
+      INFO("units " << U << ", inputs " << F << ", threads " << threads);
+      Dense<float> d(U);
+      d.build({F});
+      Rng rng{uint64_t(U)};
+      d.init(rng);
+      for (int64_t u = 0; u < U; ++u) d.params()[1].value->data()[u] = float(rng.normal());
+      Tensor<float> x({1, F}), y;
+      for (int64_t k = 0; k < F; ++k) x[k] = k % 3 == 1 ? 0.0f : float(rng.normal());
+      d.forward(x, y, Mode::kInfer);
+      REQUIRE(y.shape() == Shape{1, U});
+      const float* w = d.params()[0].value->data();
+      const float* b = d.params()[1].value->data();
+      double worst = 0;
+      for (int64_t u = 0; u < U; ++u) {
+        double want = b[u], scale = std::abs(b[u]);
+        for (int64_t k = 0; k < F; ++k) {
+          want += double(x[k]) * double(w[k * U + u]);
+          scale += std::abs(double(x[k]) * double(w[k * U + u]));
+        }
+        worst = std::max(worst, std::abs(double(y[u]) - want) / scale);
+      }
+      CHECK(worst < 1e-5);
+    }
+  }
+  set_num_threads(2);
+}
+
 TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product",
           "[kernels][dense]") {
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     Network<float> net({300}, 5);
-    net.emplace<Dense<float>>(200);  // 60000 weights: the two-thread batch-1 path
+    net.emplace<Dense<float>>(200);
     net.emplace<ActivationLayer<float>>(Activation::kRelu);
     net.emplace<Dense<float>>(7);  // one thread
     Rng rng(2);

@@ -207,6 +207,36 @@ TEST_CASE("inference larger than one chunk equals inference sample by sample",
   }
 }
 
+TEST_CASE("chunked inference of a network that starts with flatten equals sample by sample",
+          "[kernels][network]") {
+  // A flatten or reshape first, then a dense layer, as the reference MLP: the chunks must agree
+  // with one unchunked pass and with a single sample.
+  for (bool reshape : {false, true}) {
+    Network<float> net({2, 32, 32}, 3);
+    if (reshape)
+      net.emplace<Reshape<float>>(Shape{64, 32});
+    else
+      net.emplace<Reshape<float>>();
+    if (reshape) net.emplace<Reshape<float>>();
+    net.emplace<Dense<float>>(7);
+    const int64_t B = Network<float>::kInferChunk * 3 + 5;
+    Rng rng(5);
+    const Tensor<float> x = random_tensor<float>({B, 2, 32, 32}, rng);
+    const Tensor<float> all = net.forward(x, Mode::kInfer);
+    REQUIRE(all.shape() == Shape{B, 7});
+    const Tensor<float> trained = net.forward(x, Mode::kTrain);  // one pass, no chunks
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t f = 0; f < 7; ++f)
+        REQUIRE(all[b * 7 + f] == Approx(trained[b * 7 + f]).epsilon(1e-5).margin(1e-5));
+    Tensor<float> one({1, 2, 32, 32});
+    const int64_t b = B - 1;
+    std::copy(x.data() + b * 2048, x.data() + (b + 1) * 2048, one.data());
+    const Tensor<float>& y = net.forward(one, Mode::kInfer);
+    for (int64_t f = 0; f < 7; ++f)
+      CHECK(y[f] == Approx(all[b * 7 + f]).epsilon(1e-5).margin(1e-5));
+  }
+}
+
 TEST_CASE("2x2 max pooling sends the gradient to the first maximum of a window",
           "[kernels][pool]") {
   Pool2d<float> pool(PoolKind::kMax, 2);

@@ -89,11 +89,12 @@ const std::vector<std::string> kText = {
     "Glib jocks quiz nymph to vex dwarf.",
 };
 
-// A white page (8-bit gray) with kText's lines, one every `pitch` pixels.
-cv::Mat make_page(int pitch, size_t lines = kText.size()) {
-  cv::Mat page(80 + int(lines) * pitch, 760, CV_8U, cv::Scalar(255));
-  for (size_t i = 0; i < lines; ++i)
-    cv::putText(page, kText[i], cv::Point(30, 50 + int(i) * pitch), cv::FONT_HERSHEY_SIMPLEX, 0.9,
+// A white page (8-bit gray) with the lines of `text` (default kText), one every `pitch` pixels:
+// line i's baseline at y = 50 + i·pitch.
+cv::Mat make_page(int pitch, const std::vector<std::string>& text = kText) {
+  cv::Mat page(80 + int(text.size()) * pitch, 760, CV_8U, cv::Scalar(255));
+  for (size_t i = 0; i < text.size(); ++i)
+    cv::putText(page, text[i], cv::Point(30, 50 + int(i) * pitch), cv::FONT_HERSHEY_SIMPLEX, 0.9,
                 cv::Scalar(0), 2, cv::LINE_AA);
   return page;
 }
@@ -527,11 +528,7 @@ TEST_CASE("image.lines finds the lines of a page in reading order", "[image_plug
                                            "come near us now",
                                            "BIG HOUSE ON A HILL",
                                            "Glib jocks quiz nymph to vex"};
-    cv::Mat page(80 + int(text.size()) * 42, 760, CV_8U, cv::Scalar(255));
-    for (size_t i = 0; i < text.size(); ++i)
-      cv::putText(page, text[i], cv::Point(30, 50 + int(i) * 42), cv::FONT_HERSHEY_SIMPLEX, 0.9,
-                  cv::Scalar(0), 2, cv::LINE_AA);
-    const Value out = lines->process(image_value(page));
+    const Value out = lines->process(image_value(make_page(42, text)));
     REQUIRE(out.boxes.size() == text.size());
     const bpkit::Box& ref = out.boxes[0];  // ascenders and descenders
     const int ref_top = 50 - ref.y, ref_bottom = ref.y + ref.height - 50;

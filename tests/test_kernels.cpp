@@ -183,57 +183,51 @@ TEST_CASE("dense at batch 1 skips zero inputs and matches the batched product",
   set_num_threads(2);
 }
 
-TEST_CASE("inference larger than one chunk equals inference sample by sample",
-          "[kernels][network]") {
-  // 4×64×64 activations: wide enough that a chunk is the minimum, kInferChunk samples.
-  Network<float> net({1, 64, 64}, 3);
-  net.emplace<Conv2d<float>>(4, 3, 1, 1);
-  net.emplace<ActivationLayer<float>>(Activation::kRelu);
-  net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
-  net.emplace<Reshape<float>>();
-  net.emplace<Dense<float>>(5);
-  const int64_t B = Network<float>::kInferChunk * 2 + 37;
+// Runs `net` on more samples than one inference chunk holds and checks the chunked result against
+// one unchunked (training-mode) pass for every sample, and against single-sample inference for
+// the first and last sample of a chunk and the last sample.
+static void check_chunked_inference(Network<float>& net, int64_t B) {
+  Shape in{B};
+  in.insert(in.end(), net.input_shape().begin(), net.input_shape().end());
   Rng rng(4);
-  const Tensor<float> x = random_tensor<float>({B, 1, 64, 64}, rng);
+  const Tensor<float> x = random_tensor<float>(in, rng);
+  const int64_t row = x.cols(), O = net.output_shape()[0];
   const Tensor<float> all = net.forward(x, Mode::kInfer);
-  REQUIRE(all.shape() == Shape{B, 5});
+  REQUIRE(all.shape() == Shape{B, O});
+  const Tensor<float> whole = net.forward(x, Mode::kTrain);  // one pass, no chunks
+  for (int64_t i = 0; i < B * O; ++i)
+    REQUIRE(all[i] == Approx(whole[i]).epsilon(1e-5).margin(1e-5));
   for (int64_t b :
        {int64_t(0), Network<float>::kInferChunk - 1, Network<float>::kInferChunk, B - 1}) {
-    Tensor<float> one({1, 1, 64, 64});
-    std::copy(x.data() + b * 4096, x.data() + (b + 1) * 4096, one.data());
+    in[0] = 1;
+    Tensor<float> one(in);
+    std::copy(x.data() + b * row, x.data() + (b + 1) * row, one.data());
     const Tensor<float>& y = net.forward(one, Mode::kInfer);
-    for (int64_t f = 0; f < 5; ++f)
-      CHECK(y[f] == Approx(all[b * 5 + f]).epsilon(1e-5).margin(1e-5));
+    for (int64_t f = 0; f < O; ++f)
+      CHECK(y[f] == Approx(all[b * O + f]).epsilon(1e-5).margin(1e-5));
   }
 }
 
-TEST_CASE("chunked inference of a network that starts with flatten equals sample by sample",
+TEST_CASE("inference larger than one chunk equals inference sample by sample",
           "[kernels][network]") {
-  // A flatten or reshape first, then a dense layer, as the reference MLP: the chunks must agree
-  // with one unchunked pass and with a single sample.
-  for (bool reshape : {false, true}) {
-    Network<float> net({2, 32, 32}, 3);
-    if (reshape)
-      net.emplace<Reshape<float>>(Shape{64, 32});
-    else
+  SECTION("convolution first") {
+    // 4×64×64 activations: wide enough that a chunk is the minimum, kInferChunk samples.
+    Network<float> net({1, 64, 64}, 3);
+    net.emplace<Conv2d<float>>(4, 3, 1, 1);
+    net.emplace<ActivationLayer<float>>(Activation::kRelu);
+    net.emplace<Pool2d<float>>(PoolKind::kMax, 2);
+    net.emplace<Reshape<float>>();
+    net.emplace<Dense<float>>(5);
+    check_chunked_inference(net, Network<float>::kInferChunk * 2 + 37);
+  }
+  SECTION("flatten or reshape first, as the reference MLP") {
+    for (bool reshape : {false, true}) {
+      Network<float> net({2, 32, 32}, 3);
+      if (reshape) net.emplace<Reshape<float>>(Shape{64, 32});
       net.emplace<Reshape<float>>();
-    if (reshape) net.emplace<Reshape<float>>();
-    net.emplace<Dense<float>>(7);
-    const int64_t B = Network<float>::kInferChunk * 3 + 5;
-    Rng rng(5);
-    const Tensor<float> x = random_tensor<float>({B, 2, 32, 32}, rng);
-    const Tensor<float> all = net.forward(x, Mode::kInfer);
-    REQUIRE(all.shape() == Shape{B, 7});
-    const Tensor<float> trained = net.forward(x, Mode::kTrain);  // one pass, no chunks
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t f = 0; f < 7; ++f)
-        REQUIRE(all[b * 7 + f] == Approx(trained[b * 7 + f]).epsilon(1e-5).margin(1e-5));
-    Tensor<float> one({1, 2, 32, 32});
-    const int64_t b = B - 1;
-    std::copy(x.data() + b * 2048, x.data() + (b + 1) * 2048, one.data());
-    const Tensor<float>& y = net.forward(one, Mode::kInfer);
-    for (int64_t f = 0; f < 7; ++f)
-      CHECK(y[f] == Approx(all[b * 7 + f]).epsilon(1e-5).margin(1e-5));
+      net.emplace<Dense<float>>(7);
+      check_chunked_inference(net, Network<float>::kInferChunk * 3 + 5);
+    }
   }
 }
 

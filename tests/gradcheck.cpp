@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bpkit/random.h"
+#include "bpkit/threading.h"
 
 namespace bpkit_test {
 
@@ -115,6 +116,13 @@ Tensor<double> away_from_zero(const Shape& shape, Rng& rng) {
 }
 
 }  // namespace
+
+ThreadCount::ThreadCount(int n) : before_(bpkit::num_threads()) {
+  bpkit::set_num_threads(n);
+}
+ThreadCount::~ThreadCount() {
+  bpkit::set_num_threads(before_);
+}
 
 Tensor<double> random_tensor(const Shape& shape, uint64_t seed, double lo, double hi) {
   Rng rng(seed);

@@ -61,6 +61,19 @@ void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_
 void check_loss_gradients(bpkit::Loss<double>& loss, const bpkit::Tensor<double>& out,
                           const bpkit::Targets<double>& targets, double tol = 1e-6);
 
+// Sets the engine's thread count for a scope and restores the previous one, also when a failed
+// REQUIRE leaves the scope by an exception.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n);
+  ~ThreadCount();
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int before_;
+};
+
 // Uniform values in [lo, hi), drawn from a bpkit::Rng with the given seed.
 bpkit::Tensor<double> random_tensor(const bpkit::Shape& shape, uint64_t seed, double lo = -1,
                                     double hi = 1);

@@ -7,6 +7,7 @@
 #include "bpkit/layers.h"
 #include "bpkit/loss.h"
 #include "bpkit/network.h"
+#include "bpkit/threading.h"
 #include "gradcheck.h"
 
 using namespace bpkit;
@@ -144,6 +145,45 @@ TEST_CASE("network of pooled convolutions: input and parameter gradients", "[gra
   net.emplace<Reshape<D>>();
   net.emplace<Dense<D>>(3);
   bpkit_test::check_network_gradients(net, 3, 86);
+}
+
+// Fused pairs next to each other or next to other convolutions and pools: the stacks that once got
+// wrong gradients, when the network chose gradient buffers by layer index and a pooled pair wrote
+// its input gradient into the buffer that held its own output gradient.
+TEST_CASE("pooled convolutions back to back and beside plain layers: gradients", "[gradcheck]") {
+  // One thread makes the order of reads and writes within a layer deterministic.
+  const int threads = GENERATE(1, 2);
+  bpkit_test::ThreadCount thread_count(threads);
+  INFO(threads << " engine threads");
+  SECTION("three conv2d(relu) + maxpool2d blocks") {
+    Network<D> net({1, 16, 16}, 87);
+    for (int i = 0; i < 3; ++i) {  // the second and third on the Winograd path (8 channels)
+      net.emplace<Conv2d<D>>(8, 3, 1, 1, Init::kHe, true);
+      net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+    }
+    net.emplace<Reshape<D>>();
+    net.emplace<Dense<D>>(3);
+    bpkit_test::check_network_gradients(net, 2, 88);
+  }
+  SECTION("VGG block: conv2d(relu), conv2d(relu), maxpool2d") {
+    Network<D> net({2, 8, 8}, 89);
+    net.emplace<Conv2d<D>>(8, 3, 1, 1, Init::kHe, true);
+    net.emplace<Conv2d<D>>(4, 3, 1, 1, Init::kHe, true);
+    net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+    net.emplace<Reshape<D>>();
+    net.emplace<Dense<D>>(3);
+    bpkit_test::check_network_gradients(net, 2, 90);
+  }
+  SECTION("conv2d, maxpool2d, conv2d(relu), maxpool2d") {
+    Network<D> net({1, 8, 8}, 91);
+    net.emplace<Conv2d<D>>(3, 3, 1, 1);
+    net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+    net.emplace<Conv2d<D>>(4, 3, 1, 1, Init::kHe, true);
+    net.emplace<Pool2d<D>>(PoolKind::kMax, 2);
+    net.emplace<Reshape<D>>();
+    net.emplace<Dense<D>>(3);
+    bpkit_test::check_network_gradients(net, 2, 92);
+  }
 }
 
 // ---- Losses -------------------------------------------------------------------------------------

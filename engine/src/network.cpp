@@ -160,32 +160,35 @@ void Network<T>::backward(const Tensor<T>& dloss, Tensor<T>* input_grad) {
   if (dloss.shape() != acts_.back().shape())
     throw ShapeError("loss gradient " + to_string(dloss.shape()) + " does not match the output " +
                      to_string(acts_.back().shape()));
+  if (input_grad == &dloss)
+    throw ShapeError("backward: the input gradient cannot be written over the loss gradient");
   // Below the lowest layer with parameters nothing needs a gradient (unless the caller wants the
   // input's): stopping there skips, for an MLP, the largest product of the whole backward pass.
   // (kNone: no layer has parameters, so the loop stops after the top layer.)
   const size_t lowest = input_grad ? layers_.size() : lowest_trained_;
+  // Each step reads the output gradient g and writes its input gradient into the buffer that does
+  // not hold g (dloss is the caller's): a layer may resize or write dx before it has read all of
+  // dy, so the two must never share storage, whichever layers (fused pairs included) surround it.
+  auto other_than = [this](const Tensor<T>* g) {
+    return g == &grads_[0] ? &grads_[1] : &grads_[0];
+  };
   const Tensor<T>* g = &dloss;
   for (size_t i = layers_.size(); i-- > 0;) {
-    if (i > 0 && pooled_[i - 1]) {  // the pool of a pooled convolution: both at once
-      --i;
-      const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
-      const bool last = !input_grad && i <= lowest;
-      // g is grads_[i % 2] (from layer i + 2, when not dloss): dx takes the pool's buffer.
-      Tensor<T>* dx = last ? nullptr : i == 0 ? input_grad : &grads_[(i + 1) % 2];
+    const bool pooled = i > 0 && pooled_[i - 1];  // the pool of a pooled convolution: both at once
+    if (pooled) --i;
+    const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
+    const bool last = !input_grad && i <= lowest;
+    Tensor<T>* dx = last ? nullptr : i == 0 ? input_grad : other_than(g);
+    if (pooled) {
       static_cast<Conv2d<T>&>(*layers_[i])
           .backprop_pooled(x, static_cast<const Pool2d<T>&>(*layers_[i + 1]), acts_[i + 1], *g, dx);
-      if (last) break;
-      g = dx;
-      continue;
-    }
-    const Tensor<T>& x = i == 0 ? *last_input_ : acts_[i - 1];
-    if (!input_grad && i <= lowest) {
+    } else if (last) {
       layers_[i]->gradient(x, acts_[i], *g);
-      break;
+    } else {
+      layers_[i]->gradient_and_backward(x, acts_[i], *g, *dx);
     }
-    Tensor<T>& dx = i == 0 ? *input_grad : grads_[i % 2];
-    layers_[i]->gradient_and_backward(x, acts_[i], *g, dx);
-    g = &dx;
+    if (last) break;
+    g = dx;
   }
 }
 

@@ -44,7 +44,9 @@ class Layer {
 
   // Requires x's per-sample shape to equal build()'s input. Resizes y.
   virtual void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) = 0;
-  // Requires the x, y of the latest forward(kTrain) and dy shaped like y. Resizes and writes dx.
+  // Requires the x, y of the latest forward(kTrain) and dy shaped like y, dx sharing storage with
+  // none of them (a layer may resize or write dx before it has read all of dy). Resizes and writes
+  // dx.
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                         Tensor<T>& dx) = 0;
   // Adds this batch's parameter gradients to the grad buffers. Same requirements as backward.

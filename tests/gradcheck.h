@@ -36,6 +36,8 @@ constexpr double kFloor = 1e-4;
 constexpr int64_t kMaxChecks = 300;
 // Finite-difference step.
 constexpr double kStep = 1e-4;
+// Tolerance of the smaller steps that re-check a kink (GradCheckOptions::kinks).
+constexpr double kKinkTol = 1e-5;
 
 // Draws a random input [batch, per-sample...] with entries in ±[0.1, 1] (kept away from 0 so
 // that ReLU-family kinks are never within a step), builds `layer` alone in a Network<double> and
@@ -55,6 +57,50 @@ void check_layer_gradients(std::unique_ptr<bpkit::Layer<double>> layer,
 // the gradients of all of its parameters (also by Network::backward(dloss) without dx).
 void check_network_gradients(bpkit::Network<double>& net, int64_t batch, uint64_t seed,
                              double tol = 1e-6, const std::vector<int32_t>* lengths = nullptr);
+
+// What check_network_gradients_with checks and how.
+struct GradCheckOptions {
+  double tol = 1e-6;
+  int64_t max_checks = kMaxChecks;  // elements per tensor at most
+  const std::vector<int32_t>* lengths = nullptr;
+  const bpkit::Tensor<double>* input = nullptr;  // the input (default: drawn from the seed)
+  // The objective: with `loss` (and its `targets`), L = loss(y, targets) and dL/dy is the loss's
+  // gradient; otherwise the projection L = Σ y ⊙ R.
+  bpkit::Loss<double>* loss = nullptr;
+  const bpkit::Targets<double>* targets = nullptr;
+  // Every checked tensor must depend on the input somewhere (off for random architectures, where a
+  // dead ReLU or a bias before batch normalization has an exactly zero gradient; counted instead).
+  bool require_dependence = true;
+  // Finite differences across a kink (a ReLU input or a max-pooling tie within two steps of
+  // changing) see part of both slopes. With `kinks`, an element that fails is differenced again
+  // with steps of kStep/16 and kStep/256: a kink crossed at kStep is rarely within the smaller
+  // steps, while a wrong gradient stays wrong at every step. It passes when either agrees within
+  // kKinkTol (rounding noise grows as the step shrinks), and is counted in GradCheckStats::kinks.
+  bool kinks = false;
+  // The relative-error floor (kFloor): random architectures have larger outputs, so the rounding
+  // noise of an exactly zero gradient (a bias under batch normalization) is larger.
+  double floor = kFloor;
+  // Compare only these: the input gradient, and the parameters of layers at or above first_layer.
+  bool check_input = true;
+  size_t first_layer = 0;
+};
+
+struct GradCheckStats {
+  int64_t tensors = 0;      // tensors compared with finite differences
+  int64_t elements = 0;     // elements compared
+  int64_t failures = 0;     // elements above tolerance (each also a failed CHECK)
+  int64_t independent = 0;  // tensors whose numeric gradient was zero everywhere checked
+  int64_t kinks = 0;        // elements that passed only with a smaller step
+  double worst = 0;         // largest relative error
+};
+
+// check_network_gradients with options; returns what it compared.
+GradCheckStats check_network_gradients_with(bpkit::Network<double>& net, int64_t batch,
+                                            uint64_t seed, const GradCheckOptions& options);
+
+// Entries in ±[0.1, 1), drawn from `seed`: never within a finite-difference step of a ReLU kink
+// at the first layer.
+bpkit::Tensor<double> random_input_away_from_zero(const bpkit::Shape& shape, uint64_t seed);
 
 // Checks the gradient a loss writes against finite differences of the value it returns, at the
 // given outputs and targets.

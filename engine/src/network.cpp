@@ -94,8 +94,11 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
   }
   lengths_.resize(layers_.size() + 1);
   if (lengths) lengths_[0].assign(lengths->begin(), lengths->end());
+  // A layer whose output has no frames (flat features: a recurrent layer's last state or mean)
+  // ends the lengths: a sequence made again above it (reshape) has frames of its own, all valid.
+  bool framed = lengths != nullptr;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    if (!lengths) {
+    if (!framed) {
       layers_[i]->set_lengths(nullptr);
       continue;
     }
@@ -103,8 +106,9 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
     lengths_[i + 1].resize(lengths_[i].size());
     for (size_t b = 0; b < lengths_[i].size(); ++b)
       lengths_[i + 1][b] = layers_[i]->output_length(lengths_[i][b]);
+    framed = shapes_[i + 1].size() >= 2;
   }
-  if (lengths)
+  if (framed)
     out_lengths_ = lengths_.back();
   else
     out_lengths_.clear();
@@ -116,7 +120,7 @@ const Tensor<T>& Network<T>::forward(const Tensor<T>& x, Mode mode,
   last_input_ = mode == Mode::kTrain ? &x : nullptr;
   if (mode == Mode::kTrain || B <= chunk || lengths || dynamic_) {
     const Tensor<T>& y = run_layers(x, mode);
-    if (!lengths && y.rank() >= 3) out_lengths_.assign(size_t(B), int32_t(y.dim(1)));
+    if (out_lengths_.empty() && y.rank() >= 3) out_lengths_.assign(size_t(B), int32_t(y.dim(1)));
     return y;
   }
   // A large inference batch runs in chunks: memory stays bounded by the chunk's activations and

@@ -42,10 +42,12 @@ class Network {
   // the lengths through set_lengths(); a dimension declared kDynamic in the input shape accepts any
   // size >= 1. Throws ShapeError for a count of lengths other than B, a length outside 1..T, or an
   // empty sequence. Inference batches with lengths or dynamic dimensions run whole (not in chunks).
+  // A layer whose per-sample output is flat (rank 1: a recurrent layer's last or mean state) ends
+  // the lengths: the layers above it get none.
   const Tensor<T>& forward(const Tensor<T>& x, Mode mode, const std::vector<int32_t>* lengths);
   // Valid output frames per sample of the latest forward(): the given lengths mapped through every
-  // layer's output_length(); without lengths, the output's time dimension for every sample when
-  // the output is a sequence (per-sample rank >= 2), else empty.
+  // layer's output_length(); without lengths (or when a flat layer ended them), the output's time
+  // dimension for every sample when the output is a sequence (per-sample rank >= 2), else empty.
   const std::vector<int32_t>& output_lengths() const { return out_lengths_; }
   // Back-propagates dloss (gradient of the loss w.r.t. the latest forward(kTrain) output),
   // accumulating parameter gradients. The input gradient is not formed (nothing consumes it)

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "bpkit/error.h"
 #include "bpkit/layers.h"
 
@@ -20,6 +22,10 @@ Attrs Reshape<T>::attrs() const {
 template <class T>
 Shape Reshape<T>::build(const Shape& input) {
   in_ = input;
+  if (std::find(input.begin(), input.end(), kDynamic) != input.end())
+    throw ShapeError(this->describe() + ": cannot " + kind() + " " + to_string(input) +
+                     ", whose size varies (-1): a sequence keeps its frames; for the columns of "
+                     "a variable-width image use a 'columns' layer");
   out_ = target_.empty() ? Shape{shape_size(input)} : target_;
   if (shape_size(out_) != shape_size(in_))
     throw ShapeError(this->describe() + ": cannot reshape " + to_string(in_) + " (" +

@@ -88,7 +88,7 @@ double scalar_derivative(double& theta, Eval&& eval, double step = kStep) {
 
 // Compares analytic[i] with numeric(i, step) for the picked elements of one tensor, reports the
 // worst element through Catch2 and adds to `stats`. With `kinks`, an element that fails is
-// differenced again with steps of kStep/16 and kStep/256 (see GradCheckOptions::kinks).
+// differenced again with steps of kStep/16, /256 and /4096 (see GradCheckOptions::kinks).
 template <class Numeric>
 void compare_tensor(const std::string& what, const Tensor<double>& analytic, int64_t n, Rng& rng,
                     const GradCheckOptions& o, GradCheckStats& stats, Numeric&& numeric) {
@@ -101,7 +101,7 @@ void compare_tensor(const std::string& what, const Tensor<double>& analytic, int
     const double a = analytic[i];
     double err = relative_error(a, num, o.floor);
     if (o.kinks && !(err <= tol))
-      for (double step : {kStep / 16, kStep / 256}) {
+      for (double step : {kStep / 16, kStep / 256, kStep / 4096}) {
         const double closer = numeric(i, step);
         if (relative_error(a, closer, o.floor) <= kKinkTol) {
           ++stats.kinks;

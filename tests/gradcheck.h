@@ -73,9 +73,10 @@ struct GradCheckOptions {
   bool require_dependence = true;
   // Finite differences across a kink (a ReLU input or a max-pooling tie within two steps of
   // changing) see part of both slopes. With `kinks`, an element that fails is differenced again
-  // with steps of kStep/16 and kStep/256: a kink crossed at kStep is rarely within the smaller
-  // steps, while a wrong gradient stays wrong at every step. It passes when either agrees within
-  // kKinkTol (rounding noise grows as the step shrinks), and is counted in GradCheckStats::kinks.
+  // with steps of kStep/16, /256 and /4096: the chance that a kink lies within the step falls with
+  // the step, while a wrong gradient stays wrong at every step. It passes when one of them agrees
+  // within kKinkTol (rounding noise grows as the step shrinks), and is counted in
+  // GradCheckStats::kinks.
   bool kinks = false;
   // The relative-error floor (kFloor): random architectures have larger outputs, so the rounding
   // noise of an exactly zero gradient (a bias under batch normalization) is larger.

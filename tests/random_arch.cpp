@@ -23,9 +23,11 @@ namespace {
 std::string str(int64_t v) {
   return std::to_string(v);
 }
+// Short decimals (0.15, not 0.15000000000000002): the layer is built from this text, so a replay
+// of the printed YAML builds the same layer.
 std::string str(double v) {
   std::ostringstream os;
-  os.precision(17);
+  os.precision(6);
   os << v;
   return os.str();
 }

@@ -27,6 +27,9 @@
 #     cer_ours cer_tesseract (clean) cer_degraded_* (the six degraded kinds pooled) cer_rotated_*
 #     cer_real_* cer_scene_* sec_page_ours sec_page_tesseract (all synthetic pages) digits_err.
 #     --ours CMD replaces "ocr_app --model DIR" (CMD IMAGE... must print ocr_app's format).
+#   bench/run.sh reliability [--archs N] [--seed S]
+#     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
+#     float against double (docs/testing.md): grad_archs grad_failures.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-}
@@ -222,8 +225,26 @@ case $what in
       "cer_scene_ours=$(cer "${E[scene.o]:-0}" "${N[scene.o]:-0}") cer_scene_tesseract=$(cer "${E[scene.t]:-0}" "${N[scene.t]:-0}")" \
       "sec_page_ours=$sec_o sec_page_tesseract=$sec_t speedup=$(ratio "$sec_t" "$sec_o") digits_err=$digits_err"
     ;;
+  reliability)
+    # The long gradient campaign (docs/testing.md): random layer stacks against finite differences
+    # and float against double. The figures of the other reliability checks join this line as
+    # they land.
+    archs=10000 seed=1
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --archs) archs=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        *) echo "bench/run.sh reliability: unknown option '$1' (--archs N, --seed S)" >&2; exit 2 ;;
+      esac
+    done
+    cmake --build "$build" --target bpkit_gradsuite_tests >/dev/null
+    # A failing architecture makes the test exit non-zero; its YAML goes to stderr, the figures on.
+    out=$(BPKIT_GRAD_ARCHS=$archs BPKIT_GRAD_SEED=$seed "$build/bin/bpkit_gradsuite_tests" \
+            "random architectures: whole*" 2>&1 | tee /dev/stderr | grep '^grad_archs=' || true)
+    echo "${out:-grad_archs=0 grad_failures=unknown}"
+    ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD]" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | reliability [--archs N] [--seed S]" >&2
     exit 2
     ;;
 esac

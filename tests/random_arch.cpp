@@ -224,10 +224,7 @@ class Generator {
       const std::vector<int32_t> len = lengths_below(arch_, *net, net->size());
       if (std::all_of(len.begin(), len.end(), [](int32_t v) { return v >= 1; })) {
         // The padded batch must fit too (a window wider than the longest sample is an error).
-        Shape shape{arch_.batch};
-        const Shape in = arch_.concrete_input();
-        shape.insert(shape.end(), in.begin(), in.end());
-        net->forward(bpkit::Tensor<double>(shape, 0.5), bpkit::Mode::kInfer,
+        net->forward(bpkit::Tensor<double>(arch_.batch_shape(), 0.5), bpkit::Mode::kInfer,
                      arch_.lengths.empty() ? nullptr : &arch_.lengths);
         net_ = std::move(net);
         return true;
@@ -289,6 +286,13 @@ Shape Arch::concrete_input() const {
   Shape s = input;
   for (int64_t& d : s)
     if (d == kDynamic) d = lengths.empty() ? 7 : *std::max_element(lengths.begin(), lengths.end());
+  return s;
+}
+
+Shape Arch::batch_shape() const {
+  Shape s{batch};
+  const Shape in = concrete_input();
+  s.insert(s.end(), in.begin(), in.end());
   return s;
 }
 

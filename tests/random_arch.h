@@ -38,6 +38,8 @@ struct Arch {
   // Per-sample shape of the input drawn for a check: a dynamic dimension gets the longest length
   // (7 without lengths).
   bpkit::Shape concrete_input() const;
+  // The batch's input shape: [batch, concrete_input()...].
+  bpkit::Shape batch_shape() const;
   std::string yaml() const;
 };
 

@@ -240,10 +240,7 @@ void check_arch(const Arch& a, Totals& totals) {
   INFO("architecture (as YAML):\n" << a.yaml());
   ThreadCount threads(a.threads);
   const std::vector<int32_t>* lengths = a.lengths.empty() ? nullptr : &a.lengths;
-  Shape shape{a.batch};
-  const Shape in = a.concrete_input();
-  shape.insert(shape.end(), in.begin(), in.end());
-  const Tensor<double> x = random_input_away_from_zero(shape, a.seed);
+  const Tensor<double> x = random_input_away_from_zero(a.batch_shape(), a.seed);
   const int cut = highest_cut_layer(a);
   const int64_t failures_before = totals.grad.failures;
   bool failed = false;

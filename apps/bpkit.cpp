@@ -25,6 +25,7 @@
 #include "bpkit/config.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
+#include "bpkit/speech.h"
 #include "bpkit/threading.h"
 #include "bpkit/train.h"
 #include "bpkit/trainer.h"
@@ -118,7 +119,8 @@ const char* kEvalUsage =
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
-    "transcripts and the character error rate).\n"
+    "transcripts and the character error rate; speech models: the word error rate and the share\n"
+    "of utterances recognized without error, decoded as speech_app decodes them).\n"
     "\n"
     "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
     "                  per line) to the most probable word that is, when that costs at most\n"
@@ -307,6 +309,29 @@ int cmd_eval(int argc, char** argv) {
   eo.skip_errors = model.config().on_error == "skip";
   eo.log = &std::cerr;
   const bpkit::FeatureSet set = bpkit::extract_features(model.pipeline(), entries, eo);
+  if (!model.config().symbol_words.empty()) {
+    // A word recognizer (speech): the utterance recognizer on each sample's features, word error
+    // rate against the manifest's symbols spelled as words.
+    bpkit::UtteranceRecognizer rec(pos[0], all_values(all, "plugin-path"));
+    bpkit::WordErrors errors;
+    for (size_t i = 0; i < set.features.size(); ++i) {
+      const bpkit::Utterance u = rec.recognize_features(set.features[i]);
+      std::vector<std::string> ref;
+      for (char ch : set.entries[i].label) {
+        const auto it =
+            std::find(model.classes().begin(), model.classes().end(), std::string(1, ch));
+        if (it == model.classes().end())
+          throw bpkit::FileError(set.entries[i].where + ": '" + std::string(1, ch) +
+                                 "' is not a symbol of the model's alphabet");
+        ref.push_back(rec.words()[size_t(it - model.classes().begin())]);
+      }
+      errors.add(bpkit::split_words(u.text), ref);
+    }
+    std::printf("samples %zu skipped %zu words %lld word_error_rate %.4f sentence_accuracy %.4f\n",
+                set.features.size(), set.skipped.size(), (long long)errors.words, errors.wer(),
+                errors.sentence_accuracy());
+    return 0;
+  }
   const auto preds = model.predict(set.features);
   const auto& classes = model.classes();
   if (model.transcripts()) {

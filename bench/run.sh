@@ -27,6 +27,15 @@
 #     cer_ours cer_tesseract (clean) cer_degraded_* (the six degraded kinds pooled) cer_rotated_*
 #     cer_real_* cer_scene_* sec_page_ours sec_page_tesseract (all synthetic pages) digits_err.
 #     --ours CMD replaces "ocr_app --model DIR" (CMD IMAGE... must print ocr_app's format).
+#   bench/run.sh speech [--count N] [--seed S] [--model DIR]
+#     speech_app against PocketSphinx (pocketsphinx_continuous, en-us model, a JSGF grammar of 1-7
+#     digit words; installed here as root when missing) on connected digits neither was trained
+#     on: held-out espeak-ng voices clean and with noise at 10-20 dB SNR (tools/make_speech_digits
+#     --voices heldout), and Festival's ked diphone voice (text2wave), N utterances each (default
+#     300). One process per file, one thread, start-up included. Word error rate (edits over
+#     reference words), sentence accuracy and real-time factor (seconds of processing per second
+#     of audio): wer_ours wer_pocketsphinx wer_noisy_* wer_other_synth_* sacc_* rtf_ours
+#     rtf_pocketsphinx.
 #   bench/run.sh reliability [--archs N] [--seed S]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
 #     float against double (docs/testing.md): grad_archs grad_failures.
@@ -225,6 +234,119 @@ case $what in
       "cer_scene_ours=$(cer "${E[scene.o]:-0}" "${N[scene.o]:-0}") cer_scene_tesseract=$(cer "${E[scene.t]:-0}" "${N[scene.t]:-0}")" \
       "sec_page_ours=$sec_o sec_page_tesseract=$sec_t speedup=$(ratio "$sec_t" "$sec_o") digits_err=$digits_err"
     ;;
+  speech)
+    count=300 seed=101 model=$root/models/speech_digits
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --count) count=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        --model) model=$2; shift 2 ;;
+        *) echo "bench/run.sh speech: unknown option '$1' (--count N, --seed S, --model DIR)" >&2; exit 2 ;;
+      esac
+    done
+    need=()
+    for p in pocketsphinx pocketsphinx-en-us festival festvox-kdlpc16k sox; do
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+      if [ "$(id -u)" = 0 ]; then
+        echo "installing ${need[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+      else
+        echo "bench/run.sh speech: missing ${need[*]}: apt-get install them" >&2
+        exit 1
+      fi
+    fi
+    cmake --build "$build" --target speech_app make_speech_digits bpkit_audio >/dev/null
+    [ -f "$model/model.bpk" ] || { echo "bench/run.sh speech: no model in $model (--model DIR)" >&2; exit 1; }
+    work=$build/bench-speech
+    rm -rf "$work"
+    mkdir -p "$work"
+    "$build/bin/make_speech_digits" --out "$work/clean" --name utt --count "$count" --seed "$seed" \
+      --voices heldout --clean 2>/dev/null
+    "$build/bin/make_speech_digits" --out "$work/noisy" --name utt --count "$count" \
+      --seed "$((seed + 1))" --voices heldout --clean --noise 10,20 2>/dev/null
+    # Festival's ked: the digit strings of a third seed's manifest, spoken by text2wave at 16 kHz.
+    "$build/bin/make_speech_digits" --out "$work/festival-text" --name utt --count "$count" \
+      --seed "$((seed + 2))" --voices heldout --clean 2>/dev/null
+    mkdir -p "$work/festival/wav"
+    words() { sed 's/o/ oh/g; s/0/ zero/g; s/1/ one/g; s/2/ two/g; s/3/ three/g; s/4/ four/g;
+                   s/5/ five/g; s/6/ six/g; s/7/ seven/g; s/8/ eight/g; s/9/ nine/g; s/^ //'; }
+    grep -v '^#' "$work/festival-text/utt.tsv" | while IFS=$'\t' read -r f label; do
+      echo "$label" | words | text2wave -o "$work/festival/$f" -otype riff 2>/dev/null
+      printf '%s\t%s\n' "$f" "$label"
+    done >"$work/festival/utt.tsv"
+    rm -rf "$work/festival-text"
+    cat >"$work/digits.jsgf" <<'JSGF'
+#JSGF V1.0;
+grammar digits;
+public <digits> = <digit> [<digit>] [<digit>] [<digit>] [<digit>] [<digit>] [<digit>];
+<digit> = zero | oh | one | two | three | four | five | six | seven | eight | nine;
+JSGF
+    now() { date +%s.%N; }
+    # Runs one recognizer on every file of $dir, one process each; writes $dir/$tag.hyp
+    # ("reference<TAB>hypothesis" word lines) and prints "seconds audio_seconds".
+    run_one() {
+      local dir=$1 tag=$2 t0 t1 f label hyp total=0 audio=0 d
+      : >"$dir/$tag.hyp"
+      while IFS=$'\t' read -r f label; do
+        case $f in '#'* | '') continue ;; esac
+        t0=$(now)
+        if [ "$tag" = ours ]; then
+          hyp=$(BPKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$build/bin/speech_app" --model "$model" "$dir/$f" 2>>"$dir/$tag.log" || true)
+        else
+          hyp=$(pocketsphinx_continuous -infile "$dir/$f" -jsgf "$work/digits.jsgf" 2>>"$dir/$tag.log" || true)
+        fi
+        t1=$(now)
+        d=$(soxi -D "$dir/$f")
+        total=$(awk -v a="$total" -v b="$t0" -v c="$t1" 'BEGIN { print a + c - b }')
+        audio=$(awk -v a="$audio" -v b="$d" 'BEGIN { print a + b }')
+        printf '%s\t%s\n' "$(echo "$label" | words)" "$hyp" >>"$dir/$tag.hyp"
+      done <"$dir/utt.tsv"
+      echo "$total $audio"
+    }
+    # Word edits (Levenshtein over words) and reference words; sentences right and sentences.
+    score() {
+      awk -F'\t' '{
+        n = split($1, r, " "); m = split($2, h, " ")
+        for (j = 0; j <= m; j++) d[0, j] = j
+        for (i = 1; i <= n; i++) {
+          d[i, 0] = i
+          for (j = 1; j <= m; j++) {
+            c = d[i-1, j-1] + (r[i] != h[j]); x = d[i-1, j] + 1; y = d[i, j-1] + 1
+            d[i, j] = c < x ? (c < y ? c : y) : (x < y ? x : y)
+          }
+        }
+        e += d[n, m]; w += n; s++; ok += d[n, m] == 0
+      } END { printf "%.4f %.4f\n", w ? e / w : 0, s ? ok / s : 0 }' "$1"
+    }
+    echo "speech: $count utterances per set (held-out espeak-ng voices clean and 10-20 dB noise," \
+      "Festival ked); PocketSphinx $(dpkg-query -W -f='${Version}' pocketsphinx) en-us + JSGF;" \
+      "ours: speech_app --model $model, one thread; one process per file" >&2
+    printf '%-9s %9s %9s %9s %9s %9s %9s\n' set wer_ours wer_ps sacc_ours sacc_ps rtf_ours rtf_ps >&2
+    declare -A R
+    tot_o=0 tot_p=0 tot_a=0
+    for set in clean noisy festival; do
+      read -r to ta < <(run_one "$work/$set" ours)
+      read -r tp _ < <(run_one "$work/$set" pocketsphinx)
+      read -r wo so < <(score "$work/$set/ours.hyp")
+      read -r wp sp < <(score "$work/$set/pocketsphinx.hyp")
+      R[$set.wo]=$wo R[$set.wp]=$wp R[$set.so]=$so R[$set.sp]=$sp
+      tot_o=$(awk -v a="$tot_o" -v b="$to" 'BEGIN { print a + b }')
+      tot_p=$(awk -v a="$tot_p" -v b="$tp" 'BEGIN { print a + b }')
+      tot_a=$(awk -v a="$tot_a" -v b="$ta" 'BEGIN { print a + b }')
+      printf '%-9s %9s %9s %9s %9s %9.4f %9.4f\n' "$set" "$wo" "$wp" "$so" "$sp" \
+        "$(awk -v t="$to" -v a="$ta" 'BEGIN { print t / a }')" "$(awk -v t="$tp" -v a="$ta" 'BEGIN { print t / a }')" >&2
+    done
+    rtf_o=$(awk -v t="$tot_o" -v a="$tot_a" 'BEGIN { printf "%.4f", t / a }')
+    rtf_p=$(awk -v t="$tot_p" -v a="$tot_a" 'BEGIN { printf "%.4f", t / a }')
+    echo "wer_ours=${R[clean.wo]} wer_pocketsphinx=${R[clean.wp]}" \
+      "wer_noisy_ours=${R[noisy.wo]} wer_noisy_pocketsphinx=${R[noisy.wp]}" \
+      "wer_other_synth_ours=${R[festival.wo]} wer_other_synth_pocketsphinx=${R[festival.wp]}" \
+      "sacc_ours=${R[clean.so]} sacc_pocketsphinx=${R[clean.sp]} sacc_noisy_ours=${R[noisy.so]}" \
+      "sacc_noisy_pocketsphinx=${R[noisy.sp]} sacc_other_synth_ours=${R[festival.so]}" \
+      "sacc_other_synth_pocketsphinx=${R[festival.sp]} rtf_ours=$rtf_o rtf_pocketsphinx=$rtf_p"
+    ;;
   reliability)
     # The long gradient campaign (docs/testing.md): random layer stacks against finite differences
     # and float against double. The figures of the other reliability checks join this line as
@@ -244,7 +366,7 @@ case $what in
     echo "${out:-grad_archs=0 grad_failures=unknown}"
     ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | reliability [--archs N] [--seed S]" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | reliability [--archs N] [--seed S]" >&2
     exit 2
     ;;
 esac

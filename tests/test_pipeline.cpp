@@ -77,8 +77,10 @@ TEST_CASE("plugin libraries are loaded and listed", "[plugins]") {
 
 TEST_CASE("libraries that are not usable plugins are refused with the reason", "[plugins]") {
   PluginRegistry reg;
-  CHECK_THROWS_WITH(reg.load_library(lib("test_abi")),
-                    Contains("built for plugin ABI version 999") && Contains("rebuild"));
+  CHECK_THROWS_WITH(
+      reg.load_library(lib("test_abi")),
+      Contains("built for plugin ABI version " + std::to_string(bpkit::kPluginAbiVersion + 998)) &&
+          Contains("rebuild"));
   CHECK_THROWS_WITH(reg.load_library(lib("test_no_entries")),
                     Contains("bpkit_plugin_entries") && Contains("missing"));
   CHECK_THROWS_WITH(reg.load_library(lib("test_not_plugin")),
@@ -429,6 +431,29 @@ TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
              Contains("are learned with loss: ctc"));
   CHECK_THAT(config_error(base + "data: {alphabet: ab}\n"),
              Contains("data.alphabet is for transcripts"));
+  // decoder: words for every symbol, a grammar that can be met, transcript models only.
+  const std::string t = base + "data: {labels: transcript, alphabet: ab}\n";
+  CHECK_THAT(config_error(base + "decoder: {beam: 4}\n"),
+             Contains("p.yaml:7:1") && Contains("decoder is for transcript models"));
+  CHECK_THAT(config_error(t + "decoder: {words: {a: apple, c: cherry}}\n"),
+             Contains("p.yaml:8:29") && Contains("'c' is not a symbol of data.alphabet"));
+  CHECK_THAT(config_error(t + "decoder: {words: {a: apple}}\n"),
+             Contains("has no word for the symbol 'b'"));
+  CHECK_THAT(config_error(t + "decoder: {words: [apple, banana]}\n"),
+             Contains("decoder.words must map each symbol to its word"));
+  CHECK_THAT(config_error(t + "decoder: {min_words: 3, max_words: 2}\n"),
+             Contains("decoder.max_words is below decoder.min_words"));
+  CHECK_THAT(config_error(t + "decoder: {beam: 0}\n"),
+             Contains("decoder.beam = 0 is out of range"));
+  CHECK_THAT(config_error(t + "decoder: {lexicon: x}\n"), Contains("unknown key 'lexicon'"));
+  const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(
+      t + "decoder: {words: {a: apple, b: banana}, min_words: 1, max_words: 7, beam: 8}\n",
+      "p.yaml");
+  REQUIRE(c.symbol_words.size() == 2);
+  CHECK(c.symbol_words[1] == std::make_pair('b', std::string("banana")));
+  CHECK(c.min_words == 1);
+  CHECK(c.max_words == 7);
+  CHECK(c.beam == 8);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // Recurrent layers: gradients against finite differences (every cell, both directions, every output
 // mode, variable lengths), truncated BPTT against its definition, padded sequences against the same
 // sequences alone, model files, seeding, bad input, and a small learning task.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "bpkit/network.h"
 #include "bpkit/optimizer.h"
 #include "bpkit/recurrent.h"
+#include "bpkit/trainer.h"
 #include "gradcheck.h"
 #include "temp_dir.h"
 
@@ -641,4 +643,64 @@ TEST_CASE("recurrent forward passes follow the documented equations", "[recurren
       }
     CHECK(worst < 1e-12);
   }
+}
+
+TEST_CASE("before_epoch replaces the training samples' inputs every epoch, never validation's",
+          "[recurrent][learning]") {
+  // Sequences of one label each, the label's feature set on every frame; before_epoch gives each
+  // training sample a new length every epoch (as augmentation re-made from audio would).
+  SequenceDataset d;
+  d.classes = 3;
+  const int64_t n = 40;
+  auto make = [](int32_t label, int64_t frames) {
+    Tensor<float> x({frames, 2});
+    x.zero();
+    for (int64_t t = 0; t < frames; ++t) x[t * 2 + (label - 1)] = 1.f;
+    return x;
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t label = int32_t(1 + i % 2);
+    d.x.push_back(make(label, 4));
+    d.sequences.push_back({label});
+  }
+  Network<float> net({kDynamic, 2}, 3);
+  net.emplace<Lstm<float>>(6, options(false));
+  net.emplace<FrameDense<float>>(3);
+  Adam<float> opt(net.params(), 0.02);
+  CtcLoss<float> loss(0);
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch = 8;
+  o.validation_split = 0.25;
+  std::vector<std::vector<int64_t>> calls;
+  o.before_epoch = [&](int epoch, const std::vector<int64_t>& ids) {
+    CHECK(epoch == int(calls.size()));
+    calls.push_back(ids);
+    for (int64_t id : ids) d.x[size_t(id)] = make(d.sequences[size_t(id)][0], 5 + epoch + id % 3);
+  };
+  fit(net, loss, opt, d, o);
+  REQUIRE(calls.size() == 3);
+  std::vector<int64_t> ids = calls[0];
+  std::sort(ids.begin(), ids.end());
+  REQUIRE(ids.size() == size_t(n - 10));
+  CHECK(std::adjacent_find(ids.begin(), ids.end()) == ids.end());
+  CHECK(calls[1] == calls[0]);
+  // The validation samples kept their 4 frames; the training samples have their last epoch's.
+  int64_t untouched = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool train = std::binary_search(ids.begin(), ids.end(), i);
+    CHECK(d.x[size_t(i)].dim(0) == (train ? 7 + i % 3 : 4));
+    untouched += !train;
+  }
+  CHECK(untouched == 10);
+  // Fixed-shape data has no per-epoch hook.
+  Dataset fixed;
+  fixed.x = Tensor<float>({4, 2});
+  fixed.x.zero();
+  fixed.y = {0, 1, 0, 1};
+  Network<float> dense({2}, 1);
+  dense.emplace<Dense<float>>(2);
+  Sgd<float> sgd(dense.params(), 0.1, 0.0);
+  SoftmaxCrossEntropy<float> ce;
+  CHECK_THROWS_AS(fit(dense, ce, sgd, fixed, o), std::invalid_argument);
 }

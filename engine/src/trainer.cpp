@@ -115,6 +115,8 @@ class Source {
                       std::vector<int32_t>& lengths, Targets<float>& t) const = 0;
   // Sample i's size in its padded dimension; -1 for fixed-shape data.
   virtual int64_t length(int64_t /*i*/) const { return -1; }
+  // The dataset indices of the samples (sequences; null for fixed-shape data).
+  virtual const std::vector<int64_t>* dataset_ids() const { return nullptr; }
 };
 
 class DatasetSource : public Source {
@@ -148,6 +150,7 @@ class SequenceSource : public Source {
       : d_(d), ids_(std::move(ids)), dim_(dim) {}
   int64_t size() const override { return int64_t(ids_.size()); }
   int64_t length(int64_t i) const override { return d_.x[size_t(ids_[size_t(i)])].dim(dim_); }
+  const std::vector<int64_t>* dataset_ids() const override { return &ids_; }
   void gather(const int64_t* idx, int64_t b, Tensor<float>& x, std::vector<int32_t>& lengths,
               Targets<float>& t) const override {
     const Tensor<float>& first = d_.x[size_t(ids_[size_t(idx[0])])];
@@ -288,6 +291,11 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
     net.reseed(epoch_rng.next_u64());
     // A stream of its own, so that turning augmentation on leaves the order and dropout unchanged.
     Rng augment_rng(o.seed ^ 0x6175676d656e74ull ^ (0xD1B54A32D192ED03ull * uint64_t(epoch + 1)));
+    if (o.before_epoch) {
+      const std::vector<int64_t>* ids = train.dataset_ids();
+      if (!ids) throw std::invalid_argument("before_epoch is for variable-length samples");
+      o.before_epoch(epoch, *ids);
+    }
     std::iota(perm.begin(), perm.end(), 0);
     if (o.shuffle)
       for (int64_t i = n - 1; i > 0; --i)

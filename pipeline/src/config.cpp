@@ -261,7 +261,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   const std::string& f = c.file;
   Section top(root, f, "the pipeline",
               {"name", "plugin_path", "stages", "data", "network", "loss", "optimizer", "training",
-               "cache", "output"});
+               "decoder", "cache", "output"});
   c.name = top.str("name", fs::path(path).stem().string());
   if (top.has("plugin_path"))
     for (const std::string& p : string_list(top.get("plugin_path"), f, "plugin_path"))
@@ -392,6 +392,40 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     }
   }
 
+  if (top.has("decoder")) {
+    Section d(top.get("decoder"), f, "decoder", {"words", "min_words", "max_words", "beam"});
+    c.decoder_where = top.where("decoder");
+    if (c.labels != "transcript")
+      d.fail(top.get("decoder"), "decoder is for transcript models (data.labels: transcript)");
+    if (d.has("words")) {
+      const YAML::Node w = d.get("words");
+      if (!w.IsMap())
+        d.fail(w, "decoder.words must map each symbol to its word, got " + std::string(type_of(w)));
+      for (const auto& kv : w) {
+        const std::string sym = kv.first.Scalar();
+        if (sym.size() != 1 || c.alphabet.find(sym[0]) == std::string::npos)
+          d.fail(kv.first, "decoder.words: '" + sym + "' is not a symbol of data.alphabet (\"" +
+                               c.alphabet + "\")");
+        if (!kv.second.IsScalar() || kv.second.Scalar().empty())
+          d.fail(kv.second, "decoder.words." + sym + " must be a word");
+        for (const auto& seen : c.symbol_words)
+          if (seen.first == sym[0]) d.fail(kv.first, "decoder.words lists '" + sym + "' twice");
+        c.symbol_words.emplace_back(sym[0], kv.second.Scalar());
+      }
+      for (char ch : c.alphabet) {
+        bool found = false;
+        for (const auto& sw : c.symbol_words) found = found || sw.first == ch;
+        if (!found)
+          d.fail(w, std::string("decoder.words has no word for the symbol '") + ch +
+                        "' of data.alphabet");
+      }
+    }
+    c.min_words = int(d.integer("min_words", 0, 0, 1000));
+    c.max_words = int(d.integer("max_words", 0, 0, 1000));
+    if (c.max_words > 0 && c.max_words < c.min_words)
+      d.fail(d.get("max_words"), "decoder.max_words is below decoder.min_words");
+    c.beam = int(d.integer("beam", 16, 1, 1024));
+  }
   if (top.has("cache")) {
     const YAML::Node cn = top.get("cache");
     if (cn.IsScalar()) {

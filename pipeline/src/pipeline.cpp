@@ -169,11 +169,18 @@ Kind Pipeline::output_kind() const {
   return stages_.back().info.produces;
 }
 
-Value Pipeline::run(const std::string& file) const {
+Value Pipeline::run(const std::string& file, uint64_t seed) const {
   Value v;
   v.kind = Kind::kFile;
   v.path = file;
+  v.seed = seed;
   return run(std::move(v), 0);
+}
+
+bool Pipeline::has_random_stages() const {
+  for (const Stage& st : stages_)
+    if (st.object->random()) return true;
+  return false;
 }
 
 Value Pipeline::run(Value v, size_t first, size_t last) const {
@@ -183,8 +190,18 @@ Value Pipeline::run(Value v, size_t first, size_t last) const {
                          kind_name(stages_[first].info.consumes) + ", but was given " +
                          kind_name(v.kind),
                      file);
+  const uint64_t seed = v.seed;
   for (size_t i = first; i < std::min(last, stages_.size()); ++i) {
     const Stage& st = stages_[i];
+    // Each stage its own stream (splitmix64 of seed and position); 0 stays 0: no augmentation.
+    if (seed) {
+      uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (i + 1);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      v.seed = (z ^ (z >> 31)) | 1;
+    } else {
+      v.seed = 0;
+    }
     try {
       Value next = st.object->process(v);
       if (next.kind != st.info.produces)

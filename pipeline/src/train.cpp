@@ -1,6 +1,7 @@
 #include "bpkit/train.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -459,6 +461,49 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   o.progress_is_terminal = r.terminal;
   if (c.checkpoints)
     o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
+  // Random stages (augmentation): every epoch, each training sample's features are made again
+  // from its file with a seed of its own, never cached. Validation and test samples keep the
+  // features made with seed 0 (no augmentation).
+  const int varying_dim = strain.x.empty() || strain.x[0].rank() != 3 ? 0 : 2;
+  if (pipeline.has_random_stages()) {
+    if (!sequences)
+      throw ConfigError(c.stages_where +
+                        ": augmentation stages (random) need sequence or transcript data; "
+                        "fixed-shape image features use training.augment");
+    o.before_epoch = [&](int epoch, const std::vector<int64_t>& ids) {
+      std::atomic<bool> failed{false};
+      std::mutex m;
+      std::string error;
+      parallel_for(int64_t(ids.size()), 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e && !failed.load(std::memory_order_relaxed); ++i) {
+          const size_t k = size_t(ids[size_t(i)]);
+          const ManifestEntry& entry = train_set.entries[k];
+          uint64_t z = c.seed * 0x9e3779b97f4a7c15ULL ^ (uint64_t(epoch + 1) << 40) ^ uint64_t(k);
+          z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ULL;
+          z ^= z >> 29;
+          try {
+            Value v = pipeline.run(entry.path, z | 1);
+            const Tensor<float>& old = strain.x[k];
+            bool same = v.tensor.rank() == old.rank() && v.tensor.size() > 0;
+            for (int d = 0; same && d < old.rank(); ++d)
+              same = d == varying_dim ? v.tensor.dim(d) >= 1 : v.tensor.dim(d) == old.dim(d);
+            if (!same)
+              throw StageError(entry.path + ": augmented features of shape " +
+                                   to_string(v.tensor.shape()) + ", but without augmentation " +
+                                   to_string(old.shape()),
+                               entry.path);
+            strain.x[k] = std::move(v.tensor);
+          } catch (const std::exception& ex) {
+            if (eo.skip_errors) continue;  // the sample keeps its unaugmented features
+            std::lock_guard<std::mutex> lock(m);
+            if (!failed.exchange(true))
+              error = std::string(ex.what()) + " (listed at " + entry.where + ")";
+          }
+        }
+      });
+      if (failed) throw StageError(error, "");
+    };
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
   TrainResult result =
@@ -885,6 +930,12 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
     if (!alphabet || alphabet->empty())
       throw FileError(mfile + ": a transcript model without its alphabet");
     for (char ch : *alphabet) classes_.emplace_back(1, ch);
+    if (config_.max_words > 0) {
+      std::vector<int32_t> labels(classes_.size());
+      for (size_t i = 0; i < labels.size(); ++i) labels[i] = int32_t(i + 1);
+      grammar_ = std::make_unique<LabelFsa>(
+          LabelFsa::repeat(labels, config_.min_words, config_.max_words));
+    }
   } else {
     classes_ = class_names(model_.meta);
   }
@@ -935,9 +986,7 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
       Prediction p;
       if (transcripts_) {
-        CtcResult r = ctc_greedy_decode(y, 0, -1, 0);
-        if (lexicon_)
-          r = ctc_lexicon_correct(y, 0, -1, r, *lexicon_, word_label_, lexicon_options_);
+        const CtcResult r = decode(y);
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
       } else if (more_.empty()) {
@@ -981,6 +1030,38 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       out.push_back(from_probabilities(sum.data() + i * size_t(k), members(), classes_));
   }
   return out;
+}
+
+CtcResult TrainedModel::decode(const Tensor<float>& y) {
+  CtcResult r;
+  if (grammar_) {
+    CtcBeamOptions o;
+    o.beam_width = config_.beam;
+    o.constraint = grammar_.get();
+    r = ctc_beam_decode(y, 0, -1, o);
+  } else {
+    r = ctc_greedy_decode(y, 0, -1, 0);
+  }
+  if (lexicon_ && !r.symbols.empty())
+    r = ctc_lexicon_correct(y, 0, -1, r, *lexicon_, word_label_, lexicon_options_);
+  return r;
+}
+
+CtcResult TrainedModel::transcribe(const Tensor<float>& f) {
+  if (!transcripts_)
+    throw ConfigError(dir_ + ": a class model; transcribe needs a transcript model");
+  const Shape& in = model_.net.input_shape();
+  bool fits = f.rank() == int(in.size());
+  for (size_t i = 0; fits && i < in.size(); ++i)
+    fits = in[i] == kDynamic ? f.dim(int(i)) >= 1 : f.dim(int(i)) == in[i];
+  if (!fits)
+    throw ShapeError("features of shape " + to_string(f.shape()) + ", but the model takes " +
+                     to_string(in));
+  Shape s{1};
+  s.insert(s.end(), f.shape().begin(), f.shape().end());
+  Tensor<float> x(s);
+  std::copy(f.data(), f.data() + f.size(), x.data());
+  return decode(model_.net.forward(x, Mode::kInfer));
 }
 
 std::string shipped_model_dir(const std::string& name) {

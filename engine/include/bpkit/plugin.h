@@ -47,7 +47,7 @@
 namespace bpkit {
 
 // Bump on any change to the types or virtual functions in this header.
-constexpr int kPluginAbiVersion = 1;
+constexpr int kPluginAbiVersion = 2;  // 2: Audio::offset, Value::seed, random()
 
 // What flows between stages.
 enum class Kind : int {
@@ -91,6 +91,9 @@ struct Box {
 struct Audio {
   int sample_rate = 0;         // Hz
   std::vector<float> samples;  // mono, nominally in [-1, 1]
+  // Seconds from the start of the source recording to samples[0]: a stage that cuts audio (an
+  // endpointer trimming leading silence) adds what it cut, so recognizers report times in the file.
+  double offset = 0;
 };
 
 // One value of the given kind; only the members of that kind are meaningful.
@@ -102,6 +105,11 @@ struct Value {
   std::vector<Box> boxes;     // kImageList: one per image (may be empty)
   Audio audio;                // kAudio
   Tensor<float> tensor;       // kFeatures: any shape; kSequence: {T, F}
+  // For random stages (FeaturePlugin::random): 0 outside training (inference, validation, test,
+  // cached features), where a random stage must give its input unchanged or its one
+  // deterministic result; during training, a seed drawn anew for every sample and epoch, from
+  // which the stage draws its augmentation.
+  uint64_t seed = 0;
 };
 
 enum class ParamType : int { kBool, kInt, kFloat, kString, kChoice };
@@ -200,6 +208,10 @@ class FeaturePlugin {
   virtual void configure(const ParamValues& params) { (void)params; }
   // One sample: `in` has the kind info().consumes; returns a value of the kind info().produces.
   virtual Value process(const Value& in) const = 0;
+  // True (after configure) for a training-time augmentation stage: it draws from in.seed, which
+  // the host sets anew for every sample and epoch while training and to 0 otherwise (see
+  // Value::seed). Its output is never cached; the stages before it are.
+  virtual bool random() const { return false; }
 };
 
 // What a library exports for each of its plugins.

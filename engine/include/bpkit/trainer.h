@@ -58,6 +58,12 @@ struct TrainOptions {
   // Random shifts/rotations/scales of each training sample (image-shaped data [N, C, H, W] only;
   // validation and test data are never augmented). Epoch e's draws depend only on (seed, e).
   Augment augment;
+  // Variable-length samples only: called before each training epoch e (0-based) with the dataset
+  // indices of that epoch's training samples (never the validation samples). It may replace those
+  // samples' inputs in the SequenceDataset that fit() reads (same rank, any length): inputs drawn
+  // anew every epoch, e.g. features of audio augmented by a pipeline. For a resumable run its
+  // draws depend only on (seed, e, sample).
+  std::function<void(int epoch, const std::vector<int64_t>& samples)> before_epoch;
   // Progress: a bar redrawn in place when `progress` is a terminal, one line per epoch otherwise.
   std::ostream* progress = nullptr;
   bool progress_is_terminal = false;

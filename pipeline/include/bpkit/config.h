@@ -88,6 +88,14 @@ struct PipelineConfig {
   Augment augment;  // training.augment: random shifts/rotations/scales ({C,H,W} only)
   std::string augment_where;
 
+  // decoder (transcript models): how recognizers read the network's output.
+  // words: each alphabet symbol's word (a word-level model, e.g. '7' -> "seven"); empty: the
+  // symbols are characters. min_words..max_words: the grammar of the decoded sequence (a string of
+  // that many symbols; max_words 0: none, greedy decoding). beam: the beam search's width.
+  std::vector<std::pair<char, std::string>> symbol_words;
+  int min_words = 0, max_words = 0, beam = 16;
+  std::string decoder_where;
+
   // cache and outputs
   bool cache = true;
   std::string

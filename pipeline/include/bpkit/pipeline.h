@@ -27,11 +27,16 @@ class Pipeline {
   // in text lines, image_list).
   Pipeline(const PipelineConfig& config, const PluginRegistry& registry, bool network_input = true);
 
-  // Runs every stage on one input file. Throws StageError (or FileError for an unreadable file).
-  Value run(const std::string& file) const;
-  // Runs stages [first, last) on `input`, which must be of the kind stage `first` consumes (e.g.
-  // a text line cut from a page, fed to a recognizer's pipeline after its reading stages). Throws
-  // StageError naming input.path.
+  // Runs every stage on one input file. `seed` reaches random stages (augmentation, see
+  // FeaturePlugin::random), each stage its own stream of it: 0 (inference, cached features)
+  // leaves them deterministic; training passes a new seed per sample and epoch. Throws StageError
+  // (or FileError for an unreadable file).
+  Value run(const std::string& file, uint64_t seed = 0) const;
+  // True when a stage augments at random during training.
+  bool has_random_stages() const;
+  // Runs stages [first, last) on `input` (with input.seed as above), which must be of the kind
+  // stage `first` consumes (e.g. a text line cut from a page, fed to a recognizer's pipeline after
+  // its reading stages). Throws StageError naming input.path.
   Value run(Value input, size_t first, size_t last = size_t(-1)) const;
   // The index of the first stage that consumes `kind`, or size() when none does.
   size_t first_consuming(Kind kind) const;

@@ -65,6 +65,14 @@ class TrainedModel {
   // Features for many files at once (on all threads), then the network in batches.
   std::vector<Prediction> predict(const std::vector<Tensor<float>>& features);
 
+  // Transcript models: the decoded symbols of one sequence of features (without the batch
+  // dimension), with positions and confidences: CTC prefix beam search constrained to the
+  // pipeline's decoder.min_words..max_words symbols when max_words is set (a result with no
+  // symbols and confidence 0 when nothing fits the frames), else the best path; then the
+  // dictionary, if any. Throws ShapeError for features the network does not take, ConfigError for
+  // a class model.
+  CtcResult transcribe(const Tensor<float>& features);
+
   // Transcript models: corrects every decoded line with a word list from here on
   // (ctc_lexicon_correct): a word that is not in the list is replaced by the most probable word of
   // the list over the same frames when that is at most `max_cost` nats less probable. The file
@@ -99,7 +107,9 @@ class TrainedModel {
   std::vector<std::string> classes_;
   bool transcripts_ = false;
   std::unique_ptr<LabelFsa> lexicon_;  // the dictionary in three spellings (null: none)
-  std::vector<uint8_t> word_label_;    // per class: ctc_lexicon_correct's kinds
+  std::unique_ptr<LabelFsa> grammar_;  // decoder.min_words..max_words symbols (null: none)
+  CtcResult decode(const Tensor<float>& y);
+  std::vector<uint8_t> word_label_;  // per class: ctc_lexicon_correct's kinds
   CtcLexiconOptions lexicon_options_;
   size_t dictionary_words_ = 0;
 };

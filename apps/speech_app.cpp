@@ -1,0 +1,114 @@
+// speech_app: the words spoken in audio files, with the shipped connected-digit recognizer
+// (models/speech_digits) or another speech model directory.
+//
+//   speech_app [--model DIR] [--json] [--threads N] [--plugin-path DIR]... FILE...
+//
+// Exit codes: 0 success, 1 a file could not be read or recognized (the others are still
+// processed), 2 usage or model errors.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bpkit/config.h"
+#include "bpkit/error.h"
+#include "bpkit/speech.h"
+#include "bpkit/threading.h"
+#include "cli.h"
+
+using bpkit::cli::UsageError;
+
+namespace {
+
+const char* kUsage =
+    "usage: speech_app [options] FILE...\n"
+    "\n"
+    "Prints the words spoken in each audio file, lower case and separated by spaces; with several\n"
+    "files, one line per file: 'FILE: words'. Audio: WAV (PCM 8/16/24/32-bit or float), FLAC,\n"
+    "OGG and whatever else libsndfile reads, at any sample rate; stereo is mixed down.\n"
+    "The shipped model recognizes connected digits: 'zero' to 'nine' and 'oh', 1 to 7 words.\n"
+    "\n"
+    "  --model DIR        a speech model directory (default: the shipped 'speech_digits')\n"
+    "  --json             one JSON object per file (JSON Lines): file, text, confidence,\n"
+    "                     duration (seconds) and the words with start and end (seconds in the\n"
+    "                     file) and confidence; a file that fails gets {file, error}\n"
+    "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
+    "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
+    "  -h, --help         this help\n";
+
+int run(int argc, char** argv) {
+  std::vector<std::string> files;
+  std::multimap<std::string, std::string> all;
+  auto o = bpkit::cli::parse_options(argc, argv, 1, {"model", "threads", "plugin-path"}, files,
+                                     {"json", "help"}, &all);
+  if (o.count("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (files.empty()) throw UsageError("no audio file given");
+  const bool json = o.count("json") > 0;
+  bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
+  std::string dir = o.count("model") ? o["model"] : bpkit::shipped_model_dir("speech_digits");
+  if (dir.empty())
+    throw bpkit::FileError(
+        "the shipped model 'speech_digits' is not installed (looked in $BPKIT_MODEL_PATH and "
+        "<program dir>/../share/bpkit/models); give --model DIR");
+  bpkit::UtteranceRecognizer rec(dir, bpkit::cli::all_values(all, "plugin-path"));
+
+  int failures = 0;
+  for (const std::string& file : files) {
+    try {
+      const bpkit::Utterance u = rec.recognize(file);
+      if (json) {
+        nlohmann::ordered_json j = {{"file", file},
+                                    {"text", u.text},
+                                    {"confidence", u.confidence},
+                                    {"duration", u.seconds}};
+        j["words"] = nlohmann::ordered_json::array();
+        for (const bpkit::RecognizedWord& w : u.words)
+          j["words"].push_back(
+              {{"word", w.word}, {"start", w.start}, {"end", w.end}, {"confidence", w.confidence}});
+        std::printf("%s\n", j.dump().c_str());
+      } else if (files.size() > 1) {
+        std::printf("%s: %s\n", file.c_str(), u.text.c_str());
+      } else {
+        std::printf("%s\n", u.text.c_str());
+      }
+    } catch (const std::exception& e) {
+      // StageError and FileError name the file; others do not.
+      std::string msg = e.what();
+      if (msg.rfind(file, 0) != 0) msg = file + ": " + msg;
+      std::fprintf(stderr, "speech_app: %s\n", msg.c_str());
+      if (json)
+        std::printf("%s\n", nlohmann::ordered_json{{"file", file}, {"error", msg}}.dump().c_str());
+      ++failures;
+    }
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "speech_app: cannot write the results: %s\n", std::strerror(errno));
+    return 1;
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "speech_app: %s (see 'speech_app --help')\n", e.what());
+    return 2;
+  } catch (const bpkit::ConfigError& e) {
+    std::fprintf(stderr, "speech_app: %s\n", e.what());
+    return 2;
+  } catch (const bpkit::FileError& e) {
+    std::fprintf(stderr, "speech_app: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "speech_app: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,72 @@
+// The utterance recognizer: an audio file -> the model's pipeline (reading, endpointing, features)
+// -> the network -> CTC decoding with the model's grammar -> words with times and confidences.
+// Used by `bpkit eval` and `speech_app`, so that what is measured is what users run.
+//
+// A speech model is a transcript model directory (train.h) whose pipeline has a `decoder` section
+// naming each symbol's word (decoder.words) and, optionally, the grammar: min_words..max_words
+// symbols, decoded by prefix beam search constrained to that many words.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bpkit/train.h"
+
+namespace bpkit {
+
+struct RecognizedWord {
+  std::string word;
+  double start = 0, end = 0;  // seconds in the input file
+  double confidence = 0;      // the network's probability of the word at its peak frame
+};
+
+struct Utterance {
+  std::string text;     // the words, lower case as the model names them, separated by one space
+  std::string symbols;  // the decoded symbols (the transcript alphabet's), e.g. "1o72"
+  std::vector<RecognizedWord> words;
+  double confidence = 0;  // the least confident word's (1 with no word; 0 when the grammar
+                          // accepted nothing, e.g. too few frames)
+  double seconds = 0;     // duration of the audio the stages read (0 for precomputed features)
+};
+
+class UtteranceRecognizer {
+ public:
+  // Loads the model directory (TrainedModel). Throws FileError/ConfigError, also for a model that
+  // is not a transcript model or whose pipeline has no decoder.words (not a word recognizer).
+  explicit UtteranceRecognizer(const std::string& model_dir,
+                               const std::vector<std::string>& plugin_dirs = {});
+
+  // Runs every stage on the file. Word times: the audio's offset in the file (what an endpointer
+  // cut) plus each word's frames at the network's frame period (the audio's duration over the
+  // number of frames). Throws StageError/FileError for a file the stages cannot read.
+  Utterance recognize(const std::string& file);
+  // From features as the pipeline's last stage makes them ({T, F}), e.g. from the feature cache or
+  // a feature file. Times count `frame_seconds` per network frame from `offset` (0: no times).
+  // Throws ShapeError for features of another width.
+  Utterance recognize_features(const Tensor<float>& features, double frame_seconds = 0,
+                               double offset = 0);
+
+  TrainedModel& model() { return model_; }
+  const std::vector<std::string>& words() const { return words_; }  // per symbol
+
+ private:
+  TrainedModel model_;
+  std::vector<std::string> words_;  // word of class k + 1 (label k + 1 is alphabet[k])
+  size_t audio_end_ = 0;            // stages [0, audio_end_) produce audio
+};
+
+// Word error rate counts: edits (substitutions + insertions + deletions) between the recognized
+// and the reference words, and the reference's word count.
+struct WordErrors {
+  int64_t edits = 0, words = 0, sentences = 0, sentences_right = 0;
+  void add(const std::vector<std::string>& hyp, const std::vector<std::string>& ref);
+  double wer() const { return words ? double(edits) / double(words) : 0; }
+  double sentence_accuracy() const {
+    return sentences ? double(sentences_right) / double(sentences) : 0;
+  }
+};
+
+// Splits text at blanks.
+std::vector<std::string> split_words(const std::string& text);
+
+}  // namespace bpkit

@@ -1,0 +1,407 @@
+// The built-in audio plugin library (plugins/audio), loaded from the build's plugin directory as
+// bpkit loads it: decoding of every sample format libsndfile writes, mixing down, anti-aliased
+// resampling, hostile and broken files, endpointing, and the sequence stages. (The MFCC arithmetic
+// against the reference front ends is in test_audio.cpp.)
+#include <sndfile.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bpkit/config.h"
+#include "bpkit/pipeline.h"
+#include "bpkit/plugin_host.h"
+#include "temp_dir.h"
+
+using bpkit::Kind;
+using bpkit::Value;
+using Catch::Matchers::Contains;
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+const std::string kPluginDir = BPKIT_AUDIO_PLUGIN_DIR;
+
+const bpkit::PluginRegistry& registry() {
+  static const bpkit::PluginRegistry reg = [] {
+    bpkit::PluginRegistry r;
+    r.load_library(kPluginDir + "/libbpkit_audio.so");
+    return r;
+  }();
+  return reg;
+}
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+std::shared_ptr<bpkit::FeaturePlugin> stage(const std::string& name, const Params& params = {}) {
+  const bpkit::RegisteredPlugin& rp = registry().get(name);
+  const bpkit::ParamValues values = bpkit::validate_params(rp.info, params, {}, "test");
+  auto p = registry().create(name);
+  p->configure(values);
+  return p;
+}
+
+Value file_value(const std::string& path) {
+  Value v;
+  v.kind = Kind::kFile;
+  v.path = path;
+  return v;
+}
+
+Value audio_value(std::vector<float> samples, int rate) {
+  Value v;
+  v.kind = Kind::kAudio;
+  v.path = "test";
+  v.audio.sample_rate = rate;
+  v.audio.samples = std::move(samples);
+  return v;
+}
+
+std::vector<float> tone(double hz, double amplitude, int rate, int n) {
+  std::vector<float> x(size_t(n), 0.f);
+  for (int i = 0; i < n; ++i) x[size_t(i)] = float(amplitude * std::sin(2 * kPi * hz * i / rate));
+  return x;
+}
+
+// Writes interleaved frames with libsndfile in `format`.
+void write_sound(const std::string& path, const std::vector<float>& interleaved, int channels,
+                 int rate, int format) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = channels;
+  info.format = format;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  REQUIRE(f != nullptr);
+  REQUIRE(
+      sf_writef_float(f, interleaved.data(), sf_count_t(interleaved.size() / size_t(channels))) ==
+      sf_count_t(interleaved.size() / size_t(channels)));
+  sf_close(f);
+}
+
+// The amplitude of the `hz` component of x (a single-bin DFT over whole periods' worth).
+double amplitude_at(const std::vector<float>& x, double hz, int rate, size_t from = 0) {
+  double re = 0, im = 0;
+  const size_t n = x.size() - from;
+  for (size_t i = 0; i < n; ++i) {
+    re += x[from + i] * std::cos(2 * kPi * hz * double(i) / rate);
+    im += x[from + i] * std::sin(2 * kPi * hz * double(i) / rate);
+  }
+  return 2 * std::sqrt(re * re + im * im) / double(n);
+}
+
+long max_rss_kb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+}  // namespace
+
+TEST_CASE("audio.read decodes every sample format and mixes channels down", "[audio]") {
+  bpkit_test::TempDir dir("audio-read");
+  const int rate = 16000, n = 8000;
+  const std::vector<float> left = tone(440, 0.5, rate, n);
+  std::vector<float> stereo(size_t(2 * n));
+  for (int i = 0; i < n; ++i) {
+    stereo[size_t(2 * i)] = left[size_t(i)];
+    stereo[size_t(2 * i + 1)] = 0.5f * left[size_t(i)];
+  }
+  struct Case {
+    const char* name;
+    int format;
+    double tolerance;  // max |error| of a sample: the format's quantization step
+  };
+  const Case cases[] = {
+      {"u8.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 1.0 / 64},
+      {"s16.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1.0 / 16384},
+      {"s24.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 1e-6},
+      {"s32.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_32, 1e-7},
+      {"f32.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 1e-7},
+      {"s16.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 1.0 / 16384},
+      {"s16.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 1.0 / 16384},
+  };
+  auto read = stage("audio.read", {{"rate", "0"}});
+  for (const Case& c : cases) {
+    INFO(c.name);
+    write_sound(dir.file(c.name), stereo, 2, rate, c.format);
+    const Value v = read->process(file_value(dir.file(c.name)));
+    REQUIRE(v.kind == Kind::kAudio);
+    REQUIRE(v.audio.sample_rate == rate);
+    REQUIRE(v.audio.samples.size() == size_t(n));
+    double worst = 0;
+    for (int i = 0; i < n; ++i)
+      worst =
+          std::max(worst, std::fabs(double(v.audio.samples[size_t(i)]) - 0.75 * left[size_t(i)]));
+    CHECK(worst <= c.tolerance);
+  }
+  // Ogg Vorbis is lossy: the tone survives, at its amplitude.
+  write_sound(dir.file("v.ogg"), stereo, 2, rate, SF_FORMAT_OGG | SF_FORMAT_VORBIS);
+  const Value v = read->process(file_value(dir.file("v.ogg")));
+  REQUIRE(v.audio.samples.size() == size_t(n));
+  CHECK(amplitude_at(v.audio.samples, 440, rate, 1000) == Approx(0.375).epsilon(0.05));
+}
+
+TEST_CASE("audio.read resamples to the pipeline's rate without aliasing", "[audio]") {
+  bpkit_test::TempDir dir("audio-resample");
+  const int in_rate = 44100, n = 44100;
+  // 1 kHz belongs in the output; 12 kHz is above the 8 kHz Nyquist of 16 kHz and would fold to
+  // 4 kHz without the anti-aliasing filter.
+  std::vector<float> x = tone(1000, 0.4, in_rate, n);
+  const std::vector<float> high = tone(12000, 0.4, in_rate, n);
+  for (int i = 0; i < n; ++i) x[size_t(i)] += high[size_t(i)];
+  write_sound(dir.file("a.wav"), x, 1, in_rate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  for (const char* quality : {"best", "medium", "fastest"}) {
+    INFO(quality);
+    const Value v = stage("audio.read", {{"rate", "16000"}, {"quality", quality}})
+                        ->process(file_value(dir.file("a.wav")));
+    REQUIRE(v.audio.sample_rate == 16000);
+    REQUIRE(std::abs(long(v.audio.samples.size()) - 16000) <= 1);
+    CHECK(amplitude_at(v.audio.samples, 1000, 16000, 400) == Approx(0.4).epsilon(0.01));
+    CHECK(amplitude_at(v.audio.samples, 4000, 16000, 400) < 0.4 * 1e-3);  // -60 dB
+  }
+}
+
+TEST_CASE("audio.read refuses what is not audio, empty, too long or damaged", "[audio]") {
+  bpkit_test::TempDir dir("audio-bad");
+  auto read = stage("audio.read", {{"max_seconds", "1"}});
+  auto fails_with = [&](const std::string& path, const std::string& what) {
+    INFO(path);
+    CHECK_THROWS_WITH(read->process(file_value(path)), Contains(what));
+  };
+  std::ofstream(dir.file("text.wav")) << "this is not a sound file\n";
+  fails_with(dir.file("text.wav"), "not an audio file");
+  std::ofstream(dir.file("empty.wav")).close();
+  fails_with(dir.file("empty.wav"), "not an audio file");
+  fails_with(dir.file("missing.wav"), "not an audio file");
+  write_sound(dir.file("silent.wav"), {}, 1, 16000, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+  fails_with(dir.file("silent.wav"), "no audio samples");
+  write_sound(dir.file("long.wav"), std::vector<float>(2 * 16000, 0.f), 1, 16000,
+              SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+  fails_with(dir.file("long.wav"), "more than max_seconds");
+
+  // A header claiming 4 GB of data over a few samples: read as the samples there are, without
+  // allocating for the claim.
+  {
+    write_sound(dir.file("claim.wav"), tone(440, 0.5, 16000, 1600), 1, 16000,
+                SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+    std::fstream f(dir.file("claim.wav"), std::ios::in | std::ios::out | std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto at = std::search(bytes.begin(), bytes.end(), "data", "data" + 4) - bytes.begin();
+    REQUIRE(at + 8 < long(bytes.size()));
+    const uint32_t claim = 0xfffffff0u;
+    f.seekp(at + 4);
+    f.write(reinterpret_cast<const char*>(&claim), 4);  // little-endian hosts (x86-64, arm64)
+    f.close();
+    const long before = max_rss_kb();
+    auto lenient = stage("audio.read", {{"max_seconds", "86400"}});
+    try {
+      const Value v = lenient->process(file_value(dir.file("claim.wav")));
+      CHECK(v.audio.samples.size() <= 1600);
+    } catch (const std::runtime_error& e) {
+      CHECK_THAT(e.what(), Contains("audio"));
+    }
+    CHECK(max_rss_kb() - before < 64 * 1024);
+  }
+  // Truncated in the middle of the samples: the samples that are there.
+  {
+    write_sound(dir.file("cut.wav"), tone(440, 0.5, 16000, 16000), 1, 16000,
+                SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+    std::filesystem::resize_file(dir.file("cut.wav"), 44 + 2 * 4000);
+    const Value v = read->process(file_value(dir.file("cut.wav")));
+    CHECK(v.audio.samples.size() == 4000);
+  }
+}
+
+TEST_CASE("audio.trim cuts leading and trailing silence and records the offset", "[audio]") {
+  const int rate = 16000;
+  std::vector<float> x(size_t(rate / 2), 0.f);                       // 0.5 s silence
+  const std::vector<float> t = tone(300, 0.5, rate, rate * 3 / 10);  // 0.3 s tone
+  x.insert(x.end(), t.begin(), t.end());
+  x.insert(x.end(), size_t(rate * 4 / 10), 0.f);  // 0.4 s silence
+  for (size_t i = 0; i < x.size(); ++i) x[i] += 1e-4f * float((i * 7919) % 13) / 13.f;  // a floor
+  const Value v = stage("audio.trim", {{"margin", "0.1"}})->process(audio_value(x, rate));
+  CHECK(double(v.audio.samples.size()) / rate == Approx(0.5).margin(0.011));
+  CHECK(v.audio.offset == Approx(0.4).margin(0.011));
+  // All silence: left as it is.
+  const Value z = stage("audio.trim")->process(audio_value(std::vector<float>(800, 0.f), rate));
+  CHECK(z.audio.samples.size() == 800);
+}
+
+TEST_CASE("audio.mfcc makes frames of the audio at its rate and refuses another", "[audio]") {
+  const int rate = 16000;
+  const Value a = audio_value(tone(500, 0.3, rate, 16000), rate);
+  const Value k = stage("audio.mfcc")->process(a);
+  REQUIRE(k.kind == Kind::kSequence);
+  CHECK(k.tensor.shape() == bpkit::Shape{1 + (16000 - 400) / 160, 13});
+  const Value s = stage("audio.mfcc", {{"preset", "sphinx"}})->process(a);
+  CHECK(s.tensor.dim(1) == 13);
+  const Value f = stage("audio.mfcc", {{"output", "fbank"}, {"num_bins", "40"}})->process(a);
+  CHECK(f.tensor.dim(1) == 40);
+  CHECK_THROWS_WITH(stage("audio.mfcc")->process(audio_value(tone(500, 0.3, 8000, 8000), 8000)),
+                    Contains("sample_rate 16000"));
+  CHECK_THROWS_WITH(stage("audio.mfcc")->process(audio_value(std::vector<float>(100, 0.f), rate)),
+                    Contains("shorter than one frame"));
+  // 64 filters cannot fit under 4 kHz with a 256-point FFT: refused when configured.
+  CHECK_THROWS_WITH(stage("audio.mfcc", {{"sample_rate", "8000"}, {"num_bins", "120"}}),
+                    Contains("num_bins"));
+}
+
+TEST_CASE("sequence stages: deltas, normalization, splicing", "[audio]") {
+  Value v;
+  v.kind = Kind::kSequence;
+  v.tensor.resize({7, 2});
+  for (int t = 0; t < 7; ++t) {
+    v.tensor.data()[2 * t] = float(t);  // a ramp: delta 1 inside, less at the edges
+    v.tensor.data()[2 * t + 1] = float(t * t);
+  }
+  const Value d = stage("sequence.deltas", {{"order", "1"}, {"window", "1"}})->process(v);
+  REQUIRE(d.tensor.shape() == bpkit::Shape{7, 4});
+  CHECK(d.tensor.data()[3 * 4 + 2] == Approx(1.0));  // (4 - 2) / 2
+  CHECK(d.tensor.data()[0 * 4 + 2] == Approx(0.5));  // (1 - 0) / 2, frame -1 repeats frame 0
+  CHECK(d.tensor.data()[3 * 4 + 3] == Approx((16 - 4) / 2.0));
+
+  const Value c = stage("sequence.cmvn")->process(v);
+  for (int f = 0; f < 2; ++f) {
+    double s = 0, s2 = 0;
+    for (int t = 0; t < 7; ++t) s += c.tensor.data()[2 * t + f];
+    for (int t = 0; t < 7; ++t) s2 += std::pow(c.tensor.data()[2 * t + f] - s / 7, 2);
+    CHECK(s / 7 == Approx(0).margin(1e-6));
+    CHECK(s2 / 7 == Approx(1).epsilon(1e-5));
+  }
+  const Value m = stage("sequence.cmvn", {{"variance", "false"}})->process(v);
+  CHECK(m.tensor.data()[2 * 6] == Approx(3.0));  // 6 - mean 3
+
+  const Value s =
+      stage("sequence.splice", {{"left", "1"}, {"right", "1"}, {"every", "3"}})->process(v);
+  REQUIRE(s.tensor.shape() == bpkit::Shape{3, 6});  // frames 0, 3, 6
+  const float want0[] = {0, 0, 0, 0, 1, 1};         // frame -1 repeats frame 0
+  const float want2[] = {5, 25, 6, 36, 6, 36};      // frame 7 repeats frame 6
+  for (int i = 0; i < 6; ++i) {
+    CHECK(s.tensor.data()[i] == want0[i]);
+    CHECK(s.tensor.data()[12 + i] == want2[i]);
+  }
+  Value flat;
+  flat.kind = Kind::kSequence;
+  flat.tensor.resize({5});
+  CHECK_THROWS_WITH(stage("sequence.cmvn")->process(flat), Contains("expected a sequence"));
+}
+
+TEST_CASE("a speech pipeline file runs from a WAV file to spliced frames", "[audio]") {
+  bpkit_test::TempDir dir("audio-pipeline");
+  const std::vector<float> t = tone(700, 0.5, 22050, 22050);
+  write_sound(dir.file("a.wav"), t, 1, 22050, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+  const std::string yaml =
+      "stages:\n"
+      "  - plugin: audio.read\n"
+      "  - plugin: audio.trim\n"
+      "  - plugin: audio.mfcc\n"
+      "  - plugin: sequence.deltas\n"
+      "  - plugin: sequence.cmvn\n"
+      "  - plugin: sequence.splice\n"
+      "network:\n"
+      "  layers: [{lstm: {units: 4}}]\n";
+  const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(yaml, dir.file("p.yaml"));
+  const bpkit::Pipeline p(c, registry());
+  const Value v = p.run(dir.file("a.wav"));
+  REQUIRE(v.kind == Kind::kSequence);
+  CHECK(v.tensor.shape() == bpkit::Shape{(98 + 2) / 3, 117});  // 1 s at 16 kHz: 98 frames
+}
+
+TEST_CASE("random stages pass their input through at seed 0 and augment anew for each seed",
+          "[audio]") {
+  const int rate = 16000;
+  Value a = audio_value(tone(440, 0.5, rate, rate), rate);
+  struct Case {
+    const char* name;
+    Params params;
+  };
+  const Case audio_cases[] = {
+      {"audio.noise", {{"probability", "1"}, {"snr_min", "10"}, {"snr_max", "10"}}},
+      {"audio.speed", {{"probability", "1"}, {"min", "0.8"}, {"max", "0.9"}}},
+      {"audio.reverb", {{"probability", "1"}}},
+  };
+  for (const Case& c : audio_cases) {
+    INFO(c.name);
+    auto st = stage(c.name, c.params);
+    REQUIRE(st->random());
+    a.seed = 0;
+    CHECK(st->process(a).audio.samples == a.audio.samples);
+    a.seed = 17;
+    const Value x = st->process(a), y = st->process(a);
+    CHECK(x.audio.samples == y.audio.samples);  // a seed's draw is reproducible
+    CHECK(x.audio.samples != a.audio.samples);
+    a.seed = 18;
+    CHECK(st->process(a).audio.samples != x.audio.samples);
+  }
+  // Noise at 10 dB: the added power is a tenth of the signal's.
+  {
+    a.seed = 5;
+    const Value n = stage("audio.noise", audio_cases[0].params)->process(a);
+    double ps = 0, pn = 0;
+    for (size_t i = 0; i < a.audio.samples.size(); ++i) {
+      ps += double(a.audio.samples[i]) * a.audio.samples[i];
+      pn += std::pow(double(n.audio.samples[i]) - a.audio.samples[i], 2);
+    }
+    CHECK(10 * std::log10(ps / pn) == Approx(10).margin(0.01));
+  }
+  // Speed 0.8-0.9: slower, so 1/0.9-1/0.8 times as many samples, the tone lower by the factor.
+  {
+    a.seed = 9;
+    const Value s = stage("audio.speed", audio_cases[1].params)->process(a);
+    const double factor = double(a.audio.samples.size()) / double(s.audio.samples.size());
+    REQUIRE(factor >= 0.8 - 1e-3);
+    REQUIRE(factor <= 0.9 + 1e-3);
+    CHECK(amplitude_at(s.audio.samples, 440 * factor, rate, 200) == Approx(0.5).epsilon(0.02));
+  }
+  // VTLP: audio.mfcc with vtlp is random; seed 0 gives exactly the plain MFCCs.
+  {
+    auto plain = stage("audio.mfcc");
+    auto warped = stage("audio.mfcc", {{"vtlp", "0.1"}});
+    CHECK_FALSE(plain->random());
+    REQUIRE(warped->random());
+    a.seed = 0;
+    const Value p = plain->process(a), w0 = warped->process(a);
+    CHECK(std::equal(p.tensor.data(), p.tensor.data() + p.tensor.size(), w0.tensor.data()));
+    a.seed = 3;
+    const Value w = warped->process(a);
+    REQUIRE(w.tensor.shape() == p.tensor.shape());
+    CHECK_FALSE(std::equal(p.tensor.data(), p.tensor.data() + p.tensor.size(), w.tensor.data()));
+  }
+  // SpecAugment: masks of zeros, never more than asked for.
+  {
+    Value s;
+    s.kind = Kind::kSequence;
+    s.tensor.resize({100, 20});
+    std::fill(s.tensor.data(), s.tensor.data() + s.tensor.size(), 1.f);
+    auto sa = stage("sequence.specaugment", {{"time_masks", "1"},
+                                             {"time_width", "0.1"},
+                                             {"feature_masks", "1"},
+                                             {"feature_width", "3"}});
+    CHECK(sa->process(s).tensor.data()[0] == 1.f);
+    int zero_rows = 0, zero_cols = 0;
+    for (uint64_t seed = 1; seed < 50; ++seed) {
+      s.seed = seed;
+      const Value m = sa->process(s);
+      int rows = 0, cols = 0;
+      for (int t = 0; t < 100; ++t)
+        rows += std::all_of(m.tensor.data() + t * 20, m.tensor.data() + t * 20 + 20,
+                            [](float v) { return v == 0.f; });
+      for (int f = 0; f < 20; ++f) {
+        bool all = true;
+        for (int t = 0; t < 100; ++t) all = all && m.tensor.data()[t * 20 + f] == 0.f;
+        cols += all;
+      }
+      CHECK(rows <= 10);
+      CHECK(cols <= 3);
+      zero_rows += rows;
+      zero_cols += cols;
+    }
+    CHECK(zero_rows > 0);
+    CHECK(zero_cols > 0);
+  }
+}

@@ -1,0 +1,383 @@
+// make_speech_digits: connected-digit utterances ("zero" to "nine" and "oh", 1-7 words, as
+// TIDIGITS) spoken by espeak-ng (libespeak-ng), for training and testing speech recognizers, with a
+// manifest of "wav/NAME_000000.wav<TAB>TRANSCRIPT" lines. The transcript spells each word with one
+// symbol: 0-9 for "zero" to "nine", o for "oh".
+//
+//   make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] [--voices SET] [--clean]
+//                      [--noise LO,HI] [--list-voices]
+//
+// Voices: an espeak-ng English accent (en-gb, en-us, en-us-nyc, en-gb-x-rp, en-gb-x-gbclan,
+// en-gb-x-gbcwmd, en-gb-scotland, en-029) with a voice variant (m1-m8, f1-f5, klatt, croak, whisper
+// and the named ones). --voices train (default) draws only from training accents and variants;
+// heldout draws voices with a held-out accent or a held-out variant (never heard in training), to
+// measure how a recognizer generalizes to unseen voices; all draws from everything.
+// Every utterance gets its own rate (110-260 words per minute), pitch, pitch range and word gap.
+// Augmentation (unless --clean): speed perturbation (0.9-1.1, resampled), reverberation (an
+// exponentially decaying noise impulse response, RT60 0.1-0.6 s), telephone band (300-3400 Hz, 8
+// kHz), additive noise (white, pink, brown, hum, babble of non-digit words) at an SNR drawn from
+// --noise (dB, default 5,30), gain, and leading/trailing silence with a noise floor.
+// --clean: none of these, only the silence, and --noise LO,HI still adds noise when given.
+// Output: 16 kHz 16-bit mono WAV files DIR/wav/NAME_000000.wav ..., DIR/NAME.tsv, and
+// DIR/NAME.info.tsv (voice, rate, pitch and augmentation of each file). Sample i depends only on
+// (seed, i) and the espeak-ng version.
+#include <espeak-ng/speak_lib.h>
+#include <samplerate.h>
+#include <sndfile.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "augment_dsp.h"
+#include "tool_args.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kRate = 16000;
+constexpr double kPi = 3.14159265358979323846;
+
+const char* const kAccents[] = {"en-gb",          "en-us",          "en-us-nyc",      "en-gb-x-rp",
+                                "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-scotland", "en-029"};
+// libespeak-ng names voices by their files (gmw/...), not by language (the CLI's -v maps both).
+const char* const kAccentFiles[] = {"gmw/en",
+                                    "gmw/en-US",
+                                    "gmw/en-US-nyc",
+                                    "gmw/en-GB-x-rp",
+                                    "gmw/en-GB-x-gbclan",
+                                    "gmw/en-GB-x-gbcwmd",
+                                    "gmw/en-GB-scotland",
+                                    "gmw/en-029"};
+std::string voice_file(const std::string& accent) {
+  for (size_t i = 0; i < sizeof kAccents / sizeof *kAccents; ++i)
+    if (accent == kAccents[i]) return kAccentFiles[i];
+  return accent;
+}
+const std::set<std::string> kHeldoutAccents = {"en-gb-scotland", "en-029"};
+const char* const kVariants[] = {
+    "m1",       "m2",         "m3",      "m4",        "m5",       "m6",     "m7",
+    "m8",       "f1",         "f2",      "f3",        "f4",       "f5",     "klatt",
+    "klatt2",   "klatt3",     "klatt4",  "klatt5",    "klatt6",   "croak",  "whisper",
+    "whisperf", "Alex",       "Alicia",  "Andrea",    "Andy",     "Annie",  "AnxiousAndy",
+    "Denis",    "Diogo",      "Gene",    "Gene2",     "Henrique", "Hugo",   "Jacky",
+    "Lee",      "Marco",      "Mario",   "Michael",   "Mike",     "Nguyen", "Storm",
+    "Tweaky",   "adam",       "anika",   "announcer", "antonio",  "aunty",  "belinda",
+    "benjamin", "boris",      "caleb",   "david",     "ed",       "edward", "edward2",
+    "grandma",  "grandpa",    "gustave", "iven",      "iven2",    "iven3",  "iven4",
+    "john",     "kaukovalta", "linda",   "marcelo",   "max",      "michel", "miguel",
+    "norbert",  "pablo",      "paul",    "pedro",     "quincy",   "rob",    "robert",
+    "sandro",   "shelby",     "steph",   "steph2",    "steph3",   "travis", "victor",
+    "zac"};
+// Variants never used for training (a spread of male, female, klatt and named voices).
+const std::set<std::string> kHeldoutVariants = {"m4",    "f3",       "klatt4",  "whisperf", "Annie",
+                                                "aunty", "benjamin", "grandma", "iven3",    "linda",
+                                                "max",   "quincy",   "steph2",  "travis",   "Lee"};
+const char* const kWords[] = {"zero", "one", "two",   "three", "four",
+                              "five", "six", "seven", "eight", "nine"};
+// Babble: words that are not digits.
+const char* const kBabble[] = {"the",    "weather", "station", "morning", "paper",  "window",
+                               "garden", "yellow",  "market",  "people",  "coffee", "river",
+                               "table",  "silver",  "planet",  "music",   "letter", "orange"};
+
+struct Options {
+  std::string out, name = "digits", voices = "train";
+  int64_t count = 1000;
+  uint64_t seed = 1;
+  bool clean = false;
+  double snr_lo = 5, snr_hi = 30;
+  bool noise_given = false;
+};
+
+bool heldout_voice(const std::string& accent, const std::string& variant) {
+  return kHeldoutAccents.count(accent) || kHeldoutVariants.count(variant);
+}
+
+// espeak-ng's synchronous output, collected by the callback.
+std::vector<short>* g_pcm = nullptr;
+int collect(short* wav, int n, espeak_EVENT*) {
+  if (wav && n > 0) g_pcm->insert(g_pcm->end(), wav, wav + n);
+  return 0;
+}
+
+std::vector<float> resample(const std::vector<float>& in, double ratio) {
+  if (in.empty() || ratio == 1.0) return in;
+  std::vector<float> out(size_t(std::ceil(double(in.size()) * ratio)) + 16);
+  SRC_DATA d{};
+  d.data_in = in.data();
+  d.input_frames = long(in.size());
+  d.data_out = out.data();
+  d.output_frames = long(out.size());
+  d.src_ratio = ratio;
+  if (int err = src_simple(&d, SRC_SINC_MEDIUM_QUALITY, 1)) {
+    std::fprintf(stderr, "make_speech_digits: resampling failed: %s\n", src_strerror(err));
+    std::exit(1);
+  }
+  out.resize(size_t(d.output_frames_gen));
+  return out;
+}
+
+// Speech for `text` at 16 kHz in [-1, 1], or empty when espeak-ng fails.
+std::vector<float> speak(const std::string& text, const std::string& voice, int rate, int pitch,
+                         int range, int gap, int espeak_rate) {
+  std::vector<short> pcm;
+  g_pcm = &pcm;
+  const size_t plus = voice.find('+');
+  const std::string file =
+      voice_file(voice.substr(0, plus)) + voice.substr(std::min(plus, voice.size()));
+  if (espeak_SetVoiceByName(file.c_str()) != EE_OK) return {};
+  espeak_SetParameter(espeakRATE, rate, 0);
+  espeak_SetParameter(espeakPITCH, pitch, 0);
+  espeak_SetParameter(espeakRANGE, range, 0);
+  espeak_SetParameter(espeakWORDGAP, gap, 0);
+  if (espeak_Synth(text.c_str(), text.size() + 1, 0, POS_CHARACTER, 0, espeakCHARS_AUTO, nullptr,
+                   nullptr) != EE_OK)
+    return {};
+  espeak_Synchronize();
+  std::vector<float> x(pcm.size());
+  for (size_t i = 0; i < pcm.size(); ++i) x[i] = float(pcm[i]) / 32768.f;
+  return resample(x, double(kRate) / espeak_rate);
+}
+
+// A second-order high-pass (RBJ biquad) at `hz`.
+void highpass(std::vector<float>& x, double hz) {
+  const double w = 2 * kPi * hz / kRate, c = std::cos(w), alpha = std::sin(w) / (2 * 0.707);
+  const double a0 = 1 + alpha, b0 = (1 + c) / 2 / a0, b1 = -(1 + c) / a0, b2 = b0, a1 = -2 * c / a0,
+               a2 = (1 - alpha) / a0;
+  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+  for (float& v : x) {
+    const double y = b0 * v + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+    x2 = x1;
+    x1 = v;
+    y2 = y1;
+    y1 = y;
+    v = float(y);
+  }
+}
+
+// Noise of one kind, `n` samples, unit power: a colour, or babble from the pool's speech.
+std::vector<float> make_noise(const std::string& kind, size_t n, std::mt19937_64& rng,
+                              const std::vector<float>& babble) {
+  if (kind != "babble") return bpkit_audio::colored_noise(kind, n, kRate, rng);
+  std::vector<float> x(n);
+  const size_t off = std::uniform_int_distribution<size_t>(0, babble.size() - 1)(rng);
+  for (size_t i = 0; i < n; ++i) x[i] = babble[(off + i) % babble.size()];
+  const double p = bpkit_audio::mean_power(x);
+  if (p > 0)
+    for (float& v : x) v = float(v / std::sqrt(p));
+  return x;
+}
+
+bool write_wav(const std::string& path, const std::vector<float>& x) {
+  SF_INFO info{};
+  info.samplerate = kRate;
+  info.channels = 1;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+  const std::string tmp = path + ".tmp";
+  SNDFILE* f = sf_open(tmp.c_str(), SFM_WRITE, &info);
+  if (!f) return false;
+  sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  const bool ok = sf_writef_float(f, x.data(), sf_count_t(x.size())) == sf_count_t(x.size());
+  sf_close(f);
+  std::error_code ec;
+  if (ok) fs::rename(tmp, path, ec);
+  return ok && !ec;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] "
+               "[--voices train|heldout|all] [--clean] [--noise LO,HI] [--list-voices]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  bool list = false;
+  bpkit_tools::ArgReader args{"make_speech_digits", argc, argv};
+  for (int& i = args.i; ++i < argc;) {
+    const std::string a = argv[i];
+    if (a == "--out") {
+      o.out = args.value();
+    } else if (a == "--name") {
+      o.name = args.value();
+    } else if (a == "--count") {
+      o.count = args.number(a, args.value(), 1, 10000000);
+    } else if (a == "--seed") {
+      o.seed = uint64_t(args.number(a, args.value(), 0, (1LL << 62)));
+    } else if (a == "--voices") {
+      o.voices = args.value();
+      if (o.voices != "train" && o.voices != "heldout" && o.voices != "all") return usage();
+    } else if (a == "--clean") {
+      o.clean = true;
+    } else if (a == "--noise") {
+      const std::string v = args.value();
+      if (std::sscanf(v.c_str(), "%lf,%lf", &o.snr_lo, &o.snr_hi) != 2 || o.snr_lo > o.snr_hi ||
+          o.snr_lo < -10 || o.snr_hi > 100) {
+        std::fprintf(stderr, "make_speech_digits: --noise expects LO,HI in dB, got '%s'\n",
+                     v.c_str());
+        return 2;
+      }
+      o.noise_given = true;
+    } else if (a == "--list-voices") {
+      list = true;
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else {
+      return usage();
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> voices;
+  for (const char* acc : kAccents)
+    for (const char* var : kVariants) {
+      const bool held = heldout_voice(acc, var);
+      if (o.voices == "all" || (o.voices == "heldout") == held) voices.emplace_back(acc, var);
+    }
+  if (list) {
+    for (const auto& v : voices)
+      std::printf("%s+%s\t%s\n", v.first.c_str(), v.second.c_str(),
+                  heldout_voice(v.first, v.second) ? "heldout" : "train");
+    return 0;
+  }
+  if (o.out.empty() || o.name.empty() || o.name.find('/') != std::string::npos) return usage();
+
+  const int espeak_rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, 0);
+  if (espeak_rate <= 0) {
+    std::fprintf(stderr,
+                 "make_speech_digits: cannot start espeak-ng (is espeak-ng-data "
+                 "installed?)\n");
+    return 1;
+  }
+  espeak_SetSynthCallback(collect);
+
+  std::error_code ec;
+  fs::create_directories(fs::path(o.out) / "wav", ec);
+  if (ec) {
+    std::fprintf(stderr, "make_speech_digits: cannot create '%s': %s\n", o.out.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  // The babble pool: non-digit words by training voices (any --voices: babble is noise).
+  std::vector<float> babble;
+  {
+    std::mt19937_64 rng(bpkit_tools::mix(o.seed ^ 0xbabb1e));
+    for (int k = 0; k < 4; ++k) {
+      std::string text;
+      for (int w = 0; w < 12; ++w)
+        text += std::string(kBabble[std::uniform_int_distribution<size_t>(0, 17)(rng)]) + " ";
+      const std::vector<float> s =
+          speak(text, std::string(kAccents[k % 6]) + "+" + kVariants[(k * 7) % 14], 200, 50, 50, 0,
+                espeak_rate);
+      if (babble.empty()) {
+        babble = s;
+      } else {
+        babble.resize(std::max(babble.size(), s.size()), 0.f);
+        for (size_t i = 0; i < s.size(); ++i) babble[i] += s[i];
+      }
+    }
+  }
+
+  const std::string manifest = (fs::path(o.out) / (o.name + ".tsv")).string();
+  std::ofstream tsv(manifest + ".tmp"), info((fs::path(o.out) / (o.name + ".info.tsv")).string());
+  tsv << "# make_speech_digits --voices " << o.voices << " --seed " << o.seed
+      << (o.clean ? " --clean" : "") << " --noise " << o.snr_lo << "," << o.snr_hi << ": "
+      << o.count << " utterances\n";
+  info << "file\tvoice\trate\tpitch\tspeed\treverb_rt60\ttelephone\tnoise\tsnr_db\n";
+  const char* const noises[] = {"white", "pink", "brown", "hum", "babble"};
+  for (int64_t i = 0; i < o.count; ++i) {
+    std::mt19937_64 rng(bpkit_tools::mix(o.seed * 0x100000001b3ULL + uint64_t(i)));
+    auto uniform = [&](double a, double b) {
+      return std::uniform_real_distribution<double>(a, b)(rng);
+    };
+    auto chance = [&](double p) { return uniform(0, 1) < p; };
+    const int words = std::uniform_int_distribution<int>(1, 7)(rng);
+    std::string text, label;
+    for (int w = 0; w < words; ++w) {
+      const int d = std::uniform_int_distribution<int>(0, 9)(rng);
+      const bool oh = d == 0 && chance(0.4);
+      if (w) text += chance(0.15) ? ", " : " ";
+      text += oh ? "oh" : kWords[d];
+      label += oh ? 'o' : char('0' + d);
+    }
+    const auto& v = voices[std::uniform_int_distribution<size_t>(0, voices.size() - 1)(rng)];
+    const std::string voice = v.first + "+" + v.second;
+    const int rate = std::uniform_int_distribution<int>(110, 260)(rng);
+    const int pitch = std::uniform_int_distribution<int>(15, 85)(rng);
+    const int range = std::uniform_int_distribution<int>(10, 90)(rng);
+    const int gap = chance(0.3) ? std::uniform_int_distribution<int>(1, 20)(rng) : 0;
+    std::vector<float> x = speak(text, voice, rate, pitch, range, gap, espeak_rate);
+    if (x.empty()) {
+      std::fprintf(stderr, "make_speech_digits: espeak-ng could not say '%s' with voice %s\n",
+                   text.c_str(), voice.c_str());
+      return 1;
+    }
+    double speed = 1, rt60 = 0, snr = 0;
+    bool phone = false;
+    std::string noise = "none";
+    if (!o.clean) {
+      if (chance(0.5)) {
+        speed = uniform(0.9, 1.1);
+        x = resample(x, 1.0 / speed);
+      }
+      if (chance(0.3)) {  // reverberation
+        rt60 = uniform(0.1, 0.6);
+        x = bpkit_audio::fft_convolve(x, bpkit_audio::room_response(rt60, kRate, rng));
+      }
+      if (chance(0.15)) {  // telephone band
+        phone = true;
+        x = resample(resample(x, 0.5), 2.0);
+        highpass(x, 300);
+      }
+    }
+    // Silence before and after (the endpointer's job), then noise over the whole.
+    const size_t lead = size_t(uniform(0.05, 0.6) * kRate),
+                 tail = size_t(uniform(0.05, 0.6) * kRate);
+    x.insert(x.begin(), lead, 0.f);
+    x.insert(x.end(), tail, 0.f);
+    const double speech_power =
+        bpkit_audio::mean_power(x) * double(x.size()) / double(x.size() - lead - tail);
+    if ((!o.clean && chance(0.7)) || o.noise_given) {
+      noise = noises[std::uniform_int_distribution<int>(0, 4)(rng)];
+      snr = uniform(o.snr_lo, o.snr_hi);
+      const std::vector<float> n = make_noise(noise, x.size(), rng, babble);
+      const float a = float(std::sqrt(speech_power / std::pow(10.0, snr / 10)));
+      for (size_t k = 0; k < x.size(); ++k) x[k] += a * n[k];
+    } else {  // a faint floor, as any recording has
+      std::normal_distribution<float> g(0.f, 1.f);
+      const float a = float(std::sqrt(speech_power) * std::pow(10.0, -uniform(45, 70) / 20));
+      for (float& s : x) s += a * g(rng);
+    }
+    float peak = 0;
+    for (float s : x) peak = std::max(peak, std::fabs(s));
+    const float gain = peak > 0 ? float(uniform(o.clean ? 0.5 : 0.05, 0.95)) / peak : 1.f;
+    for (float& s : x) s *= gain;
+    char file[96];
+    std::snprintf(file, sizeof file, "wav/%s_%06lld.wav", o.name.c_str(), (long long)i);
+    if (!write_wav((fs::path(o.out) / file).string(), x)) {
+      std::fprintf(stderr, "make_speech_digits: cannot write '%s'\n",
+                   (fs::path(o.out) / file).string().c_str());
+      return 1;
+    }
+    tsv << file << '\t' << label << '\n';
+    info << file << '\t' << voice << '\t' << rate << '\t' << pitch << '\t' << speed << '\t' << rt60
+         << '\t' << phone << '\t' << noise << '\t' << snr << '\n';
+  }
+  tsv.close();
+  fs::rename(manifest + ".tmp", manifest, ec);
+  if (ec || !tsv) {
+    std::fprintf(stderr, "make_speech_digits: cannot write '%s'\n", manifest.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "make_speech_digits: %lld utterances in %s\n", (long long)o.count,
+               manifest.c_str());
+  return 0;
+}

@@ -1,7 +1,8 @@
 // speech_app: the words spoken in audio files, with the shipped connected-digit recognizer
 // (models/speech_digits) or another speech model directory.
 //
-//   speech_app [--model DIR] [--json] [--threads N] [--plugin-path DIR]... FILE...
+//   speech_app [--model DIR] [--json] [--spectrogram OUT.png] [--features] [--threads N]
+//              [--plugin-path DIR]... FILE...
 //
 // Exit codes: 0 success, 1 a file could not be read or recognized (the others are still
 // processed), 2 usage or model errors.
@@ -34,6 +35,12 @@ const char* kUsage =
     "  --json             one JSON object per file (JSON Lines): file, text, confidence,\n"
     "                     duration (seconds) and the words with start and end (seconds in the\n"
     "                     file) and confidence; a file that fails gets {file, error}\n"
+    "  --spectrogram PNG  write the log-mel spectrogram with the recognized words marked (one\n"
+    "                     file; with several, PNG gets each file's number: out.png -> out.2.png)\n"
+    "  --features         the files hold features, not audio: Kaldi archives (.ark, .scp: the\n"
+    "                     first matrix) or Sphinx cepstra (.mfc), as the model's first feature\n"
+    "                     stage makes them (the shipped model: sphinx_fe's defaults, e.g.\n"
+    "                     sphinx_fe -i in.wav -o in.mfc -mswav yes -dither no)\n"
     "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
     "  -h, --help         this help\n";
@@ -41,14 +48,18 @@ const char* kUsage =
 int run(int argc, char** argv) {
   std::vector<std::string> files;
   std::multimap<std::string, std::string> all;
-  auto o = bpkit::cli::parse_options(argc, argv, 1, {"model", "threads", "plugin-path"}, files,
-                                     {"json", "help"}, &all);
+  auto o =
+      bpkit::cli::parse_options(argc, argv, 1, {"model", "threads", "plugin-path", "spectrogram"},
+                                files, {"json", "features", "help"}, &all);
   if (o.count("help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
   if (files.empty()) throw UsageError("no audio file given");
-  const bool json = o.count("json") > 0;
+  const bool json = o.count("json") > 0, features = o.count("features") > 0;
+  const std::string png = o.count("spectrogram") ? o["spectrogram"] : "";
+  if (!png.empty() && features)
+    throw UsageError("--spectrogram needs audio; --features files hold no audio");
   bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
   std::string dir = o.count("model") ? o["model"] : bpkit::shipped_model_dir("speech_digits");
   if (dir.empty())
@@ -58,9 +69,21 @@ int run(int argc, char** argv) {
   bpkit::UtteranceRecognizer rec(dir, bpkit::cli::all_values(all, "plugin-path"));
 
   int failures = 0;
-  for (const std::string& file : files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& file = files[i];
     try {
-      const bpkit::Utterance u = rec.recognize(file);
+      const bpkit::Utterance u = features ? rec.recognize_feature_file(file) : rec.recognize(file);
+      if (!png.empty()) {
+        std::string out = png;
+        if (i > 0) {  // out.png -> out.2.png
+          const size_t dot = png.rfind('.');
+          const std::string n = "." + std::to_string(i + 1);
+          out = dot == std::string::npos || png.find('/', dot) != std::string::npos
+                    ? png + n
+                    : png.substr(0, dot) + n + png.substr(dot);
+        }
+        rec.write_spectrogram(file, u, out);
+      }
       if (json) {
         nlohmann::ordered_json j = {{"file", file},
                                     {"text", u.text},

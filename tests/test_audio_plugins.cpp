@@ -10,12 +10,17 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "bpkit/config.h"
 #include "bpkit/pipeline.h"
 #include "bpkit/plugin_host.h"
+#include "bpkit/speech.h"
+#include "bpkit/train.h"
 #include "temp_dir.h"
 
 using bpkit::Kind;
@@ -404,4 +409,98 @@ TEST_CASE("random stages pass their input through at seed 0 and augment anew for
     CHECK(zero_rows > 0);
     CHECK(zero_cols > 0);
   }
+}
+
+TEST_CASE("a speech pipeline with random stages trains, and the recognizer times its words",
+          "[audio][learning]") {
+  // Two "words", a low and a high tone of 0.25 s, 1-3 of them with 0.15 s gaps after 0.2-0.5 s of
+  // silence: the utterance recognizer must name them and place them in the file (the endpointer
+  // cuts the silence; the offset brings the times back).
+  bpkit_test::TempDir dir("speech-train");
+  const int rate = 16000;
+  struct Truth {
+    std::string label;
+    std::vector<std::pair<double, double>> spans;
+  };
+  std::map<std::string, Truth> truth;
+  auto make_set = [&](const std::string& name, int count, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::ofstream m(dir.file(name + ".tsv"));
+    for (int i = 0; i < count; ++i) {
+      Truth t;
+      std::vector<float> x(size_t(std::uniform_int_distribution<int>(3200, 8000)(rng)), 0.f);
+      const int words = std::uniform_int_distribution<int>(1, 3)(rng);
+      for (int w = 0; w < words; ++w) {
+        const bool high = std::uniform_int_distribution<int>(0, 1)(rng);
+        const double start = double(x.size()) / rate;
+        const std::vector<float> s = tone(high ? 1200 : 400, 0.4, rate, rate / 4);
+        x.insert(x.end(), s.begin(), s.end());
+        t.spans.emplace_back(start, double(x.size()) / rate);
+        t.label += high ? 'b' : 'a';
+        x.insert(x.end(), size_t(rate * 15 / 100), 0.f);
+      }
+      std::normal_distribution<float> g(0.f, 0.002f);
+      for (float& v : x) v += g(rng);
+      const std::string f = dir.file(name + std::to_string(i) + ".wav");
+      write_sound(f, x, 1, rate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+      m << f << "\t" << t.label << "\n";
+      truth[f] = t;
+    }
+  };
+  make_set("train", 160, 1);
+  make_set("test", 20, 2);
+  std::ofstream(dir.file("p.yaml"))
+      << "name: tones\n"
+         "plugin_path: ["
+      << kPluginDir
+      << "]\n"
+         "stages:\n"
+         "  - plugin: audio.read\n"
+         "  - plugin: audio.noise\n"
+         "    params: {probability: 0.5, snr_min: 15, snr_max: 30}\n"
+         "  - plugin: audio.trim\n"
+         "  - plugin: audio.mfcc\n"
+         "    params: {vtlp: 0.05}\n"
+         "  - plugin: sequence.cmvn\n"
+         "  - plugin: sequence.specaugment\n"
+         "    params: {time_masks: 1, feature_masks: 1, feature_width: 2}\n"
+         "  - plugin: sequence.splice\n"
+         "data: {train: train.tsv, test: test.tsv, labels: transcript, alphabet: ab}\n"
+         "network:\n  layers:\n"
+         "    - lstm: {units: 16, bidirectional: 1}\n"
+         "    - frame_dense: {units: 3}\n"
+         "decoder: {words: {a: low, b: high}, min_words: 1, max_words: 3}\n"
+         "optimizer: {type: adam, lr: 0.01}\n"
+         "training: {epochs: 40, batch: 16, seed: 1, threads: 2}\n"
+         "cache: false\n";
+  bpkit::TrainRequest r;
+  r.config = dir.file("p.yaml");
+  r.out_dir = dir.file("model");
+  r.log = &std::cerr;
+  const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
+  CHECK(out.test_error_rate < 0.1);
+
+  bpkit::UtteranceRecognizer rec(dir.file("model"));
+  bpkit::WordErrors errors;
+  int placed = 0, words = 0;
+  for (const auto& [file, t] : truth) {
+    if (file.find("test") == std::string::npos) continue;
+    const bpkit::Utterance u = rec.recognize(file);
+    std::vector<std::string> ref;
+    for (char c : t.label) ref.push_back(c == 'a' ? "low" : "high");
+    errors.add(bpkit::split_words(u.text), ref);
+    CHECK(u.words.size() <= 3);  // the grammar
+    CHECK(u.seconds == Approx(0.0).margin(1e9));
+    if (u.words.size() != t.spans.size()) continue;
+    for (size_t w = 0; w < u.words.size(); ++w, ++words) {
+      // The word's frames overlap its tone (CTC emits a word on a frame or two inside it).
+      const bool overlap =
+          u.words[w].start < t.spans[w].second + 0.05 && u.words[w].end > t.spans[w].first - 0.05;
+      placed += overlap;
+      CHECK(u.words[w].confidence > 0);
+    }
+  }
+  CHECK(errors.wer() < 0.1);
+  CHECK(words > 20);
+  CHECK(placed >= words * 9 / 10);
 }

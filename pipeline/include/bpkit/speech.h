@@ -7,6 +7,7 @@
 // symbols, decoded by prefix beam search constrained to that many words.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,13 +47,26 @@ class UtteranceRecognizer {
   Utterance recognize_features(const Tensor<float>& features, double frame_seconds = 0,
                                double offset = 0);
 
+  // From a feature file (Kaldi ark/scp, Sphinx .mfc; read by the sequence.read plugin) holding
+  // what the model's first sequence stage takes, e.g. cepstra for a pipeline that makes them with
+  // audio.mfcc: the stages from that one on, then the network. Times count `frame_shift` seconds
+  // per input frame (Kaldi's and Sphinx's 10 ms by default). Throws StageError/FileError for an
+  // unreadable file, ConfigError when the pipeline has no stage that takes sequences.
+  Utterance recognize_feature_file(const std::string& file, double frame_shift = 0.01);
+
+  // Writes a PNG of the file's log-mel spectrogram (64 filters, 10 ms frames, quietest 80 dB
+  // dark) with the recognized words marked at their times. Throws StageError/FileError for
+  // unreadable audio or an unwritable PNG.
+  void write_spectrogram(const std::string& file, const Utterance& u, const std::string& png) const;
+
   TrainedModel& model() { return model_; }
   const std::vector<std::string>& words() const { return words_; }  // per symbol
 
  private:
   TrainedModel model_;
-  std::vector<std::string> words_;  // word of class k + 1 (label k + 1 is alphabet[k])
-  size_t audio_end_ = 0;            // stages [0, audio_end_) produce audio
+  std::vector<std::string> words_;            // word of class k + 1 (label k + 1 is alphabet[k])
+  size_t audio_end_ = 0;                      // stages [0, audio_end_) produce audio
+  std::unique_ptr<Pipeline> feature_reader_;  // sequence.read (made on first use)
 };
 
 // Word error rate counts: edits (substitutions + insertions + deletions) between the recognized

@@ -95,6 +95,8 @@ class TrainedModel {
   size_t members() const { return 1 + more_.size(); }
   const Metadata& metadata() const { return model_.meta; }
   const Pipeline& pipeline() const { return *pipeline_; }
+  // The plugins the pipeline was built from (for further pipelines of the same plugins).
+  const PluginRegistry& registry() const { return registry_; }
   const PipelineConfig& config() const { return config_; }
 
  private:

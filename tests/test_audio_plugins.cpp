@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -461,7 +462,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
          "  - plugin: audio.trim\n"
          "  - plugin: audio.mfcc\n"
          "    params: {vtlp: 0.05}\n"
-         "  - plugin: sequence.cmvn\n"
+         "  - plugin: sequence.global_cmvn\n"
          "  - plugin: sequence.specaugment\n"
          "    params: {time_masks: 1, feature_masks: 1, feature_width: 2}\n"
          "  - plugin: sequence.splice\n"
@@ -484,7 +485,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
   bpkit::WordErrors errors;
   int placed = 0, words = 0;
   for (const auto& [file, t] : truth) {
-    if (file.find("test") == std::string::npos) continue;
+    if (std::filesystem::path(file).filename().string().rfind("test", 0) != 0) continue;
     const bpkit::Utterance u = rec.recognize(file);
     std::vector<std::string> ref;
     for (char c : t.label) ref.push_back(c == 'a' ? "low" : "high");
@@ -503,4 +504,37 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
   CHECK(errors.wer() < 0.1);
   CHECK(words > 20);
   CHECK(placed >= words * 9 / 10);
+
+  // The fit stage's statistics: learned from the training files, stored with the model, and
+  // what makes the training features zero-mean.
+  {
+    bpkit::TrainedModel m(dir.file("model"));
+    const size_t k = 4;  // audio.read, audio.noise, audio.trim, audio.mfcc, then global_cmvn
+    REQUIRE(m.pipeline().fit_stages() == std::vector<size_t>{k});
+    std::vector<double> sum(13, 0.0);
+    double frames = 0;
+    for (const auto& [file, t] : truth) {
+      if (std::filesystem::path(file).filename().string().rfind("train", 0) != 0) continue;
+      const Value v = m.pipeline().run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, k + 1);
+      for (int64_t i = 0; i < v.tensor.dim(0); ++i, ++frames)
+        for (int c = 0; c < 13; ++c) sum[size_t(c)] += v.tensor.data()[i * 13 + c];
+    }
+    for (double s : sum) CHECK(s / frames == Approx(0).margin(1e-3));
+  }
+  const std::string fitted = dir.file("model/fitted.yaml");
+  REQUIRE(std::filesystem::exists(fitted));
+  std::filesystem::rename(fitted, dir.file("fitted.yaml"));
+  CHECK_THROWS_WITH(bpkit::UtteranceRecognizer(dir.file("model")),
+                    Contains("fitted.yaml: missing") && Contains("sequence.global_cmvn"));
+  std::ofstream(fitted) << "- {stage: 5, plugin: sequence.global_cmvn, state: 'frames 3'}\n";
+  CHECK_THROWS_WITH(bpkit::UtteranceRecognizer(dir.file("model")),
+                    Contains("cannot use the statistics"));
+  std::ofstream(fitted) << "- {stage: 4, plugin: audio.mfcc, state: x}\n";
+  CHECK_THROWS_WITH(bpkit::UtteranceRecognizer(dir.file("model")),
+                    Contains("is not the state of stage 5"));
+  // Without its statistics the stage refuses to run.
+  Value seq;
+  seq.kind = Kind::kSequence;
+  seq.tensor.resize({3, 13});
+  CHECK_THROWS_WITH(stage("sequence.global_cmvn")->process(seq), Contains("has no statistics"));
 }

@@ -9,6 +9,7 @@
 
 #include "bpkit/error.h"
 #include "bpkit/suggest.h"
+#include "bpkit/threading.h"
 
 namespace bpkit {
 namespace {
@@ -175,6 +176,60 @@ Value Pipeline::run(const std::string& file, uint64_t seed) const {
   v.path = file;
   v.seed = seed;
   return run(std::move(v), 0);
+}
+
+std::vector<size_t> Pipeline::fit_stages() const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < stages_.size(); ++i)
+    if (stages_[i].object->fits()) out.push_back(i);
+  return out;
+}
+
+void Pipeline::load_fit_state(size_t stage, const std::string& state) {
+  Stage& st = stages_.at(stage);
+  try {
+    st.object->fit_load(state);
+  } catch (const std::exception& e) {
+    throw ConfigError(st.where + ": stage '" + st.plugin +
+                      "' cannot use the statistics it was given: " + e.what());
+  }
+  signature_ += " fit" + std::to_string(stage) + "=" + std::to_string(state.size()) + ":" + state;
+}
+
+std::string Pipeline::fit(size_t stage, const std::vector<std::string>& files) {
+  Stage& st = stages_.at(stage);
+  // Chunks keep memory bounded (a chunk's values at a time) and the order fixed.
+  const size_t chunk = 512;
+  for (size_t c0 = 0; c0 < files.size(); c0 += chunk) {
+    const size_t n = std::min(chunk, files.size() - c0);
+    std::vector<Value> values(n);
+    std::vector<std::string> errors(n);
+    parallel_for(int64_t(n), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        try {
+          Value v;
+          v.kind = Kind::kFile;
+          v.path = files[c0 + size_t(i)];
+          values[size_t(i)] = run(std::move(v), 0, stage);
+        } catch (const std::exception& ex) {
+          errors[size_t(i)] = ex.what();
+        }
+      }
+    });
+    for (size_t i = 0; i < n; ++i) {
+      if (!errors[i].empty()) throw StageError(errors[i], files[c0 + i]);
+      st.object->fit_add(values[i]);
+    }
+  }
+  std::string state;
+  try {
+    state = st.object->fit_finish();
+  } catch (const std::exception& e) {
+    throw ConfigError(st.where + ": stage '" + st.plugin + "' could not learn from the " +
+                      std::to_string(files.size()) + " training samples: " + e.what());
+  }
+  load_fit_state(stage, state);
+  return state;
 }
 
 bool Pipeline::has_random_stages() const {

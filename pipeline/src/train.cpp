@@ -1,5 +1,7 @@
 #include "bpkit/train.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -304,6 +306,57 @@ std::string now_utc() {
 
 }  // namespace
 
+namespace {
+
+// DIR/fitted.yaml: a list of {stage, plugin, state}, one per fit stage, in stage order.
+void write_fit_states(const std::string& path, const Pipeline& p,
+                      const std::vector<std::pair<size_t, std::string>>& states) {
+  YAML::Emitter e;
+  e << YAML::Comment(
+      "statistics the pipeline's fit stages learned from the training set (bpkit train)");
+  e << YAML::BeginSeq;
+  for (const auto& [stage, state] : states)
+    e << YAML::BeginMap << YAML::Key << "stage" << YAML::Value << stage + 1 << YAML::Key << "plugin"
+      << YAML::Value << p.stages()[stage].plugin << YAML::Key << "state" << YAML::Value
+      << YAML::Literal << state << YAML::EndMap;
+  e << YAML::EndSeq;
+  write_file_atomically(path, std::string(e.c_str()) + "\n");
+}
+
+// Gives the fit stages of `p` the states stored in DIR/fitted.yaml.
+void read_fit_states(const std::string& dir, Pipeline& p) {
+  const std::vector<size_t> fits = p.fit_stages();
+  const std::string path = (fs::path(dir) / kFittedFile).string();
+  if (fits.empty()) return;
+  if (!fs::exists(path))
+    throw FileError(path + ": missing; stage " + std::to_string(fits[0] + 1) + " ('" +
+                    p.stages()[fits[0]].plugin +
+                    "') learns from the training set and needs what bpkit train stored there");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw FileError(path + ": not a fit-state file: " + e.what());
+  }
+  if (!root.IsSequence() || root.size() != fits.size())
+    throw FileError(path + ": expected " + std::to_string(fits.size()) +
+                    " fit states (one per fit stage of the pipeline)");
+  for (size_t i = 0; i < fits.size(); ++i) try {
+      const YAML::Node n = root[i];
+      const std::string want = p.stages()[fits[i]].plugin;
+      if (!n.IsMap() || !n["stage"] || !n["plugin"] || !n["state"] ||
+          n["stage"].as<std::string>() != std::to_string(fits[i] + 1) ||
+          n["plugin"].as<std::string>() != want)
+        throw FileError(path + ": entry " + std::to_string(i + 1) + " is not the state of stage " +
+                        std::to_string(fits[i] + 1) + " ('" + want + "')");
+      p.load_fit_state(fits[i], n["state"].as<std::string>());
+    } catch (const YAML::Exception& e) {
+      throw FileError(path + ": entry " + std::to_string(i + 1) + ": " + e.what());
+    }
+}
+
+}  // namespace
+
 TrainOutcome train_pipeline(const TrainRequest& r) {
   std::ostream* log = r.log;
   PipelineConfig c = load_pipeline_config(r.config);
@@ -369,6 +422,22 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
            << std::flush;
     return fs;
   };
+  // Fit stages learn their statistics from the training files first (their features, and the
+  // cache keys of everything after them, depend on what they learn).
+  std::vector<std::pair<size_t, std::string>> fitted;
+  for (size_t k : pipeline.fit_stages()) {
+    std::vector<std::string> files;
+    for (const ManifestEntry& e : train_entries) files.push_back(e.path);
+    const auto f0 = std::chrono::steady_clock::now();
+    fitted.emplace_back(k, pipeline.fit(k, files));
+    if (log)
+      *log << "fit: stage " << k + 1 << " '" << pipeline.stages()[k].plugin << "' learned from "
+           << files.size() << " training samples in "
+           << fmt_seconds(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - f0).count())
+           << "\n"
+           << std::flush;
+  }
   const FeatureSet train_set = extract(train_entries, "train");
   if (train_set.features.empty()) throw FileError(c.train_manifest + ": no sample could be used");
   // Fixed-shape features with class labels train as a Dataset; sequences (frames varying between
@@ -567,6 +636,11 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   }
   save_model(net, (fs::path(out) / kModelFile).string(), meta);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
+  if (!fitted.empty()) {
+    write_fit_states((fs::path(out) / kFittedFile).string(), pipeline, fitted);
+  } else {
+    fs::remove(fs::path(out) / kFittedFile, ec);  // a stale one would be refused later
+  }
 
   ReportInput rep;
   rep.title = c.name;
@@ -894,6 +968,16 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
                               .string(),
                           bytes[i]);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), pipeline_text);
+  // The first member's fit states go with its pipeline (members trained on other data would
+  // have learned other statistics: give an ensemble members of one training set).
+  const fs::path fitted = fs::path(dirs[0]) / kFittedFile;
+  if (fs::exists(fitted)) {
+    std::ifstream in(fitted, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) throw FileError(fitted.string() + ": cannot read");
+    write_file_atomically((fs::path(out) / kFittedFile).string(), text.str());
+  }
 }
 
 TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
@@ -956,6 +1040,7 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
   }
   load_plugins(registry_, config_.plugin_path, plugin_dirs);
   pipeline_ = std::make_unique<Pipeline>(config_, registry_);
+  read_fit_states(dir, *pipeline_);
 }
 
 TrainedModel::Prediction TrainedModel::predict(const std::string& file) {

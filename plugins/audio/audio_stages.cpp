@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -329,6 +330,115 @@ Value Cmvn::process(const Value& in) const {
     const double inv = variance_ && sd > 1e-5 ? 1.0 / sd : 1.0;
     for (int64_t i = 0; i < t; ++i) x[i * f + c] = float((x[i * f + c] - mean) * inv);
   }
+  return v;
+}
+
+// ---- sequence.global_cmvn -------------------------------------------------------------------
+
+PluginInfo GlobalCmvn::info() {
+  return {"sequence.global_cmvn",
+          "1.0",
+          "global mean (and variance) normalization, a fit stage: bpkit train computes each "
+          "feature's mean and standard deviation over every frame of the training set once and "
+          "stores them in the model directory (fitted.yaml); every use of the model subtracts "
+          "and divides by them. Unlike sequence.cmvn it keeps differences between utterances",
+          Kind::kSequence,
+          Kind::kSequence,
+          {{"variance", ParamType::kBool, "true", "also scale to unit variance"}}};
+}
+
+void GlobalCmvn::configure(const bpkit::ParamValues& p) {
+  variance_ = p.get_bool("variance");
+}
+
+void GlobalCmvn::fit_add(const Value& in) {
+  need_sequence(in);
+  const int64_t t = in.tensor.dim(0), f = in.tensor.dim(1);
+  if (sum_.empty()) {
+    sum_.assign(size_t(f), 0.0);
+    sum2_.assign(size_t(f), 0.0);
+  }
+  if (size_t(f) != sum_.size())
+    throw std::runtime_error(in.path + ": " + std::to_string(f) + " features per frame, but " +
+                             "the first training sample has " + std::to_string(sum_.size()));
+  const float* x = in.tensor.data();
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t c = 0; c < f; ++c) {
+      sum_[size_t(c)] += x[i * f + c];
+      sum2_[size_t(c)] += double(x[i * f + c]) * x[i * f + c];
+    }
+  frames_ += double(t);
+}
+
+std::string GlobalCmvn::fit_finish() {
+  if (frames_ < 1) throw std::runtime_error("no training frames to learn from");
+  std::ostringstream out;
+  out.precision(9);
+  out << "frames " << frames_ << "\nmean";
+  std::vector<double> sd(sum_.size());
+  for (size_t c = 0; c < sum_.size(); ++c) out << ' ' << sum_[c] / frames_;
+  out << "\nstddev";
+  for (size_t c = 0; c < sum_.size(); ++c) {
+    const double m = sum_[c] / frames_;
+    out << ' ' << std::sqrt(std::max(0.0, sum2_[c] / frames_ - m * m));
+  }
+  out << "\n";
+  sum_.clear();
+  sum2_.clear();
+  frames_ = 0;
+  const std::string state = out.str();
+  fit_load(state);
+  return state;
+}
+
+void GlobalCmvn::fit_load(const std::string& state) {
+  std::istringstream in(state);
+  std::string word, line;
+  double frames = 0;
+  std::vector<float> mean, sd;
+  if (!(in >> word >> frames) || word != "frames" || !(frames >= 1))
+    throw std::runtime_error("expected 'frames N' first");
+  std::getline(in, line);
+  for (auto* v : {&mean, &sd}) {
+    if (!std::getline(in, line)) throw std::runtime_error("expected the mean and stddev lines");
+    std::istringstream ls(line);
+    ls >> word;
+    if (word != (v == &mean ? "mean" : "stddev"))
+      throw std::runtime_error("expected a '" + std::string(v == &mean ? "mean" : "stddev") +
+                               "' line, got '" + word + "'");
+    double d;
+    while (ls >> d) {
+      if (!std::isfinite(d) || (v == &sd && d < 0)) throw std::runtime_error("a bad statistic");
+      v->push_back(float(d));
+    }
+    if (!ls.eof()) throw std::runtime_error("a value that is not a number");
+  }
+  if (mean.empty() || mean.size() != sd.size())
+    throw std::runtime_error("the mean and stddev lines differ in length");
+  mean_ = std::move(mean);
+  inv_std_.resize(sd.size());
+  // A feature constant over the training set keeps scale 1 (dividing by ~0 would blow it up).
+  for (size_t c = 0; c < sd.size(); ++c)
+    inv_std_[c] = variance_ && sd[c] > 1e-5f ? 1.f / sd[c] : 1.f;
+}
+
+Value GlobalCmvn::process(const Value& in) const {
+  need_sequence(in);
+  if (mean_.empty())
+    throw std::runtime_error(
+        "sequence.global_cmvn has no statistics: it learns them in bpkit train, and a model "
+        "directory keeps them in fitted.yaml");
+  const int64_t t = in.tensor.dim(0), f = in.tensor.dim(1);
+  if (size_t(f) != mean_.size())
+    throw std::runtime_error(std::to_string(f) +
+                             " features per frame, but the statistics are "
+                             "for " +
+                             std::to_string(mean_.size()));
+  Value v = in;
+  float* x = v.tensor.data();
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t c = 0; c < f; ++c)
+      x[i * f + c] = (x[i * f + c] - mean_[size_t(c)]) * inv_std_[size_t(c)];
   return v;
 }
 

@@ -6,6 +6,8 @@
 //   sequence.deltas   sequence -> sequence  deltas and delta-deltas appended
 //   sequence.cmvn     sequence -> sequence  per-utterance mean (and variance) normalization
 //   sequence.splice   sequence -> sequence  neighbouring frames stacked, every n-th frame kept
+//   sequence.global_cmvn  sequence -> sequence  mean (and variance) normalization with statistics
+//                                      learned from the whole training set (a fit stage)
 // Training-time augmentation (random stages: they draw from Value::seed while training and pass
 // their input through unchanged at seed 0, i.e. at inference):
 //   audio.noise     audio -> audio     additive noise at a random SNR (a pool of noise files, or
@@ -77,6 +79,23 @@ class Cmvn : public bpkit::FeaturePlugin {
 
  private:
   bool variance_ = true;
+};
+
+class GlobalCmvn : public bpkit::FeaturePlugin {
+ public:
+  static bpkit::PluginInfo info();
+  void configure(const bpkit::ParamValues& p) override;
+  bpkit::Value process(const bpkit::Value& in) const override;
+  bool fits() const override { return true; }
+  void fit_add(const bpkit::Value& in) override;
+  std::string fit_finish() override;
+  void fit_load(const std::string& state) override;
+
+ private:
+  bool variance_ = true;
+  std::vector<double> sum_, sum2_;  // while fitting
+  double frames_ = 0;
+  std::vector<float> mean_, inv_std_;  // learned (empty: not fitted)
 };
 
 class Splice : public bpkit::FeaturePlugin {

@@ -47,7 +47,7 @@
 namespace bpkit {
 
 // Bump on any change to the types or virtual functions in this header.
-constexpr int kPluginAbiVersion = 2;  // 2: Audio::offset, Value::seed, random()
+constexpr int kPluginAbiVersion = 2;  // 2: Audio::offset, Value::seed, random(), fit stages
 
 // What flows between stages.
 enum class Kind : int {
@@ -212,6 +212,19 @@ class FeaturePlugin {
   // the host sets anew for every sample and epoch while training and to 0 otherwise (see
   // Value::seed). Its output is never cached; the stages before it are.
   virtual bool random() const { return false; }
+
+  // Fit stages learn statistics from the training set once (e.g. global mean and variance
+  // normalization) and keep them with the model. fits() true (after configure) makes one. While
+  // training, before any process(), the host calls fit_add() with every training sample's value
+  // as the stages before this one make it (seed 0), one call at a time in manifest order, then
+  // fit_finish(), which returns the learned state as text; the host stores it in the model
+  // directory and calls fit_load() with it wherever the model is used. process() must refuse to
+  // run before fit_finish() or fit_load(). These calls are not concurrent with anything.
+  virtual bool fits() const { return false; }
+  virtual void fit_add(const Value& in) { (void)in; }
+  virtual std::string fit_finish() { return ""; }
+  // Throws (std::exception) for a state this plugin cannot read.
+  virtual void fit_load(const std::string& state) { (void)state; }
 };
 
 // What a library exports for each of its plugins.

@@ -34,6 +34,16 @@ class Pipeline {
   Value run(const std::string& file, uint64_t seed = 0) const;
   // True when a stage augments at random during training.
   bool has_random_stages() const;
+  // The indices of the fit stages (FeaturePlugin::fits), in order.
+  std::vector<size_t> fit_stages() const;
+  // Gives fit stage `stage` its learned state (FeaturePlugin::fit_load) and makes the state part
+  // of signature(), so that cached features never outlive the statistics they were made with.
+  // Throws ConfigError naming the stage when the plugin refuses the state.
+  void load_fit_state(size_t stage, const std::string& state);
+  // Fits stage `stage` on the given files: runs the stages before it on each (all threads, in
+  // chunks), hands the values to fit_add in the files' order, and loads what fit_finish returns,
+  // which it also returns. Throws StageError for a file the earlier stages cannot process.
+  std::string fit(size_t stage, const std::vector<std::string>& files);
   // Runs stages [first, last) on `input` (with input.seed as above), which must be of the kind
   // stage `first` consumes (e.g. a text line cut from a page, fed to a recognizer's pipeline after
   // its reading stages). Throws StageError naming input.path.

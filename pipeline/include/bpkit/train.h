@@ -5,6 +5,7 @@
 //   model.2.bpk, model.3.bpk, ...   more networks for the same classes and features: an ensemble
 //                  (bpkit ensemble); predictions average the members' class probabilities
 //   pipeline.yaml  the pipeline file that made its features (stages and parameters)
+//   fitted.yaml    what the pipeline's fit stages learned from the training set (when it has any)
 //   checkpoint.bpk the latest epoch's state while training runs (removed at the end)
 //   metrics.json, curves.png, confusion.png, summary.txt   the training report
 #pragma once
@@ -145,5 +146,6 @@ void write_ensemble(const std::vector<std::string>& model_dirs, const std::strin
 constexpr const char* kModelFile = "model.bpk";
 constexpr const char* kPipelineFile = "pipeline.yaml";
 constexpr const char* kCheckpointFile = "checkpoint.bpk";
+constexpr const char* kFittedFile = "fitted.yaml";
 
 }  // namespace bpkit

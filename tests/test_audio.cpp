@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mfcc.h"
@@ -215,4 +216,26 @@ TEST_CASE("check_options rejects impossible front ends", "[audio]") {
   CHECK_NOTHROW(check_options(too_many_ceps));
 
   CHECK_THROWS_WITH(mfcc_preset("htk", 16000), Contains("unknown MFCC preset 'htk'"));
+}
+
+TEST_CASE("one MfccComputer serves several threads at once", "[audio]") {
+  // The pipeline runs samples on every core through one configured stage: concurrent compute()
+  // calls must not share scratch (KissFFT's real-FFT state has its own buffer).
+  const Wav w = read_wav("speech.wav");
+  for (const char* preset : {"kaldi", "sphinx"}) {
+    INFO(preset);
+    const bpkit_audio::MfccComputer m(bpkit_audio::mfcc_preset(preset, w.rate));
+    const std::vector<float> want = m.compute(w.samples.data(), (long long)w.samples.size());
+    std::vector<std::vector<float>> got(4);
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < got.size(); ++t)
+      threads.emplace_back([&, t] {
+        for (int rep = 0; rep < 20; ++rep) {
+          got[t] = m.compute(w.samples.data(), (long long)w.samples.size());
+          if (got[t] != want) return;
+        }
+      });
+    for (std::thread& t : threads) t.join();
+    for (const auto& g : got) CHECK(g == want);
+  }
 }

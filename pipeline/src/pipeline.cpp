@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "bpkit/error.h"
@@ -95,13 +96,18 @@ ParamValues validate_params(const PluginInfo& info,
 }
 
 void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
-                  const std::vector<std::string>& extra) {
+                  const std::vector<std::string>& extra, const std::vector<std::string>* needed) {
   namespace fs = std::filesystem;
   std::vector<std::string> dirs = PluginRegistry::default_directories();
   dirs.insert(dirs.end(), pipeline_dirs.begin(), pipeline_dirs.end());
   dirs.insert(dirs.end(), extra.begin(), extra.end());
+  const std::function<bool()> done = [&] {
+    return needed && std::all_of(needed->begin(), needed->end(),
+                                 [&](const std::string& n) { return registry.find(n); });
+  };
   std::vector<std::string> seen;
   for (const std::string& d : dirs) {
+    if (done()) return;
     std::error_code ec;
     const std::string canon = fs::weakly_canonical(d, ec).string();
     if (std::find(seen.begin(), seen.end(), canon) != seen.end()) continue;
@@ -109,7 +115,7 @@ void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipe
     if (fs::is_regular_file(d, ec))
       registry.load_library(d);
     else
-      registry.add_directory(d);
+      registry.add_directory(d, needed ? done : std::function<bool()>());
   }
 }
 

@@ -121,7 +121,7 @@ void PluginRegistry::load_library(const std::string& path) {
         RegisteredPlugin{std::move(infos[i]), path, digest, handle, entries[i].create});
 }
 
-void PluginRegistry::add_directory(const std::string& dir) {
+void PluginRegistry::add_directory(const std::string& dir, const std::function<bool()>& done) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return;
   dirs_.push_back(dir);
@@ -130,6 +130,7 @@ void PluginRegistry::add_directory(const std::string& dir) {
     if (entry.path().extension() == ".so" && !entry.is_directory()) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   for (const std::string& f : files) {
+    if (done && done()) return;
     try {
       load_library(f);
     } catch (const PluginError& e) {

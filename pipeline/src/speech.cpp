@@ -4,13 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "bpkit/config.h"
 #include "bpkit/error.h"
-#include "bpkit/model_file.h"
 #include "bpkit/trainer.h"
 
 namespace bpkit {
@@ -92,52 +89,6 @@ Utterance UtteranceRecognizer::recognize_feature_file(const std::string& file, d
   Utterance u = recognize_features(feats.tensor, frames > 0 ? seconds / double(frames) : 0);
   u.seconds = seconds;
   return u;
-}
-
-void UtteranceRecognizer::write_spectrogram(const std::string& file, const Utterance& u,
-                                            const std::string& png) const {
-  // The file's audio through the model's reading stages (decoding, resampling; not the
-  // endpointer, so that the picture covers the whole file), then 64 log-mel filters.
-  const Pipeline& p = model_.pipeline();
-  size_t read_end = 0;
-  while (read_end < p.size() && p.stages()[read_end].info.consumes == Kind::kFile) ++read_end;
-  if (read_end == 0 || p.stages()[read_end - 1].info.produces != Kind::kAudio)
-    throw ConfigError(model_.config().file + ": the model's pipeline does not start with audio");
-  const Value audio = p.run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, read_end);
-  // A pipeline's first stage reads files: audio.read, then the filterbank run from stage 1.
-  const PipelineConfig c = parse_pipeline_config(
-      "stages:\n  - plugin: audio.read\n  - plugin: audio.mfcc\n    params: {output: fbank, "
-      "num_bins: 64, sample_rate: " +
-          std::to_string(audio.audio.sample_rate) + "}\n",
-      "(spectrogram)", "", false);
-  const Pipeline fbank(c, model_.registry());
-  const Value mel = fbank.run(audio, 1);
-  const int t = int(mel.tensor.dim(0)), b = int(mel.tensor.dim(1));
-  float top = -1e30f;
-  for (int64_t i = 0; i < mel.tensor.size(); ++i) top = std::max(top, mel.tensor.data()[i]);
-  const float range = float(std::log(1e8));  // 80 dB of power
-  const int scale = 3, label_h = 40;
-  cv::Mat gray(b, t, CV_8U);
-  for (int x = 0; x < t; ++x)
-    for (int y = 0; y < b; ++y) {
-      const float v = (mel.tensor.data()[int64_t(x) * b + y] - (top - range)) / range;
-      gray.at<uint8_t>(b - 1 - y, x) = uint8_t(std::clamp(v, 0.f, 1.f) * 255);
-    }
-  cv::Mat color, big;
-  cv::applyColorMap(gray, color, cv::COLORMAP_INFERNO);
-  cv::resize(color, big, cv::Size(t * scale, b * scale), 0, 0, cv::INTER_NEAREST);
-  cv::Mat out(big.rows + label_h, big.cols, CV_8UC3, cv::Scalar(255, 255, 255));
-  big.copyTo(out(cv::Rect(0, 0, big.cols, big.rows)));
-  const double px_per_s = double(big.cols) / (double(t) * 0.01);
-  for (const RecognizedWord& w : u.words) {
-    const int x0 = int(w.start * px_per_s), x1 = std::max(x0 + 1, int(w.end * px_per_s));
-    cv::rectangle(out, cv::Point(x0, 0), cv::Point(x1, big.rows - 1), cv::Scalar(255, 255, 255), 1);
-    cv::putText(out, w.word, cv::Point(x0, big.rows + 26), cv::FONT_HERSHEY_SIMPLEX, 0.6,
-                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  }
-  std::vector<uchar> bytes;
-  if (!cv::imencode(".png", out, bytes)) throw FileError(png + ": cannot encode the PNG");
-  write_file_atomically(png, std::string(bytes.begin(), bytes.end()));
 }
 
 std::vector<std::string> split_words(const std::string& text) {

@@ -158,8 +158,6 @@ MfccComputer::MfccComputer(const MfccOptions& options) : o_(options) {
       for (int i = 0; i < nc; ++i)
         lifter_[size_t(i)] = 1.0 + 0.5 * o_.lifter * std::sin(kPi * i / o_.lifter);
   }
-  fft_ = kiss_fftr_alloc(o_.fft_size, 0, nullptr, nullptr);
-  if (!fft_) throw std::runtime_error("cannot allocate the FFT");
 }
 
 // Vocal-tract-length perturbation (Jaitly and Hinton 2013): frequencies below a boundary scale
@@ -251,9 +249,7 @@ void MfccComputer::build_filters(double warp, std::vector<int>& first,
   }
 }
 
-MfccComputer::~MfccComputer() {
-  kiss_fftr_free(static_cast<kiss_fftr_cfg>(fft_));
-}
+MfccComputer::~MfccComputer() = default;
 
 std::vector<std::vector<float>> MfccComputer::filter_matrix() const {
   std::vector<std::vector<float>> m(size_t(o_.num_bins),
@@ -278,6 +274,13 @@ std::vector<float> MfccComputer::compute(const float* samples, long long n, doub
   std::vector<double> frame(static_cast<size_t>(len));
   std::vector<kiss_fft_scalar> buf(static_cast<size_t>(nfft));
   std::vector<kiss_fft_cpx> spec(size_t(nfft / 2 + 1));
+  // kiss_fftr keeps scratch space in its state: concurrent calls (the pipeline runs samples on
+  // several threads) each need their own, or they overwrite each other's spectra.
+  struct Fft {
+    kiss_fftr_cfg cfg;
+    ~Fft() { kiss_fftr_free(cfg); }
+  } fft{kiss_fftr_alloc(nfft, 0, nullptr, nullptr)};
+  if (!fft.cfg) throw std::runtime_error("cannot allocate the FFT");
   std::vector<double> power(size_t(nfft / 2 + 1)), logmel(size_t(o_.num_bins));
   const double scale = o_.sample_scale;
   for (int t = 0; t < frames; ++t) {
@@ -312,7 +315,7 @@ std::vector<float> MfccComputer::compute(const float* samples, long long n, doub
     for (int i = 0; i < len; ++i)
       buf[size_t(i)] = kiss_fft_scalar(frame[size_t(i)] * window_[size_t(i)]);
     std::fill(buf.begin() + len, buf.end(), kiss_fft_scalar(0));
-    kiss_fftr(static_cast<kiss_fftr_cfg>(fft_), buf.data(), spec.data());
+    kiss_fftr(fft.cfg, buf.data(), spec.data());
     for (size_t k = 0; k < spec.size(); ++k)
       power[k] = double(spec[k].r) * spec[k].r + double(spec[k].i) * spec[k].i;
     for (int b = 0; b < o_.num_bins; ++b) {

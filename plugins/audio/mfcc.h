@@ -109,7 +109,6 @@ class MfccComputer {
   std::vector<std::vector<float>> weights_;  // per filter: weights from first_bin_
   std::vector<double> dct_;                  // num_ceps x num_bins
   std::vector<double> lifter_;               // num_ceps
-  void* fft_ = nullptr;                      // kiss_fftr_cfg
 
   double warp_hz(double hz, double warp) const;
   // The filters (each one's first FFT bin and weights) with edges warped by `warp`.

@@ -78,8 +78,12 @@ ParamValues validate_params(const PluginInfo& info,
                             const std::string& stage_where);
 
 // The registry for a pipeline: built-in plugins, $BPKIT_PLUGIN_PATH, the pipeline's plugin_path
-// and `extra` directories (e.g. --plugin-path), in that order.
+// and `extra` directories (e.g. --plugin-path), in that order. With `needed`, libraries are loaded
+// in that order only until every named plugin is found (start-up of programs that run one model:
+// the libraries it does not use, and what they link, stay unloaded; a name found twice is then
+// not reported, the first one found is used).
 void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
-                  const std::vector<std::string>& extra);
+                  const std::vector<std::string>& extra,
+                  const std::vector<std::string>* needed = nullptr);
 
 }  // namespace bpkit

@@ -7,6 +7,7 @@
 // made is alive, even after the registry is gone.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -39,10 +40,11 @@ class PluginRegistry {
   // not a shared library, exports no bpkit ABI version or entry list, was built for another ABI
   // version, or defines a plugin whose name is already registered (naming both files).
   void load_library(const std::string& path);
-  // Loads every *.so in `dir` (sorted by name). A library that cannot be used is recorded in
-  // problems() and skipped; a duplicate plugin name is an error (PluginError naming both files).
-  // A directory that does not exist is skipped.
-  void add_directory(const std::string& dir);
+  // Loads every *.so in `dir` (sorted by name) — or, with `done`, one after another until done()
+  // is true. A library that cannot be used is recorded in problems() and skipped; a duplicate
+  // plugin name is an error (PluginError naming both files). A directory that does not exist is
+  // skipped.
+  void add_directory(const std::string& dir, const std::function<bool()>& done = {});
   // The directories searched by default, in order: the built-in plugin directory (next to the
   // running program: <bin>/../lib/bpkit/plugins), then each entry of $BPKIT_PLUGIN_PATH
   // (colon-separated).

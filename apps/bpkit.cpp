@@ -310,6 +310,10 @@ int cmd_eval(int argc, char** argv) {
   eo.log = &std::cerr;
   const bpkit::FeatureSet set = bpkit::extract_features(model.pipeline(), entries, eo);
   if (!model.config().symbol_words.empty()) {
+    if (o.count("dict"))
+      throw UsageError(
+          "--dict corrects the words of text lines; a speech model's words come from "
+          "its decoder grammar");
     // A word recognizer (speech): the utterance recognizer on each sample's features, word error
     // rate against the manifest's symbols spelled as words.
     bpkit::UtteranceRecognizer rec(pos[0], all_values(all, "plugin-path"));

@@ -15,6 +15,7 @@
 
 #include "bpkit/config.h"
 #include "bpkit/error.h"
+#include "bpkit/plugin_host.h"
 #include "bpkit/speech.h"
 #include "bpkit/threading.h"
 #include "cli.h"
@@ -128,6 +129,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "speech_app: %s\n", e.what());
     return 2;
   } catch (const bpkit::FileError& e) {
+    std::fprintf(stderr, "speech_app: %s\n", e.what());
+    return 2;
+  } catch (const bpkit::PluginError& e) {  // the model's plugins cannot be loaded
     std::fprintf(stderr, "speech_app: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -531,7 +531,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
                     Contains("cannot use the statistics"));
   std::ofstream(fitted) << "- {stage: 4, plugin: audio.mfcc, state: x}\n";
   CHECK_THROWS_WITH(bpkit::UtteranceRecognizer(dir.file("model")),
-                    Contains("is not the state of stage 5"));
+                    Contains("no state for stage 5"));
   // Without its statistics the stage refuses to run.
   Value seq;
   seq.kind = Kind::kSequence;

@@ -14,6 +14,7 @@
 #include "bpkit/config.h"
 #include "bpkit/features.h"
 #include "bpkit/pipeline.h"
+#include "bpkit/train.h"
 #include "feature_files.h"
 #include "tool_args.h"
 
@@ -185,7 +186,9 @@ int run(const Options& o) {
   }
   bpkit::PluginRegistry registry;
   bpkit::load_plugins(registry, config.plugin_path, o.plugin_dirs);
-  const bpkit::Pipeline pipeline(config, registry, /*network_input=*/false);
+  bpkit::Pipeline pipeline(config, registry, /*network_input=*/false);
+  // A model directory's fit stages (sequence.global_cmvn) use what they learned in training.
+  if (fs::is_directory(o.config)) bpkit::load_fit_states(o.config, pipeline);
   const bpkit::Kind out_kind = pipeline.output_kind();
   if (out_kind != bpkit::Kind::kSequence && out_kind != bpkit::Kind::kFeatures) {
     std::string stages;

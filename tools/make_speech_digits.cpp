@@ -286,6 +286,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (babble.empty()) {
+    std::fprintf(stderr, "make_speech_digits: espeak-ng said nothing for the babble noise\n");
+    return 1;
+  }
   const std::string manifest = (fs::path(o.out) / (o.name + ".tsv")).string();
   std::ofstream tsv(manifest + ".tmp"), info((fs::path(o.out) / (o.name + ".info.tsv")).string());
   tsv << "# make_speech_digits --voices " << o.voices << " --seed " << o.seed
@@ -360,8 +364,9 @@ int main(int argc, char** argv) {
     for (float s : x) peak = std::max(peak, std::fabs(s));
     const float gain = peak > 0 ? float(uniform(o.clean ? 0.5 : 0.05, 0.95)) / peak : 1.f;
     for (float& s : x) s *= gain;
-    char file[96];
-    std::snprintf(file, sizeof file, "wav/%s_%06lld.wav", o.name.c_str(), (long long)i);
+    char index[32];
+    std::snprintf(index, sizeof index, "_%06lld.wav", (long long)i);
+    const std::string file = "wav/" + o.name + index;
     if (!write_wav((fs::path(o.out) / file).string(), x)) {
       std::fprintf(stderr, "make_speech_digits: cannot write '%s'\n",
                    (fs::path(o.out) / file).string().c_str());

@@ -420,6 +420,9 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
                         "' of data.alphabet");
       }
     }
+    if (d.has("min_words") && !d.has("max_words"))
+      d.fail(d.get("min_words"),
+             "decoder.min_words needs decoder.max_words (the grammar is min..max words)");
     c.min_words = int(d.integer("min_words", 0, 0, 1000));
     c.max_words = int(d.integer("max_words", 0, 0, 1000));
     if (c.max_words > 0 && c.max_words < c.min_words)

@@ -81,21 +81,32 @@ void read_fit_states(const std::string& dir, Pipeline& p) {
   } catch (const YAML::Exception& e) {
     throw FileError(path + ": not a fit-state file: " + e.what());
   }
-  if (!root.IsSequence() || root.size() != fits.size())
-    throw FileError(path + ": expected " + std::to_string(fits.size()) +
-                    " fit states (one per fit stage of the pipeline)");
-  for (size_t i = 0; i < fits.size(); ++i) try {
-      const YAML::Node n = root[i];
-      const std::string want = p.stages()[fits[i]].plugin;
-      if (!n.IsMap() || !n["stage"] || !n["plugin"] || !n["state"] ||
-          n["stage"].as<std::string>() != std::to_string(fits[i] + 1) ||
-          n["plugin"].as<std::string>() != want)
-        throw FileError(path + ": entry " + std::to_string(i + 1) + " is not the state of stage " +
-                        std::to_string(fits[i] + 1) + " ('" + want + "')");
-      p.load_fit_state(fits[i], n["state"].as<std::string>());
-    } catch (const YAML::Exception& e) {
-      throw FileError(path + ": entry " + std::to_string(i + 1) + ": " + e.what());
-    }
+  if (!root.IsSequence())
+    throw FileError(path + ": not a fit-state file (expected a list of {stage, plugin, state})");
+  // Each fit stage's entry, by stage number (a pipeline cut short, as export_features --upto
+  // makes, uses the entries of the stages it kept).
+  for (size_t k : fits) {
+    const std::string want = p.stages()[k].plugin;
+    bool found = false;
+    for (size_t i = 0; i < root.size() && !found; ++i) try {
+        const YAML::Node n = root[i];
+        if (!n.IsMap() || !n["stage"] || !n["plugin"] || !n["state"])
+          throw FileError(path + ": entry " + std::to_string(i + 1) +
+                          " is not a {stage, plugin, state} mapping");
+        if (n["stage"].as<std::string>() != std::to_string(k + 1)) continue;
+        if (n["plugin"].as<std::string>() != want)
+          throw FileError(path + ": entry " + std::to_string(i + 1) + " is the state of '" +
+                          n["plugin"].as<std::string>() + "', but stage " + std::to_string(k + 1) +
+                          " is '" + want + "'");
+        p.load_fit_state(k, n["state"].as<std::string>());
+        found = true;
+      } catch (const YAML::Exception& e) {
+        throw FileError(path + ": entry " + std::to_string(i + 1) + ": " + e.what());
+      }
+    if (!found)
+      throw FileError(path + ": no state for stage " + std::to_string(k + 1) + " ('" + want +
+                      "'), which learns from the training set");
+  }
 }
 
 }  // namespace model_dir
@@ -326,6 +337,23 @@ std::vector<std::string> member_files(const std::string& dir) {
 
 void write_ensemble(const std::vector<std::string>& dirs, const std::string& out) {
   if (dirs.empty()) throw std::invalid_argument("an ensemble needs at least one model directory");
+  // Fit states go with the pipeline: every member must have learned the same ones (members
+  // trained on other data would normalize their features differently).
+  auto fitted_text = [](const std::string& dir) -> std::string {
+    const fs::path f = fs::path(dir) / kFittedFile;
+    if (!fs::exists(f)) return "";
+    std::ifstream in(f, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) throw FileError(f.string() + ": cannot read");
+    return text.str();
+  };
+  const std::string fitted = fitted_text(dirs[0]);
+  for (size_t i = 1; i < dirs.size(); ++i)
+    if (fitted_text(dirs[i]) != fitted)
+      throw FileError(dirs[i] + ": its " + kFittedFile + " differs from " + dirs[0] +
+                      "'s: members of an ensemble must share what their fit stages learned");
+
   for (size_t i = 0; i < dirs.size(); ++i) {
     std::error_code eq;
     for (size_t j = 0; j < i; ++j)
@@ -405,16 +433,7 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
                               .string(),
                           bytes[i]);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), pipeline_text);
-  // The first member's fit states go with its pipeline (members trained on other data would
-  // have learned other statistics: give an ensemble members of one training set).
-  const fs::path fitted = fs::path(dirs[0]) / kFittedFile;
-  if (fs::exists(fitted)) {
-    std::ifstream in(fitted, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) throw FileError(fitted.string() + ": cannot read");
-    write_file_atomically((fs::path(out) / kFittedFile).string(), text.str());
-  }
+  if (!fitted.empty()) write_file_atomically((fs::path(out) / kFittedFile).string(), fitted);
 }
 
 TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
@@ -588,6 +607,10 @@ CtcResult TrainedModel::transcribe(const Tensor<float>& f) {
   Tensor<float> x(s);
   std::copy(f.data(), f.data() + f.size(), x.data());
   return decode(model_.net.forward(x, Mode::kInfer));
+}
+
+void load_fit_states(const std::string& model_dir, Pipeline& pipeline) {
+  read_fit_states(model_dir, pipeline);
 }
 
 std::string shipped_model_dir(const std::string& name) {

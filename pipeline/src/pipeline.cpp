@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <ostream>
 #include <sstream>
 
 #include "bpkit/error.h"
@@ -202,7 +203,8 @@ void Pipeline::load_fit_state(size_t stage, const std::string& state) {
   signature_ += " fit" + std::to_string(stage) + "=" + std::to_string(state.size()) + ":" + state;
 }
 
-std::string Pipeline::fit(size_t stage, const std::vector<std::string>& files) {
+std::string Pipeline::fit(size_t stage, const std::vector<std::string>& files,
+                          std::ostream* skipped) {
   Stage& st = stages_.at(stage);
   // Chunks keep memory bounded (a chunk's values at a time) and the order fixed.
   const size_t chunk = 512;
@@ -223,8 +225,15 @@ std::string Pipeline::fit(size_t stage, const std::vector<std::string>& files) {
       }
     });
     for (size_t i = 0; i < n; ++i) {
-      if (!errors[i].empty()) throw StageError(errors[i], files[c0 + i]);
-      st.object->fit_add(values[i]);
+      const std::string& file = files[c0 + i];
+      if (errors[i].empty()) try {
+          st.object->fit_add(values[i]);
+        } catch (const std::exception& e) {
+          errors[i] = file + ": stage '" + st.plugin + "' cannot learn from it: " + e.what();
+        }
+      if (errors[i].empty()) continue;
+      if (!skipped) throw StageError(errors[i], file);
+      *skipped << "skipped " << errors[i] << " (while fitting stage '" << st.plugin << "')\n";
     }
   }
   std::string state;

@@ -29,7 +29,10 @@ UtteranceRecognizer::UtteranceRecognizer(const std::string& dir,
   }
   const auto& stages = model_.pipeline().stages();
   for (size_t i = 0; i < stages.size(); ++i)
-    if (stages[i].info.produces == Kind::kAudio) audio_end_ = i + 1;
+    if (stages[i].info.produces == Kind::kAudio) {
+      audio_end_ = i + 1;
+      if (read_end_ == 0) read_end_ = i + 1;
+    }
 }
 
 Utterance UtteranceRecognizer::recognize(const std::string& file) {
@@ -38,15 +41,19 @@ Utterance UtteranceRecognizer::recognize(const std::string& file) {
     Value v = p.run(file);
     return recognize_features(v.tensor);
   }
-  Value audio = p.run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, audio_end_);
-  const double seconds = audio.audio.sample_rate > 0
-                             ? double(audio.audio.samples.size()) / audio.audio.sample_rate
-                             : 0;
-  const double offset = audio.audio.offset;
+  auto seconds_of = [](const Audio& a) {
+    return a.sample_rate > 0 ? double(a.samples.size()) / a.sample_rate : 0.0;
+  };
+  // The file's duration as read (before the endpointer cuts anything), then the audio the
+  // network hears: its duration over the network's frames is the frame period.
+  Value audio = p.run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, read_end_);
+  const double duration = seconds_of(audio.audio);
+  audio = p.run(std::move(audio), read_end_, audio_end_);
+  const double heard = seconds_of(audio.audio), offset = audio.audio.offset;
   Value feats = p.run(std::move(audio), audio_end_);
   const int64_t frames = feats.tensor.rank() >= 1 ? feats.tensor.dim(0) : 0;
-  Utterance u = recognize_features(feats.tensor, frames > 0 ? seconds / double(frames) : 0, offset);
-  u.seconds = seconds;
+  Utterance u = recognize_features(feats.tensor, frames > 0 ? heard / double(frames) : 0, offset);
+  u.seconds = duration;
   return u;
 }
 

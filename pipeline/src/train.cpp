@@ -348,7 +348,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     std::vector<std::string> files;
     for (const ManifestEntry& e : train_entries) files.push_back(e.path);
     const auto f0 = std::chrono::steady_clock::now();
-    fitted.emplace_back(k, pipeline.fit(k, files));
+    fitted.emplace_back(k, pipeline.fit(k, files, eo.skip_errors ? log : nullptr));
     if (log)
       *log << "fit: stage " << k + 1 << " '" << pipeline.stages()[k].plugin << "' learned from "
            << files.size() << " training samples in "
@@ -480,9 +480,23 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                                    to_string(v.tensor.shape()) + ", but without augmentation " +
                                    to_string(old.shape()),
                                entry.path);
+            // A transcript needs a frame per label and a blank between repeats: a draw that
+            // leaves fewer frames (a fast speed) keeps the unaugmented features this epoch.
+            if (transcripts && varying_dim == 0) {
+              const std::vector<int32_t>& labels = strain.sequences[k];
+              int64_t need = int64_t(labels.size());
+              for (size_t j = 1; j < labels.size(); ++j) need += labels[j] == labels[j - 1];
+              if (v.tensor.dim(0) < need) {
+                strain.x[k] = train_set.features[k];
+                continue;
+              }
+            }
             strain.x[k] = std::move(v.tensor);
           } catch (const std::exception& ex) {
-            if (eo.skip_errors) continue;  // the sample keeps its unaugmented features
+            if (eo.skip_errors) {  // the sample keeps its unaugmented features this epoch
+              strain.x[k] = train_set.features[k];
+              continue;
+            }
             std::lock_guard<std::mutex> lock(m);
             if (!failed.exchange(true))
               error = std::string(ex.what()) + " (listed at " + entry.where + ")";

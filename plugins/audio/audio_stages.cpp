@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -52,11 +53,17 @@ struct SndFile {
 Audio read_audio(const std::string& path, double max_seconds) {
   SF_INFO info{};
   SndFile file;
-  file.f = sf_open(path.c_str(), SFM_READ, &info);
-  if (!file.f)
-    throw std::runtime_error(std::string("not an audio file that libsndfile reads (WAV, FLAC, OGG, "
-                                         "AIFF, ...): ") +
-                             sf_strerror(nullptr));
+  {
+    // libsndfile reports a failed open through one process-wide error: read it under a lock, so
+    // that threads opening bad files at once report their own.
+    static std::mutex open_lock;
+    std::lock_guard<std::mutex> lock(open_lock);
+    file.f = sf_open(path.c_str(), SFM_READ, &info);
+    if (!file.f)
+      throw std::runtime_error(
+          std::string("not an audio file that libsndfile reads (WAV, FLAC, OGG, AIFF, ...): ") +
+          sf_strerror(nullptr));
+  }
   if (info.channels < 1 || info.channels > 64)
     throw std::runtime_error("the header says " + std::to_string(info.channels) +
                              " channels (expected 1 to 64)");
@@ -247,7 +254,17 @@ void Mfcc::configure(const bpkit::ParamValues& p) {
   try {
     mfcc_ = std::make_unique<MfccComputer>(o);
   } catch (const std::invalid_argument& err) {
-    throw bpkit::ParamError(p.get_int("num_ceps") >= 0 ? "num_ceps" : "preset", err.what());
+    // Blame the parameter the message is about, else the one most likely set.
+    const std::string why = err.what();
+    std::string key = "preset";
+    for (const char* k : {"num_ceps", "num_bins", "low_hz", "high_hz", "lifter", "sample_rate"})
+      if (why.find(k) != std::string::npos) {
+        key = k;
+        break;
+      }
+    if (key == "preset" && why.find("filter") != std::string::npos)
+      key = p.get_int("num_bins") >= 0 ? "num_bins" : "sample_rate";
+    throw bpkit::ParamError(key, why);
   }
 }
 
@@ -482,6 +499,25 @@ Value Splice::process(const Value& in) const {
 
 namespace {
 
+// The mean power of the speech: over the 10 ms frames within 30 dB of the loudest one, so that
+// the silence around an utterance does not lower its power (and raise the noise's SNR).
+double active_power(const std::vector<float>& x, int rate) {
+  const size_t hop = size_t(std::max(1, rate / 100));
+  std::vector<double> e;
+  for (size_t i = 0; i < x.size(); i += hop) {
+    double s = 0;
+    const size_t end = std::min(x.size(), i + hop);
+    for (size_t k = i; k < end; ++k) s += double(x[k]) * x[k];
+    e.push_back(s / double(end - i));
+  }
+  const double peak = e.empty() ? 0 : *std::max_element(e.begin(), e.end());
+  double sum = 0;
+  size_t n = 0;
+  for (double v : e)
+    if (v >= peak * 1e-3) sum += v, ++n;
+  return n ? sum / double(n) : 0;
+}
+
 double draw(std::mt19937_64& rng, double lo, double hi) {
   return lo < hi ? std::uniform_real_distribution<double>(lo, hi)(rng) : lo;
 }
@@ -499,7 +535,8 @@ PluginInfo Noise::info() {
   return {"audio.noise",
           "1.0",
           "training-time augmentation (random stage): adds noise at an SNR drawn from [snr_min, "
-          "snr_max] dB to a `probability` share of the samples, drawn anew every epoch. The noise "
+          "snr_max] dB (against the speech's power: frames within 30 dB of the loudest) to a "
+          "`probability` share of the samples, drawn anew every epoch. The noise "
           "comes from the audio files in `pool` (a directory; looped from a random position) or, "
           "without a pool, is white, pink or brown. At inference it passes audio through",
           Kind::kAudio,
@@ -516,53 +553,66 @@ void Noise::configure(const bpkit::ParamValues& p) {
   p_ = p.get_float("probability");
   range_params(p, "snr_min", "snr_max", snr_lo_, snr_hi_);
   pool_rate_ = int(p.get_int("rate"));
-  const std::string dir = p.get_string("pool");
-  if (dir.empty()) return;
-  std::error_code ec;
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.is_regular_file()) files.push_back(e.path().string());
-  if (ec) throw bpkit::ParamError("pool", "cannot list '" + dir + "': " + ec.message());
-  std::sort(files.begin(), files.end());
-  double seconds = 0;
-  for (const std::string& f : files) {
-    try {
-      bpkit::Audio a = resample(read_audio(f, 3600), pool_rate_, 2);
-      seconds += double(a.samples.size()) / pool_rate_;
-      if (seconds > 3600)
-        throw bpkit::ParamError("pool", "'" + dir + "' holds more than an hour of noise");
-      pool_.push_back(std::move(a.samples));
-    } catch (const bpkit::ParamError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw bpkit::ParamError("pool", f + ": " + e.what());
+  pool_dir_ = p.get_string("pool");
+}
+
+const std::vector<std::vector<float>>& Noise::pool() const {
+  std::call_once(pool_once_, [&] {
+    if (pool_dir_.empty()) return;
+    std::error_code ec;
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(pool_dir_, ec))
+      if (e.is_regular_file()) files.push_back(e.path().string());
+    if (ec) {
+      pool_error_ = "cannot list the noise pool '" + pool_dir_ + "': " + ec.message();
+      return;
     }
-  }
-  if (pool_.empty()) throw bpkit::ParamError("pool", "'" + dir + "' holds no audio file");
+    std::sort(files.begin(), files.end());
+    double seconds = 0;
+    for (const std::string& f : files) {
+      try {
+        bpkit::Audio a = resample(read_audio(f, 3600), pool_rate_, 2);
+        if (a.samples.empty() || mean_power(a.samples) <= 0) continue;  // nothing to add
+        seconds += double(a.samples.size()) / pool_rate_;
+        if (seconds > 3600) {
+          pool_error_ = "the noise pool '" + pool_dir_ + "' holds more than an hour of audio";
+          return;
+        }
+        pool_.push_back(std::move(a.samples));
+      } catch (const std::exception& e) {
+        pool_error_ = "noise pool file " + f + ": " + e.what();
+        return;
+      }
+    }
+    if (pool_.empty()) pool_error_ = "the noise pool '" + pool_dir_ + "' holds no usable audio";
+  });
+  if (!pool_error_.empty()) throw std::runtime_error(pool_error_);
+  return pool_;
 }
 
 Value Noise::process(const Value& in) const {
   if (!in.seed) return in;
   std::mt19937_64 rng(in.seed);
   if (draw(rng, 0, 1) >= p_ || in.audio.samples.empty()) return in;
-  if (!pool_.empty() && in.audio.sample_rate != pool_rate_)
+  const std::vector<std::vector<float>>& noises = pool();
+  if (!noises.empty() && in.audio.sample_rate != pool_rate_)
     throw std::runtime_error("audio at " + std::to_string(in.audio.sample_rate) +
                              " Hz, but audio.noise's pool is at rate " +
                              std::to_string(pool_rate_));
   const size_t n = in.audio.samples.size();
   std::vector<float> noise;
-  if (pool_.empty()) {
+  if (noises.empty()) {
     static const char* const colors[] = {"white", "pink", "brown"};
     noise = colored_noise(colors[std::uniform_int_distribution<int>(0, 2)(rng)], n,
                           in.audio.sample_rate, rng);
   } else {
     const std::vector<float>& src =
-        pool_[std::uniform_int_distribution<size_t>(0, pool_.size() - 1)(rng)];
+        noises[std::uniform_int_distribution<size_t>(0, noises.size() - 1)(rng)];
     const size_t off = std::uniform_int_distribution<size_t>(0, src.size() - 1)(rng);
     noise.resize(n);
     for (size_t i = 0; i < n; ++i) noise[i] = src[(off + i) % src.size()];
   }
-  const double pn = mean_power(noise), ps = mean_power(in.audio.samples);
+  const double pn = mean_power(noise), ps = active_power(in.audio.samples, in.audio.sample_rate);
   Value v = in;
   if (pn <= 0 || ps <= 0) return v;
   const double snr = draw(rng, snr_lo_, snr_hi_);

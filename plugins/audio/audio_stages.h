@@ -20,6 +20,7 @@
 #include <bpkit/plugin.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -116,9 +117,15 @@ class Noise : public bpkit::FeaturePlugin {
   bool random() const override { return true; }
 
  private:
+  // The pool is read on the first training call, not in configure(): a model trained with a
+  // pool runs anywhere (at inference the stage passes audio through and never needs it).
+  const std::vector<std::vector<float>>& pool() const;
   double p_ = 0.7, snr_lo_ = 5, snr_hi_ = 30;
-  std::vector<std::vector<float>> pool_;  // noise recordings at pool_rate_
+  std::string pool_dir_;
   int pool_rate_ = 0;
+  mutable std::once_flag pool_once_;
+  mutable std::vector<std::vector<float>> pool_;  // noise recordings at pool_rate_
+  mutable std::string pool_error_;
 };
 
 class Speed : public bpkit::FeaturePlugin {

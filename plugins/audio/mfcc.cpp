@@ -201,6 +201,12 @@ void MfccComputer::build_filters(double warp, std::vector<int>& first,
               float(m <= centre ? (m - left) / (centre - left) : (right - m) / (right - centre));
         }
       }
+      if (lo_bin < 0 && warp != 1.0) {
+        // A warped narrow filter may fall between two bins: it takes the bin nearest its centre
+        // (configure() checked that every unwarped filter covers one).
+        lo_bin = std::clamp(int(std::lround(hz_of(o_.mel, centre) / bin_hz)), 0, bins - 2);
+        w.assign(1, 1.f);
+      }
       if (lo_bin < 0)
         throw std::invalid_argument("mel filter " + std::to_string(b) +
                                     " covers no FFT bin: use fewer num_bins or a larger fft_size");
@@ -230,6 +236,12 @@ void MfccComputer::build_filters(double warp, std::vector<int>& first,
           break;
         }
         if (lo_bin < 0) lo_bin = k;
+      }
+      if ((lo_bin < 0 || width <= 0 || f[1] <= f[0] || f[2] <= f[1]) && warp != 1.0) {
+        // As above: a warped filter too narrow for the bins takes the one nearest its centre.
+        first[size_t(b)] = std::clamp(int(f[1] / fftfreq + 0.5f), 0, bins - 1);
+        weights[size_t(b)].assign(1, 1.f);
+        continue;
       }
       if (lo_bin < 0 || width <= 0 || f[1] <= f[0] || f[2] <= f[1])
         throw std::invalid_argument("mel filter " + std::to_string(b) +

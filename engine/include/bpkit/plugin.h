@@ -210,7 +210,8 @@ class FeaturePlugin {
   virtual Value process(const Value& in) const = 0;
   // True (after configure) for a training-time augmentation stage: it draws from in.seed, which
   // the host sets anew for every sample and epoch while training and to 0 otherwise (see
-  // Value::seed). Its output is never cached; the stages before it are.
+  // Value::seed). While training, every epoch remakes each training sample's features from its
+  // file; only the seed-0 features (validation, test, inference) are cached.
   virtual bool random() const { return false; }
 
   // Fit stages learn statistics from the training set once (e.g. global mean and variance

@@ -1,6 +1,7 @@
 // A pipeline's feature stages at run time: the configured plugin objects, chained.
 #pragma once
 
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,8 +43,10 @@ class Pipeline {
   void load_fit_state(size_t stage, const std::string& state);
   // Fits stage `stage` on the given files: runs the stages before it on each (all threads, in
   // chunks), hands the values to fit_add in the files' order, and loads what fit_finish returns,
-  // which it also returns. Throws StageError for a file the earlier stages cannot process.
-  std::string fit(size_t stage, const std::vector<std::string>& files);
+  // which it also returns. Throws StageError naming the file when the earlier stages or fit_add
+  // fail on one, unless `skipped` is given: then the file is reported there and left out.
+  std::string fit(size_t stage, const std::vector<std::string>& files,
+                  std::ostream* skipped = nullptr);
   // Runs stages [first, last) on `input` (with input.seed as above), which must be of the kind
   // stage `first` consumes (e.g. a text line cut from a page, fed to a recognizer's pipeline after
   // its reading stages). Throws StageError naming input.path.

@@ -27,7 +27,9 @@ struct Utterance {
   std::vector<RecognizedWord> words;
   double confidence = 0;  // the least confident word's (1 with no word; 0 when the grammar
                           // accepted nothing, e.g. too few frames)
-  double seconds = 0;     // duration of the audio the stages read (0 for precomputed features)
+  // The file's duration as read (before endpointing); for a feature file, its frames times the
+  // frame shift.
+  double seconds = 0;
 };
 
 class UtteranceRecognizer {
@@ -65,6 +67,7 @@ class UtteranceRecognizer {
  private:
   TrainedModel model_;
   std::vector<std::string> words_;            // word of class k + 1 (label k + 1 is alphabet[k])
+  size_t read_end_ = 0;                       // stages [0, read_end_) read the file into audio
   size_t audio_end_ = 0;                      // stages [0, audio_end_) produce audio
   std::unique_ptr<Pipeline> feature_reader_;  // sequence.read (made on first use)
 };

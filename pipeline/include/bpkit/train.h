@@ -117,6 +117,11 @@ class TrainedModel {
   size_t dictionary_words_ = 0;
 };
 
+// Gives the fit stages of `pipeline` (made from DIR/pipeline.yaml, possibly cut short) what they
+// learned in training, from DIR/fitted.yaml. Throws FileError (missing, damaged, not this
+// pipeline's states) or ConfigError (a state a stage refuses). TrainedModel does this itself.
+void load_fit_states(const std::string& model_dir, Pipeline& pipeline);
+
 // The directory of a model shipped with bpkit (models/NAME in the sources): NAME under
 // $BPKIT_MODEL_PATH (directories separated by ':'), then <program dir>/../share/bpkit/models
 // (installed, and in the build tree a link to the sources' models/). Empty when none holds it.

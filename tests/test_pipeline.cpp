@@ -445,6 +445,8 @@ TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
              Contains("decoder.max_words is below decoder.min_words"));
   CHECK_THAT(config_error(t + "decoder: {beam: 0}\n"),
              Contains("decoder.beam = 0 is out of range"));
+  CHECK_THAT(config_error(t + "decoder: {min_words: 2}\n"),
+             Contains("decoder.min_words needs decoder.max_words"));
   CHECK_THAT(config_error(t + "decoder: {lexicon: x}\n"), Contains("unknown key 'lexicon'"));
   const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(
       t + "decoder: {words: {a: apple, b: banana}, min_words: 1, max_words: 7, beam: 8}\n",

@@ -330,6 +330,7 @@ TEST_CASE("random stages pass their input through at seed 0 and augment anew for
       {"audio.noise", {{"probability", "1"}, {"snr_min", "10"}, {"snr_max", "10"}}},
       {"audio.speed", {{"probability", "1"}, {"min", "0.8"}, {"max", "0.9"}}},
       {"audio.reverb", {{"probability", "1"}}},
+      {"audio.eq", {{"probability", "1"}}},
   };
   for (const Case& c : audio_cases) {
     INFO(c.name);

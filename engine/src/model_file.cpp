@@ -271,6 +271,8 @@ LoadedModel<T> load_model(const std::string& path) {
       r.fail("architecture line 2: bad seed '" + text + "'");
   }
   LoadedModel<T> out{Network<T>(input, seed), {}, {}};
+  // Every parameter and buffer comes from the file (checked below): no random initialization.
+  out.net.set_initialize(false);
   int line_no = 2;
   while (std::getline(lines, line)) {
     ++line_no;
@@ -347,6 +349,7 @@ LoadedModel<T> load_model(const std::string& path) {
     if (eq == std::string::npos) r.fail("metadata line '" + line + "' lacks '='");
     out.meta.emplace_back(line.substr(0, eq), line.substr(eq + 1));
   }
+  out.net.set_initialize(true);  // layers a caller adds later are initialized as usual
   return out;
 }
 

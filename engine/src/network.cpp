@@ -27,7 +27,7 @@ Layer<T>& Network<T>::add(std::unique_ptr<Layer<T>> layer, const std::string& na
     if (l->name() == layer->name())
       throw ShapeError("two layers are named '" + layer->name() + "'");
   Shape out = layer->build(shapes_.back());
-  layer->init(rng_);
+  if (initialize_) layer->init(rng_);
   shapes_.push_back(out);
   if (lowest_trained_ == kNone && !layer->params().empty()) lowest_trained_ = layers_.size();
   // A dynamic dimension counts as 1 here: such inputs never run in chunks.

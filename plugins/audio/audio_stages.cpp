@@ -689,6 +689,67 @@ Value Reverb::process(const Value& in) const {
   return v;
 }
 
+PluginInfo Equalizer::info() {
+  return {"audio.eq",
+          "1.0",
+          "training-time augmentation (random stage): a random channel for a `probability` share "
+          "of the samples, drawn anew every epoch: a first-order spectral tilt y[n] = x[n] - a "
+          "x[n-1] with a in [-tilt, tilt] (brighter or duller voices and microphones), then "
+          "`bands` peaking filters at 150-6000 Hz of up to +-gain_db (resonances of other vocal "
+          "tracts and rooms); the loudness stays. At inference it passes audio through",
+          Kind::kAudio,
+          Kind::kAudio,
+          {{"probability", ParamType::kFloat, "0.5", "share of samples equalized", 0, 1},
+           {"tilt", ParamType::kFloat, "0.5", "largest tilt coefficient", 0, 0.95},
+           {"bands", ParamType::kInt, "2", "peaking filters", 0, 8},
+           {"gain_db", ParamType::kFloat, "10", "largest boost or cut of a band (dB)", 0, 30}}};
+}
+
+void Equalizer::configure(const bpkit::ParamValues& p) {
+  p_ = p.get_float("probability");
+  tilt_ = p.get_float("tilt");
+  bands_ = int(p.get_int("bands"));
+  gain_db_ = p.get_float("gain_db");
+}
+
+Value Equalizer::process(const Value& in) const {
+  if (!in.seed) return in;
+  std::mt19937_64 rng(in.seed);
+  if (draw(rng, 0, 1) >= p_ || in.audio.samples.empty()) return in;
+  Value v = in;
+  std::vector<float>& x = v.audio.samples;
+  const double before = mean_power(x);
+  const double a = draw(rng, -tilt_, tilt_);
+  for (size_t i = x.size(); i-- > 1;) x[i] = float(x[i] - a * x[i - 1]);
+  x[0] = float(x[0] * (1 - a));
+  const double nyquist = in.audio.sample_rate / 2.0;
+  for (int b = 0; b < bands_; ++b) {
+    // An RBJ peaking biquad (Audio EQ Cookbook) at a log-uniform frequency.
+    const double f =
+        std::exp(draw(rng, std::log(150.0), std::log(std::min(6000.0, 0.9 * nyquist))));
+    const double gain = draw(rng, -gain_db_, gain_db_), q = draw(rng, 0.7, 2.5);
+    const double A = std::pow(10.0, gain / 40),
+                 w = 2 * 3.14159265358979323846 * f / in.audio.sample_rate;
+    const double alpha = std::sin(w) / (2 * q), c = std::cos(w);
+    const double a0 = 1 + alpha / A;
+    const double b0 = (1 + alpha * A) / a0, b1 = -2 * c / a0, b2 = (1 - alpha * A) / a0,
+                 a1 = -2 * c / a0, a2 = (1 - alpha / A) / a0;
+    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+    for (float& s : x) {
+      const double y = b0 * s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+      x2 = x1;
+      x1 = s;
+      y2 = y1;
+      y1 = y;
+      s = float(y);
+    }
+  }
+  const double after = mean_power(x);
+  if (after > 0)
+    for (float& s : x) s = float(s * std::sqrt(before / after));
+  return v;
+}
+
 PluginInfo SpecAugment::info() {
   return {
       "sequence.specaugment",

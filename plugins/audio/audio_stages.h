@@ -14,6 +14,7 @@
 //                                      white/pink/brown noise)
 //   audio.speed     audio -> audio     speed perturbation (tempo and pitch together, resampled)
 //   audio.reverb    audio -> audio     reverberation by a random exponentially decaying response
+//   audio.eq        audio -> audio     a random channel: spectral tilt and peaking filters
 //   sequence.specaugment  sequence -> sequence  time masks and feature masks (SpecAugment)
 #pragma once
 
@@ -148,6 +149,18 @@ class Reverb : public bpkit::FeaturePlugin {
 
  private:
   double p_ = 0.3, lo_ = 0.1, hi_ = 0.6;
+};
+
+class Equalizer : public bpkit::FeaturePlugin {
+ public:
+  static bpkit::PluginInfo info();
+  void configure(const bpkit::ParamValues& p) override;
+  bpkit::Value process(const bpkit::Value& in) const override;
+  bool random() const override { return true; }
+
+ private:
+  double p_ = 0.5, tilt_ = 0.5, gain_db_ = 10;
+  int bands_ = 2;
 };
 
 class SpecAugment : public bpkit::FeaturePlugin {

@@ -27,6 +27,9 @@ class Network {
   // and initializes it from the network's random stream. Throws ShapeError naming the layer and
   // both shapes on a mismatch.
   Layer<T>& add(std::unique_ptr<Layer<T>> layer, const std::string& name = "");
+  // Loaders that overwrite every parameter and buffer (model files) turn the initialization off:
+  // layers added afterwards keep their zeros until loaded, and the random stream is not drawn.
+  void set_initialize(bool on) { initialize_ = on; }
   template <class L, class... Args>
   L& emplace(Args&&... args) {
     return static_cast<L&>(add(std::make_unique<L>(std::forward<Args>(args)...)));
@@ -75,6 +78,7 @@ class Network {
   Shape input_;
   uint64_t seed_;
   Rng rng_;
+  bool initialize_ = true;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   std::vector<Shape> shapes_;  // shapes_[0] = input, shapes_[i+1] = after layer i
   static constexpr size_t kNone = size_t(-1);

@@ -33,13 +33,21 @@ struct AlignedAllocator {
   AlignedAllocator() = default;
   template <class U>
   AlignedAllocator(const AlignedAllocator<U>&) {}
+  // Zeroed memory from calloc, aligned by hand (the block's start is kept just before the
+  // aligned address): calloc takes a large block straight from the kernel, whose pages are zero
+  // and cost nothing until first written, so buffers that stay unused (an inference network's
+  // gradients) are never touched.
   T* allocate(size_t n) {
-    size_t bytes = (n * sizeof(T) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (!p) throw std::bad_alloc();
-    return static_cast<T*>(p);
+    if (n > (SIZE_MAX - 64 - sizeof(void*)) / sizeof(T)) throw std::bad_alloc();
+    void* raw = std::calloc(1, n * sizeof(T) + 64 + sizeof(void*));
+    if (!raw) throw std::bad_alloc();
+    const uintptr_t at = (reinterpret_cast<uintptr_t>(raw) + sizeof(void*) + 63) & ~uintptr_t(63);
+    reinterpret_cast<void**>(at)[-1] = raw;
+    return reinterpret_cast<T*>(at);
   }
-  void deallocate(T* p, size_t) { std::free(p); }
+  void deallocate(T* p, size_t) {
+    if (p) std::free(reinterpret_cast<void**>(p)[-1]);
+  }
   // Growing a buffer leaves the new elements uninitialized (default-initialized) instead of
   // zero-filling them: every kernel writes its whole output, and a buffer shared by layers of
   // different sizes would otherwise be cleared again each time it grows.
@@ -66,7 +74,11 @@ class Tensor {
  public:
   Tensor() = default;
   explicit Tensor(Shape shape, T fill = T(0)) : shape_(std::move(shape)) {
-    data_.assign(static_cast<size_t>(shape_size(shape_)), fill);
+    // The allocator's memory is zeroed: zeros need no pass over it (and touch no page).
+    if (fill == T(0))
+      data_.resize(static_cast<size_t>(shape_size(shape_)));
+    else
+      data_.assign(static_cast<size_t>(shape_size(shape_)), fill);
   }
 
   const Shape& shape() const { return shape_; }

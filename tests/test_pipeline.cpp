@@ -657,3 +657,27 @@ TEST_CASE("training.init starts from a trained model's weights", "[pipeline][ini
   CHECK_THROWS_WITH(train_small(dir, "g", 1, "1", 8, "", "init: runs/z"),
                     Contains("training.init") && Contains("its classes differ"));
 }
+
+TEST_CASE("an unknown layer kind is named with the closest known one, recurrent kinds included",
+          "[pipeline]") {
+  bpkit_test::TempDir dir("layer-kinds");
+  auto error_for = [&](const std::string& layer) {
+    std::ofstream(dir.file("p.yaml")) << "name: k\nplugin_path: [" << kPlugins
+                                      << "/test_stages]\nstages: [test.frames]\n"
+                                         "data: {train: none.tsv}\nnetwork:\n  layers:\n    - "
+                                      << layer << "\n";
+    bpkit::TrainRequest r;
+    r.config = dir.file("p.yaml");
+    r.out_dir = dir.file("out");
+    try {
+      bpkit::train_pipeline(r);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK_THAT(error_for("lstn: {units: 4}"),
+             Contains("p.yaml:7:7: unknown layer 'lstn'") && Contains("did you mean 'lstm'"));
+  CHECK_THAT(error_for("frame_dens: {units: 3}"), Contains("did you mean 'frame_dense'"));
+  CHECK_THAT(error_for("colums"), Contains("did you mean 'columns'"));
+}

@@ -22,6 +22,7 @@
 #include "bpkit/plugin_host.h"
 #include "bpkit/speech.h"
 #include "bpkit/train.h"
+#include "plugin_stage.h"
 #include "temp_dir.h"
 
 using bpkit::Kind;
@@ -42,21 +43,12 @@ const bpkit::PluginRegistry& registry() {
   return reg;
 }
 
-using Params = std::vector<std::pair<std::string, std::string>>;
+using bpkit_test::file_value;
+using bpkit_test::max_rss_kb;
+using bpkit_test::Params;
 
 std::shared_ptr<bpkit::FeaturePlugin> stage(const std::string& name, const Params& params = {}) {
-  const bpkit::RegisteredPlugin& rp = registry().get(name);
-  const bpkit::ParamValues values = bpkit::validate_params(rp.info, params, {}, "test");
-  auto p = registry().create(name);
-  p->configure(values);
-  return p;
-}
-
-Value file_value(const std::string& path) {
-  Value v;
-  v.kind = Kind::kFile;
-  v.path = path;
-  return v;
+  return bpkit_test::configured_stage(registry(), name, params);
 }
 
 Value audio_value(std::vector<float> samples, int rate) {
@@ -98,12 +90,6 @@ double amplitude_at(const std::vector<float>& x, double hz, int rate, size_t fro
     im += x[from + i] * std::sin(2 * kPi * hz * double(i) / rate);
   }
   return 2 * std::sqrt(re * re + im * im) / double(n);
-}
-
-long max_rss_kb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "bpkit/pipeline.h"
 #include "bpkit/plugin_host.h"
 #include "feature_files.h"
+#include "plugin_stage.h"
 #include "temp_dir.h"
 
 namespace ff = bpkit_audio;
@@ -92,12 +93,6 @@ bool same(const Tensor<float>& a, const Tensor<float>& b) {
          std::memcmp(a.data(), b.data(), sizeof(float) * size_t(a.size())) == 0;
 }
 
-long max_rss_kb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
 // ---- the plugin host ----
 
 const bpkit::PluginRegistry& registry() {
@@ -109,21 +104,12 @@ const bpkit::PluginRegistry& registry() {
   return reg;
 }
 
-using Params = std::vector<std::pair<std::string, std::string>>;
+using bpkit_test::file_value;
+using bpkit_test::max_rss_kb;
+using bpkit_test::Params;
 
 std::shared_ptr<bpkit::FeaturePlugin> stage(const std::string& name, const Params& params = {}) {
-  const bpkit::RegisteredPlugin& rp = registry().get(name);
-  const bpkit::ParamValues values = bpkit::validate_params(rp.info, params, {}, "test");
-  auto p = registry().create(name);
-  p->configure(values);
-  return p;
-}
-
-Value file_value(const std::string& path) {
-  Value v;
-  v.kind = Kind::kFile;
-  v.path = path;
-  return v;
+  return bpkit_test::configured_stage(registry(), name, params);
 }
 
 // 16-bit mono PCM WAV.

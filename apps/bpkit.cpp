@@ -500,11 +500,11 @@ int cmd_inspect(int argc, char** argv) {
     uLong crc = crc32(0L, Z_NULL, 0);
     for (size_t i = 0; i < net.size(); ++i) {
       for (auto& p : net.layer(i).params())
-        crc = crc32(crc, reinterpret_cast<const Bytef*>(p.value->data()),
-                    uInt(sizeof(float) * size_t(p.value->size())));
+        crc = crc32_z(crc, reinterpret_cast<const Bytef*>(p.value->data()),
+                      sizeof(float) * size_t(p.value->size()));
       for (auto& b : net.layer(i).buffers())
-        crc = crc32(crc, reinterpret_cast<const Bytef*>(b.second->data()),
-                    uInt(sizeof(float) * size_t(b.second->size())));
+        crc = crc32_z(crc, reinterpret_cast<const Bytef*>(b.second->data()),
+                      sizeof(float) * size_t(b.second->size()));
     }
     return static_cast<unsigned long>(crc);
   };

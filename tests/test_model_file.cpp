@@ -1,10 +1,14 @@
 // Model files: a saved network loads back bit-identical, and every damaged, foreign or newer file
 // is refused with a FileError that names the file and the problem, without crashing or allocating
 // what a corrupted length field claims.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpkit/error.h"
@@ -654,4 +658,34 @@ TEST_CASE("model file: a save that cannot replace its target cleans up its tempo
     CHECK_THAT(e.what(), Contains(path));
   }
   CHECK(dir.list() == std::vector<std::string>{"model.bpk"});
+}
+
+TEST_CASE("atomic writes: threads writing one path never share a temporary file", "[model_file]") {
+  TempDir dir("concurrent");
+  const std::string path = dir.file("shared.bin");
+  constexpr int kThreads = 4, kWrites = 40;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      // Each writer's content is its own letter repeated: a reader can tell a torn file.
+      const std::string bytes(4096 + 512 * size_t(t), char('a' + t));
+      for (int k = 0; k < kWrites; ++k) {
+        try {
+          write_file_atomically(path, bytes);
+        } catch (const std::exception&) {
+          ++failures;
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  std::ifstream in(path, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(!got.empty());
+  const int t = got[0] - 'a';
+  REQUIRE(t >= 0);
+  REQUIRE(t < kThreads);
+  CHECK(got == std::string(4096 + 512 * size_t(t), got[0]));
+  CHECK(dir.list() == std::vector<std::string>{"shared.bin"});  // no temporary file left
 }

@@ -274,6 +274,41 @@ TEST_CASE("the feature cache serves only what matches content and parameters", "
   CHECK(f.computed == 6);
 }
 
+TEST_CASE("a feature cache that cannot be written is a warning, never a lost sample", "[cache]") {
+  bpkit_test::TempDir dir("cache-ro");
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  std::vector<bpkit::ManifestEntry> entries;
+  for (int i = 0; i < 8; ++i) {  // the same content twice: two writers of one cache entry
+    const std::string f = dir.file("s" + std::to_string(i) + ".txt");
+    write(f, std::to_string(i / 2) + " 1 2\n");
+    entries.push_back({f, "a", "m:" + std::to_string(i + 1)});
+  }
+  const auto c = bpkit::parse_pipeline_config(pipeline_text("  - test.numbers\n"), "p.yaml");
+  bpkit::Pipeline p(c, reg);
+  std::ostringstream log;
+  bpkit::ExtractOptions o;
+  o.log = &log;
+  write(dir.file("blocked"), "a file where the cache directory should be\n");
+  const bpkit::FeatureCache blocked(dir.file("blocked"));
+  o.cache = &blocked;
+  const auto a = bpkit::extract_features(p, entries, o);
+  CHECK(a.features.size() == 8);
+  CHECK(a.computed == 8);
+  CHECK(a.skipped.empty());
+  CHECK_THAT(log.str(), Contains("warning: the feature cache is not written") &&
+                            Contains("samples were not written to the feature cache"));
+  // A working cache with duplicate contents: every sample is kept, the second run is all hits.
+  const bpkit::FeatureCache cache(dir.file("cache"));
+  o.cache = &cache;
+  for (int run = 0; run < 2; ++run) {
+    const auto b = bpkit::extract_features(p, entries, o);
+    REQUIRE(b.features.size() == 8);
+    CHECK(b.features[5][0] == 2.0f);
+    if (run == 1) CHECK(b.cache_hits == 8);
+  }
+}
+
 TEST_CASE("a stage that throws on one sample: stop or skip", "[pipeline]") {
   bpkit_test::TempDir dir("stage-error");
   PluginRegistry reg;

@@ -3,14 +3,17 @@
 // manifest of "wav/NAME_000000.wav<TAB>TRANSCRIPT" lines. The transcript spells each word with one
 // symbol: 0-9 for "zero" to "nine", o for "oh".
 //
-//   make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] [--voices SET] [--clean]
-//                      [--noise LO,HI] [--list-voices]
+//   make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] [--voices SET]
+//                      [--random-voices P] [--clean] [--noise LO,HI] [--list-voices]
 //
 // Voices: an espeak-ng English accent (en-gb, en-us, en-us-nyc, en-gb-x-rp, en-gb-x-gbclan,
 // en-gb-x-gbcwmd, en-gb-scotland, en-029) with a voice variant (m1-m8, f1-f5, klatt, croak, whisper
 // and the named ones). --voices train (default) draws only from training accents and variants;
 // heldout draws voices with a held-out accent or a held-out variant (never heard in training), to
 // measure how a recognizer generalizes to unseen voices; all draws from everything.
+// --random-voices P: a share P of the utterances (0-1) replace the variant with one drawn at
+// random (formants, pitch, voicing, tone, breath, roughness, Klatt synthesis; see random_variant):
+// far more speakers than the named variants, for recognizers that must hear voices unlike them.
 // Every utterance gets its own rate (110-260 words per minute), pitch, pitch range and word gap.
 // Augmentation (unless --clean): speed perturbation (0.9-1.1, resampled), reverberation (an
 // exponentially decaying noise impulse response, RT60 0.1-0.6 s), telephone band (300-3400 Hz, 8
@@ -20,17 +23,21 @@
 // Output: 16 kHz 16-bit mono WAV files DIR/wav/NAME_000000.wav ..., DIR/NAME.tsv, and
 // DIR/NAME.info.tsv (voice, rate, pitch and augmentation of each file). Sample i depends only on
 // (seed, i) and the espeak-ng version.
+#include <espeak-ng/espeak_ng.h>
 #include <espeak-ng/speak_lib.h>
 #include <samplerate.h>
 #include <sndfile.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -93,6 +100,7 @@ struct Options {
   bool clean = false;
   double snr_lo = 5, snr_hi = 30;
   bool noise_given = false;
+  double random_voices = 0;  // share of utterances spoken by a newly drawn voice variant
 };
 
 bool heldout_voice(const std::string& accent, const std::string& variant) {
@@ -161,6 +169,89 @@ void highpass(std::vector<float>& x, double hz) {
   }
 }
 
+// A voice variant drawn at random (espeak-ng's variant-file syntax, voices/!v): a speaker of
+// any vocal-tract length with formants scaled together and each of F1-F3 moved on its own
+// (vowel spaces differ between speakers), formant strengths and bandwidths, pitch, voicing and
+// consonant strength, spectral tone, breathiness, jitter and roughness, and sometimes one of the
+// Klatt synthesizers (not klatt 4, whose variant is held out). Drawn from its own generator so that
+// the rest of an utterance is the same with or without random voices.
+std::string random_variant(std::mt19937_64& rng) {
+  auto u = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+  auto ui = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
+  std::string v = "language variant\nname bpkit-random\n";
+  const bool female = u(0, 1) < 0.45;
+  const double tract = female ? u(1.0, 1.2) : u(0.86, 1.04);
+  const int base = female ? ui(140, 240) : ui(65, 150);
+  v += "pitch " + std::to_string(base) + " " + std::to_string(base + ui(15, 110)) + "\n";
+  for (int k = 0; k <= 8; ++k) {
+    const double move = k >= 1 && k <= 3 ? u(0.9, 1.1) : u(0.96, 1.04);
+    const int freq = int(std::lround(100 * tract * move));
+    const int height = k >= 6 ? ui(0, 140) : ui(65, 135), width = ui(70, 170);
+    v += "formant " + std::to_string(k) + " " + std::to_string(freq) + " " +
+         std::to_string(height) + " " + std::to_string(width) + "\n";
+  }
+  v += "voicing " + std::to_string(ui(60, 160)) + "\n";
+  v += "consonants " + std::to_string(ui(70, 150)) + " " + std::to_string(ui(70, 150)) + "\n";
+  if (u(0, 1) < 0.5)
+    v += "tone 600 " + std::to_string(ui(60, 255)) + " 1200 " + std::to_string(ui(60, 255)) +
+         " 2000 " + std::to_string(ui(40, 255)) + "\n";
+  if (u(0, 1) < 0.25) {
+    const int b = ui(2, 40);
+    v += "breath 0 " + std::to_string(b) + " " + std::to_string(b) + " " + std::to_string(b / 2) +
+         " " + std::to_string(b / 2) + " " + std::to_string(b / 4) + "\n";
+  }
+  if (u(0, 1) < 0.5) v += "flutter " + std::to_string(ui(0, 30)) + "\n";
+  if (u(0, 1) < 0.3) v += "roughness " + std::to_string(ui(1, 5)) + "\n";
+  const int klatt[] = {1, 2, 3, 5, 6};
+  if (u(0, 1) < 0.25) v += "klatt " + std::to_string(klatt[ui(0, 4)]) + "\n";
+  return v;
+}
+
+// espeak-ng reads variants only from its data directory: a private copy of that directory made
+// of symbolic links, whose voices/!v also holds the drawn variants. Removed at exit.
+class VoiceOverlay {
+ public:
+  explicit VoiceOverlay(const std::string& system) {
+    std::string tmpl = (fs::temp_directory_path() / "bpkit-espeak-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a temporary directory");
+    root_ = tmpl;
+    try {
+      const fs::path data = root_ / "espeak-ng-data", sys = system;
+      fs::create_directories(data / "voices" / "!v");
+      for (const auto& e : fs::directory_iterator(sys))
+        if (e.path().filename() != "voices")
+          fs::create_symlink(e.path(), data / e.path().filename());
+      for (const auto& e : fs::directory_iterator(sys / "voices"))
+        if (e.path().filename() != "!v")
+          fs::create_symlink(e.path(), data / "voices" / e.path().filename());
+      for (const auto& e : fs::directory_iterator(sys / "voices" / "!v"))
+        fs::create_symlink(e.path(), data / "voices" / "!v" / e.path().filename());
+    } catch (...) {
+      std::error_code ec;
+      fs::remove_all(root_, ec);
+      throw;
+    }
+  }
+  ~VoiceOverlay() {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  VoiceOverlay(const VoiceOverlay&) = delete;
+  VoiceOverlay& operator=(const VoiceOverlay&) = delete;
+  std::string root() const { return root_.string(); }
+  // Writes `text` as variant `name` (a new name each time: espeak-ng may keep a loaded one).
+  void put(const std::string& name, const std::string& text) const {
+    std::ofstream(root_ / "espeak-ng-data" / "voices" / "!v" / name) << text;
+  }
+  void drop(const std::string& name) const {
+    std::error_code ec;
+    fs::remove(root_ / "espeak-ng-data" / "voices" / "!v" / name, ec);
+  }
+
+ private:
+  fs::path root_;
+};
+
 // Noise of one kind, `n` samples, unit power: a colour, or babble from the pool's speech.
 std::vector<float> make_noise(const std::string& kind, size_t n, std::mt19937_64& rng,
                               const std::vector<float>& babble) {
@@ -193,7 +284,8 @@ bool write_wav(const std::string& path, const std::vector<float>& x) {
 int usage() {
   std::fprintf(stderr,
                "usage: make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] "
-               "[--voices train|heldout|all] [--clean] [--noise LO,HI] [--list-voices]\n");
+               "[--voices train|heldout|all] [--random-voices P] [--clean] [--noise LO,HI] "
+               "[--list-voices]\n");
   return 2;
 }
 
@@ -227,6 +319,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       o.noise_given = true;
+    } else if (a == "--random-voices") {
+      o.random_voices = args.real(a, args.value(), 0, 1);
     } else if (a == "--list-voices") {
       list = true;
     } else if (a == "--help" || a == "-h") {
@@ -250,7 +344,28 @@ int main(int argc, char** argv) {
   }
   if (o.out.empty() || o.name.empty() || o.name.find('/') != std::string::npos) return usage();
 
-  const int espeak_rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, 0);
+  if (o.random_voices > 0 && o.voices == "heldout") {
+    std::fprintf(stderr,
+                 "make_speech_digits: --random-voices draws training voices; it cannot be "
+                 "combined with --voices heldout\n");
+    return 2;
+  }
+  std::unique_ptr<VoiceOverlay> overlay;
+  if (o.random_voices > 0) {  // where espeak-ng keeps its data, then espeak-ng over the overlay
+    const char* data = nullptr;
+    espeak_ng_InitializePath(nullptr);  // sets the path only (a second espeak_Initialize can hang)
+    espeak_Info(&data);
+    const std::string system = data ? data : "";
+    try {
+      overlay = std::make_unique<VoiceOverlay>(system);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "make_speech_digits: cannot prepare random voices over '%s': %s\n",
+                   system.c_str(), e.what());
+      return 1;
+    }
+  }
+  const int espeak_rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0,
+                                            overlay ? overlay->root().c_str() : nullptr, 0);
   if (espeak_rate <= 0) {
     std::fprintf(stderr,
                  "make_speech_digits: cannot start espeak-ng (is espeak-ng-data "
@@ -313,12 +428,21 @@ int main(int argc, char** argv) {
       label += oh ? 'o' : char('0' + d);
     }
     const auto& v = voices[std::uniform_int_distribution<size_t>(0, voices.size() - 1)(rng)];
-    const std::string voice = v.first + "+" + v.second;
+    std::string voice = v.first + "+" + v.second, variant_name;
+    if (overlay) {
+      std::mt19937_64 vrng(bpkit_tools::mix(o.seed * 0x100000001b3ULL + uint64_t(i)) ^ 0x5eed5);
+      if (std::uniform_real_distribution<double>(0, 1)(vrng) < o.random_voices) {
+        variant_name = "bpkit-random-" + std::to_string(i);
+        overlay->put(variant_name, random_variant(vrng));
+        voice = v.first + "+" + variant_name;
+      }
+    }
     const int rate = std::uniform_int_distribution<int>(110, 260)(rng);
     const int pitch = std::uniform_int_distribution<int>(15, 85)(rng);
     const int range = std::uniform_int_distribution<int>(10, 90)(rng);
     const int gap = chance(0.3) ? std::uniform_int_distribution<int>(1, 20)(rng) : 0;
     std::vector<float> x = speak(text, voice, rate, pitch, range, gap, espeak_rate);
+    if (!variant_name.empty()) overlay->drop(variant_name);
     if (x.empty()) {
       std::fprintf(stderr, "make_speech_digits: espeak-ng could not say '%s' with voice %s\n",
                    text.c_str(), voice.c_str());

@@ -16,8 +16,8 @@ inline uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Command-line values for the tools: argv[i]'s value and integers in a range; a missing or bad
-// value prints "PROGRAM: OPTION ..." and exits with 2.
+// Command-line values for the tools: argv[i]'s value, integers and reals in a range; a missing or
+// bad value prints "PROGRAM: OPTION ..." and exits with 2.
 struct ArgReader {
   const char* program;
   int argc;
@@ -40,6 +40,16 @@ struct ArgReader {
       std::exit(2);
     }
     return n;
+  }
+  double real(const std::string& option, const std::string& v, double lo, double hi) const {
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end || !(x >= lo && x <= hi)) {
+      std::fprintf(stderr, "%s: %s expects a number in %g..%g, got '%s'\n", program, option.c_str(),
+                   lo, hi, v.c_str());
+      std::exit(2);
+    }
+    return x;
   }
 };
 

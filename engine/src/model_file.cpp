@@ -119,22 +119,27 @@ struct StoredTensor {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A temporary name no other writer (thread or process) can hold: created with O_EXCL.
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) throw FileError("cannot write '" + path + "': " + std::strerror(errno));
+  auto fail = [&](const std::string& what) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw FileError(what + " '" + path + "': " + err);
+  };
+  if (::fchmod(fd, 0644) != 0) fail("cannot write");
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string err = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw FileError("cannot write '" + path + "': " + err);
-    }
+    if (n == 0) errno = EIO;
+    if (n <= 0) fail("cannot write");
     done += size_t(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) fail("cannot write");
+  if (::close(fd) != 0) {
     const std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
     throw FileError("cannot write '" + path + "': " + err);
@@ -144,14 +149,17 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     throw FileError("cannot replace '" + path + "': " + err);
   }
-  // Make the rename itself durable.
+  // Make the rename itself durable. Filesystems that cannot sync a directory say EINVAL.
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (dfd < 0)
+    throw FileError("cannot sync the directory of '" + path + "': " + std::strerror(errno));
+  const int r = ::fsync(dfd);
+  const int err = errno;
+  ::close(dfd);
+  if (r != 0 && err != EINVAL && err != EROFS)
+    throw FileError("cannot sync the directory of '" + path + "': " + std::strerror(err));
 }
 
 template <class T>
@@ -189,7 +197,7 @@ void save_model(const Network<T>& cnet, const std::string& path, const Metadata&
   }
   put_bytes(out, m, true);
   const uint32_t crc =
-      uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), uInt(out.size())));
+      uint32_t(crc32_z(0L, reinterpret_cast<const Bytef*>(out.data()), out.size()));
   put<uint32_t>(out, crc);
   write_file_atomically(path, out);
 }
@@ -249,7 +257,7 @@ LoadedModel<T> load_model(const std::string& path) {
            "the 4-byte checksum)");
   const uint32_t crc_file = r.get<uint32_t>("checksum");
   const uint32_t crc =
-      uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size() - 4)));
+      uint32_t(crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size() - 4));
   if (crc != crc_file) r.fail("corrupted: checksum mismatch");
 
   // Architecture.

@@ -107,7 +107,7 @@ bool FeatureCache::load(const std::string& key, Tensor<float>& out) const {
   if (b.size() < 8 + 4 + 4 || std::memcmp(b.data(), kCacheMagic, 8) != 0) return false;
   uint32_t crc_file;
   std::memcpy(&crc_file, b.data() + b.size() - 4, 4);
-  if (uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(b.data()), uInt(b.size() - 4))) != crc_file)
+  if (uint32_t(crc32_z(0L, reinterpret_cast<const Bytef*>(b.data()), b.size() - 4)) != crc_file)
     return false;
   size_t pos = 8;
   uint32_t rank;
@@ -144,8 +144,7 @@ void FeatureCache::store(const std::string& key, const Tensor<float>& t) const {
     b.append(reinterpret_cast<const char*>(&v), 8);
   }
   b.append(reinterpret_cast<const char*>(t.data()), 4 * size_t(t.size()));
-  const uint32_t crc =
-      uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(b.data()), uInt(b.size())));
+  const uint32_t crc = uint32_t(crc32_z(0L, reinterpret_cast<const Bytef*>(b.data()), b.size()));
   b.append(reinterpret_cast<const char*>(&crc), 4);
   write_file_atomically(path, b);
 }
@@ -170,6 +169,8 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
   std::vector<char> ok(entries.size(), 0);
   std::atomic<int64_t> hits{0}, computed{0};
   std::atomic<bool> stop{false};
+  std::mutex warn_mutex;
+  int64_t cache_failures = 0;
   parallel_for(n, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e && !stop.load(std::memory_order_relaxed); ++i) {
       const ManifestEntry& m = entries[size_t(i)];
@@ -190,7 +191,15 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
         feats[size_t(i)] = std::move(v.tensor);
         if (feats[size_t(i)].size() == 0)
           throw StageError(m.path + ": the pipeline produced empty features", m.path);
-        if (o.cache) o.cache->store(key, feats[size_t(i)]);
+        if (o.cache) {  // a cache that cannot be written costs time on the next run, not samples
+          try {
+            o.cache->store(key, feats[size_t(i)]);
+          } catch (const std::exception& ex) {
+            std::lock_guard<std::mutex> lock(warn_mutex);
+            if (cache_failures++ == 0 && o.log)
+              *o.log << "warning: the feature cache is not written: " << ex.what() << "\n";
+          }
+        }
         ++computed;
         ok[size_t(i)] = 1;
       } catch (const std::exception& ex) {
@@ -210,6 +219,8 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
       if (o.log) *o.log << "skipped " << errors[i] << "\n";
     }
   }
+  if (cache_failures > 1 && o.log)
+    *o.log << "warning: " << cache_failures << " samples were not written to the feature cache\n";
   out.cache_hits = hits;
   out.computed = computed;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -47,7 +47,9 @@ struct LoadedModel {
 template <class T>
 LoadedModel<T> load_model(const std::string& path);
 
-// Writes `bytes` to `path` atomically (temp file, fsync, rename). Throws FileError.
+// Writes `bytes` to `path` atomically: a temporary file under a unique name (O_EXCL, so threads
+// and processes writing the same path never share one), fsync, rename, fsync of the directory.
+// Readers see the old file or the new one, never a part. Throws FileError.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
 }  // namespace bpkit

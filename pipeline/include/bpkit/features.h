@@ -47,7 +47,7 @@ class FeatureCache {
 struct ExtractOptions {
   const FeatureCache* cache = nullptr;  // null: no cache
   bool skip_errors = false;             // on_error: skip (else the first failure throws)
-  std::ostream* log = nullptr;          // skipped samples are reported here
+  std::ostream* log = nullptr;          // skipped samples and cache warnings are reported here
 };
 
 struct FeatureSet {

@@ -1,8 +1,8 @@
 // speech_app: the words spoken in audio files, with the shipped connected-digit recognizer
 // (models/speech_digits) or another speech model directory.
 //
-//   speech_app [--model DIR] [--json] [--spectrogram OUT.png] [--features] [--threads N]
-//              [--plugin-path DIR]... FILE...
+//   speech_app [--model DIR] [--json] [--spectrogram OUT.png] [--features] [--segment]
+//              [--threads N] [--plugin-path DIR]... FILE...
 //
 // Exit codes: 0 success, 1 a file could not be read or recognized (the others are still
 // processed), 2 usage or model errors.
@@ -42,6 +42,10 @@ const char* kUsage =
     "                     first matrix) or Sphinx cepstra (.mfc), as the model's first feature\n"
     "                     stage makes them (the shipped model: sphinx_fe's defaults, e.g.\n"
     "                     sphinx_fe -i in.wav -o in.mfc -mswav yes -dither no)\n"
+    "  --segment          cut each recording into utterances at pauses (0.3 s), one line\n"
+    "                     (one JSON object) each: 'START-END: words', seconds in the file.\n"
+    "                     Recordings longer than 30 s are always cut, read 30 s at a time,\n"
+    "                     so that any length runs in bounded memory\n"
     "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
     "  -h, --help         this help\n";
@@ -51,7 +55,7 @@ int run(int argc, char** argv) {
   std::multimap<std::string, std::string> all;
   auto o =
       bpkit::cli::parse_options(argc, argv, 1, {"model", "threads", "plugin-path", "spectrogram"},
-                                files, {"json", "features", "help"}, &all);
+                                files, {"json", "features", "segment", "help"}, &all);
   if (o.count("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -61,6 +65,10 @@ int run(int argc, char** argv) {
   const std::string png = o.count("spectrogram") ? o["spectrogram"] : "";
   if (!png.empty() && features)
     throw UsageError("--spectrogram needs audio; --features files hold no audio");
+  if (o.count("segment") && features)
+    throw UsageError("--segment cuts audio; --features files hold no audio");
+  bpkit::SegmentOptions segment;
+  segment.always = o.count("segment") > 0;
   bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
   std::string dir = o.count("model") ? o["model"] : bpkit::shipped_model_dir("speech_digits");
   if (dir.empty())
@@ -73,8 +81,40 @@ int run(int argc, char** argv) {
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
     try {
-      const bpkit::Utterance u = features ? rec.recognize_feature_file(file) : rec.recognize(file);
-      if (!png.empty()) {
+      // One line (or JSON object) per utterance: the whole file, or each one cut from it.
+      auto print = [&](const bpkit::Utterance& u) {
+        const bool cut = u.end > 0;
+        if (json) {
+          nlohmann::ordered_json j = {{"file", file}};
+          if (cut) {
+            j["start"] = u.start;
+            j["end"] = u.end;
+          }
+          j["text"] = u.text;
+          j["confidence"] = u.confidence;
+          j["duration"] = u.seconds;
+          j["words"] = nlohmann::ordered_json::array();
+          for (const bpkit::RecognizedWord& w : u.words)
+            j["words"].push_back({{"word", w.word},
+                                  {"start", w.start},
+                                  {"end", w.end},
+                                  {"confidence", w.confidence}});
+          std::printf("%s\n", j.dump().c_str());
+        } else {
+          std::string head = files.size() > 1 ? file + ": " : "";
+          if (cut) {
+            char span[64];
+            std::snprintf(span, sizeof span, "%.2f-%.2f: ", u.start, u.end);
+            head += span;
+          }
+          std::printf("%s%s\n", head.c_str(), u.text.c_str());
+        }
+        std::fflush(stdout);  // a long recording's utterances appear as they are recognized
+      };
+      if (features) {
+        print(rec.recognize_feature_file(file));
+      } else if (!png.empty()) {  // the picture needs the whole recording's words at once
+        const bpkit::Utterance u = rec.recognize(file);
         std::string out = png;
         if (i > 0) {  // out.png -> out.2.png
           const size_t dot = png.rfind('.');
@@ -84,21 +124,9 @@ int run(int argc, char** argv) {
                     : png.substr(0, dot) + n + png.substr(dot);
         }
         rec.write_spectrogram(file, u, out);
-      }
-      if (json) {
-        nlohmann::ordered_json j = {{"file", file},
-                                    {"text", u.text},
-                                    {"confidence", u.confidence},
-                                    {"duration", u.seconds}};
-        j["words"] = nlohmann::ordered_json::array();
-        for (const bpkit::RecognizedWord& w : u.words)
-          j["words"].push_back(
-              {{"word", w.word}, {"start", w.start}, {"end", w.end}, {"confidence", w.confidence}});
-        std::printf("%s\n", j.dump().c_str());
-      } else if (files.size() > 1) {
-        std::printf("%s: %s\n", file.c_str(), u.text.c_str());
+        print(u);
       } else {
-        std::printf("%s\n", u.text.c_str());
+        rec.recognize_stream(file, print, segment);
       }
     } catch (const std::exception& e) {
       // StageError and FileError name the file; others do not.

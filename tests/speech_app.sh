@@ -3,6 +3,7 @@
 #   tests/speech_app.sh BIN_DIR SOURCE_DIR
 # the bundled utterances (text, several files, JSON with times, spectrogram), a Sphinx feature file
 # made by sphinx_fe (--features), other formats and rates (FLAC, stereo 44.1 kHz float, 8 kHz),
+# recordings cut into utterances (--segment, and a 20-minute one in bounded memory),
 # bad input (not audio, empty, truncated, a missing file, one bad among good ones), usage errors.
 set -u
 unset BPKIT_MODEL_PATH BPKIT_NUM_THREADS  # the shipped model, found next to the program
@@ -60,6 +61,39 @@ if command -v sox >/dev/null; then
     expect 0 "$app" "$tmp/$f"
     [ "$(cat "$tmp/out")" = "eight five two zero six" ] || fail "$f: '$(cat "$tmp/out")'"
   done
+fi
+
+# Recordings of several utterances: --segment cuts them at the pauses, one line each with its
+# span in the file; a recording longer than 30 s is always cut, and read 30 s at a time: twenty
+# minutes of faint noise between utterances stay in bounded memory (the samples alone would take
+# 77 MB as floats).
+if command -v sox >/dev/null; then
+  sox -n -r 16000 -c 1 -b 16 "$tmp/pause.wav" trim 0 1.3
+  sox "$ex/digits.wav" "$tmp/pause.wav" "$ex/digits2.wav" "$tmp/two.wav"
+  expect 0 "$app" --segment "$tmp/two.wav"
+  [ "$(cut -d' ' -f2- "$tmp/out" | tr '\n' '|')" = "seven seven five three two nine|eight five two zero six|" ] ||
+    fail "--segment: $(cat "$tmp/out")"
+  awk -F'[-:]' '{ if ($1 < prev || $2 <= $1) bad = 1; prev = $2 } END { exit bad }' "$tmp/out" ||
+    fail "--segment spans: $(cat "$tmp/out")"
+  expect 0 "$app" --segment --json "$tmp/two.wav"
+  [ "$(grep -c '"start":.*"end":.*"text":' "$tmp/out")" = 2 ] || fail "--segment --json: $(cat "$tmp/out")"
+  sox -n -r 16000 -c 1 -b 16 "$tmp/quiet.wav" synth 600 whitenoise vol 0.0005
+  sox "$tmp/two.wav" "$tmp/quiet.wav" "$tmp/two.wav" "$tmp/quiet.wav" "$tmp/two.wav" "$tmp/long.wav"
+  "$app" "$tmp/long.wav" >"$tmp/out" 2>"$tmp/err" &
+  pid=$!
+  peak=0
+  while kill -0 $pid 2>/dev/null; do  # the peak resident memory, as long as the process lives
+    v=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status 2>/dev/null)
+    [ -n "$v" ] && peak=$v
+    sleep 0.02
+  done
+  wait $pid || fail "long recording: exit $? -- $(cat "$tmp/err")"
+  [ "$(cut -d' ' -f2- "$tmp/out" | sort | uniq -c | tr -s ' ' | tr '\n' '|')" = \
+    " 3 eight five two zero six| 3 seven seven five three two nine|" ] || fail "long: $(cat "$tmp/out")"
+  # The second copy's first utterance: its words from 608.5 s to 610.5 s.
+  sed -n 3p "$tmp/out" | awk -F'[-:]' '{ exit !($1 > 600 && $1 < 608.5 && $2 > 610.5 && $2 < 615) }' ||
+    fail "long: times: $(cat "$tmp/out")"
+  [ "$peak" -gt 0 ] && [ "$peak" -lt 50000 ] || fail "long recording: peak memory $peak KB"
 fi
 
 # Bad input: a clear message naming the file, exit 1, the other files still processed.

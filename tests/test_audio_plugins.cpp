@@ -158,6 +158,50 @@ TEST_CASE("audio.read resamples to the pipeline's rate without aliasing", "[audi
   }
 }
 
+TEST_CASE("audio.read reads a recording window by window as one read of the whole file",
+          "[audio]") {
+  bpkit_test::TempDir dir("audio-window");
+  const int in_rate = 44100, n = 44100 * 7 + 1234;  // 7.03 s, stereo: a sweep and a tone
+  std::vector<float> x(size_t(n) * 2);
+  for (int i = 0; i < n; ++i) {
+    const double t = double(i) / in_rate;
+    x[size_t(2 * i)] = float(0.3 * std::sin(2 * M_PI * (200 * t + 300 * t * t)));
+    x[size_t(2 * i + 1)] = float(0.2 * std::sin(2 * M_PI * 3000 * t));
+  }
+  write_sound(dir.file("a.wav"), x, 2, in_rate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  for (const char* rate : {"16000", "0"}) {
+    INFO("rate " << rate);
+    auto read = stage("audio.read", {{"rate", rate}, {"max_seconds", "3"}});
+    CHECK_THROWS_WITH(read->process(file_value(dir.file("a.wav"))), Contains("max_seconds"));
+    auto whole_reader = stage("audio.read", {{"rate", rate}});
+    const Value whole = whole_reader->process(file_value(dir.file("a.wav")));
+    std::vector<float> joined;
+    for (int k = 0;; ++k) {
+      Value in = file_value(dir.file("a.wav"));
+      in.window = {2.0 * k, 2.0};
+      const Value v = read->process(in);
+      CHECK(v.audio.offset == 2.0 * k);
+      CHECK(v.audio.source_seconds == Approx(double(n) / in_rate));
+      CHECK(v.audio.sample_rate == whole.audio.sample_rate);
+      if (v.audio.samples.empty()) break;
+      if (k < 3) CHECK(v.audio.samples.size() == size_t(2 * v.audio.sample_rate));
+      joined.insert(joined.end(), v.audio.samples.begin(), v.audio.samples.end());
+      REQUIRE(k < 10);
+    }
+    REQUIRE(std::abs(long(joined.size()) - long(whole.audio.samples.size())) <= 1);
+    double worst = 0;
+    for (size_t i = 0; i < std::min(joined.size(), whole.audio.samples.size()); ++i)
+      worst = std::max(worst, double(std::fabs(joined[i] - whole.audio.samples[i])));
+    CHECK(worst < 2e-4);  // the joins are seamless: the resampler saw the margins
+    // A window longer than max_seconds is refused; a negative start too.
+    Value big = file_value(dir.file("a.wav"));
+    big.window = {0, 4};
+    CHECK_THROWS_WITH(read->process(big), Contains("read window") && Contains("max_seconds"));
+    big.window = {-1, 2};
+    CHECK_THROWS_WITH(read->process(big), Contains("read window"));
+  }
+}
+
 TEST_CASE("audio.read refuses what is not audio, empty, too long or damaged", "[audio]") {
   bpkit_test::TempDir dir("audio-bad");
   auto read = stage("audio.read", {{"max_seconds", "1"}});
@@ -409,6 +453,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
   struct Truth {
     std::string label;
     std::vector<std::pair<double, double>> spans;
+    std::vector<float> samples;
   };
   std::map<std::string, Truth> truth;
   auto make_set = [&](const std::string& name, int count, uint64_t seed) {
@@ -432,6 +477,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
       const std::string f = dir.file(name + std::to_string(i) + ".wav");
       write_sound(f, x, 1, rate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
       m << f << "\t" << t.label << "\n";
+      t.samples = std::move(x);
       truth[f] = t;
     }
   };
@@ -492,6 +538,66 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
   CHECK(words > 20);
   CHECK(placed >= words * 9 / 10);
 
+  // A recording of all the test utterances, one after the other with 0.5 s of faint noise
+  // between them, read 4 s at a time: cut into the same utterances, at the pauses (the words of
+  // one utterance are 0.15 s apart), each recognized with its words at their times in the file.
+  {
+    std::vector<float> all;
+    std::vector<std::pair<double, double>> spans;  // every word's, in the recording
+    std::vector<std::pair<double, double>> utts;   // every utterance's
+    std::vector<std::string> ref;
+    std::mt19937_64 rng(7);
+    std::normal_distribution<float> g(0.f, 0.002f);
+    for (const auto& [file, t] : truth) {
+      if (std::filesystem::path(file).filename().string().rfind("test", 0) != 0) continue;
+      const double at = double(all.size()) / rate;
+      all.insert(all.end(), t.samples.begin(), t.samples.end());
+      for (const auto& sp : t.spans) spans.emplace_back(at + sp.first, at + sp.second);
+      utts.emplace_back(at + t.spans.front().first, at + t.spans.back().second);
+      for (char c : t.label) ref.push_back(c == 'a' ? "low" : "high");
+      for (int k = 0; k < rate / 2; ++k) all.push_back(g(rng));
+    }
+    write_sound(dir.file("long.wav"), all, 1, rate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+    bpkit::SegmentOptions o;
+    o.chunk_seconds = 4;
+    std::vector<bpkit::Utterance> got;
+    const double seconds = rec.recognize_stream(
+        dir.file("long.wav"), [&](const bpkit::Utterance& u) { got.push_back(u); }, o);
+    CHECK(seconds == Approx(double(all.size()) / rate));
+    CHECK(got.size() == utts.size());
+    std::vector<std::string> hyp;
+    size_t inside = 0, found = 0;
+    double last_end = 0;
+    for (const bpkit::Utterance& u : got) {
+      CHECK(u.start >= last_end - 1e-9);  // in order, not overlapping
+      CHECK(u.end > u.start);
+      last_end = u.end;
+      for (const auto& [a, b] : utts) found += a >= u.start && b <= u.end;  // one whole utterance
+      for (const bpkit::RecognizedWord& w : u.words) {
+        hyp.push_back(w.word);
+        CHECK(w.start >= u.start - 1e-9);
+        CHECK(w.end <= u.end + 1e-9);
+        for (const auto& [a, b] : spans) inside += w.start < b + 0.05 && w.end > a - 0.05;
+      }
+    }
+    CHECK(found == utts.size());
+    bpkit::WordErrors long_errors;
+    long_errors.add(hyp, ref);
+    CHECK(long_errors.wer() < 0.1);
+    CHECK(inside >= hyp.size() * 9 / 10);
+    // A recording that fits in one chunk is one utterance, exactly as recognize() hears it.
+    const std::string one = truth.begin()->first;
+    got.clear();
+    rec.recognize_stream(one, [&](const bpkit::Utterance& u) { got.push_back(u); });
+    REQUIRE(got.size() == 1);
+    const bpkit::Utterance direct = rec.recognize(one);
+    CHECK(got[0].text == direct.text);
+    CHECK(got[0].end == 0);
+    REQUIRE(got[0].words.size() == direct.words.size());
+    for (size_t w = 0; w < direct.words.size(); ++w)
+      CHECK(got[0].words[w].start == direct.words[w].start);
+  }
+
   // The fit stage's statistics: learned from the training files, stored with the model, and
   // what makes the training features zero-mean.
   {
@@ -502,7 +608,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
     double frames = 0;
     for (const auto& [file, t] : truth) {
       if (std::filesystem::path(file).filename().string().rfind("train", 0) != 0) continue;
-      const Value v = m.pipeline().run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, k + 1);
+      const Value v = m.pipeline().run(bpkit_test::file_value(file), 0, k + 1);
       for (int64_t i = 0; i < v.tensor.dim(0); ++i, ++frames)
         for (int c = 0; c < 13; ++c) sum[size_t(c)] += v.tensor.data()[i * 13 + c];
     }

@@ -35,19 +35,136 @@ UtteranceRecognizer::UtteranceRecognizer(const std::string& dir,
     }
 }
 
+namespace {
+
+double seconds_of(const Audio& a) {
+  return a.sample_rate > 0 ? double(a.samples.size()) / a.sample_rate : 0.0;
+}
+
+// Cuts a stream of audio into utterances at pauses (UtteranceRecognizer::recognize_stream):
+// holds the audio not yet handed out, in 10 ms frames, and their energies.
+class Segmenter {
+ public:
+  Segmenter(int rate, const SegmentOptions& o)
+      : o_(o), rate_(rate), hop_(size_t(std::max(1, rate / 100))) {}
+
+  // Appends audio that starts where the last ended; calls cut(samples, offset) for each
+  // utterance that is complete. `last`: the end of the recording.
+  template <class Cut>
+  void add(const std::vector<float>& x, bool last, Cut&& cut) {
+    pending_.insert(pending_.end(), x.begin(), x.end());
+    for (size_t f = energy_.size(); (f + 1) * hop_ <= pending_.size(); ++f) {
+      double e = 0;
+      for (size_t i = f * hop_; i < (f + 1) * hop_; ++i) e += double(pending_[i]) * pending_[i];
+      e /= double(hop_);
+      energy_.push_back(e);
+      peak_ = std::max(peak_, e);
+      floor_.push_back(e);
+    }
+    if (floor_.size() > 60000) floor_.erase(floor_.begin(), floor_.begin() + 30000);
+    const size_t frames = energy_.size();
+    if (frames == 0) {
+      if (last) pending_.clear();
+      return;
+    }
+    const double thr = threshold();
+    const size_t min_pause = size_t(std::max(1.0, o_.min_pause * 100));
+    const size_t max_frames = size_t(std::max(1.0, o_.max_utterance * 100));
+    size_t start = 0;  // the current utterance's first frame
+    size_t f = 0;
+    while (f < frames) {
+      if (energy_[f] >= thr) {
+        ++f;
+        if (f - start >= max_frames) {  // too long without a pause: cut at its quietest 100 ms
+          const size_t from = start + max_frames / 2;
+          size_t best = f - 1;
+          double best_e = 1e300;
+          for (size_t g = from; g + 10 <= f; ++g) {
+            double s = 0;
+            for (size_t k = g; k < g + 10; ++k) s += energy_[k];
+            if (s < best_e) best_e = s, best = g + 5;
+          }
+          emit(start, best, thr, cut);
+          start = best;
+          f = best;
+        }
+        continue;
+      }
+      size_t run = f;
+      while (run < frames && energy_[run] < thr) ++run;
+      if (run == frames && !last) {  // a pause still going on
+        if (run - f >= min_pause) {  // long enough: end the utterance, keep only the pause's end
+          emit(start, f + min_pause / 2, thr, cut);
+          start = run - min_pause / 2;
+        }
+        break;
+      }
+      if (run - f >= min_pause || run == frames) {
+        const size_t mid = run == frames ? frames : f + (run - f) / 2;
+        emit(start, mid, thr, cut);
+        start = mid;
+      }
+      f = run;
+    }
+    if (last) {
+      emit(start, frames, thr, cut);
+      start = frames;
+    }
+    // Keep what is not handed out yet.
+    const size_t drop = std::min(start * hop_, pending_.size());
+    pending_.erase(pending_.begin(), pending_.begin() + long(drop));
+    energy_.erase(energy_.begin(), energy_.begin() + long(start));
+    offset_ += double(drop) / rate_;
+    if (last) pending_.clear(), energy_.clear();
+  }
+
+ private:
+  double threshold() {
+    std::vector<double> e = floor_;
+    const size_t k = e.size() / 10;
+    std::nth_element(e.begin(), e.begin() + long(k), e.end());
+    const double floor = e[k];
+    return std::max(peak_ * std::pow(10.0, o_.silence_db / 10), floor * std::pow(10.0, 0.6));
+  }
+  // Hands out frames [a, b) when they hold speech (at least 50 ms above the threshold).
+  template <class Cut>
+  void emit(size_t a, size_t b, double thr, Cut&& cut) {
+    size_t speech = 0;
+    for (size_t f = a; f < b && f < energy_.size(); ++f) speech += energy_[f] >= thr;
+    if (speech < 5) return;
+    const size_t from = a * hop_, to = std::min(pending_.size(), b * hop_);
+    cut(std::vector<float>(pending_.begin() + long(from), pending_.begin() + long(to)),
+        offset_ + double(from) / rate_);
+  }
+
+  SegmentOptions o_;
+  int rate_;
+  size_t hop_;
+  std::vector<float> pending_;  // audio from offset_ on, not handed out yet
+  std::vector<double> energy_;  // its 10 ms frames' mean power
+  std::vector<double> floor_;   // recent frames' power, for the noise floor
+  double peak_ = 0, offset_ = 0;
+};
+
+}  // namespace
+
 Utterance UtteranceRecognizer::recognize(const std::string& file) {
   const Pipeline& p = model_.pipeline();
   if (audio_end_ == 0) {  // no audio stage: features straight from the file
     Value v = p.run(file);
     return recognize_features(v.tensor);
   }
-  auto seconds_of = [](const Audio& a) {
-    return a.sample_rate > 0 ? double(a.samples.size()) / a.sample_rate : 0.0;
-  };
-  // The file's duration as read (before the endpointer cuts anything), then the audio the
-  // network hears: its duration over the network's frames is the frame period.
-  Value audio = p.run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, read_end_);
+  Value in;
+  in.path = file;
+  Value audio = p.run(std::move(in), 0, read_end_);
   const double duration = seconds_of(audio.audio);
+  return recognize_audio(std::move(audio), duration);
+}
+
+Utterance UtteranceRecognizer::recognize_audio(Value audio, double duration) {
+  // The audio the network hears (after the endpointer): its duration over the network's frames
+  // is the frame period.
+  const Pipeline& p = model_.pipeline();
   audio = p.run(std::move(audio), read_end_, audio_end_);
   const double heard = seconds_of(audio.audio), offset = audio.audio.offset;
   Value feats = p.run(std::move(audio), audio_end_);
@@ -55,6 +172,59 @@ Utterance UtteranceRecognizer::recognize(const std::string& file) {
   Utterance u = recognize_features(feats.tensor, frames > 0 ? heard / double(frames) : 0, offset);
   u.seconds = duration;
   return u;
+}
+
+double UtteranceRecognizer::recognize_stream(const std::string& file,
+                                             const std::function<void(const Utterance&)>& emit,
+                                             const SegmentOptions& o) {
+  const Pipeline& p = model_.pipeline();
+  if (audio_end_ == 0) {
+    const Utterance u = recognize(file);
+    emit(u);
+    return u.seconds;
+  }
+  if (!(o.chunk_seconds > 0 && o.max_utterance > 0 && o.min_pause > 0))
+    throw ConfigError("segmenting: chunk_seconds, max_utterance and min_pause must be positive");
+  std::unique_ptr<Segmenter> seg;
+  double duration = 0;
+  for (int64_t k = 0;; ++k) {
+    Value in;
+    in.path = file;
+    in.window = {double(k) * o.chunk_seconds, o.chunk_seconds};
+    Value chunk = p.run(std::move(in), 0, read_end_);
+    const Audio& a = chunk.audio;
+    if (k == 0) {
+      duration = a.source_seconds;
+      if (duration <= 0 || std::fabs(a.offset) > 1e-9)
+        throw ConfigError(model_.config().file + ": the pipeline's reading stage ('" +
+                          p.stages()[0].info.name +
+                          "') does not read a recording window by window; long recordings need "
+                          "one that does, such as audio.read");
+      if (duration <= o.chunk_seconds && !o.always) {  // one utterance, as recognize()
+        Utterance u = recognize_audio(std::move(chunk), duration);
+        emit(u);
+        return duration;
+      }
+      seg = std::make_unique<Segmenter>(a.sample_rate, o);
+    }
+    const bool last = double(k + 1) * o.chunk_seconds >= duration || a.samples.empty();
+    seg->add(a.samples, last, [&](std::vector<float> x, double offset) {
+      Value v;
+      v.kind = Kind::kAudio;
+      v.path = file;
+      v.audio.sample_rate = a.sample_rate;
+      v.audio.samples = std::move(x);
+      v.audio.offset = offset;
+      v.audio.source_seconds = duration;
+      const double end = offset + seconds_of(v.audio);
+      Utterance u = recognize_audio(std::move(v), duration);
+      u.start = offset;
+      u.end = end;
+      emit(u);
+    });
+    if (last) break;
+  }
+  return duration;
 }
 
 Utterance UtteranceRecognizer::recognize_features(const Tensor<float>& features,

@@ -98,7 +98,9 @@ void UtteranceRecognizer::write_spectrogram(const std::string& file, const Utter
   while (read_end < p.size() && p.stages()[read_end].info.consumes == Kind::kFile) ++read_end;
   if (read_end == 0 || p.stages()[read_end - 1].info.produces != Kind::kAudio)
     throw ConfigError(model_.config().file + ": the model's pipeline does not start with audio");
-  const Value audio = p.run(Value{Kind::kFile, file, {}, {}, {}, {}, {}}, 0, read_end);
+  Value in;
+  in.path = file;
+  const Value audio = p.run(std::move(in), 0, read_end);
   // A pipeline's first stage reads files: audio.read, then the filterbank run from stage 1.
   const PipelineConfig c = parse_pipeline_config(
       "stages:\n  - plugin: audio.read\n  - plugin: audio.mfcc\n    params: {output: fbank, "

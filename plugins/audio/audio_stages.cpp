@@ -50,7 +50,8 @@ struct SndFile {
 
 }  // namespace
 
-Audio read_audio(const std::string& path, double max_seconds) {
+Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadWindow& window,
+                 double margin, size_t* before, size_t* after) {
   SF_INFO info{};
   SndFile file;
   {
@@ -72,27 +73,65 @@ Audio read_audio(const std::string& path, double max_seconds) {
                              " Hz (expected 1000 to 384000)");
   if (info.frames <= 0) throw std::runtime_error("the file holds no audio samples");
   const double seconds = double(info.frames) / info.samplerate;
-  if (seconds > max_seconds)
+  const bool windowed = window.length > 0;
+  if (windowed &&
+      !(window.start >= 0 && std::isfinite(window.start) && window.length <= max_seconds))
+    throw std::runtime_error("a read window of " + std::to_string(window.length) + " s from " +
+                             std::to_string(window.start) +
+                             " s (expected a start >= 0 and at "
+                             "most max_seconds, " +
+                             std::to_string(max_seconds) + " s)");
+  if (!windowed && seconds > max_seconds)
     throw std::runtime_error("the header says " + std::to_string(seconds) +
                              " s of audio, more than max_seconds (" + std::to_string(max_seconds) +
                              "); raise max_seconds or split the recording");
+  // The frames to read: [first, last) of the file's, clamped to what the header declares.
+  sf_count_t first = 0, last = info.frames;
+  size_t pre = 0, post = 0;
+  if (windowed) {
+    const auto at = [&](double t) {
+      return sf_count_t(std::min(double(info.frames), std::llround(t * info.samplerate) * 1.0));
+    };
+    const sf_count_t from = at(window.start), to = at(window.start + window.length),
+                     m = sf_count_t(std::llround(std::max(0.0, margin) * info.samplerate));
+    first = std::max<sf_count_t>(0, from - m);
+    last = std::min(info.frames, to + m);
+    pre = size_t(from - first);
+    post = size_t(last - to);
+    if (first > 0 && sf_seek(file.f, first, SEEK_SET) != first)
+      throw std::runtime_error("cannot seek to " + std::to_string(window.start) +
+                               " s in the file (" + sf_strerror(file.f) + ")");
+  }
   Audio a;
   a.sample_rate = info.samplerate;
-  a.samples.reserve(size_t(info.frames));
+  a.source_seconds = seconds;
+  a.offset = windowed ? window.start : 0;
+  if (before) *before = pre;
+  if (after) *after = post;
+  if (last <= first) return a;  // a window past the end: no samples
+  const size_t want = size_t(last - first);
+  a.samples.reserve(want);
   std::vector<float> chunk(size_t(4096) * size_t(info.channels));
   sf_count_t got;
-  while ((got = sf_readf_float(file.f, chunk.data(), 4096)) > 0) {
+  while (a.samples.size() < want &&
+         (got = sf_readf_float(file.f, chunk.data(),
+                               std::min<sf_count_t>(4096, sf_count_t(want - a.samples.size())))) >
+             0) {
     for (sf_count_t i = 0; i < got; ++i) {
       float s = 0;
       for (int c = 0; c < info.channels; ++c)
         s += chunk[size_t(i) * size_t(info.channels) + size_t(c)];
       a.samples.push_back(s / float(info.channels));
     }
-    if (sf_count_t(a.samples.size()) >= info.frames) break;
   }
   if (sf_error(file.f) != SF_ERR_NO_ERROR)
     throw std::runtime_error(std::string("cannot decode the audio: ") + sf_strerror(file.f));
-  if (a.samples.empty()) throw std::runtime_error("the file holds no audio samples (truncated?)");
+  if (a.samples.empty() && !windowed)
+    throw std::runtime_error("the file holds no audio samples (truncated?)");
+  if (windowed && a.samples.size() < want) {  // a truncated file: the margin after is what is lost
+    const size_t lost = want - a.samples.size();
+    if (after) *after = lost >= post ? 0 : post - lost;
+  }
   for (float& s : a.samples)
     if (!std::isfinite(s)) s = 0;  // a float file's NaN/inf would poison every later frame
   return a;
@@ -103,6 +142,8 @@ Audio resample(const Audio& in, int rate, int quality) {
   const double ratio = double(rate) / in.sample_rate;
   Audio out;
   out.sample_rate = rate;
+  out.offset = in.offset;
+  out.source_seconds = in.source_seconds;
   out.samples.resize(size_t(std::ceil(double(in.samples.size()) * ratio)) + 16);
   SRC_DATA d{};
   d.data_in = in.samples.data();
@@ -120,18 +161,21 @@ Audio resample(const Audio& in, int rate, int quality) {
 // ---- audio.read -----------------------------------------------------------------------------
 
 PluginInfo Read::info() {
-  return {
-      "audio.read",
-      "1.0",
-      "decodes an audio file with libsndfile (WAV PCM 8/16/24/32-bit and float, FLAC, OGG, "
-      "AIFF, ...) to mono samples in [-1, 1] (channels averaged), resampled to `rate` with "
-      "libsamplerate's band-limited sinc. The header is checked before any sample is read",
-      Kind::kFile,
-      Kind::kAudio,
-      {{"rate", ParamType::kInt, "16000", "sample rate of the output (0: the file's own)", 0,
-        384000},
-       {"max_seconds", ParamType::kFloat, "600", "refuse longer files (memory bound)", 0.01, 86400},
-       {"quality", {"best", "medium", "fastest"}, "medium", "resampler quality"}}};
+  return {"audio.read",
+          "1.0",
+          "decodes an audio file with libsndfile (WAV PCM 8/16/24/32-bit and float, FLAC, OGG, "
+          "AIFF, ...) to mono samples in [-1, 1] (channels averaged), resampled to `rate` with "
+          "libsamplerate's band-limited sinc. The header is checked before any sample is read. "
+          "Reads a long recording window by window when the caller asks (speech_app does)",
+          Kind::kFile,
+          Kind::kAudio,
+          {{"rate", ParamType::kInt, "16000", "sample rate of the output (0: the file's own)", 0,
+            384000},
+           {"max_seconds", ParamType::kFloat, "600",
+            "refuse longer files, or longer windows of a recording read window by window (a memory "
+            "bound)",
+            0.01, 86400},
+           {"quality", {"best", "medium", "fastest"}, "medium", "resampler quality"}}};
 }
 
 void Read::configure(const bpkit::ParamValues& p) {
@@ -146,8 +190,31 @@ Value Read::process(const Value& in) const {
   Value v;
   v.kind = Kind::kAudio;
   v.path = in.path;
-  v.audio = read_audio(in.path, max_seconds_);
-  if (rate_ > 0) v.audio = resample(v.audio, rate_, quality_);
+  if (in.window.length <= 0) {
+    v.audio = read_audio(in.path, max_seconds_);
+    if (rate_ > 0) v.audio = resample(v.audio, rate_, quality_);
+    return v;
+  }
+  // A window: read it with 50 ms on each side, resample, and cut those margins off again, so that
+  // consecutive windows join as one read of the whole file would (the resampler's filter reaches
+  // a few milliseconds past each sample).
+  size_t before = 0, after = 0;
+  Audio a = read_audio(in.path, max_seconds_, in.window, 0.05, &before, &after);
+  const int from_rate = a.sample_rate;
+  const size_t inside = a.samples.size() - std::min(a.samples.size(), before + after);
+  if (rate_ > 0 && rate_ != from_rate && !a.samples.empty()) {
+    a = resample(a, rate_, quality_);
+    const double r = double(rate_) / from_rate;
+    before = size_t(std::llround(double(before) * r));
+    const size_t keep = size_t(std::llround(double(inside) * r));
+    const size_t end = std::min(a.samples.size(), before + keep);
+    a.samples.assign(a.samples.begin() + long(std::min(before, end)),
+                     a.samples.begin() + long(end));
+  } else {
+    a.samples.assign(a.samples.begin() + long(std::min(before, a.samples.size())),
+                     a.samples.begin() + long(std::min(a.samples.size(), before + inside)));
+  }
+  v.audio = std::move(a);
   return v;
 }
 

@@ -178,7 +178,12 @@ class SpecAugment : public bpkit::FeaturePlugin {
 // Reads an audio file as mono float samples in [-1, 1] at its own rate. Checks the header before
 // allocating: refuses an empty file, more than 64 channels, a rate outside [1000, 384000] Hz, and
 // more than max_seconds of audio. Throws std::runtime_error saying what is wrong.
-bpkit::Audio read_audio(const std::string& path, double max_seconds);
+// With window.length > 0, reads only that part (max_seconds bounds the window, not the file),
+// plus up to `margin` seconds on each side where the file has them (returned in `*before` and
+// `*after` as samples, for a resampler's edges); offset = window.start.
+bpkit::Audio read_audio(const std::string& path, double max_seconds,
+                        const bpkit::ReadWindow& window = {}, double margin = 0,
+                        size_t* before = nullptr, size_t* after = nullptr);
 // Resamples with libsamplerate's band-limited sinc (quality 0 best, 1 medium, 2 fastest).
 bpkit::Audio resample(const bpkit::Audio& in, int rate, int quality);
 

@@ -47,7 +47,8 @@
 namespace bpkit {
 
 // Bump on any change to the types or virtual functions in this header.
-constexpr int kPluginAbiVersion = 2;  // 2: Audio::offset, Value::seed, random(), fit stages
+// 2: Audio::offset, Value::seed, random(), fit stages; 3: Value::window, Audio::source_seconds
+constexpr int kPluginAbiVersion = 3;
 
 // What flows between stages.
 enum class Kind : int {
@@ -94,12 +95,25 @@ struct Audio {
   // Seconds from the start of the source recording to samples[0]: a stage that cuts audio (an
   // endpointer trimming leading silence) adds what it cut, so recognizers report times in the file.
   double offset = 0;
+  // The whole source recording's length in seconds, as its reader found it (0: unknown). With a
+  // read window (Value::window), the recording's length, not the window's.
+  double source_seconds = 0;
+};
+
+// kFile: the part of the file to read, for recordings too long to hold at once: a recognizer
+// reads them window after window. A reader that supports windows returns the audio from `start`
+// for `length` seconds (less at the end of the file, none past it) with Audio::offset = start and
+// Audio::source_seconds set, as seamless as one read of the whole file; length 0 reads the file.
+struct ReadWindow {
+  double start = 0;   // seconds from the start of the file
+  double length = 0;  // seconds; 0: the whole file
 };
 
 // One value of the given kind; only the members of that kind are meaningful.
 struct Value {
   Kind kind = Kind::kFile;
   std::string path;           // kFile: the file to read (kept on later values for messages)
+  ReadWindow window;          // kFile: which part of it (readers of long recordings)
   Image image;                // kImage
   std::vector<Image> images;  // kImageList
   std::vector<Box> boxes;     // kImageList: one per image (may be empty)

@@ -7,6 +7,7 @@
 // symbols, decoded by prefix beam search constrained to that many words.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,21 @@ struct Utterance {
   // The file's duration as read (before endpointing); for a feature file, its frames times the
   // frame shift.
   double seconds = 0;
+  // An utterance cut from a longer recording (recognize_stream): its span in the file, seconds.
+  // Both 0 for an utterance that is the whole file.
+  double start = 0, end = 0;
+};
+
+// How a long recording is cut into utterances (UtteranceRecognizer::recognize_stream).
+struct SegmentOptions {
+  // Seconds read at a time; a recording no longer than this is one utterance unless `always`.
+  double chunk_seconds = 30;
+  double max_utterance = 20;  // an utterance longer than this is cut at its quietest point
+  double min_pause = 0.3;     // a pause this long (seconds) ends an utterance
+  // Silence: 10 ms frames this far below the loudest frame so far, or less than 6 dB above the
+  // noise floor (the quietest tenth of the frames read), whichever is higher.
+  double silence_db = -35;
+  bool always = false;  // cut even a recording that fits in one chunk
 };
 
 class UtteranceRecognizer {
@@ -43,6 +59,15 @@ class UtteranceRecognizer {
   // cut) plus each word's frames at the network's frame period (the audio's duration over the
   // number of frames). Throws StageError/FileError for a file the stages cannot read.
   Utterance recognize(const std::string& file);
+  // A recording of any length, in bounded memory: reads it chunk by chunk (through the pipeline's
+  // reading stages, which must support read windows, as audio.read does), cuts it into
+  // utterances at pauses and hands each one to `emit` as soon as it is recognized, in order, with
+  // times in the file; stretches without speech give none. A recording that fits in one chunk is
+  // one utterance, recognized as recognize() would (unless o.always). Memory: the chunk and at
+  // most max_utterance seconds of audio. Returns the recording's duration. Throws as recognize().
+  double recognize_stream(const std::string& file,
+                          const std::function<void(const Utterance&)>& emit,
+                          const SegmentOptions& o = {});
   // From features as the pipeline's last stage makes them ({T, F}), e.g. from the feature cache or
   // a feature file. Times count `frame_seconds` per network frame from `offset` (0: no times).
   // Throws ShapeError for features of another width.
@@ -65,6 +90,10 @@ class UtteranceRecognizer {
   const std::vector<std::string>& words() const { return words_; }  // per symbol
 
  private:
+  // The stages after reading, on audio read from the file: endpointing, features, network,
+  // decoding. `duration`: the file's.
+  Utterance recognize_audio(Value audio, double duration);
+
   TrainedModel model_;
   std::vector<std::string> words_;            // word of class k + 1 (label k + 1 is alphabet[k])
   size_t read_end_ = 0;                       // stages [0, read_end_) read the file into audio

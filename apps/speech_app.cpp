@@ -6,6 +6,8 @@
 //
 // Exit codes: 0 success, 1 a file could not be read or recognized (the others are still
 // processed), 2 usage or model errors.
+#include <malloc.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -148,6 +150,10 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Blocks of 128 KB and more straight from the kernel, always: zeroed pages that cost nothing
+  // until written, so the network's unused gradient buffers are never touched (glibc's adaptive
+  // threshold would take them from the heap and clear them).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   try {
     return run(argc, argv);
   } catch (const UsageError& e) {

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -408,6 +409,46 @@ TEST_CASE("random stages pass their input through at seed 0 and augment anew for
     const Value w = warped->process(a);
     REQUIRE(w.tensor.shape() == p.tensor.shape());
     CHECK_FALSE(std::equal(p.tensor.data(), p.tensor.data() + p.tensor.size(), w.tensor.data()));
+  }
+  // Mel masks: bands of filters flattened to the line between their neighbours, in every frame
+  // (seen in the filterbank output), a different band for another seed, none at seed 0.
+  {
+    auto plain = stage("audio.mfcc", {{"output", "fbank"}});
+    auto masked = stage("audio.mfcc",
+                        {{"output", "fbank"}, {"mel_masks", "1"}, {"mel_mask_width", "8"}});
+    REQUIRE(masked->random());
+    a.seed = 0;
+    const Value p = plain->process(a), m0 = masked->process(a);
+    CHECK(std::equal(p.tensor.data(), p.tensor.data() + p.tensor.size(), m0.tensor.data()));
+    const int64_t frames = p.tensor.dim(0), bins = p.tensor.dim(1);
+    std::set<std::pair<int, int>> bands;
+    for (uint64_t seed = 1; seed <= 12; ++seed) {
+      a.seed = seed;
+      const Value m = masked->process(a);
+      REQUIRE(m.tensor.shape() == p.tensor.shape());
+      // The bins that differ from the plain filterbank: one run [lo, hi), the same in every frame.
+      int lo = -1, hi = -1;
+      for (int b = 0; b < bins; ++b)
+        if (m.tensor.data()[b] != p.tensor.data()[b]) {
+          if (lo < 0) lo = b;
+          hi = b + 1;
+        }
+      if (lo < 0) continue;  // a band of width 0 was drawn
+      CHECK(hi - lo <= 8);
+      bands.emplace(lo, hi);
+      for (int64_t t = 0; t < frames; ++t) {
+        const float* pr = p.tensor.data() + t * bins;
+        const float* mr = m.tensor.data() + t * bins;
+        for (int b = 0; b < bins; ++b)
+          if (b < lo || b >= hi) CHECK(mr[b] == pr[b]);
+        // Inside: on the line from the left neighbour to the right one (or flat at an edge).
+        const double left = lo > 0 ? pr[lo - 1] : pr[hi], right = hi < bins ? pr[hi] : pr[lo - 1];
+        for (int b = lo; b < hi; ++b)
+          CHECK(mr[b] == Approx(left + (right - left) * (b - lo + 1) / double(hi - lo + 1))
+                             .margin(1e-4));
+      }
+    }
+    CHECK(bands.size() >= 4);
   }
   // SpecAugment: masks of zeros, never more than asked for.
   {

@@ -299,7 +299,13 @@ PluginInfo Mfcc::info() {
            {"vtlp", ParamType::kFloat, "0",
             "training-time vocal-tract-length perturbation: the filters move by a factor drawn "
             "from [1 - vtlp, 1 + vtlp] per sample and epoch (0: none; makes the stage random)",
-            0, 0.3}}};
+            0, 0.3},
+           {"mel_masks", ParamType::kInt, "0",
+            "training-time frequency masks before the DCT: this many bands of mel filters, each "
+            "flattened to the line between its neighbours in every frame, drawn per sample and "
+            "epoch (0: none; makes the stage random)",
+            0, 8},
+           {"mel_mask_width", ParamType::kInt, "6", "a mask's widest band, in filters", 1, 64}}};
 }
 
 void Mfcc::configure(const bpkit::ParamValues& p) {
@@ -318,6 +324,12 @@ void Mfcc::configure(const bpkit::ParamValues& p) {
   if (w == "hann") o.window = Window::kHann;
   if (w == "rectangular") o.window = Window::kRectangular;
   vtlp_ = p.get_float("vtlp");
+  mel_masks_ = int(p.get_int("mel_masks"));
+  mel_mask_width_ = int(p.get_int("mel_mask_width"));
+  if (mel_masks_ > 0 && mel_mask_width_ >= o.num_bins)
+    throw bpkit::ParamError("mel_mask_width", "a mask of " + std::to_string(mel_mask_width_) +
+                                                  " filters would cover all " +
+                                                  std::to_string(o.num_bins));
   try {
     mfcc_ = std::make_unique<MfccComputer>(o);
   } catch (const std::invalid_argument& err) {
@@ -348,11 +360,19 @@ Value Mfcc::process(const Value& in) const {
                              " samples long, shorter than one frame (" +
                              std::to_string(o.frame_length) + " samples)");
   double warp = 1.0;
-  if (in.seed && vtlp_ > 0) {
+  std::vector<std::pair<int, int>> masks;
+  if (in.seed) {
     std::mt19937_64 rng(in.seed);
-    warp = std::uniform_real_distribution<double>(1 - vtlp_, 1 + vtlp_)(rng);
+    if (vtlp_ > 0) warp = std::uniform_real_distribution<double>(1 - vtlp_, 1 + vtlp_)(rng);
+    for (int m = 0; m < mel_masks_; ++m) {  // SpecAugment's frequency masks: width 0..W
+      const int w = std::uniform_int_distribution<int>(0, mel_mask_width_)(rng);
+      if (w == 0) continue;
+      const int a = std::uniform_int_distribution<int>(0, o.num_bins - w)(rng);
+      masks.emplace_back(a, a + w);
+    }
   }
-  return sequence(in, mfcc_->compute(in.audio.samples.data(), n, warp), frames, mfcc_->features());
+  return sequence(in, mfcc_->compute(in.audio.samples.data(), n, warp, masks), frames,
+                  mfcc_->features());
 }
 
 // ---- sequence.deltas ------------------------------------------------------------------------

@@ -56,11 +56,13 @@ class Mfcc : public bpkit::FeaturePlugin {
   static bpkit::PluginInfo info();
   void configure(const bpkit::ParamValues& p) override;
   bpkit::Value process(const bpkit::Value& in) const override;
-  bool random() const override { return vtlp_ > 0; }  // vocal-tract-length perturbation
+  // Vocal-tract-length perturbation, frequency masks.
+  bool random() const override { return vtlp_ > 0 || mel_masks_ > 0; }
 
  private:
   std::unique_ptr<MfccComputer> mfcc_;
   double vtlp_ = 0;
+  int mel_masks_ = 0, mel_mask_width_ = 6;
 };
 
 class Deltas : public bpkit::FeaturePlugin {

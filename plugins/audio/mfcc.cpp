@@ -272,7 +272,12 @@ std::vector<std::vector<float>> MfccComputer::filter_matrix() const {
   return m;
 }
 
-std::vector<float> MfccComputer::compute(const float* samples, long long n, double warp) const {
+std::vector<float> MfccComputer::compute(const float* samples, long long n, double warp,
+                                         const std::vector<std::pair<int, int>>& masks) const {
+  for (const auto& [a, b] : masks)
+    if (a < 0 || b > o_.num_bins || a >= b)
+      throw std::invalid_argument("a mel mask [" + std::to_string(a) + ", " + std::to_string(b) +
+                                  ") outside the " + std::to_string(o_.num_bins) + " filters");
   if (!(warp >= 0.5 && warp <= 2.0))
     throw std::invalid_argument("a warp factor must be in [0.5, 2], got " + std::to_string(warp));
   std::vector<int> warped_first;
@@ -337,6 +342,19 @@ std::vector<float> MfccComputer::compute(const float* samples, long long n, doub
       for (size_t j = 0; j < w.size(); ++j) e += double(w[j]) * p[j];
       logmel[size_t(b)] =
           o_.log_add > 0 ? std::log(e + o_.log_add) : std::log(std::max(e, o_.log_floor));
+    }
+    for (const auto& [a, b] : masks) {  // the line from filter a - 1 to filter b
+      const bool left = a > 0, right = b < o_.num_bins;
+      if (!left && !right) {
+        double mean = 0;
+        for (double v : logmel) mean += v;
+        std::fill(logmel.begin(), logmel.end(), mean / double(logmel.size()));
+        continue;
+      }
+      const double lo = left ? logmel[size_t(a - 1)] : logmel[size_t(b)],
+                   hi = right ? logmel[size_t(b)] : logmel[size_t(a - 1)];
+      for (int k = a; k < b; ++k)
+        logmel[size_t(k)] = lo + (hi - lo) * double(k - a + 1) / double(b - a + 1);
     }
     float* row = out.data() + size_t(t) * size_t(nf);
     if (o_.fbank) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpkit_audio {
@@ -95,9 +96,12 @@ class MfccComputer {
   const MfccOptions& options() const { return o_; }
   int features() const { return o_.fbank ? o_.num_bins : o_.num_ceps; }
   // Features of `n` samples: mfcc_frames(n) rows of features() values. `warp` != 1 moves the
-  // filters as vocal-tract-length perturbation does (augmentation; in [0.5, 2]). Thread-safe
-  // (scratch is per call).
-  std::vector<float> compute(const float* samples, long long n, double warp = 1.0) const;
+  // filters as vocal-tract-length perturbation does (augmentation; in [0.5, 2]). `masks`: bands
+  // of mel filters [first, last) whose log energies are replaced, in every frame, by the line
+  // between the filters on either side (augmentation: the band's detail is gone, before the DCT
+  // spreads it over the cepstra). Thread-safe (scratch is per call).
+  std::vector<float> compute(const float* samples, long long n, double warp = 1.0,
+                             const std::vector<std::pair<int, int>>& masks = {}) const;
 
   // The filterbank as [num_bins][fft_size/2 + 1] weights (for tests and plots).
   std::vector<std::vector<float>> filter_matrix() const;

@@ -147,6 +147,22 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
       Contains("p.yaml:7:") && Contains("unknown key 'gama'") && Contains("did you mean 'gamma'"));
   CHECK_THAT(config_error(pipeline_text(stages) + "training: {epochs: [1, 2]}\n"),
              Contains("must be an integer, got a list"));
+  // A key given twice, at any depth: both places (yaml-cpp would keep the first silently).
+  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  epochs: 3\n  epochs: 5\n"),
+             Contains("p.yaml:9:3: the key 'epochs' appears twice") &&
+                 Contains("first at p.yaml:8:3"));
+  CHECK_THAT(config_error(pipeline_text(stages) + "training: {}\ntraining: {epochs: 2}\n"),
+             Contains("p.yaml:8:1: the key 'training' appears twice") &&
+                 Contains("first at p.yaml:7:1"));
+  CHECK_THAT(config_error("name: t\nstages:\n  - plugin: test.numbers\n    params: {scale: 2, "
+                          "scale: 3}\n"),
+             Contains("p.yaml:4:24: the key 'scale' appears twice"));
+  {
+    std::string deep = "name: t\nstages: [test.numbers]\nx: ";
+    for (int i = 0; i < 100; ++i) deep += "[";
+    for (int i = 0; i < 100; ++i) deep += "]";
+    CHECK_THAT(config_error(deep + "\n"), Contains("nested more than 64 levels"));
+  }
   CHECK_THAT(config_error("name: t\nnetwork:\n  layers: [relu]\n"), Contains("no 'stages'"));
   CHECK_THAT(config_error(pipeline_text(stages, "    - dense: {units: 2}\n      relu: {}\n")),
              Contains("p.yaml:6:7") && Contains("several keys"));

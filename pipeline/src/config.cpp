@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "bpkit/error.h"
@@ -20,6 +21,27 @@ namespace fs = std::filesystem;
 std::string position(const std::string& file, const YAML::Mark& m) {
   if (m.is_null()) return file;
   return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// Refuses a mapping that names one key twice (yaml-cpp keeps both, and lookups would see only
+// the first): the error names both places. Also bounds the nesting a pipeline file may have.
+void check_unique_keys(const YAML::Node& n, const std::string& file, int depth = 0) {
+  if (depth > 64) throw ConfigError(position(file, n.Mark()) + ": nested more than 64 levels deep");
+  if (n.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : n) {
+      if (kv.first.IsScalar()) {
+        const auto [it, fresh] = seen.emplace(kv.first.Scalar(), kv.first.Mark());
+        if (!fresh)
+          throw ConfigError(position(file, kv.first.Mark()) + ": the key '" + kv.first.Scalar() +
+                            "' appears twice in this mapping (first at " +
+                            position(file, it->second) + ")");
+      }
+      check_unique_keys(kv.second, file, depth + 1);
+    }
+  } else if (n.IsSequence()) {
+    for (const YAML::Node& item : n) check_unique_keys(item, file, depth + 1);
+  }
 }
 
 const char* type_of(const YAML::Node& n) {
@@ -258,6 +280,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     throw ConfigError(position(path, e.mark) + ": not valid YAML: " + e.msg);
   }
   if (root.IsNull()) throw ConfigError(path + ": the pipeline file is empty");
+  check_unique_keys(root, path);
   const std::string& f = c.file;
   Section top(root, f, "the pipeline",
               {"name", "plugin_path", "stages", "data", "network", "loss", "optimizer", "training",

@@ -61,5 +61,12 @@ da=$("$bpkit" inspect "$dir/a" | grep "weights digest")
 db=$("$bpkit" inspect "$dir/b" | grep "weights digest")
 [ -n "$da" ] && [ "$da" = "$db" ] || fail "models differ: uninterrupted '$da', resumed '$db'"
 grep "resuming" "$dir/b2.log"
+# Nothing to resume: a finished run, or a directory no run has written, is an error, never a
+# silent retrain over the finished model.
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" --resume >"$dir/b3.log" 2>&1 && fail "resumed a finished run"
+grep -q "training there has finished" "$dir/b3.log" || fail "finished run: $(cat "$dir/b3.log")"
+[ "$("$bpkit" inspect "$dir/b" | grep "weights digest")" = "$db" ] || fail "the finished model changed"
+"$bpkit" train "$dir/p.yaml" --out "$dir/c" --resume >"$dir/c.log" 2>&1 && fail "resumed nothing"
+grep -q "no checkpoint.bpk to resume from" "$dir/c.log" || fail "no run: $(cat "$dir/c.log")"
 echo "same model after kill and resume: $da"
 rm -rf "$dir"

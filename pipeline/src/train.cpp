@@ -434,8 +434,15 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
       outcome.resumed_from = resumed.epochs_done;
       o.resume = &resumed;
       if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
-    } else if (log) {
-      *log << "no checkpoint in " << out << "; starting from the first epoch\n";
+    } else if (fs::exists(fs::path(out) / kModelFile)) {
+      throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
+                      kCheckpointFile +
+                      "): nothing to resume; train without --resume to train "
+                      "again, over the finished model");
+    } else {
+      throw FileError(out + ": no " + kCheckpointFile +
+                      " to resume from (a run writes one after "
+                      "each epoch); train without --resume to start");
     }
   }
   o.epochs = c.epochs;

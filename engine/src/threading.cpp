@@ -143,7 +143,10 @@ class Pool {
   std::atomic<int> sleepers_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool stop_ = false;  // written under mutex_ before the last generation change
+  // Set before the last generation change. Atomic: a worker still on its way from the previous
+  // region (it claimed no task, so the caller did not wait for it) reads it while the destructor
+  // writes it.
+  std::atomic<bool> stop_{false};
   void (*fn_)(int, int, void*) = nullptr;
   void* ctx_ = nullptr;
   std::exception_ptr error_;  // first exception thrown by a task of the current region

@@ -162,45 +162,51 @@ TEST_CASE("audio.read resamples to the pipeline's rate without aliasing", "[audi
 TEST_CASE("audio.read reads a recording window by window as one read of the whole file",
           "[audio]") {
   bpkit_test::TempDir dir("audio-window");
-  const int in_rate = 44100, n = 44100 * 7 + 1234;  // 7.03 s, stereo: a sweep and a tone
-  std::vector<float> x(size_t(n) * 2);
-  for (int i = 0; i < n; ++i) {
-    const double t = double(i) / in_rate;
-    x[size_t(2 * i)] = float(0.3 * std::sin(2 * M_PI * (200 * t + 300 * t * t)));
-    x[size_t(2 * i + 1)] = float(0.2 * std::sin(2 * M_PI * 3000 * t));
-  }
-  write_sound(dir.file("a.wav"), x, 2, in_rate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
-  for (const char* rate : {"16000", "0"}) {
-    INFO("rate " << rate);
-    auto read = stage("audio.read", {{"rate", rate}, {"max_seconds", "3"}});
-    CHECK_THROWS_WITH(read->process(file_value(dir.file("a.wav"))), Contains("max_seconds"));
-    auto whole_reader = stage("audio.read", {{"rate", rate}});
-    const Value whole = whole_reader->process(file_value(dir.file("a.wav")));
-    std::vector<float> joined;
-    for (int k = 0;; ++k) {
-      Value in = file_value(dir.file("a.wav"));
-      in.window = {2.0 * k, 2.0};
-      const Value v = read->process(in);
-      CHECK(v.audio.offset == 2.0 * k);
-      CHECK(v.audio.source_seconds == Approx(double(n) / in_rate));
-      CHECK(v.audio.sample_rate == whole.audio.sample_rate);
-      if (v.audio.samples.empty()) break;
-      if (k < 3) CHECK(v.audio.samples.size() == size_t(2 * v.audio.sample_rate));
-      joined.insert(joined.end(), v.audio.samples.begin(), v.audio.samples.end());
-      REQUIRE(k < 10);
+  // 7.03 s, stereo: a sweep and a tone; at 22.05 and 11.025 kHz the resampler's period to 16 kHz
+  // (441 input samples) does not divide 50 ms, the reader's margin.
+  for (const int in_rate : {44100, 22050, 11025})
+    for (const char* rate : {"16000", "0"}) {
+      INFO("from " << in_rate << " Hz to rate " << rate);
+      const int n = in_rate * 7 + 1234;
+      std::vector<float> x(size_t(n) * 2);
+      for (int i = 0; i < n; ++i) {
+        const double t = double(i) / in_rate;
+        x[size_t(2 * i)] = float(0.3 * std::sin(2 * M_PI * (200 * t + 300 * t * t)));
+        x[size_t(2 * i + 1)] = float(0.2 * std::sin(2 * M_PI * 3000 * t));
+      }
+      write_sound(dir.file("a.wav"), x, 2, in_rate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+      auto read = stage("audio.read", {{"rate", rate}, {"max_seconds", "3"}});
+      CHECK_THROWS_WITH(read->process(file_value(dir.file("a.wav"))), Contains("max_seconds"));
+      auto whole_reader = stage("audio.read", {{"rate", rate}});
+      const Value whole = whole_reader->process(file_value(dir.file("a.wav")));
+      std::vector<float> joined;
+      for (int k = 0;; ++k) {
+        Value in = file_value(dir.file("a.wav"));
+        in.window = {2.0 * k, 2.0};
+        const Value v = read->process(in);
+        CHECK(v.audio.offset == 2.0 * k);
+        CHECK(v.audio.source_seconds == Approx(double(n) / in_rate));
+        CHECK(v.audio.sample_rate == whole.audio.sample_rate);
+        if (v.audio.samples.empty()) break;
+        if (k < 3) CHECK(v.audio.samples.size() == size_t(2 * v.audio.sample_rate));
+        joined.insert(joined.end(), v.audio.samples.begin(), v.audio.samples.end());
+        REQUIRE(k < 10);
+      }
+      REQUIRE(std::abs(long(joined.size()) - long(whole.audio.samples.size())) <= 1);
+      double worst = 0;
+      for (size_t i = 0; i < std::min(joined.size(), whole.audio.samples.size()); ++i)
+        worst = std::max(worst, double(std::fabs(joined[i] - whole.audio.samples[i])));
+      CHECK(worst < 2e-4);  // the joins are seamless: the resampler saw the margins
+      // A window longer than max_seconds is refused; a negative start too.
+      Value big = file_value(dir.file("a.wav"));
+      big.window = {0, 4};
+      CHECK_THROWS_WITH(read->process(big), Contains("read window") && Contains("max_seconds"));
+      big.window = {-1, 2};
+      CHECK_THROWS_WITH(read->process(big), Contains("read window"));
+      // The last window may be asked for longer than max_seconds when less than that is left.
+      big.window = {6, 5};
+      CHECK(read->process(big).audio.samples.size() > 0);
     }
-    REQUIRE(std::abs(long(joined.size()) - long(whole.audio.samples.size())) <= 1);
-    double worst = 0;
-    for (size_t i = 0; i < std::min(joined.size(), whole.audio.samples.size()); ++i)
-      worst = std::max(worst, double(std::fabs(joined[i] - whole.audio.samples[i])));
-    CHECK(worst < 2e-4);  // the joins are seamless: the resampler saw the margins
-    // A window longer than max_seconds is refused; a negative start too.
-    Value big = file_value(dir.file("a.wav"));
-    big.window = {0, 4};
-    CHECK_THROWS_WITH(read->process(big), Contains("read window") && Contains("max_seconds"));
-    big.window = {-1, 2};
-    CHECK_THROWS_WITH(read->process(big), Contains("read window"));
-  }
 }
 
 TEST_CASE("audio.read refuses what is not audio, empty, too long or damaged", "[audio]") {
@@ -414,8 +420,8 @@ TEST_CASE("random stages pass their input through at seed 0 and augment anew for
   // (seen in the filterbank output), a different band for another seed, none at seed 0.
   {
     auto plain = stage("audio.mfcc", {{"output", "fbank"}});
-    auto masked = stage("audio.mfcc",
-                        {{"output", "fbank"}, {"mel_masks", "1"}, {"mel_mask_width", "8"}});
+    auto masked =
+        stage("audio.mfcc", {{"output", "fbank"}, {"mel_masks", "1"}, {"mel_mask_width", "8"}});
     REQUIRE(masked->random());
     a.seed = 0;
     const Value p = plain->process(a), m0 = masked->process(a);
@@ -444,8 +450,8 @@ TEST_CASE("random stages pass their input through at seed 0 and augment anew for
         // Inside: on the line from the left neighbour to the right one (or flat at an edge).
         const double left = lo > 0 ? pr[lo - 1] : pr[hi], right = hi < bins ? pr[hi] : pr[lo - 1];
         for (int b = lo; b < hi; ++b)
-          CHECK(mr[b] == Approx(left + (right - left) * (b - lo + 1) / double(hi - lo + 1))
-                             .margin(1e-4));
+          CHECK(mr[b] ==
+                Approx(left + (right - left) * (b - lo + 1) / double(hi - lo + 1)).margin(1e-4));
       }
     }
     CHECK(bands.size() >= 4);
@@ -589,6 +595,7 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
     std::vector<std::string> ref;
     std::mt19937_64 rng(7);
     std::normal_distribution<float> g(0.f, 0.002f);
+    all.assign(size_t(rate) * 25, 0.f);  // digital silence first (> max_utterance): none there
     for (const auto& [file, t] : truth) {
       if (std::filesystem::path(file).filename().string().rfind("test", 0) != 0) continue;
       const double at = double(all.size()) / rate;
@@ -613,7 +620,9 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
       CHECK(u.start >= last_end - 1e-9);  // in order, not overlapping
       CHECK(u.end > u.start);
       last_end = u.end;
-      for (const auto& [a, b] : utts) found += a >= u.start && b <= u.end;  // one whole utterance
+      // One whole utterance, with little of the pauses around it.
+      for (const auto& [a, b] : utts)
+        found += a >= u.start && b <= u.end && a - u.start < 0.5 && u.end - b < 0.5;
       for (const bpkit::RecognizedWord& w : u.words) {
         hyp.push_back(w.word);
         CHECK(w.start >= u.start - 1e-9);

@@ -1,6 +1,8 @@
 // Model files: a saved network loads back bit-identical, and every damaged, foreign or newer file
 // is refused with a FileError that names the file and the problem, without crashing or allocating
 // what a corrupted length field claims.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -688,4 +690,19 @@ TEST_CASE("atomic writes: threads writing one path never share a temporary file"
   REQUIRE(t < kThreads);
   CHECK(got == std::string(4096 + 512 * size_t(t), got[0]));
   CHECK(dir.list() == std::vector<std::string>{"shared.bin"});  // no temporary file left
+}
+
+TEST_CASE("atomic writes: the new file's permissions follow the umask", "[model_file]") {
+  TempDir dir("umask");
+  const mode_t old = ::umask(077);
+  write_file_atomically(dir.file("private.bin"), "secret");
+  ::umask(022);
+  write_file_atomically(dir.file("shared.bin"), "public");
+  ::umask(old);
+  struct stat a {
+  }, b{};
+  REQUIRE(::stat(dir.file("private.bin").c_str(), &a) == 0);
+  REQUIRE(::stat(dir.file("shared.bin").c_str(), &b) == 0);
+  CHECK((a.st_mode & 0777) == 0600);
+  CHECK((b.st_mode & 0777) == 0644);
 }

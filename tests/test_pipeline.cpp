@@ -148,12 +148,12 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
   CHECK_THAT(config_error(pipeline_text(stages) + "training: {epochs: [1, 2]}\n"),
              Contains("must be an integer, got a list"));
   // A key given twice, at any depth: both places (yaml-cpp would keep the first silently).
-  CHECK_THAT(config_error(pipeline_text(stages) + "training:\n  epochs: 3\n  epochs: 5\n"),
-             Contains("p.yaml:9:3: the key 'epochs' appears twice") &&
-                 Contains("first at p.yaml:8:3"));
-  CHECK_THAT(config_error(pipeline_text(stages) + "training: {}\ntraining: {epochs: 2}\n"),
-             Contains("p.yaml:8:1: the key 'training' appears twice") &&
-                 Contains("first at p.yaml:7:1"));
+  CHECK_THAT(
+      config_error(pipeline_text(stages) + "training:\n  epochs: 3\n  epochs: 5\n"),
+      Contains("p.yaml:9:3: the key 'epochs' appears twice") && Contains("first at p.yaml:8:3"));
+  CHECK_THAT(
+      config_error(pipeline_text(stages) + "training: {}\ntraining: {epochs: 2}\n"),
+      Contains("p.yaml:8:1: the key 'training' appears twice") && Contains("first at p.yaml:7:1"));
   CHECK_THAT(config_error("name: t\nstages:\n  - plugin: test.numbers\n    params: {scale: 2, "
                           "scale: 3}\n"),
              Contains("p.yaml:4:24: the key 'scale' appears twice"));
@@ -162,6 +162,15 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
     for (int i = 0; i < 100; ++i) deep += "[";
     for (int i = 0; i < 100; ++i) deep += "]";
     CHECK_THAT(config_error(deep + "\n"), Contains("nested more than 64 levels"));
+    // Aliases nested ten deep, ten each: 10^10 values in a few hundred bytes, refused at once.
+    std::string bomb = "name: t\nstages: [test.numbers]\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i <= 10; ++i) {
+      const std::string prev = "*a" + std::to_string(i - 1);
+      bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+      for (int k = 0; k < 10; ++k) bomb += (k ? ", " : "") + prev;
+      bomb += "]\n";
+    }
+    CHECK_THAT(config_error(bomb), Contains("more than 100000 values"));
   }
   CHECK_THAT(config_error("name: t\nnetwork:\n  layers: [relu]\n"), Contains("no 'stages'"));
   CHECK_THAT(config_error(pipeline_text(stages, "    - dense: {units: 2}\n      relu: {}\n")),

@@ -97,7 +97,9 @@ class Reader {
 };
 
 // A model file mapped read-only: its pages come straight from the page cache, with no buffer to
-// zero and no copy (a model is read once, into the layers).
+// zero and no copy (a model is read once, into the layers). bpkit replaces model files by
+// renaming (the mapping keeps the old file); a file truncated in place by another program while
+// it is being read would end the process with SIGBUS.
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
@@ -137,13 +139,16 @@ template <class T>
 void copy_stored(const char* src, uint32_t dtype, int64_t n, T* out) {
   // Large destinations are fresh pages: fault them in with one call rather than one fault per
   // page (Linux 5.14+; elsewhere the copy faults them as usual).
+  if (n <= 0) return;
   const size_t bytes = size_t(n) * sizeof(T);
+#ifdef MADV_POPULATE_WRITE
   if (bytes >= (size_t(1) << 16)) {
-    constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE
-    const uintptr_t page = 4096, from = (reinterpret_cast<uintptr_t>(out) + page - 1) & ~(page - 1),
+    static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t from = (reinterpret_cast<uintptr_t>(out) + page - 1) & ~(page - 1),
                     to = (reinterpret_cast<uintptr_t>(out) + bytes) & ~(page - 1);
-    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, kPopulateWrite);
+    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE);
   }
+#endif
   if (dtype == sizeof(T)) {
     std::memcpy(out, src, size_t(n) * sizeof(T));
     return;
@@ -185,6 +190,20 @@ struct StoredTensor {
 
 }  // namespace
 
+namespace {
+
+// The file-creation mask, read without changing it (umask(2) can only read it by setting it,
+// which would race with other threads creating files).
+mode_t process_umask() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Umask:", 0) == 0) return mode_t(std::strtoul(line.c_str() + 6, nullptr, 8));
+  return mode_t(022);
+}
+
+}  // namespace
+
 void write_file_atomically(const std::string& path, const std::string& bytes) {
   // A temporary name no other writer (thread or process) can hold: created with O_EXCL.
   std::string tmp = path + ".tmp.XXXXXX";
@@ -196,7 +215,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     throw FileError(what + " '" + path + "': " + err);
   };
-  if (::fchmod(fd, 0644) != 0) fail("cannot write");
+  if (::fchmod(fd, 0666 & ~process_umask()) != 0) fail("cannot write");
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -216,16 +235,17 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     throw FileError("cannot replace '" + path + "': " + err);
   }
-  // Make the rename itself durable. Filesystems that cannot sync a directory say EINVAL.
+  // Make the rename itself durable. The file is in place by now: a directory that cannot be
+  // opened or synced (no read permission; filesystems without directory sync say EINVAL,
+  // ENOTSUP, ...) leaves only the rename's durability to the filesystem, but an I/O error is one.
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    throw FileError("cannot sync the directory of '" + path + "': " + std::strerror(errno));
+  if (dfd < 0) return;
   const int r = ::fsync(dfd);
   const int err = errno;
   ::close(dfd);
-  if (r != 0 && err != EINVAL && err != EROFS)
+  if (r != 0 && err == EIO)
     throw FileError("cannot sync the directory of '" + path + "': " + std::strerror(err));
 }
 

@@ -24,9 +24,13 @@ std::string position(const std::string& file, const YAML::Mark& m) {
 }
 
 // Refuses a mapping that names one key twice (yaml-cpp keeps both, and lookups would see only
-// the first): the error names both places. Also bounds the nesting a pipeline file may have.
-void check_unique_keys(const YAML::Node& n, const std::string& file, int depth = 0) {
+// the first): the error names both places. Also bounds the nesting and the size a pipeline file
+// may have, aliases expanded (a few hundred bytes of nested aliases name billions of values).
+void check_unique_keys(const YAML::Node& n, const std::string& file, int depth, int64_t& nodes) {
   if (depth > 64) throw ConfigError(position(file, n.Mark()) + ": nested more than 64 levels deep");
+  if (++nodes > 100000)
+    throw ConfigError(position(file, n.Mark()) +
+                      ": more than 100000 values (aliases expanded); not a pipeline file");
   if (n.IsMap()) {
     std::map<std::string, YAML::Mark> seen;
     for (const auto& kv : n) {
@@ -37,10 +41,10 @@ void check_unique_keys(const YAML::Node& n, const std::string& file, int depth =
                             "' appears twice in this mapping (first at " +
                             position(file, it->second) + ")");
       }
-      check_unique_keys(kv.second, file, depth + 1);
+      check_unique_keys(kv.second, file, depth + 1, nodes);
     }
   } else if (n.IsSequence()) {
-    for (const YAML::Node& item : n) check_unique_keys(item, file, depth + 1);
+    for (const YAML::Node& item : n) check_unique_keys(item, file, depth + 1, nodes);
   }
 }
 
@@ -280,7 +284,8 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     throw ConfigError(position(path, e.mark) + ": not valid YAML: " + e.msg);
   }
   if (root.IsNull()) throw ConfigError(path + ": the pipeline file is empty");
-  check_unique_keys(root, path);
+  int64_t nodes = 0;
+  check_unique_keys(root, path, 0, nodes);
   const std::string& f = c.file;
   Section top(root, f, "the pipeline",
               {"name", "plugin_path", "stages", "data", "network", "loss", "optimizer", "training",

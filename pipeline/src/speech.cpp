@@ -53,14 +53,19 @@ class Segmenter {
   template <class Cut>
   void add(const std::vector<float>& x, bool last, Cut&& cut) {
     pending_.insert(pending_.end(), x.begin(), x.end());
+    double peak = 0;
     for (size_t f = energy_.size(); (f + 1) * hop_ <= pending_.size(); ++f) {
       double e = 0;
       for (size_t i = f * hop_; i < (f + 1) * hop_; ++i) e += double(pending_[i]) * pending_[i];
       e /= double(hop_);
       energy_.push_back(e);
-      peak_ = std::max(peak_, e);
+      peak = std::max(peak, e);
       floor_.push_back(e);
     }
+    // The loudest frame of the last few chunks (a click long ago does not silence what follows),
+    // the noise floor over the last minutes.
+    peaks_.push_back(peak);
+    if (peaks_.size() > 4) peaks_.erase(peaks_.begin());
     if (floor_.size() > 60000) floor_.erase(floor_.begin(), floor_.begin() + 30000);
     const size_t frames = energy_.size();
     if (frames == 0) {
@@ -73,7 +78,7 @@ class Segmenter {
     size_t start = 0;  // the current utterance's first frame
     size_t f = 0;
     while (f < frames) {
-      if (energy_[f] >= thr) {
+      if (energy_[f] > thr) {
         ++f;
         if (f - start >= max_frames) {  // too long without a pause: cut at its quietest 100 ms
           const size_t from = start + max_frames / 2;
@@ -91,19 +96,17 @@ class Segmenter {
         continue;
       }
       size_t run = f;
-      while (run < frames && energy_[run] < thr) ++run;
-      if (run == frames && !last) {  // a pause still going on
-        if (run - f >= min_pause) {  // long enough: end the utterance, keep only the pause's end
-          emit(start, f + min_pause / 2, thr, cut);
-          start = run - min_pause / 2;
-        }
-        break;
+      while (run < frames && energy_[run] <= thr) ++run;
+      // A pause long enough ends the utterance: it keeps half the pause's minimum after its last
+      // frame of speech, the next one as much before its first (the rest is nobody's).
+      if (run == frames && last) {
+        emit(start, std::min(frames, f + min_pause / 2), thr, cut);
+        start = frames;
+      } else if (run - f >= min_pause) {
+        emit(start, f + min_pause / 2, thr, cut);
+        start = run - min_pause / 2;
       }
-      if (run - f >= min_pause || run == frames) {
-        const size_t mid = run == frames ? frames : f + (run - f) / 2;
-        emit(start, mid, thr, cut);
-        start = mid;
-      }
+      if (run == frames) break;  // a pause still going on: wait for more audio
       f = run;
     }
     if (last) {
@@ -119,18 +122,20 @@ class Segmenter {
   }
 
  private:
-  double threshold() {
+  // Silence: at or below this mean power. Never below -90 dB full scale, so that digital silence
+  // (all zeros: a peak and a floor of 0) is silence.
+  double threshold() const {
     std::vector<double> e = floor_;
     const size_t k = e.size() / 10;
     std::nth_element(e.begin(), e.begin() + long(k), e.end());
-    const double floor = e[k];
-    return std::max(peak_ * std::pow(10.0, o_.silence_db / 10), floor * std::pow(10.0, 0.6));
+    const double floor = e[k], peak = *std::max_element(peaks_.begin(), peaks_.end());
+    return std::max({peak * std::pow(10.0, o_.silence_db / 10), floor * std::pow(10.0, 0.6), 1e-9});
   }
   // Hands out frames [a, b) when they hold speech (at least 50 ms above the threshold).
   template <class Cut>
   void emit(size_t a, size_t b, double thr, Cut&& cut) {
     size_t speech = 0;
-    for (size_t f = a; f < b && f < energy_.size(); ++f) speech += energy_[f] >= thr;
+    for (size_t f = a; f < b && f < energy_.size(); ++f) speech += energy_[f] > thr;
     if (speech < 5) return;
     const size_t from = a * hop_, to = std::min(pending_.size(), b * hop_);
     cut(std::vector<float>(pending_.begin() + long(from), pending_.begin() + long(to)),
@@ -143,7 +148,8 @@ class Segmenter {
   std::vector<float> pending_;  // audio from offset_ on, not handed out yet
   std::vector<double> energy_;  // its 10 ms frames' mean power
   std::vector<double> floor_;   // recent frames' power, for the noise floor
-  double peak_ = 0, offset_ = 0;
+  std::vector<double> peaks_;   // the loudest frame's power in each of the last chunks
+  double offset_ = 0;
 };
 
 }  // namespace
@@ -183,10 +189,14 @@ double UtteranceRecognizer::recognize_stream(const std::string& file,
     emit(u);
     return u.seconds;
   }
-  if (!(o.chunk_seconds > 0 && o.max_utterance > 0 && o.min_pause > 0))
-    throw ConfigError("segmenting: chunk_seconds, max_utterance and min_pause must be positive");
+  if (!(o.chunk_seconds >= 1 && o.max_utterance >= 1 && o.min_pause >= 0.05 &&
+        o.min_pause < o.max_utterance))
+    throw ConfigError(
+        "segmenting: chunk_seconds and max_utterance must be at least 1 s, min_pause at least "
+        "0.05 s and less than max_utterance");
   std::unique_ptr<Segmenter> seg;
   double duration = 0;
+  int rate = 0;
   for (int64_t k = 0;; ++k) {
     Value in;
     in.path = file;
@@ -194,25 +204,29 @@ double UtteranceRecognizer::recognize_stream(const std::string& file,
     Value chunk = p.run(std::move(in), 0, read_end_);
     const Audio& a = chunk.audio;
     if (k == 0) {
-      duration = a.source_seconds;
-      if (duration <= 0 || std::fabs(a.offset) > 1e-9)
-        throw ConfigError(model_.config().file + ": the pipeline's reading stage ('" +
-                          p.stages()[0].info.name +
-                          "') does not read a recording window by window; long recordings need "
-                          "one that does, such as audio.read");
-      if (duration <= o.chunk_seconds && !o.always) {  // one utterance, as recognize()
+      // A reader that ignores windows gave the whole file (source_seconds unset): one utterance.
+      const bool windowed = a.source_seconds > 0;
+      duration = windowed ? a.source_seconds : seconds_of(a);
+      if (!windowed || (duration <= o.chunk_seconds && !o.always)) {  // as recognize() would
         Utterance u = recognize_audio(std::move(chunk), duration);
         emit(u);
         return duration;
       }
-      seg = std::make_unique<Segmenter>(a.sample_rate, o);
+      rate = a.sample_rate;
+      seg = std::make_unique<Segmenter>(rate, o);
     }
+    // The end: the header's length, or the first window without samples (a file that holds less
+    // than its header claims).
     const bool last = double(k + 1) * o.chunk_seconds >= duration || a.samples.empty();
+    if (!a.samples.empty() && a.sample_rate != rate)
+      throw StageError(file + ": the reading stage gave " + std::to_string(a.sample_rate) +
+                           " Hz in one window and " + std::to_string(rate) + " Hz in the first",
+                       file);
     seg->add(a.samples, last, [&](std::vector<float> x, double offset) {
       Value v;
       v.kind = Kind::kAudio;
       v.path = file;
-      v.audio.sample_rate = a.sample_rate;
+      v.audio.sample_rate = rate;
       v.audio.samples = std::move(x);
       v.audio.offset = offset;
       v.audio.source_seconds = duration;

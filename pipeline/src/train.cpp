@@ -308,6 +308,18 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     set_num_threads(c.threads);
 
   const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  // --resume needs a checkpoint: said before any feature is computed. A finished run (its model,
+  // no checkpoint) is never trained over by --resume.
+  if (r.resume && !fs::exists(fs::path(out) / kCheckpointFile)) {
+    if (fs::exists(fs::path(out) / kModelFile))
+      throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
+                      kCheckpointFile +
+                      "): nothing to resume; train without --resume to train again, over the "
+                      "finished model");
+    throw FileError(out + ": no " + kCheckpointFile +
+                    " to resume from (a run writes one after each epoch); train without --resume "
+                    "to start");
+  }
   // training.init is read now, before the features (unless a checkpoint will replace it).
   std::unique_ptr<LoadedModel<float>> init_model;
   if (!c.init.empty() && !(r.resume && fs::exists(fs::path(out) / kCheckpointFile)))
@@ -434,15 +446,8 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
       outcome.resumed_from = resumed.epochs_done;
       o.resume = &resumed;
       if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
-    } else if (fs::exists(fs::path(out) / kModelFile)) {
-      throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
-                      kCheckpointFile +
-                      "): nothing to resume; train without --resume to train "
-                      "again, over the finished model");
     } else {
-      throw FileError(out + ": no " + kCheckpointFile +
-                      " to resume from (a run writes one after "
-                      "each epoch); train without --resume to start");
+      throw FileError(out + ": the checkpoint is gone since training began");
     }
   }
   o.epochs = c.epochs;

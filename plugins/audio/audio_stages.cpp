@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -51,7 +52,7 @@ struct SndFile {
 }  // namespace
 
 Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadWindow& window,
-                 double margin, size_t* before, size_t* after) {
+                 double margin, int out_rate, size_t* before, size_t* after) {
   SF_INFO info{};
   SndFile file;
   {
@@ -74,8 +75,10 @@ Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadW
   if (info.frames <= 0) throw std::runtime_error("the file holds no audio samples");
   const double seconds = double(info.frames) / info.samplerate;
   const bool windowed = window.length > 0;
-  if (windowed &&
-      !(window.start >= 0 && std::isfinite(window.start) && window.length <= max_seconds))
+  // A window is bounded by max_seconds where it holds audio (the last one of a file may be asked
+  // for longer than what is left).
+  if (windowed && !(window.start >= 0 && std::isfinite(window.start) &&
+                    std::min(window.length, std::max(0.0, seconds - window.start)) <= max_seconds))
     throw std::runtime_error("a read window of " + std::to_string(window.length) + " s from " +
                              std::to_string(window.start) +
                              " s (expected a start >= 0 and at "
@@ -92,15 +95,28 @@ Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadW
     const auto at = [&](double t) {
       return sf_count_t(std::min(double(info.frames), std::llround(t * info.samplerate) * 1.0));
     };
+    // The margin: a whole number of the resampler's periods (in_rate / gcd samples, which make a
+    // whole number of output samples), so that every window starts on the output's sample grid.
+    const sf_count_t period =
+        out_rate > 0 ? info.samplerate / std::gcd(info.samplerate, out_rate) : 1;
     const sf_count_t from = at(window.start), to = at(window.start + window.length),
-                     m = sf_count_t(std::llround(std::max(0.0, margin) * info.samplerate));
+                     m = (sf_count_t(std::ceil(std::max(0.0, margin) * info.samplerate)) + period -
+                          1) /
+                         period * period;
     first = std::max<sf_count_t>(0, from - m);
     last = std::min(info.frames, to + m);
     pre = size_t(from - first);
     post = size_t(last - to);
-    if (first > 0 && sf_seek(file.f, first, SEEK_SET) != first)
-      throw std::runtime_error("cannot seek to " + std::to_string(window.start) +
-                               " s in the file (" + sf_strerror(file.f) + ")");
+    // A file holding less than its header claims (FLAC, MP3): no seek past its data, the end.
+    if (first > 0 && sf_seek(file.f, first, SEEK_SET) != first) {
+      Audio none;
+      none.sample_rate = info.samplerate;
+      none.source_seconds = seconds;
+      none.offset = window.start;
+      if (before) *before = 0;
+      if (after) *after = 0;
+      return none;
+    }
   }
   Audio a;
   a.sample_rate = info.samplerate;
@@ -124,7 +140,8 @@ Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadW
       a.samples.push_back(s / float(info.channels));
     }
   }
-  if (sf_error(file.f) != SF_ERR_NO_ERROR)
+  // A window that reaches past the data a damaged file holds ends with what could be decoded.
+  if (sf_error(file.f) != SF_ERR_NO_ERROR && !windowed)
     throw std::runtime_error(std::string("cannot decode the audio: ") + sf_strerror(file.f));
   if (a.samples.empty() && !windowed)
     throw std::runtime_error("the file holds no audio samples (truncated?)");
@@ -199,7 +216,7 @@ Value Read::process(const Value& in) const {
   // consecutive windows join as one read of the whole file would (the resampler's filter reaches
   // a few milliseconds past each sample).
   size_t before = 0, after = 0;
-  Audio a = read_audio(in.path, max_seconds_, in.window, 0.05, &before, &after);
+  Audio a = read_audio(in.path, max_seconds_, in.window, 0.05, rate_, &before, &after);
   const int from_rate = a.sample_rate;
   const size_t inside = a.samples.size() - std::min(a.samples.size(), before + after);
   if (rate_ > 0 && rate_ != from_rate && !a.samples.empty()) {

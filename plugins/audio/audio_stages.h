@@ -181,10 +181,12 @@ class SpecAugment : public bpkit::FeaturePlugin {
 // allocating: refuses an empty file, more than 64 channels, a rate outside [1000, 384000] Hz, and
 // more than max_seconds of audio. Throws std::runtime_error saying what is wrong.
 // With window.length > 0, reads only that part (max_seconds bounds the window, not the file),
-// plus up to `margin` seconds on each side where the file has them (returned in `*before` and
-// `*after` as samples, for a resampler's edges); offset = window.start.
+// plus at least `margin` seconds on each side where the file has them (returned in `*before`
+// and `*after` as samples, for a resampler's edges: a multiple of the samples that make whole
+// samples at `out_rate`); offset = window.start. A window past the data the file holds (its
+// header may claim more) gives what could be read, possibly nothing.
 bpkit::Audio read_audio(const std::string& path, double max_seconds,
-                        const bpkit::ReadWindow& window = {}, double margin = 0,
+                        const bpkit::ReadWindow& window = {}, double margin = 0, int out_rate = 0,
                         size_t* before = nullptr, size_t* after = nullptr);
 // Resamples with libsamplerate's band-limited sinc (quality 0 best, 1 medium, 2 fastest).
 bpkit::Audio resample(const bpkit::Audio& in, int rate, int quality);

@@ -155,6 +155,27 @@ TEST_CASE("ctc loss stays exact when the labels are astronomically unlikely", "[
   check_loss_gradients(loss, out, targets);
 }
 
+// The log-space recursion with repeated labels: a repeat must pass through a blank (the skip
+// transition is only for distinct neighbours). Every sample is forced onto that path (the blank
+// wins every frame by 900 nats) and checked against the oracle, value and gradient.
+TEST_CASE("ctc loss in log space with repeated labels equals the brute-force sum",
+          "[ctc][loss]") {
+  const std::vector<Labels> seqs = {{1, 1}, {2, 2}, {1, 1, 2}, {2, 1, 1}};
+  Tensor<double> out = random_tensor({4, 5, 3}, 217, -1, 1);
+  for (int64_t i = 0; i < out.size(); i += 3) out[i] += 900;
+  const auto targets = ctc_targets(seqs);
+  CtcLoss<double> loss(0, CtcReduction::kSum);
+  Tensor<double> grad;
+  loss.compute(out, targets, grad);
+  for (int64_t b = 0; b < 4; ++b) {
+    CAPTURE(b);
+    const double expected = -brute_force(out, b, 5, 0).at(seqs[size_t(b)]);
+    CHECK(expected > 1700);  // astronomically unlikely: the log-space path
+    CHECK(loss.sample_losses()[size_t(b)] == Approx(expected).epsilon(1e-12));
+  }
+  check_loss_gradients(loss, out, targets);
+}
+
 // Reference values from libtorch 1.13 (Debian's libtorch-dev), computed by a throwaway program:
 // z = sine_logits({2, 5, 4}) as double, logp = torch::log_softmax(z, 2).transpose(0, 1),
 // torch::ctc_loss(logp, targets, input_lengths, target_lengths, blank, Reduction::None / Mean),

@@ -109,6 +109,50 @@ TEST_CASE("batchnorm gradients", "[gradcheck]") {
   check_layer_gradients(make<BatchNorm<D>>(0.1, 1e-3), {2}, 2, 53);  // the smallest batch
 }
 
+// Running statistics by hand: momentum 0.1, the unbiased batch variance (torch's convention),
+// after one batch and after two, and the inference output they give.
+TEST_CASE("batchnorm running statistics follow momentum and the unbiased variance", "[layers]") {
+  Network<D> net({2}, 1);
+  net.emplace<BatchNorm<D>>(0.1, 1e-5);
+  auto stat = [&](const char* which) {
+    for (auto& [name, t] : net.layer(0).buffers())
+      if (name.find(which) != std::string::npos) return *t;
+    FAIL("no buffer " << which);
+    return Tensor<D>();
+  };
+  // Batch 1: channel 0 is {1, 2, 3, 6} (mean 3, squares about it 14, unbiased 14/3), channel 1 is
+  // {-2, 0, 2, 4} (mean 1, squares 20, unbiased 20/3).
+  Tensor<D> x1({4, 2});
+  const D a[8] = {1, -2, 2, 0, 3, 2, 6, 4};
+  std::copy(a, a + 8, x1.data());
+  net.forward(x1, Mode::kTrain);
+  D m0 = 0.1 * 3, m1 = 0.1 * 1, v0 = 0.9 + 0.1 * 14.0 / 3, v1 = 0.9 + 0.1 * 20.0 / 3;
+  CHECK(stat("running_mean")[0] == Approx(m0).epsilon(1e-12));
+  CHECK(stat("running_mean")[1] == Approx(m1).epsilon(1e-12));
+  CHECK(stat("running_var")[0] == Approx(v0).epsilon(1e-12));
+  CHECK(stat("running_var")[1] == Approx(v1).epsilon(1e-12));
+  // Batch 2: channel 0 is {0, 0, 4} (mean 4/3, squares 32/3, unbiased 16/3), channel 1 {5, 5, 5}.
+  Tensor<D> x2({3, 2});
+  const D b[6] = {0, 5, 0, 5, 4, 5};
+  std::copy(b, b + 6, x2.data());
+  net.forward(x2, Mode::kTrain);
+  m0 = 0.9 * m0 + 0.1 * 4.0 / 3;
+  m1 = 0.9 * m1 + 0.1 * 5;
+  v0 = 0.9 * v0 + 0.1 * 16.0 / 3;
+  v1 = 0.9 * v1;
+  CHECK(stat("running_mean")[0] == Approx(m0).epsilon(1e-12));
+  CHECK(stat("running_mean")[1] == Approx(m1).epsilon(1e-12));
+  CHECK(stat("running_var")[0] == Approx(v0).epsilon(1e-12));
+  CHECK(stat("running_var")[1] == Approx(v1).epsilon(1e-12));
+  // Inference normalizes with them (gamma 1, beta 0 as initialized).
+  Tensor<D> q({1, 2});
+  q[0] = 2;
+  q[1] = -1;
+  const Tensor<D>& y = net.forward(q, Mode::kInfer);
+  CHECK(y[0] == Approx((2 - m0) / std::sqrt(v0 + 1e-5)).epsilon(1e-12));
+  CHECK(y[1] == Approx((-1 - m1) / std::sqrt(v1 + 1e-5)).epsilon(1e-12));
+}
+
 TEST_CASE("flatten and reshape gradients", "[gradcheck]") {
   check_layer_gradients(make<Reshape<D>>(), {2, 3, 4}, 2, 61);
   check_layer_gradients(make<Reshape<D>>(Shape{4, 6}), {2, 3, 4}, 2, 62);

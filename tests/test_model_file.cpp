@@ -706,3 +706,20 @@ TEST_CASE("atomic writes: the new file's permissions follow the umask", "[model_
   CHECK((a.st_mode & 0777) == 0600);
   CHECK((b.st_mode & 0777) == 0644);
 }
+
+TEST_CASE("model file: a tensor stored twice under one name is refused", "[model_file]") {
+  // The file stays well-formed (count, lengths and checksum agree): only the name check sees it.
+  TempDir dir("twice");
+  Network<float> net = small_net();
+  const std::string path = dir.file("m.bpk");
+  save_model(net, path, kMeta);
+  std::string b = read_bytes(path);
+  const Layout l = parse_layout(b);
+  const Layout::TensorAt& t = l.tensors[0];
+  const std::string record = b.substr(t.name_len_at, t.data_at + t.data_bytes - t.name_len_at);
+  b.insert(l.tensors[1].name_len_at, record);  // the first tensor again, right after itself
+  put_le<uint32_t>(b, l.count_at, uint32_t(l.tensors.size() + 1));
+  fix_checksum(b);
+  write_bytes(path, b);
+  CHECK_THAT(load_error(path), Contains("'" + t.name + "' appears twice"));
+}

@@ -36,7 +36,7 @@
 #     reference words), sentence accuracy and real-time factor (seconds of processing per second
 #     of audio): wer_ours wer_pocketsphinx wer_noisy_* wer_other_synth_* sacc_* rtf_ours
 #     rtf_pocketsphinx.
-#   bench/run.sh reliability [--archs N] [--seed S]
+#   bench/run.sh reliability [--archs N] [--seed S] [--mutants]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
 #     float against double (docs/testing.md): grad_archs grad_failures.
 set -euo pipefail
@@ -351,22 +351,29 @@ JSGF
     # The long gradient campaign (docs/testing.md): random layer stacks against finite differences
     # and float against double. The figures of the other reliability checks join this line as
     # they land.
-    archs=10000 seed=1
+    # --mutants adds the mutation run (tests/mutate.sh, about half an hour on 2 cores).
+    archs=10000 seed=1 mutants=0
     while [ $# -gt 0 ]; do
       case $1 in
         --archs) archs=$2; shift 2 ;;
         --seed) seed=$2; shift 2 ;;
-        *) echo "bench/run.sh reliability: unknown option '$1' (--archs N, --seed S)" >&2; exit 2 ;;
+        --mutants) mutants=1; shift ;;
+        *) echo "bench/run.sh reliability: unknown option '$1' (--archs N, --seed S, --mutants)" >&2; exit 2 ;;
       esac
     done
     cmake --build "$build" --target bpkit_gradsuite_tests >/dev/null
     # A failing architecture makes the test exit non-zero; its YAML goes to stderr, the figures on.
     out=$(BPKIT_GRAD_ARCHS=$archs BPKIT_GRAD_SEED=$seed "$build/bin/bpkit_gradsuite_tests" \
             "random architectures: whole*" 2>&1 | tee /dev/stderr | grep '^grad_archs=' || true)
-    echo "${out:-grad_archs=0 grad_failures=unknown}"
+    out=${out:-grad_archs=0 grad_failures=unknown}
+    if [ "$mutants" = 1 ]; then
+      m=$(bash "$root/tests/mutate.sh" | tee /dev/stderr | grep '^mutants=' || true)
+      out="$out ${m:-mutants=0 mutants_killed=unknown}"
+    fi
+    echo "$out"
     ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | reliability [--archs N] [--seed S]" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | reliability [--archs N] [--seed S] [--mutants]" >&2
     exit 2
     ;;
 esac

@@ -109,6 +109,31 @@ TEST_CASE("batchnorm gradients", "[gradcheck]") {
   check_layer_gradients(make<BatchNorm<D>>(0.1, 1e-3), {2}, 2, 53);  // the smallest batch
 }
 
+// Inverted dropout: in training each unit is dropped with probability p and the kept ones are
+// scaled by 1/(1-p), so the expected output is the input; inference passes the input unchanged.
+TEST_CASE("dropout keeps the expected value: kept units scaled by 1/(1-p)", "[layers]") {
+  for (const double p : {0.2, 0.5}) {
+    CAPTURE(p);
+    Network<D> net({4000}, 3);
+    net.emplace<Dropout<D>>(p);
+    const Tensor<D> x({1, 4000}, D(3));
+    const Tensor<D> y = net.forward(x, Mode::kTrain);
+    int64_t kept = 0;
+    double sum = 0;
+    for (int64_t i = 0; i < y.size(); ++i) {
+      if (y[i] != 0) {
+        if (std::fabs(y[i] - 3 / (1 - p)) > 1e-12) FAIL("kept unit " << i << " is " << y[i]);
+        ++kept;
+      }
+      sum += y[i];
+    }
+    CHECK(double(kept) / 4000 == Approx(1 - p).margin(0.03));
+    CHECK(sum / 4000 == Approx(3).margin(0.15));
+    const Tensor<D>& z = net.forward(x, Mode::kInfer);
+    CHECK(std::all_of(z.data(), z.data() + z.size(), [](D v) { return v == 3; }));
+  }
+}
+
 // Running statistics by hand: momentum 0.1, the unbiased batch variance (torch's convention),
 // after one batch and after two, and the inference output they give.
 TEST_CASE("batchnorm running statistics follow momentum and the unbiased variance", "[layers]") {

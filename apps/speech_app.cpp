@@ -69,6 +69,10 @@ int run(int argc, char** argv) {
     throw UsageError("--spectrogram needs audio; --features files hold no audio");
   if (o.count("segment") && features)
     throw UsageError("--segment cuts audio; --features files hold no audio");
+  if (o.count("segment") && !png.empty())
+    throw UsageError(
+        "--spectrogram draws a whole file as one utterance; it cannot be combined "
+        "with --segment");
   bpkit::SegmentOptions segment;
   segment.always = o.count("segment") > 0;
   bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));

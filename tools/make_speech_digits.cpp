@@ -158,15 +158,7 @@ void highpass(std::vector<float>& x, double hz) {
   const double w = 2 * kPi * hz / kRate, c = std::cos(w), alpha = std::sin(w) / (2 * 0.707);
   const double a0 = 1 + alpha, b0 = (1 + c) / 2 / a0, b1 = -(1 + c) / a0, b2 = b0, a1 = -2 * c / a0,
                a2 = (1 - alpha) / a0;
-  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-  for (float& v : x) {
-    const double y = b0 * v + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
-    x2 = x1;
-    x1 = v;
-    y2 = y1;
-    y1 = y;
-    v = float(y);
-  }
+  bpkit_audio::biquad(x, b0, b1, b2, a1, a2);
 }
 
 // A voice variant drawn at random (espeak-ng's variant-file syntax, voices/!v): a speaker of

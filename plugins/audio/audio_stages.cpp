@@ -838,15 +838,7 @@ Value Equalizer::process(const Value& in) const {
     const double a0 = 1 + alpha / A;
     const double b0 = (1 + alpha * A) / a0, b1 = -2 * c / a0, b2 = (1 - alpha * A) / a0,
                  a1 = -2 * c / a0, a2 = (1 - alpha / A) / a0;
-    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-    for (float& s : x) {
-      const double y = b0 * s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
-      x2 = x1;
-      x1 = s;
-      y2 = y1;
-      y1 = y;
-      s = float(y);
-    }
+    biquad(x, b0, b1, b2, a1, a2);
   }
   const double after = mean_power(x);
   if (after > 0)

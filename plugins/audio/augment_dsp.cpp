@@ -19,6 +19,18 @@ double mean_power(const std::vector<float>& x) {
   return x.empty() ? 0 : s / double(x.size());
 }
 
+void biquad(std::vector<float>& x, double b0, double b1, double b2, double a1, double a2) {
+  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+  for (float& s : x) {
+    const double y = b0 * s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+    x2 = x1;
+    x1 = s;
+    y2 = y1;
+    y1 = y;
+    s = float(y);
+  }
+}
+
 std::vector<float> colored_noise(const std::string& color, size_t n, int rate,
                                  std::mt19937_64& rng) {
   std::normal_distribution<float> g(0.f, 1.f);

@@ -26,4 +26,8 @@ std::vector<float> fft_convolve(const std::vector<float>& x, const std::vector<f
 // Mean of x^2 (0 for no samples).
 double mean_power(const std::vector<float>& x);
 
+// Filters x in place with the biquad y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2]
+// (coefficients already divided by a0; direct form I, state in double, from rest).
+void biquad(std::vector<float>& x, double b0, double b1, double b2, double a1, double a2);
+
 }  // namespace bpkit_audio

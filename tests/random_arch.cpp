@@ -205,8 +205,9 @@ class Generator {
       l.attrs.push_back({"max_iter", "20000"});
       return l;
     }
-    // Reshape a flat vector into an image or a sequence when its size factors.
     const int64_t F = s[0];
+    if (r < 80 && F >= 2) return {"l2_normalize", {}};  // an embedding's normalization
+    // Reshape a flat vector into an image or a sequence when its size factors.
     for (int64_t h = 2; h * 2 <= F; ++h)
       if (F % h == 0 && chance(0.5)) {
         const int64_t w = F / h;
@@ -267,6 +268,11 @@ class Generator {
     if (last == "sigmoid") a.losses.push_back("bce");
     if (out.size() == 1 && out[0] >= 2) a.losses.push_back("softmax_cross_entropy");
     if (out.size() == 2 && out[1] >= 2) a.losses.push_back("ctc");
+    // Metric losses over the batch's rows as pairs or triplets (a twin network's stacked batch).
+    if (out.size() == 1 && a.lengths.empty()) {
+      if (a.batch % 2 == 0) a.losses.push_back("contrastive");
+      if (a.batch % 3 == 0) a.losses.push_back("triplet");
+    }
   }
 
   Rng rng_;

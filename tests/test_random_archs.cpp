@@ -40,6 +40,11 @@ constexpr int64_t kLossChecks = 4;
 // difference quotient as rounding noise of about ε·Σ|R·y|/h, up to a few 1e-10 for the larger
 // random outputs.
 constexpr double kRandomFloor = 1e-3;
+// Metric losses depend only on differences of rows, so below linear layers every bias gradient is
+// exactly zero (both members of a pair move together) while the loss, squared distances of
+// unnormalized random outputs, reaches thousands: its rounding noise reaches a few 1e-9. Compared
+// absolutely to 1e-8; a real error in these gradients is of the order of the others (1-100).
+constexpr double kMetricFloor = 1e-2;
 
 // Float against double (compare_float): the difference allowed beyond what ill-conditioning
 // explains. Float rounding (2^-24) grows through a few layers of products and sums of up to a few
@@ -82,6 +87,9 @@ Targets<double> targets_for(const std::string& loss, const Tensor<double>& y,
   if (loss == "softmax_cross_entropy") {
     for (int64_t b = 0; b < y.rows(); ++b)
       t.labels.push_back(int32_t(rng.below(uint64_t(y.cols()))));
+  } else if (loss == "contrastive") {
+    for (int64_t g = 0; g < y.rows() / 2; ++g) t.labels.push_back(int32_t(rng.below(2)));
+  } else if (loss == "triplet") {
   } else if (loss == "ctc") {
     const int64_t C = y.dim(2);
     for (int64_t b = 0; b < y.rows(); ++b) {
@@ -267,6 +275,7 @@ void check_arch(const Arch& a, Totals& totals) {
       o.loss = loss.get();
       o.targets = &t;
       o.max_checks = kLossChecks;
+      o.floor = kind == "contrastive" || kind == "triplet" ? kMetricFloor : kRandomFloor;
       add(totals.grad, check_network_gradients_with(net, a.batch, a.seed + 1, o));
       ++totals.loss_checks;
       ++totals.losses[kind];
@@ -322,9 +331,9 @@ TEST_CASE("random architectures: whole-stack gradients against finite difference
   // Every kind of layer was drawn (a generator that stopped drawing one would check nothing).
   if (totals.archs >= 200)
     for (const char* kind :
-         {"dense", "conv2d", "maxpool2d", "avgpool2d", "batchnorm", "dropout", "sigmoid", "tanh",
-          "relu", "leaky_relu", "softmax", "flatten", "reshape", "columns", "rnn", "lstm", "gru",
-          "frame_dense", "fixed_point"}) {
+         {"dense", "conv2d", "maxpool2d",  "avgpool2d",   "batchnorm",   "dropout",     "sigmoid",
+          "tanh",  "relu",   "leaky_relu", "softmax",     "flatten",     "reshape",     "columns",
+          "rnn",   "lstm",   "gru",        "frame_dense", "fixed_point", "l2_normalize"}) {
       INFO(kind << " drawn " << totals.kinds[kind] << " times");
       CHECK(totals.kinds[kind] > 0);
     }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "bpkit/ctc.h"
+#include "bpkit/metric.h"
 
 namespace bpkit {
 namespace {
@@ -92,6 +93,8 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& kind) {
   if (kind == "bce") return std::make_unique<BinaryCrossEntropy<T>>(false);
   if (kind == "bce_logits") return std::make_unique<BinaryCrossEntropy<T>>(true);
   if (kind == "ctc") return std::make_unique<CtcLoss<T>>();
+  if (kind == "triplet") return std::make_unique<TripletLoss<T>>();
+  if (kind == "contrastive") return std::make_unique<ContrastiveLoss<T>>();
   throw std::invalid_argument("unknown loss '" + kind +
                               "' (known: mse, softmax_cross_entropy, bce, bce_logits, ctc)");
 }

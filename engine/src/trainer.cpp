@@ -117,6 +117,8 @@ class Source {
   virtual int64_t length(int64_t /*i*/) const { return -1; }
   // The dataset indices of the samples (sequences; null for fixed-shape data).
   virtual const std::vector<int64_t>* dataset_ids() const { return nullptr; }
+  // Before training epoch e: a source whose samples are drawn per epoch draws them.
+  virtual void begin_epoch(int /*epoch*/) {}
 };
 
 class DatasetSource : public Source {
@@ -203,6 +205,58 @@ class SequenceSource : public Source {
   int dim_;
 };
 
+// Tuples (pairs, triplets) for twin networks: a "sample" is a tuple, gathered as its members'
+// consecutive rows.
+class TupleSource : public Source {
+ public:
+  TupleSource(TupleDataset d, std::function<void(int, TupleDataset&)> draw)
+      : d_(std::move(d)), draw_(std::move(draw)) {
+    check();
+  }
+  int64_t size() const override { return d_.size(); }
+  void begin_epoch(int epoch) override {
+    if (!draw_) return;
+    draw_(epoch, d_);
+    check();
+  }
+  void gather(const int64_t* idx, int64_t b, Tensor<float>& x, std::vector<int32_t>& lengths,
+              Targets<float>& t) const override {
+    lengths.clear();
+    const int k = d_.arity;
+    const int64_t per = d_.x.size() / d_.x.rows();
+    Shape shape = d_.x.shape();
+    shape[0] = b * k;
+    x.resize(shape);
+    t.labels.clear();
+    for (int64_t r = 0; r < b; ++r) {
+      const int64_t tuple = idx[r];
+      for (int m = 0; m < k; ++m) {
+        const int64_t row = d_.tuples[size_t(tuple * k + m)];
+        std::copy(d_.x.data() + row * per, d_.x.data() + (row + 1) * per,
+                  x.data() + (r * k + m) * per);
+      }
+      if (!d_.labels.empty()) t.labels.push_back(d_.labels[size_t(tuple)]);
+    }
+  }
+
+ private:
+  void check() const {
+    if (d_.arity < 2) throw std::invalid_argument("tuples need at least two members");
+    if (d_.tuples.size() % size_t(d_.arity) != 0)
+      throw std::invalid_argument("the tuple list's length is not a multiple of the arity");
+    const int64_t n = d_.x.rank() ? d_.x.rows() : 0;
+    for (int64_t i : d_.tuples)
+      if (i < 0 || i >= n)
+        throw std::invalid_argument("a tuple names sample " + std::to_string(i) + " of " +
+                                    std::to_string(n));
+    if (!d_.labels.empty() && int64_t(d_.labels.size()) != d_.size())
+      throw std::invalid_argument("tuple labels: " + std::to_string(d_.labels.size()) + " for " +
+                                  std::to_string(d_.size()) + " tuples");
+  }
+  TupleDataset d_;
+  std::function<void(int, TupleDataset&)> draw_;
+};
+
 int ctc_blank(const Loss<float>& loss) {
   const auto* ctc = dynamic_cast<const CtcLoss<float>*>(&loss);
   return ctc ? ctc->blank() : 0;
@@ -219,8 +273,10 @@ const Tensor<float>& run_batch(Network<float>& net, const Tensor<float>& x,
 // Correct predictions in a batch: argmax against class labels, or greedy CTC decodings equal to
 // the label sequences (adding their edit distances and label counts to `edits` and `total`).
 int64_t count_right(const Tensor<float>& out, const Targets<float>& t, int64_t b, int blank,
-                    ConfusionMatrix* cm, int64_t* edits = nullptr, int64_t* total = nullptr) {
+                    ConfusionMatrix* cm, int64_t* edits = nullptr, int64_t* total = nullptr,
+                    const MetricLoss<float>* metric = nullptr) {
   int64_t right = 0;
+  if (metric) return metric->count_right(out, t);
   if (t.sequences.empty()) {
     for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
     if (cm) cm->add(out, t.labels.data());
@@ -249,25 +305,27 @@ EvalResult evaluate_source(Network<float>& net, Loss<float>& loss, const Source&
   double total = 0;
   int64_t right = 0, edits = 0, labels = 0;
   const int blank = ctc_blank(loss);
+  const auto* metric = dynamic_cast<const MetricLoss<float>*>(&loss);
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t b = std::min(batch, n - i);
     data.gather(idx.data() + i, b, xb, lengths, t);
     const Tensor<float>& out = run_batch(net, xb, lengths, t, Mode::kInfer);
     total += loss.compute(out, t, grad) * double(b);
-    right += count_right(out, t, b, blank, cm, &edits, &labels);
+    right += count_right(out, t, b, blank, cm, &edits, &labels, metric);
   }
   EvalResult r{total / double(n), double(right) / double(n)};
   if (!t.sequences.empty()) r.error_rate = labels ? double(edits) / double(labels) : 0.0;
   return r;
 }
 
-TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
-                       const Source& train, const Source* val, const TrainOptions& o) {
+TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, Source& train,
+                       const Source* val, const TrainOptions& o) {
   const bool has_val = val != nullptr;
   const int blank = ctc_blank(loss);
+  const auto* metric = dynamic_cast<const MetricLoss<float>*>(&loss);
   std::vector<int32_t> lengths;
-  const int64_t n = train.size();
-  if (n == 0) throw std::invalid_argument("no training samples");
+  int64_t n = train.size();
+  if (n == 0 && !o.draw_tuples) throw std::invalid_argument("no training samples");
 
   const double base_lr = opt.lr();
   std::vector<Param<float>> params = net.params();
@@ -296,6 +354,12 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
       if (!ids) throw std::invalid_argument("before_epoch is for variable-length samples");
       o.before_epoch(epoch, *ids);
     }
+    train.begin_epoch(epoch);
+    n = train.size();
+    if (n == 0)
+      throw std::invalid_argument("no training samples (tuples) in epoch " +
+                                  std::to_string(epoch + 1));
+    perm.resize(size_t(n));
     std::iota(perm.begin(), perm.end(), 0);
     if (o.shuffle)
       for (int64_t i = n - 1; i > 0; --i)
@@ -328,7 +392,7 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
                               "; the weights from before this batch are kept "
                               "(try a lower learning rate or gradient clipping)");
       }
-      right += count_right(out, t, b, blank, nullptr);
+      right += count_right(out, t, b, blank, nullptr, nullptr, nullptr, metric);
       net.zero_grad();
       net.backward(grad);
       // A finite loss does not make finite gradients: a ReLU maps a NaN activation to 0, so a NaN
@@ -450,10 +514,11 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt, c
   if (o.validation_split > 0) {
     Dataset train, val;
     split_validation(all, o.validation_split, o.seed, train, val);
-    const DatasetSource train_source(train), val_source(val);
+    DatasetSource train_source(train), val_source(val);
     return fit_source(net, loss, opt, train_source, &val_source, o);
   }
-  return fit_source(net, loss, opt, DatasetSource(all), nullptr, o);
+  DatasetSource source(all);
+  return fit_source(net, loss, opt, source, nullptr, o);
 }
 
 TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
@@ -481,9 +546,31 @@ TrainResult fit(Network<float>& net, Loss<float>& loss, Optimizer<float>& opt,
   }
   std::vector<int64_t> train_ids(perm.begin(), perm.end() - nv),
       val_ids(perm.end() - nv, perm.end());
-  const SequenceSource train(all, std::move(train_ids), dynamic_dim(net)),
+  SequenceSource train(all, std::move(train_ids), dynamic_dim(net)),
       val(all, std::move(val_ids), dynamic_dim(net));
   return fit_source(net, loss, opt, train, nv > 0 ? &val : nullptr, o);
+}
+
+TrainResult fit(Network<float>& net, MetricLoss<float>& loss, Optimizer<float>& opt,
+                TupleDataset train, const TupleDataset* validation, const TrainOptions& o) {
+  check_options(o);
+  if (o.augment.enabled())
+    throw std::invalid_argument("training.augment moves images of a class dataset, not tuples");
+  if (train.arity != loss.arity() || (validation && validation->arity != loss.arity()))
+    throw std::invalid_argument("the " + loss.kind() + " loss takes tuples of " +
+                                std::to_string(loss.arity()) + ", the data has " +
+                                std::to_string(train.arity));
+  TupleSource source(std::move(train), o.draw_tuples);
+  if (validation && validation->size() > 0) {
+    const TupleSource val(*validation, nullptr);
+    return fit_source(net, loss, opt, source, &val, o);
+  }
+  return fit_source(net, loss, opt, source, nullptr, o);
+}
+
+EvalResult evaluate(Network<float>& net, MetricLoss<float>& loss, const TupleDataset& data,
+                    int64_t batch) {
+  return evaluate_source(net, loss, TupleSource(data, nullptr), batch, nullptr);
 }
 
 int64_t edit_distance(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {

@@ -37,9 +37,9 @@ namespace fs = std::filesystem;
 const std::vector<std::string>& layer_kinds() {
   // Every kind the layer factory makes (engine/src/layers/factory.cpp).
   static const std::vector<std::string> kinds{
-      "dense",   "conv2d",  "maxpool2d", "avgpool2d",   "dropout",    "batchnorm", "flatten",
-      "reshape", "sigmoid", "tanh",      "relu",        "leaky_relu", "softmax",   "rnn",
-      "lstm",    "gru",     "columns",   "frame_dense", "fixed_point"};
+      "dense",   "conv2d",  "maxpool2d", "avgpool2d",   "dropout",     "batchnorm",   "flatten",
+      "reshape", "sigmoid", "tanh",      "relu",        "leaky_relu",  "softmax",     "rnn",
+      "lstm",    "gru",     "columns",   "frame_dense", "fixed_point", "l2_normalize"};
   return kinds;
 }
 

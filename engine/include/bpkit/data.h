@@ -29,6 +29,17 @@ struct SequenceDataset {
   int64_t size() const { return int64_t(x.size()); }
 };
 
+// Tuples of samples for metric learning (metric.h): x holds every sample once and each tuple lists
+// `arity` row indices of x (2: a pair, 3: anchor, positive, negative). Pairs carry a label each
+// (1: the same class or writer, 0: not); triplets none.
+struct TupleDataset {
+  Tensor<float> x;  // [N, per-sample...]
+  int arity = 3;
+  std::vector<int64_t> tuples;  // arity indices per tuple
+  std::vector<int32_t> labels;  // pairs: one per tuple
+  int64_t size() const { return arity > 0 ? int64_t(tuples.size()) / arity : 0; }
+};
+
 // Reads an IDX image file (u8, rank 3: N×H×W) and its label file into x [N,1,H,W] scaled to [0,1].
 // Files may be gzip-compressed. Throws FileError naming the path on any unreadable, truncated or
 // inconsistent file.

@@ -260,6 +260,24 @@ class Reshape : public Layer<T> {
   Shape target_, in_, out_;
 };
 
+// Scales each sample to unit Euclidean length: y = x / √(Σx² + ε), over all of the sample's values
+// (embeddings for metric learning: distances between them then lie in [0, 2]). Backward:
+// dx = (dy − y·(y·dy)) / √(Σx² + ε). ε (default 1e-12) keeps an all-zero sample finite.
+template <class T>
+class L2Normalize : public Layer<T> {
+ public:
+  explicit L2Normalize(double eps = 1e-12);
+  std::string kind() const override { return "l2_normalize"; }
+  Attrs attrs() const override;
+  Shape build(const Shape& input) override;
+  void forward(const Tensor<T>& x, Tensor<T>& y, Mode mode) override;
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                Tensor<T>& dx) override;
+
+ private:
+  double eps_;
+};
+
 // The columns of a feature map as a sequence, for line recognizers (CRNN): x[B,C,H,W] →
 // y[B,W,C·H], y[b][w][c·H + h] = x[b][c][h][w]. The width may be dynamic (kDynamic): the output is
 // then {kDynamic, C·H}, a sequence for recurrent layers, and sequence lengths (widths) pass

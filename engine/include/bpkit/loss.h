@@ -64,7 +64,8 @@ class BinaryCrossEntropy : public Loss<T> {
 };
 
 // "mse", "softmax_cross_entropy" (alias "cross_entropy"), "bce", "bce_logits", "ctc" (blank 0,
-// torch's 'mean' reduction; see ctc.h).
+// torch's 'mean' reduction; see ctc.h), "triplet" (margin 0.2) and "contrastive" (margin 1; see
+// metric.h).
 template <class T>
 std::unique_ptr<Loss<T>> make_loss(const std::string& kind);
 

@@ -11,6 +11,7 @@
 #include "bpkit/augment.h"
 #include "bpkit/data.h"
 #include "bpkit/loss.h"
+#include "bpkit/metric.h"
 #include "bpkit/metrics.h"
 #include "bpkit/network.h"
 #include "bpkit/optimizer.h"
@@ -64,6 +65,11 @@ struct TrainOptions {
   // anew every epoch, e.g. features of audio augmented by a pipeline. For a resumable run its
   // draws depend only on (seed, e, sample).
   std::function<void(int epoch, const std::vector<int64_t>& samples)> before_epoch;
+  // Tuple data (metric learning) only: called before each training epoch e (0-based) with the
+  // training tuples, which it may replace (any number of them): pairs or triplets drawn anew every
+  // epoch, e.g. mined with the current network. For a resumable run its draws depend only on
+  // (seed, e) and the network's weights.
+  std::function<void(int epoch, TupleDataset& train)> draw_tuples;
   // Progress: a bar redrawn in place when `progress` is a terminal, one line per epoch otherwise.
   std::ostream* progress = nullptr;
   bool progress_is_terminal = false;
@@ -99,6 +105,17 @@ EvalResult evaluate(Network<float>& net, Loss<float>& loss, const Dataset& data,
                     ConfusionMatrix* cm = nullptr);
 EvalResult evaluate(Network<float>& net, Loss<float>& loss, const SequenceDataset& data,
                     int64_t batch, ConfusionMatrix* cm = nullptr);
+
+// Metric learning with twin networks (metric.h): each batch stacks `batch` tuples of `train`, their
+// members as consecutive rows, and the one network embeds them all with shared weights. Accuracy
+// counts the tuples the embedding orders right (MetricLoss::count_right). `validation` (optional,
+// fixed tuples of samples never trained on) is evaluated after every epoch; validation_split is
+// not used (split tuple data by writer or class, never by tuple). Throws as the other fit()s do,
+// and std::invalid_argument when a tuple's index is outside x or the arities differ.
+TrainResult fit(Network<float>& net, MetricLoss<float>& loss, Optimizer<float>& opt,
+                TupleDataset train, const TupleDataset* validation, const TrainOptions& options);
+EvalResult evaluate(Network<float>& net, MetricLoss<float>& loss, const TupleDataset& data,
+                    int64_t batch);
 
 // Levenshtein distance between two label sequences.
 int64_t edit_distance(const std::vector<int32_t>& a, const std::vector<int32_t>& b);

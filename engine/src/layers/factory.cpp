@@ -33,6 +33,7 @@ std::unique_ptr<Layer<T>> make_layer(const std::string& kind, const Attrs& attrs
   if (kind == "dropout") return std::make_unique<Dropout<T>>(a.get_double("p", 0.5));
   if (kind == "batchnorm")
     return std::make_unique<BatchNorm<T>>(a.get_double("momentum", 0.1), a.get_double("eps", 1e-5));
+  if (kind == "l2_normalize") return std::make_unique<L2Normalize<T>>(a.get_double("eps", 1e-12));
   if (kind == "flatten") return std::make_unique<Reshape<T>>();
   if (kind == "reshape") {
     Shape target;

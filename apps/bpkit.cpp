@@ -25,6 +25,7 @@
 #include "bpkit/config.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
+#include "bpkit/signature.h"
 #include "bpkit/speech.h"
 #include "bpkit/threading.h"
 #include "bpkit/train.h"
@@ -121,6 +122,9 @@ const char* kEvalUsage =
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
     "transcripts and the character error rate; speech models: the word error rate and the share\n"
     "of utterances recognized without error, decoded as speech_app decodes them).\n"
+    "A signature verifier takes a dataset directory instead of a manifest (WRITER/genuine/*.png,\n"
+    "WRITER/forgeries/*.png) and prints FRR and FAR at its threshold and the equal error rates\n"
+    "for skilled and random forgeries (the protocol of signature_app eval).\n"
     "\n"
     "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
     "                  per line) to the most probable word that is, when that costs at most\n"
@@ -279,6 +283,9 @@ int cmd_train(int argc, char** argv) {
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);
+  if (out.test_eer_skilled >= 0 || out.test_eer_random >= 0)
+    std::printf("test_eer_skilled %.4f test_eer_random %.4f\n", out.test_eer_skilled,
+                out.test_eer_random);
   return 0;
 }
 
@@ -299,7 +306,34 @@ int cmd_eval(int argc, char** argv) {
   auto o =
       parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost"}, pos, {"no-cache"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
+  if (std::filesystem::is_directory(pos[1])) {
+    // A verifier on a dataset directory of writers: the verification protocol.
+    bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"));
+    if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
+    int refs = 5;
+    for (const auto& kv : v.model().metadata())
+      if (kv.first == "references") refs = std::max(1, std::atoi(kv.second.c_str()));
+    bpkit::FeatureCache cache(v.model().config().cache_dir.empty()
+                                  ? bpkit::FeatureCache::default_dir()
+                                  : v.model().config().cache_dir);
+    const bpkit::VerificationTrials t = bpkit::evaluate_verifier(
+        v, bpkit::read_writer_dataset(pos[1]), refs,
+        (v.model().config().cache && !o.count("no-cache")) ? &cache : nullptr);
+    const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold());
+    std::printf(
+        "writers %lld references %d genuine_trials %lld skilled_trials %lld random_trials %lld "
+        "threshold %.4f frr %.4f far_skilled %.4f far_random %.4f eer_skilled %.4f "
+        "eer_random %.4f\n",
+        (long long)s.writers, refs, (long long)s.genuine_trials, (long long)s.skilled_trials,
+        (long long)s.random_trials, s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer,
+        s.random.eer);
+    return 0;
+  }
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  if (model.embeddings())
+    throw UsageError(pos[0] +
+                     " is a verifier: evaluate it on a dataset directory of writers "
+                     "(WRITER/genuine/*.png, WRITER/forgeries/*.png), not a manifest");
   use_dictionary(model, o);
   const auto entries = bpkit::read_manifest(pos[1]);
   bpkit::FeatureCache cache(model.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()

@@ -304,7 +304,23 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
 
   if (top.has("data")) {
     Section d(top.get("data"), f, "data",
-              {"train", "test", "validation_split", "classes", "labels", "alphabet"});
+              {"train", "test", "validation_split", "classes", "labels", "alphabet", "layout",
+               "tuples", "skilled_negatives", "mining", "references"});
+    c.layout = d.choice("layout", "manifest", {"manifest", "writers"});
+    if (c.layout == "writers") {
+      for (const char* k : {"labels", "alphabet", "classes"})
+        if (d.has(k))
+          d.fail(d.get(k), std::string("data.") + k +
+                               " is for manifests; data.layout: writers learns writers from the "
+                               "dataset directories");
+      c.tuples = d.integer("tuples", c.tuples, 1, 100000000);
+      c.skilled_negatives = d.number("skilled_negatives", c.skilled_negatives, 0, 1);
+      c.mining = int(d.integer("mining", c.mining, 1, 64));
+      c.references = int(d.integer("references", c.references, 1, 100));
+    } else {
+      for (const char* k : {"tuples", "skilled_negatives", "mining", "references"})
+        if (d.has(k)) d.fail(d.get(k), std::string("data.") + k + " is for data.layout: writers");
+    }
     c.labels = d.choice("labels", "class", {"class", "transcript"});
     c.labels_where = d.where("labels");
     c.alphabet = d.str("alphabet", "");
@@ -353,10 +369,37 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     if (c.layers.empty()) n.fail(n.get("layers"), "network.layers is empty");
   }
 
-  c.loss =
-      top.choice("loss", c.labels == "transcript" ? "ctc" : c.loss,
-                 {"softmax_cross_entropy", "cross_entropy", "mse", "bce", "bce_logits", "ctc"});
+  const std::vector<std::string> losses{"softmax_cross_entropy",
+                                        "cross_entropy",
+                                        "mse",
+                                        "bce",
+                                        "bce_logits",
+                                        "ctc",
+                                        "triplet",
+                                        "contrastive"};
+  const std::string default_loss = c.labels == "transcript" ? "ctc"
+                                   : c.layout == "writers"  ? "triplet"
+                                                            : c.loss;
+  if (top.has("loss") && top.get("loss").IsMap()) {
+    Section l(top.get("loss"), f, "loss", {"type", "margin"});
+    c.loss = l.choice("type", default_loss, losses);
+    if (l.has("margin")) {
+      if (c.loss != "triplet" && c.loss != "contrastive")
+        l.fail(l.get("margin"), "loss.margin is for the triplet and contrastive losses");
+      c.margin = l.number("margin", 0, 1e-6, 100);
+    }
+  } else {
+    c.loss = top.choice("loss", default_loss, losses);
+  }
   c.loss_where = top.where("loss");
+  const bool metric = c.loss == "triplet" || c.loss == "contrastive";
+  if (metric != (c.layout == "writers"))
+    top.fail(top.has("loss") ? top.get("loss") : root,
+             metric ? "loss: " + c.loss +
+                          " learns an embedding from pairs or triplets; set data.layout: writers "
+                          "(dataset directories of writers)"
+                    : "data.layout: writers trains a verifier: loss must be triplet or "
+                      "contrastive");
   if ((c.loss == "ctc") != (c.labels == "transcript"))
     top.fail(top.has("loss") ? top.get("loss") : root,
              c.loss == "ctc" ? "loss: ctc learns transcripts; set data.labels: transcript and "

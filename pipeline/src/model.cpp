@@ -465,7 +465,17 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
   };
   const std::string* labels = meta("labels");
   transcripts_ = labels && *labels == "transcript";
-  if (transcripts_) {
+  embeddings_ = labels && *labels == "writer";
+  if (embeddings_) {
+    const Shape& out = model_.net.output_shape();
+    if (out.size() != 1 || out[0] < 1)
+      throw FileError(mfile + ": an embedding model whose output " + to_string(out) +
+                      " is not a vector");
+    if (member_files(dir).size() > 1)
+      throw FileError(dir +
+                      ": ensemble members beside an embedding model (verifier); ensembles "
+                      "average class probabilities and take class models only");
+  } else if (transcripts_) {
     const std::string* alphabet = meta("alphabet");
     if (!alphabet || alphabet->empty())
       throw FileError(mfile + ": a transcript model without its alphabet");
@@ -481,7 +491,8 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
   }
   const Shape& out = model_.net.output_shape();
   const int64_t k = int64_t(classes_.size());
-  if (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1 : out != Shape{k}))
+  if (!embeddings_ &&
+      (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1 : out != Shape{k})))
     throw FileError(mfile + ": the model's class names (or alphabet) do not match its output " +
                     to_string(out));
   const std::vector<std::string> files = member_files(dir);
@@ -512,6 +523,10 @@ TrainedModel::Prediction TrainedModel::predict(const std::string& file) {
 
 std::vector<TrainedModel::Prediction> TrainedModel::predict(
     const std::vector<Tensor<float>>& feats) {
+  if (embeddings_)
+    throw ConfigError(dir_ +
+                      ": an embedding model (a verifier) compares scans with references; it has "
+                      "no classes to predict (use signature_app or bpkit eval)");
   std::vector<Prediction> out;
   const Shape& in = model_.net.input_shape();
   if (transcripts_ || (!in.empty() && in[0] == kDynamic)) {

@@ -879,4 +879,93 @@ void write_training_report(const std::string& dir, const ReportInput& in) {
   write_file_atomically(join_path(dir, "summary.txt"), summary);
 }
 
+// --- det.png ----------------------------------------------------------------------------------
+
+namespace {
+
+// The standard normal quantile (probit) by bisection on erfc: DET axes are normal deviates, so
+// two normal score distributions draw a straight line.
+double probit(double p) {
+  double lo = -9, hi = 9;
+  for (int i = 0; i < 80; ++i) {
+    const double mid = (lo + hi) / 2;
+    if (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+cv::Mat det_image(const std::string& title, const VerificationTrials& t, double threshold) {
+  const int W = kDetPngSize, H = kDetPngSize;
+  cv::Mat img(H, W, CV_8UC3, kWhite);
+  const cv::Rect box(110, 70, W - 150, H - 160);
+  // Error rates from 0.1% to 60% on both axes.
+  const double lo = probit(0.001), hi = probit(0.6);
+  auto px = [&](double rate) {
+    const double v = (probit(std::clamp(rate, 0.0005, 0.7)) - lo) / (hi - lo);
+    return box.x + int(std::lround(v * box.width));
+  };
+  auto py = [&](double rate) {
+    const double v = (probit(std::clamp(rate, 0.0005, 0.7)) - lo) / (hi - lo);
+    return box.y + box.height - int(std::lround(v * box.height));
+  };
+  text(img, ascii(title), W / 2, 30, 0.7, kInk, HAlign::kCenter, 2);
+  for (double tick : {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6}) {
+    char label[16];
+    std::snprintf(label, sizeof label, tick < 0.01 ? "%.1f" : "%.0f", 100 * tick);
+    cv::line(img, {px(tick), box.y}, {px(tick), box.y + box.height}, kGrid, 1);
+    cv::line(img, {box.x, py(tick)}, {box.x + box.width, py(tick)}, kGrid, 1);
+    text(img, label, px(tick), box.y + box.height + 18, 0.45, kMuted, HAlign::kCenter);
+    text(img, label, box.x - 8, py(tick), 0.45, kMuted, HAlign::kRight);
+  }
+  cv::rectangle(img, box, kMuted, 1);
+  // The equal-error diagonal.
+  dashed_line(img, {px(0.001), py(0.001)}, {px(0.6), py(0.6)}, kBestColor, 1);
+  text(img, "false acceptance rate (%)", box.x + box.width / 2, H - 50, 0.55, kInk,
+       HAlign::kCenter);
+  vertical_text(img, "false rejection rate (%)", 30, box.y + box.height / 2, 0.55, kInk,
+                HAlign::kCenter);
+  struct Series {
+    const std::vector<double>* impostor;
+    const char* name;
+    cv::Scalar color;
+  };
+  int legend_y = box.y + 20;
+  for (const Series& s : {Series{&t.skilled, "skilled forgeries", kValColor},
+                          Series{&t.random, "random forgeries", kTrainColor}}) {
+    if (s.impostor->empty() || t.genuine.empty()) continue;
+    const std::vector<DetPoint> det = det_curve(t.genuine, *s.impostor);
+    std::vector<cv::Point> pts;
+    for (const DetPoint& d : det) pts.emplace_back(px(d.far), py(d.frr));
+    cv::polylines(img, pts, false, s.color, 2, cv::LINE_AA);
+    const Eer e = equal_error_rate(t.genuine, *s.impostor);
+    const ErrorRates at = error_rates(t.genuine, *s.impostor, threshold);
+    cv::circle(img, {px(at.far), py(at.frr)}, 5, s.color, -1, cv::LINE_AA);
+    char label[160];
+    std::snprintf(label, sizeof label, "%s: EER %.2f%%; at the threshold FAR %.2f%%, FRR %.2f%%",
+                  s.name, 100 * e.eer, 100 * at.far, 100 * at.frr);
+    cv::line(img, {box.x + box.width - 470, legend_y}, {box.x + box.width - 440, legend_y}, s.color,
+             3);
+    text(img, label, box.x + box.width - 432, legend_y, 0.42, kInk);
+    legend_y += 22;
+  }
+  char counts[160];
+  std::snprintf(counts, sizeof counts,
+                "%lld writers; %zu genuine, %zu skilled and %zu random forgery trials; dots: the "
+                "model's threshold",
+                static_cast<long long>(t.writers), t.genuine.size(), t.skilled.size(),
+                t.random.size());
+  text(img, counts, W / 2, H - 20, 0.42, kMuted, HAlign::kCenter);
+  return img;
+}
+
+}  // namespace
+
+void write_det_png(const std::string& path, const std::string& title, const VerificationTrials& t,
+                   double threshold) {
+  write_file_atomically(path, png_bytes(det_image(title, t, threshold), path));
+}
+
 }  // namespace bpkit

@@ -27,10 +27,11 @@
 #include "bpkit/threading.h"
 #include "bpkit/trainer.h"
 #include "model_dir.h"
+#include "train_detail.h"
 
 namespace bpkit {
 using namespace model_dir;
-namespace {
+namespace train_detail {
 
 namespace fs = std::filesystem;
 
@@ -276,7 +277,9 @@ std::string now_utc() {
   return b;
 }
 
-}  // namespace
+}  // namespace train_detail
+using namespace train_detail;
+namespace fs = std::filesystem;
 
 TrainOutcome train_pipeline(const TrainRequest& r) {
   std::ostream* log = r.log;
@@ -288,6 +291,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     c.text += "\n# trained with 'bpkit train --seed " + std::to_string(r.seed) +
               "', which overrides training.seed above\n";
   }
+  if (c.layout == "writers") return train_verifier(r, std::move(c));
   if (c.train_manifest.empty())
     throw ConfigError(c.file +
                       ": data.train is missing: training needs a manifest of "

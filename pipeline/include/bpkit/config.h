@@ -60,12 +60,23 @@ struct PipelineConfig {
   std::string alphabet;
   std::string labels_where;
 
+  // data.layout "writers" (a verifier learned from tuples, metric.h): train and test name dataset
+  // directories, one subdirectory per writer holding genuine/ and forgeries/ (skilled forgeries)
+  // images; "manifest" (default): train and test are manifests.
+  std::string layout = "manifest";
+  int64_t tuples = 20000;          // data.tuples: pairs or triplets drawn per epoch
+  double skilled_negatives = 0.5;  // data.skilled_negatives: share of negatives that are skilled
+                                   // forgeries of the anchor's writer (the rest: other writers)
+  int mining = 4;      // data.mining: candidates per negative, the hardest kept (1: none)
+  int references = 5;  // data.references: references per writer when measuring EER
+
   // network
   std::vector<int64_t> input_shape;  // optional: checked against the features when given
   std::vector<LayerConfig> layers;
   std::string network_where;
   std::string loss = "softmax_cross_entropy";
   std::string loss_where;
+  double margin = 0;  // metric losses (loss: {type: triplet, margin: 0.2}); 0: the loss's default
 
   // optimizer
   std::string optimizer = "sgd";  // sgd | nesterov | adam | adamw | rprop

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bpkit/metrics.h"
+#include "bpkit/signature.h"
 #include "bpkit/trainer.h"
 
 namespace bpkit {
@@ -48,5 +49,12 @@ void write_training_report(const std::string& dir, const ReportInput& in);
 // The contents of metrics.json and summary.txt, for callers that print or send them elsewhere.
 std::string training_report_json(const ReportInput& in);
 std::string training_report_summary(const ReportInput& in);
+
+// The DET curves of a verifier (FRR against FAR on normal-deviate axes, 0.1% to 60%): one for
+// skilled and one for random forgeries, with their EERs and a dot where `threshold` puts each.
+// Written atomically as a kDetPngSize-pixel square PNG.
+constexpr int kDetPngSize = 900;
+void write_det_png(const std::string& path, const std::string& title, const VerificationTrials& t,
+                   double threshold);
 
 }  // namespace bpkit

@@ -41,6 +41,8 @@ struct TrainOutcome {
   double test_error_rate = -1;  // transcripts: character error rate on the test data
   int epochs_run = 0;
   int resumed_from = 0;  // epochs already done by the checkpoint (0: a fresh start)
+  // Verifiers (data.layout: writers) with a test dataset: equal error rates there (-1: none).
+  double test_eer_skilled = -1, test_eer_random = -1;
 };
 
 // Throws ConfigError (configuration), FileError/StageError (data), DivergenceError (training).
@@ -91,6 +93,9 @@ class TrainedModel {
   const std::vector<std::string>& classes() const { return classes_; }
   // True when the model reads transcripts (CTC over classes() as the alphabet).
   bool transcripts() const { return transcripts_; }
+  // True for an embedding model (a verifier trained on writers, data.layout: writers): the
+  // network maps features to a vector compared by distance; no classes (signature.h).
+  bool embeddings() const { return embeddings_; }
   Network<float>& network() { return model_.net; }
   // Networks in the directory: 1, or an ensemble's member count.
   size_t members() const { return 1 + more_.size(); }
@@ -109,6 +114,7 @@ class TrainedModel {
   std::vector<LoadedModel<float>> more_;  // an ensemble's members 2, 3, ...
   std::vector<std::string> classes_;
   bool transcripts_ = false;
+  bool embeddings_ = false;
   std::unique_ptr<LabelFsa> lexicon_;  // the dictionary in three spellings (null: none)
   std::unique_ptr<LabelFsa> grammar_;  // decoder.min_words..max_words symbols (null: none)
   CtcResult decode(const Tensor<float>& y);

@@ -1,0 +1,147 @@
+// Signature verification: writer datasets, the verification protocol, and the verifier that
+// `bpkit eval` and signature_app run (features → embedding → distance to the references →
+// decision).
+//
+// A verifier is an embedding model (TrainedModel::embeddings(), trained with data.layout:
+// writers): a query is compared with a writer's references by
+//   score = 1 − mean_r ‖q − r‖² / 2,
+// the mean cosine similarity of unit-length embeddings (l2_normalize): 1 for a query equal to its
+// references, lower the farther it is. A score at or above the threshold stored with the model
+// (calibrated at the equal error rate of skilled forgeries on the training writers) is "genuine".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpkit/features.h"
+#include "bpkit/metric.h"
+#include "bpkit/train.h"
+
+namespace bpkit {
+
+// A dataset directory: one subdirectory per writer, named by the writer's id, holding genuine/
+// (the writer's signatures) and, optionally, forgeries/ (skilled forgeries of them). Image files
+// only (by extension: png, jpg, jpeg, tif, tiff, bmp, pbm, pgm, ppm, pnm, webp); files are listed
+// in name order, writers in id order. Random forgeries are other writers' genuine signatures.
+struct WriterSamples {
+  std::string id;
+  std::vector<std::string> genuine, forgeries;
+};
+struct WriterDataset {
+  std::string dir;
+  std::vector<WriterSamples> writers;
+};
+// Throws FileError: not a directory, no writer in it, a writer directory without genuine/ or with
+// fewer than two genuine images.
+WriterDataset read_writer_dataset(const std::string& dir);
+
+// score = 1 − mean_r ‖q − r‖² / 2 over `refs` (each of `dim` values). Requires refs non-empty.
+double verification_score(const float* query, const std::vector<const float*>& refs, int64_t dim);
+
+// The trials of the verification protocol. For every writer, the first `references` genuine
+// signatures (in name order) are the references; each of the writer's other genuine signatures is
+// a genuine trial, each skilled forgery a skilled-forgery trial, and the last genuine signature of
+// up to `random_writers` other writers (the next ones in id order, wrapping around) a
+// random-forgery trial. Writers with no genuine signature beyond the references are skipped.
+// `embedding(file)` gives each file's embedding (`dim` values).
+struct VerificationTrials {
+  std::vector<double> genuine, skilled, random;
+  int64_t writers = 0;  // writers that gave trials
+};
+VerificationTrials verification_trials(
+    const WriterDataset& data, const std::function<const float*(const std::string&)>& embedding,
+    int64_t dim, int references, int random_writers = 50);
+
+// Error rates of a set of trials: EER for skilled and for random forgeries, and FAR/FRR at a
+// given threshold.
+struct VerificationSummary {
+  Eer skilled, random;
+  double threshold = 0;  // the one the rates below are at
+  double frr = 0, far_skilled = 0, far_random = 0;
+  int64_t genuine_trials = 0, skilled_trials = 0, random_trials = 0, writers = 0;
+};
+// The EERs need genuine trials and the kind of forgery (a kind with no trial gets NaN).
+VerificationSummary summarize_trials(const VerificationTrials& t, double threshold);
+
+class SignatureVerifier {
+ public:
+  // Loads an embedding model directory. Throws FileError/ConfigError (not a model directory, not
+  // an embedding model, no threshold stored).
+  explicit SignatureVerifier(const std::string& model_dir,
+                             const std::vector<std::string>& plugin_dirs = {});
+  ~SignatureVerifier();
+  SignatureVerifier(const SignatureVerifier&) = delete;
+  SignatureVerifier& operator=(const SignatureVerifier&) = delete;
+
+  // The embedding of one scan. Throws StageError naming the file and the stage (not an image, a
+  // blank page, no ink found) or FileError.
+  std::vector<float> embed(const std::string& file);
+  // Many scans (features on all threads, the network in batches), in order; `cache` (optional)
+  // keeps their features. Throws as embed() for the first file that fails.
+  std::vector<std::vector<float>> embed(const std::vector<std::string>& files,
+                                        const FeatureCache* cache = nullptr);
+
+  // Requires refs non-empty, every vector of dim() values (std::invalid_argument otherwise).
+  double score(const std::vector<float>& query,
+               const std::vector<std::vector<float>>& references) const;
+  double threshold() const { return threshold_; }
+  int64_t dim() const;
+  // A digest of the model file: enrollments made with another model are not comparable.
+  const std::string& model_id() const { return model_id_; }
+  const std::string& dir() const { return dir_; }
+  TrainedModel& model() { return *model_; }
+
+ private:
+  std::string dir_, model_id_;
+  std::unique_ptr<TrainedModel> model_;
+  double threshold_ = 0;
+};
+
+// The verification protocol (verification_trials) run by a verifier on a dataset directory:
+// every scan embedded (features on all threads; `cache` optional), then the trials. Throws as
+// SignatureVerifier::embed for the first scan that fails.
+VerificationTrials evaluate_verifier(SignatureVerifier& verifier, const WriterDataset& data,
+                                     int references, const FeatureCache* cache = nullptr,
+                                     int random_writers = 50);
+
+// Enrolled writers: a directory holding one file per writer, ID.json (format
+// "bpkit-signature-enrollment", version 1): the writer's id, the verifier's model_id() the
+// embeddings were made with, and each reference's file name, content digest and embedding.
+// Every write replaces the file atomically, so a crash mid-enrollment leaves the writer as it was.
+class EnrollmentDb {
+ public:
+  struct Reference {
+    std::string file;    // as given when enrolled
+    std::string digest;  // of the file's bytes: the same scan is not enrolled twice
+    std::vector<float> embedding;
+  };
+  struct Writer {
+    std::string id, model_id;
+    std::vector<Reference> references;
+  };
+  explicit EnrollmentDb(std::string dir) : dir_(std::move(dir)) {}
+  // Writer ids: 1-128 characters of letters, digits, '.', '_' and '-', not starting with '.'
+  // (ids name files). Throws std::invalid_argument saying so.
+  static void check_id(const std::string& id);
+  bool has(const std::string& id) const;
+  // Throws FileError: no such writer, or a file that is damaged or of another format or version.
+  Writer load(const std::string& id) const;
+  // Adds references to the writer (created with the directory when missing); references whose
+  // digest is already enrolled are left out. Returns how many were added. Throws FileError when
+  // the writer was enrolled with another model (its embeddings are not comparable) or the file
+  // cannot be written.
+  int add(const std::string& id, const std::string& model_id, const std::vector<Reference>& refs);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string path_of(const std::string& id) const;
+  std::string dir_;
+};
+
+// A digest of a file's bytes (FileError when it cannot be read).
+std::string file_digest(const std::string& path);
+
+}  // namespace bpkit

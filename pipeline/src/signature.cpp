@@ -1,0 +1,349 @@
+#include "bpkit/signature.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "bpkit/error.h"
+#include "bpkit/model_file.h"
+
+namespace bpkit {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  for (const char* e :
+       {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pbm", ".pgm", ".ppm", ".pnm", ".webp"})
+    if (ext == e) return true;
+  return false;
+}
+
+std::vector<std::string> images_in(const fs::path& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && is_image_name(e.path())) files.push_back(e.path().string());
+  if (ec) throw FileError(dir.string() + ": cannot list the directory: " + ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+WriterDataset read_writer_dataset(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw FileError(dir +
+                    ": not a dataset directory (expected one directory per writer, each "
+                    "with genuine/ and forgeries/ images)");
+  WriterDataset d;
+  d.dir = dir;
+  std::vector<fs::path> subdirs;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory(ec)) subdirs.push_back(e.path());
+  if (ec) throw FileError(dir + ": cannot list the directory: " + ec.message());
+  std::sort(subdirs.begin(), subdirs.end());
+  for (const fs::path& w : subdirs) {
+    if (!fs::is_directory(w / "genuine", ec)) {
+      // Other directories (a cache, notes) are not writers, but a writer without genuine/ is a
+      // layout mistake worth naming when it has forgeries/.
+      if (fs::is_directory(w / "forgeries", ec))
+        throw FileError(w.string() + ": a writer directory with forgeries/ but no genuine/");
+      continue;
+    }
+    WriterSamples s;
+    s.id = w.filename().string();
+    s.genuine = images_in(w / "genuine");
+    s.forgeries = images_in(w / "forgeries");
+    if (s.genuine.size() < 2)
+      throw FileError((w / "genuine").string() + ": " + std::to_string(s.genuine.size()) +
+                      " genuine image(s); a writer needs at least two (a reference and a query)");
+    d.writers.push_back(std::move(s));
+  }
+  if (d.writers.empty())
+    throw FileError(dir + ": no writer directories (WRITER/genuine/*.png) in it");
+  return d;
+}
+
+double verification_score(const float* q, const std::vector<const float*>& refs, int64_t dim) {
+  if (refs.empty()) throw std::invalid_argument("verification needs at least one reference");
+  double sum = 0;
+  for (const float* r : refs) {
+    double d2 = 0;
+    for (int64_t i = 0; i < dim; ++i) {
+      const double v = double(q[i]) - double(r[i]);
+      d2 += v * v;
+    }
+    sum += d2;
+  }
+  return 1 - sum / double(refs.size()) / 2;
+}
+
+VerificationTrials verification_trials(
+    const WriterDataset& data, const std::function<const float*(const std::string&)>& embedding,
+    int64_t dim, int references, int random_writers) {
+  VerificationTrials t;
+  const size_t n = data.writers.size();
+  for (size_t w = 0; w < n; ++w) {
+    const WriterSamples& s = data.writers[w];
+    if (s.genuine.size() <= size_t(references)) continue;
+    std::vector<const float*> refs;
+    for (int r = 0; r < references; ++r) refs.push_back(embedding(s.genuine[size_t(r)]));
+    for (size_t g = size_t(references); g < s.genuine.size(); ++g)
+      t.genuine.push_back(verification_score(embedding(s.genuine[g]), refs, dim));
+    for (const std::string& f : s.forgeries)
+      t.skilled.push_back(verification_score(embedding(f), refs, dim));
+    const size_t others = std::min(n - 1, size_t(std::max(random_writers, 0)));
+    for (size_t k = 1; k <= others; ++k)
+      t.random.push_back(
+          verification_score(embedding(data.writers[(w + k) % n].genuine.back()), refs, dim));
+    ++t.writers;
+  }
+  return t;
+}
+
+VerificationSummary summarize_trials(const VerificationTrials& t, double threshold) {
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  VerificationSummary s;
+  s.threshold = threshold;
+  s.writers = t.writers;
+  s.genuine_trials = int64_t(t.genuine.size());
+  s.skilled_trials = int64_t(t.skilled.size());
+  s.random_trials = int64_t(t.random.size());
+  s.skilled = s.random = Eer{kNaN, kNaN};
+  s.frr = s.far_skilled = s.far_random = kNaN;
+  if (t.genuine.empty()) return s;
+  int64_t rejected = 0;
+  for (double g : t.genuine) rejected += g < threshold;
+  s.frr = double(rejected) / double(t.genuine.size());
+  if (!t.skilled.empty()) {
+    s.skilled = equal_error_rate(t.genuine, t.skilled);
+    s.far_skilled = error_rates(t.genuine, t.skilled, threshold).far;
+  }
+  if (!t.random.empty()) {
+    s.random = equal_error_rate(t.genuine, t.random);
+    s.far_random = error_rates(t.genuine, t.random, threshold).far;
+  }
+  return s;
+}
+
+SignatureVerifier::SignatureVerifier(const std::string& model_dir,
+                                     const std::vector<std::string>& plugin_dirs)
+    : dir_(model_dir) {
+  model_ = std::make_unique<TrainedModel>(model_dir, plugin_dirs);
+  if (!model_->embeddings())
+    throw FileError(model_dir +
+                    ": not a signature verifier (its network classifies; a verifier is trained "
+                    "with data.layout: writers)");
+  bool found = false;
+  for (const auto& kv : model_->metadata())
+    if (kv.first == "threshold") {
+      char* end = nullptr;
+      threshold_ = std::strtod(kv.second.c_str(), &end);
+      found = !kv.second.empty() && *end == '\0' && std::isfinite(threshold_);
+    }
+  if (!found)
+    throw FileError(model_dir + "/" + kModelFile + ": the verifier has no decision threshold");
+  std::ifstream in((fs::path(model_dir) / kModelFile).string(), std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) throw FileError(model_dir + "/" + kModelFile + ": cannot read the model file");
+  model_id_ = FeatureCache::key(bytes.str(), "verifier").substr(0, 32);
+}
+
+SignatureVerifier::~SignatureVerifier() = default;
+
+int64_t SignatureVerifier::dim() const {
+  return model_->network().output_shape()[0];
+}
+
+std::vector<float> SignatureVerifier::embed(const std::string& file) {
+  Value v = model_->pipeline().run(file);
+  const Shape& in = model_->network().input_shape();
+  if (v.tensor.shape() != in)
+    throw StageError(file + ": features of shape " + to_string(v.tensor.shape()) +
+                         ", but the verifier takes " + to_string(in),
+                     file);
+  Shape s{1};
+  s.insert(s.end(), in.begin(), in.end());
+  Tensor<float> x(s);
+  std::copy(v.tensor.data(), v.tensor.data() + v.tensor.size(), x.data());
+  const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);
+  return std::vector<float>(y.data(), y.data() + y.size());
+}
+
+std::vector<std::vector<float>> SignatureVerifier::embed(const std::vector<std::string>& files,
+                                                         const FeatureCache* cache) {
+  std::vector<ManifestEntry> entries;
+  for (size_t i = 0; i < files.size(); ++i) entries.push_back({files[i], "", files[i]});
+  ExtractOptions eo;
+  eo.cache = cache;
+  const FeatureSet fs = extract_features(model_->pipeline(), entries, eo);
+  const Shape& in = model_->network().input_shape();
+  const int64_t per = shape_size(in), d = dim();
+  std::vector<std::vector<float>> out;
+  out.reserve(files.size());
+  Tensor<float> x;
+  for (size_t i0 = 0; i0 < fs.features.size(); i0 += 256) {
+    const size_t n = std::min<size_t>(256, fs.features.size() - i0);
+    Shape s{int64_t(n)};
+    s.insert(s.end(), in.begin(), in.end());
+    x.resize(s);
+    for (size_t i = 0; i < n; ++i) {
+      const Tensor<float>& f = fs.features[i0 + i];
+      if (f.shape() != in)
+        throw StageError(files[i0 + i] + ": features of shape " + to_string(f.shape()) +
+                             ", but the verifier takes " + to_string(in),
+                         files[i0 + i]);
+      std::copy(f.data(), f.data() + per, x.data() + int64_t(i) * per);
+    }
+    const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);
+    for (size_t i = 0; i < n; ++i)
+      out.emplace_back(y.data() + int64_t(i) * d, y.data() + int64_t(i + 1) * d);
+  }
+  return out;
+}
+
+double SignatureVerifier::score(const std::vector<float>& query,
+                                const std::vector<std::vector<float>>& references) const {
+  const int64_t d = dim();
+  if (int64_t(query.size()) != d)
+    throw std::invalid_argument("a query embedding of " + std::to_string(query.size()) +
+                                " values; the verifier's have " + std::to_string(d));
+  std::vector<const float*> refs;
+  for (const auto& r : references) {
+    if (int64_t(r.size()) != d)
+      throw std::invalid_argument("a reference embedding of " + std::to_string(r.size()) +
+                                  " values; the verifier's have " + std::to_string(d));
+    refs.push_back(r.data());
+  }
+  return verification_score(query.data(), refs, d);
+}
+
+VerificationTrials evaluate_verifier(SignatureVerifier& v, const WriterDataset& data,
+                                     int references, const FeatureCache* cache,
+                                     int random_writers) {
+  std::vector<std::string> files;
+  for (const WriterSamples& w : data.writers) {
+    files.insert(files.end(), w.genuine.begin(), w.genuine.end());
+    files.insert(files.end(), w.forgeries.begin(), w.forgeries.end());
+  }
+  const std::vector<std::vector<float>> emb = v.embed(files, cache);
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < files.size(); ++i) index[files[i]] = i;
+  return verification_trials(
+      data, [&](const std::string& f) { return emb[index.at(f)].data(); }, v.dim(), references,
+      random_writers);
+}
+
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) throw FileError(path + ": cannot read the file");
+  return FeatureCache::key(bytes.str(), "file");
+}
+
+void EnrollmentDb::check_id(const std::string& id) {
+  bool ok = !id.empty() && id.size() <= 128 && id[0] != '.';
+  for (char ch : id)
+    ok =
+        ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-');
+  if (!ok)
+    throw std::invalid_argument("writer id '" + id +
+                                "': use 1-128 letters, digits, '.', '_' or '-', not starting "
+                                "with '.'");
+}
+
+std::string EnrollmentDb::path_of(const std::string& id) const {
+  check_id(id);
+  return (fs::path(dir_) / (id + ".json")).string();
+}
+
+bool EnrollmentDb::has(const std::string& id) const {
+  std::error_code ec;
+  return fs::exists(path_of(id), ec);
+}
+
+EnrollmentDb::Writer EnrollmentDb::load(const std::string& id) const {
+  const std::string path = path_of(id);
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw FileError(path + ": writer '" + id + "' is not enrolled in " + dir_ +
+                    " (signature_app enroll --db " + dir_ + " --writer " + id + " REF.png...)");
+  Writer w;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    if (j.value("format", "") != "bpkit-signature-enrollment")
+      throw FileError(path + ": not a bpkit signature enrollment");
+    if (j.value("version", 0) != 1)
+      throw FileError(path + ": enrollment format version " + j.at("version").dump() +
+                      "; this program reads version 1");
+    w.id = j.at("writer").get<std::string>();
+    w.model_id = j.at("model").get<std::string>();
+    for (const auto& r : j.at("references")) {
+      Reference ref;
+      ref.file = r.at("file").get<std::string>();
+      ref.digest = r.at("digest").get<std::string>();
+      ref.embedding = r.at("embedding").get<std::vector<float>>();
+      if (ref.embedding.empty()) throw FileError(path + ": a reference without its embedding");
+      w.references.push_back(std::move(ref));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw FileError(path + ": damaged enrollment file: " + e.what());
+  }
+  if (w.id != id) throw FileError(path + ": holds writer '" + w.id + "', not '" + id + "'");
+  if (w.references.empty()) throw FileError(path + ": no references");
+  return w;
+}
+
+int EnrollmentDb::add(const std::string& id, const std::string& model_id,
+                      const std::vector<Reference>& refs) {
+  const std::string path = path_of(id);
+  Writer w;
+  if (has(id)) {
+    w = load(id);
+    if (w.model_id != model_id)
+      throw FileError(path + ": writer '" + id + "' was enrolled with another verifier model (" +
+                      w.model_id + ", this one is " + model_id +
+                      "); its references are not comparable: enroll the writer in a new "
+                      "database, or remove " +
+                      path + " and enroll again");
+  } else {
+    w.id = id;
+    w.model_id = model_id;
+  }
+  int added = 0;
+  for (const Reference& r : refs) {
+    bool seen = false;
+    for (const Reference& old : w.references) seen = seen || old.digest == r.digest;
+    if (seen) continue;
+    w.references.push_back(r);
+    ++added;
+  }
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw FileError(dir_ + ": cannot create the enrollment directory: " + ec.message());
+  nlohmann::ordered_json j;
+  j["format"] = "bpkit-signature-enrollment";
+  j["version"] = 1;
+  j["writer"] = w.id;
+  j["model"] = w.model_id;
+  j["references"] = nlohmann::ordered_json::array();
+  for (const Reference& r : w.references)
+    j["references"].push_back({{"file", r.file}, {"digest", r.digest}, {"embedding", r.embedding}});
+  write_file_atomically(path, j.dump(1) + "\n");
+  return added;
+}
+
+}  // namespace bpkit

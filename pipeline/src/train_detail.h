@@ -1,0 +1,37 @@
+// What the training drivers share (internal to the pipeline library): building the configured
+// network and optimizer, checkpoints, and formatting. train.cpp trains classifiers and transcript
+// models; verifier_train.cpp trains embedding models (verifiers) on writers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "bpkit/config.h"
+#include "bpkit/model_file.h"
+#include "bpkit/network.h"
+#include "bpkit/optimizer.h"
+#include "bpkit/train.h"
+#include "bpkit/trainer.h"
+
+namespace bpkit::train_detail {
+
+// One configured layer; every problem becomes a ConfigError at the layer (or attribute).
+std::unique_ptr<Layer<float>> make_configured_layer(const LayerConfig& l);
+// Builds the configured layers on `net`.
+void build_network(const PipelineConfig& c, Network<float>& net);
+std::unique_ptr<Optimizer<float>> make_optimizer(const PipelineConfig& c, Network<float>& net);
+// A digest of the pipeline file's text: a checkpoint is resumed only by the same configuration.
+std::string config_hash(const PipelineConfig& c);
+// The checkpoint (network, optimizer state, best weights, trainer progress), written atomically.
+void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
+                     const TrainProgress& p, const std::string& hash);
+TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
+                              const std::string& hash);
+std::string num(double v);          // %.17g
+std::string fmt_seconds(double s);  // "12.3s"
+std::string now_utc();              // ISO 8601
+
+// Embedding models (data.layout: writers), in verifier_train.cpp.
+TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c);
+
+}  // namespace bpkit::train_detail

@@ -1,0 +1,431 @@
+// Training a writer-independent verifier (data.layout: writers): an embedding network learned from
+// pairs or triplets of the training writers' scans, drawn anew every epoch with hard negatives
+// mined among the anchor writer's skilled forgeries and other writers' signatures; then the
+// decision threshold calibrated on the training writers and the error rates measured on the
+// validation writers and the test dataset.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <ostream>
+#include <unordered_map>
+
+#include "bpkit/error.h"
+#include "bpkit/features.h"
+#include "bpkit/metric.h"
+#include "bpkit/report.h"
+#include "bpkit/signature.h"
+#include "bpkit/threading.h"
+#include "model_dir.h"
+#include "train_detail.h"
+
+namespace bpkit::train_detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every file of a set of writers with its place: sample index → (writer, genuine or forgery).
+struct Samples {
+  std::vector<ManifestEntry> entries;
+  // Per writer (index into the dataset's writers): its genuine and forgery sample indices.
+  std::vector<std::vector<int64_t>> genuine, forgeries;
+};
+
+Samples list_samples(const WriterDataset& d, const std::vector<size_t>& writers) {
+  Samples s;
+  s.genuine.resize(d.writers.size());
+  s.forgeries.resize(d.writers.size());
+  for (size_t w : writers) {
+    const WriterSamples& ws = d.writers[w];
+    for (const std::string& f : ws.genuine) {
+      s.genuine[w].push_back(int64_t(s.entries.size()));
+      s.entries.push_back({f, ws.id, f});
+    }
+    for (const std::string& f : ws.forgeries) {
+      s.forgeries[w].push_back(int64_t(s.entries.size()));
+      s.entries.push_back({f, ws.id + " (forgery)", f});
+    }
+  }
+  return s;
+}
+
+// Embeddings of every row of x [N, ...] in inference mode, [N, D].
+Tensor<float> embed_all(Network<float>& net, const Tensor<float>& x) {
+  const int64_t n = x.rows(), per = x.size() / std::max<int64_t>(n, 1);
+  const int64_t d = shape_size(net.output_shape());
+  Tensor<float> e({n, d}), chunk;
+  for (int64_t i = 0; i < n; i += 256) {
+    const int64_t b = std::min<int64_t>(256, n - i);
+    Shape s = x.shape();
+    s[0] = b;
+    chunk.resize(s);
+    std::copy(x.data() + i * per, x.data() + (i + b) * per, chunk.data());
+    const Tensor<float>& y = net.forward(chunk, Mode::kInfer);
+    std::copy(y.data(), y.data() + b * d, e.data() + i * d);
+  }
+  return e;
+}
+
+double sq_dist(const Tensor<float>& e, int64_t a, int64_t b) {
+  const int64_t d = e.cols();
+  double s = 0;
+  for (int64_t i = 0; i < d; ++i) {
+    const double v = double(e[a * d + i]) - double(e[b * d + i]);
+    s += v * v;
+  }
+  return s;
+}
+
+// Draws tuples from `writers` (indices with at least two genuine samples). Each tuple: a writer,
+// an anchor and a positive among its genuine samples, and (triplets; half of the pairs) a
+// negative: with probability `skilled` one of the writer's skilled forgeries, else a genuine
+// signature of another writer. With embeddings, `mining` candidates are drawn for each negative
+// and the semi-hard one kept (FaceNet): the nearest to the anchor that is still farther than the
+// positive, or, when every candidate is nearer, the farthest of them.
+struct TupleDrawer {
+  const Samples& s;
+  std::vector<size_t> writers;
+  double skilled;
+  int mining;
+  int arity;
+
+  int64_t negative(size_t w, Rng& rng) const {
+    if (!s.forgeries[w].empty() && rng.uniform() < skilled)
+      return s.forgeries[w][rng.below(s.forgeries[w].size())];
+    size_t o = writers[rng.below(writers.size() - 1)];
+    if (o == w) o = writers.back();
+    return s.genuine[o][rng.below(s.genuine[o].size())];
+  }
+
+  void draw(int64_t count, Rng& rng, const Tensor<float>* emb, std::vector<int64_t>& tuples,
+            std::vector<int32_t>& labels) const {
+    tuples.clear();
+    labels.clear();
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t w = writers[rng.below(writers.size())];
+      const auto& g = s.genuine[w];
+      const int64_t a = g[rng.below(g.size())];
+      int64_t p = g[rng.below(g.size() - 1)];
+      if (p == a) p = g.back();
+      const bool same_pair = arity == 2 && rng.uniform() < 0.5;
+      if (same_pair) {
+        tuples.insert(tuples.end(), {a, p});
+        labels.push_back(1);
+        continue;
+      }
+      int64_t n = negative(w, rng);
+      if (emb && mining > 1) {
+        const double dp = sq_dist(*emb, a, p);
+        double best = sq_dist(*emb, a, n);
+        bool semi = best > dp;
+        for (int m = 1; m < mining; ++m) {
+          const int64_t c = negative(w, rng);
+          const double dc = sq_dist(*emb, a, c);
+          const bool c_semi = dc > dp;
+          // Semi-hard beats hard; among semi-hard the nearest, among hard the farthest.
+          if ((c_semi && (!semi || dc < best)) || (!c_semi && !semi && dc > best)) {
+            n = c;
+            best = dc;
+            semi = c_semi;
+          }
+        }
+      }
+      if (arity == 3) {
+        tuples.insert(tuples.end(), {a, p, n});
+      } else {
+        tuples.insert(tuples.end(), {a, n});
+        labels.push_back(0);
+      }
+    }
+  }
+};
+
+// Stacks fixed-shape features into x [N, ...]. Throws ShapeError naming the first file of
+// another shape.
+Tensor<float> stack(const FeatureSet& set) {
+  const Shape& first = set.features.at(0).shape();
+  Shape s{int64_t(set.features.size())};
+  s.insert(s.end(), first.begin(), first.end());
+  Tensor<float> x(s);
+  const int64_t per = shape_size(first);
+  for (size_t i = 0; i < set.features.size(); ++i) {
+    if (set.features[i].shape() != first)
+      throw ShapeError(set.entries[i].path + ": features of shape " +
+                       to_string(set.features[i].shape()) + ", but " + set.entries[0].path +
+                       " gave " + to_string(first) +
+                       " (a verifier's stages must make one fixed shape)");
+    std::copy(set.features[i].data(), set.features[i].data() + per, x.data() + int64_t(i) * per);
+  }
+  return x;
+}
+
+std::string pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
+  return b;
+}
+
+void log_summary(std::ostream* log, const char* what, const VerificationSummary& s) {
+  if (!log) return;
+  *log << what << ": " << s.writers << " writers, EER skilled " << pct(s.skilled.eer) << " random "
+       << pct(s.random.eer) << "; at the threshold " << num(s.threshold).substr(0, 8) << ": FRR "
+       << pct(s.frr) << ", FAR skilled " << pct(s.far_skilled) << ", random " << pct(s.far_random)
+       << "\n";
+}
+
+void add_summary_facts(std::vector<std::pair<std::string, std::string>>& facts,
+                       const std::string& prefix, const VerificationSummary& s) {
+  facts.emplace_back(prefix + "eer_skilled", num(s.skilled.eer));
+  facts.emplace_back(prefix + "eer_random", num(s.random.eer));
+  facts.emplace_back(prefix + "frr", num(s.frr));
+  facts.emplace_back(prefix + "far_skilled", num(s.far_skilled));
+  facts.emplace_back(prefix + "far_random", num(s.far_random));
+}
+
+}  // namespace
+
+TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
+  std::ostream* log = r.log;
+  if (c.train_manifest.empty())
+    throw ConfigError(c.file +
+                      ": data.train is missing: a verifier learns from a dataset directory of "
+                      "writers (WRITER/genuine/*.png, WRITER/forgeries/*.png)");
+  PluginRegistry registry;
+  load_plugins(registry, c.plugin_path, r.plugin_dirs);
+  Pipeline pipeline(c, registry);
+  if (c.input_shape.empty())
+    for (const LayerConfig& l : c.layers) make_configured_layer(l);
+  else {
+    Network<float> probe(Shape(c.input_shape), 0);
+    build_network(c, probe);
+  }
+  if (r.threads > 0)
+    set_num_threads(r.threads);
+  else if (c.threads > 0)
+    set_num_threads(c.threads);
+  const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  const std::string ckpt = (fs::path(out) / kCheckpointFile).string();
+  if (r.resume && !fs::exists(ckpt))
+    throw FileError(out + ": no " + kCheckpointFile +
+                    " to resume from (a run writes one after each epoch); train without --resume "
+                    "to start");
+  if (!c.init.empty())
+    throw ConfigError(c.init_where + ": training.init is not supported for verifiers yet");
+
+  const WriterDataset train_data = read_writer_dataset(c.train_manifest);
+  WriterDataset test_data;
+  if (!c.test_manifest.empty()) test_data = read_writer_dataset(c.test_manifest);
+  // Validation writers: the last fraction of a seeded permutation of the training writers.
+  std::vector<size_t> order(train_data.writers.size());
+  std::iota(order.begin(), order.end(), 0);
+  {
+    Rng rng(c.seed ^ 0x77726974657273ULL);
+    for (size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+  }
+  const size_t n_val = size_t(double(order.size()) * c.validation_split);
+  std::vector<size_t> train_w(order.begin(), order.end() - long(n_val)),
+      val_w(order.end() - long(n_val), order.end());
+  std::sort(train_w.begin(), train_w.end());
+  std::sort(val_w.begin(), val_w.end());
+  if (train_w.size() < 2)
+    throw FileError(c.train_manifest + ": " + std::to_string(train_w.size()) +
+                    " training writer(s) after the validation split; tuples need at least two");
+
+  FeatureCache cache(c.cache_dir.empty() ? FeatureCache::default_dir() : c.cache_dir);
+  ExtractOptions eo;
+  eo.cache = (c.cache && r.use_cache) ? &cache : nullptr;
+  eo.skip_errors = false;  // a writer's sample indices must stay in step with the files
+  eo.log = log;
+  std::vector<size_t> all_w(train_data.writers.size());
+  std::iota(all_w.begin(), all_w.end(), 0);
+  const Samples samples = list_samples(train_data, all_w);
+  // Fit stages learn from the training writers' genuine signatures.
+  std::vector<std::pair<size_t, std::string>> fitted;
+  for (size_t k : pipeline.fit_stages()) {
+    std::vector<std::string> files;
+    for (size_t w : train_w)
+      for (int64_t i : samples.genuine[w]) files.push_back(samples.entries[size_t(i)].path);
+    fitted.emplace_back(k, pipeline.fit(k, files, nullptr));
+  }
+  const FeatureSet set = extract_features(pipeline, samples.entries, eo);
+  if (log)
+    *log << "features: " << set.features.size() << " scans of " << train_data.writers.size()
+         << " writers (" << set.cache_hits << " from the cache, " << set.computed
+         << " computed) in " << fmt_seconds(set.seconds) << "\n"
+         << std::flush;
+  TupleDataset tuples;
+  tuples.x = stack(set);
+  Shape input(tuples.x.shape().begin() + 1, tuples.x.shape().end());
+  if (!c.input_shape.empty() && Shape(c.input_shape) != input)
+    throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
+                      " but the stages produce features of shape " + to_string(input));
+  Network<float> net(input, c.seed);
+  build_network(c, net);
+  if (net.output_shape().size() != 1)
+    throw ConfigError(c.layers.back().where + ": a verifier's network ends in an embedding " +
+                      "vector, but this one ends with shape " + to_string(net.output_shape()) +
+                      " (end with dense and l2_normalize)");
+  std::unique_ptr<MetricLoss<float>> loss =
+      c.margin > 0 ? make_metric_loss<float>(c.loss, c.margin)
+                   : make_metric_loss<float>(c.loss, c.loss == "triplet" ? 0.2 : 1.0);
+  tuples.arity = loss->arity();
+  std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
+
+  const TupleDrawer drawer{samples, train_w, c.skilled_negatives, c.mining, tuples.arity};
+  TupleDataset val;
+  if (val_w.size() >= 2) {
+    val.x = tuples.x;
+    val.arity = tuples.arity;
+    const TupleDrawer vd{samples, val_w, c.skilled_negatives, 1, tuples.arity};
+    Rng rng(c.seed ^ 0x76616c7475706c65ULL);
+    vd.draw(std::max<int64_t>(500, int64_t(val_w.size()) * 40), rng, nullptr, val.tuples,
+            val.labels);
+  }
+
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw FileError(out + ": cannot create the output directory: " + ec.message());
+  const std::string hash = config_hash(c);
+  TrainOutcome outcome;
+  outcome.model_dir = out;
+  TrainProgress resumed;
+  TrainOptions o;
+  if (r.resume) {
+    resumed = load_checkpoint(ckpt, net, *opt, hash);
+    outcome.resumed_from = resumed.epochs_done;
+    o.resume = &resumed;
+    if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
+  }
+  o.epochs = c.epochs;
+  o.batch = c.batch;
+  o.seed = c.seed;
+  o.patience = c.patience;
+  o.schedule = c.schedule;
+  o.schedule.total_epochs = c.epochs;
+  o.clip_norm = c.clip_norm;
+  o.progress = log;
+  o.progress_is_terminal = r.terminal;
+  if (c.checkpoints)
+    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
+  // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
+  // same ones.
+  o.draw_tuples = [&](int epoch, TupleDataset& d) {
+    Rng rng(c.seed * 0x9e3779b97f4a7c15ULL ^ 0x7475706c6573ULL ^ uint64_t(epoch + 1) << 32);
+    Tensor<float> emb;
+    if (c.mining > 1) emb = embed_all(net, d.x);
+    drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  const TrainResult result = fit(net, *loss, *opt, tuples, val.size() ? &val : nullptr, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  outcome.epochs_run = int(result.history.size());
+
+  // Calibration: the threshold at the equal error rate of skilled forgeries on the training
+  // writers (of random forgeries when they have no skilled ones).
+  const Tensor<float> emb = embed_all(net, tuples.x);
+  const int64_t dim = emb.cols();
+  std::unordered_map<std::string, int64_t> row_of;
+  for (size_t i = 0; i < samples.entries.size(); ++i) row_of[samples.entries[i].path] = int64_t(i);
+  auto subset = [&](const std::vector<size_t>& ws) {
+    WriterDataset d;
+    d.dir = train_data.dir;
+    for (size_t w : ws) d.writers.push_back(train_data.writers[w]);
+    return d;
+  };
+  auto lookup = [&](const std::string& f) { return emb.data() + row_of.at(f) * dim; };
+  const VerificationTrials train_trials =
+      verification_trials(subset(train_w), lookup, dim, c.references);
+  if (train_trials.genuine.empty())
+    throw FileError(c.train_manifest + ": no training writer has more than data.references (" +
+                    std::to_string(c.references) +
+                    ") genuine signatures: nothing to calibrate the threshold on");
+  const double threshold =
+      !train_trials.skilled.empty()
+          ? equal_error_rate(train_trials.genuine, train_trials.skilled).threshold
+      : !train_trials.random.empty()
+          ? equal_error_rate(train_trials.genuine, train_trials.random).threshold
+          : 0.5;
+  const VerificationSummary on_train = summarize_trials(train_trials, threshold);
+  log_summary(log, "training writers", on_train);
+  VerificationSummary on_val;
+  if (!val_w.empty()) {
+    on_val =
+        summarize_trials(verification_trials(subset(val_w), lookup, dim, c.references), threshold);
+    log_summary(log, "validation writers", on_val);
+  }
+
+  Metadata meta{{"name", c.name},
+                {"labels", "writer"},
+                {"trained", now_utc()},
+                {"epochs", std::to_string(result.history.size())},
+                {"train_writers", std::to_string(train_w.size())},
+                {"validation_writers", std::to_string(val_w.size())},
+                {"threshold", num(threshold)},
+                {"references", std::to_string(c.references)},
+                {"train_eer_skilled", num(on_train.skilled.eer)},
+                {"train_eer_random", num(on_train.random.eer)}};
+  {
+    std::error_code rel_ec;
+    const fs::path rel = fs::relative(fs::absolute(c.dir), fs::absolute(out), rel_ec);
+    if (!rel_ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
+  }
+  VerificationTrials test_trials;
+  VerificationSummary on_test;
+  const bool has_test = !test_data.writers.empty();
+  if (has_test) {
+    std::vector<size_t> tw(test_data.writers.size());
+    std::iota(tw.begin(), tw.end(), 0);
+    const Samples ts = list_samples(test_data, tw);
+    const FeatureSet tset = extract_features(pipeline, ts.entries, eo);
+    const Tensor<float> temb = embed_all(net, stack(tset));
+    std::unordered_map<std::string, int64_t> trow;
+    for (size_t i = 0; i < ts.entries.size(); ++i) trow[ts.entries[i].path] = int64_t(i);
+    test_trials = verification_trials(
+        test_data, [&](const std::string& f) { return temb.data() + trow.at(f) * dim; }, dim,
+        c.references);
+    on_test = summarize_trials(test_trials, threshold);
+    log_summary(log, "test writers", on_test);
+    meta.emplace_back("test_eer_skilled", num(on_test.skilled.eer));
+    meta.emplace_back("test_eer_random", num(on_test.random.eer));
+    outcome.test_eer_skilled = on_test.skilled.eer;
+    outcome.test_eer_random = on_test.random.eer;
+  }
+  save_model(net, (fs::path(out) / kModelFile).string(), meta);
+  write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
+  if (!fitted.empty())
+    model_dir::write_fit_states((fs::path(out) / kFittedFile).string(), pipeline, fitted);
+  else
+    fs::remove(fs::path(out) / kFittedFile, ec);
+
+  ReportInput rep;
+  rep.title = c.name;
+  rep.result = result;
+  rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
+               {"loss", loss->kind()},
+               {"margin", num(loss->margin())},
+               {"train_writers", std::to_string(train_w.size())},
+               {"validation_writers", std::to_string(val_w.size())},
+               {"train_scans", std::to_string(set.features.size())},
+               {"tuples_per_epoch", std::to_string(c.tuples)},
+               {"parameters", std::to_string(net.param_count())},
+               {"training_seconds", num(secs)},
+               {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
+               {"threshold", num(threshold)},
+               {"references", std::to_string(c.references)}};
+  add_summary_facts(rep.facts, "train_", on_train);
+  if (!val_w.empty()) add_summary_facts(rep.facts, "validation_", on_val);
+  if (has_test) {
+    rep.facts.emplace_back("test_writers", std::to_string(on_test.writers));
+    add_summary_facts(rep.facts, "test_", on_test);
+  }
+  write_training_report(out, rep);
+  // The DET curves of the test writers (else the validation or training writers).
+  const VerificationTrials& shown = has_test ? test_trials : train_trials;
+  write_det_png((fs::path(out) / "det.png").string(),
+                c.name + (has_test ? ": test writers" : ": training writers"), shown, threshold);
+  fs::remove(ckpt, ec);
+  return outcome;
+}
+
+}  // namespace bpkit::train_detail

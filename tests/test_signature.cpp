@@ -1,0 +1,243 @@
+// Signature verification in the library: writer datasets, the verification protocol, enrollment
+// files, and a verifier trained end to end by bpkit's training driver (data.layout: writers) on
+// drawn "signatures", then run by SignatureVerifier.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "bpkit/config.h"
+#include "bpkit/error.h"
+#include "bpkit/random.h"
+#include "bpkit/signature.h"
+#include "bpkit/train.h"
+#include "temp_dir.h"
+
+using bpkit_test::TempDir;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+void touch(const std::string& path) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << "x";
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("writer datasets: layout, order and mistakes", "[signature]") {
+  TempDir t("writers");
+  touch(t.file("w2/genuine/b.png"));
+  touch(t.file("w2/genuine/a.jpg"));
+  touch(t.file("w2/genuine/notes.txt"));  // not an image
+  touch(t.file("w1/genuine/1.png"));
+  touch(t.file("w1/genuine/2.png"));
+  touch(t.file("w1/forgeries/f.png"));
+  fs::create_directories(t.file("cache"));  // not a writer
+  const bpkit::WriterDataset d = bpkit::read_writer_dataset(t.path());
+  REQUIRE(d.writers.size() == 2);
+  CHECK(d.writers[0].id == "w1");
+  CHECK(d.writers[0].forgeries.size() == 1);
+  CHECK(d.writers[1].id == "w2");
+  REQUIRE(d.writers[1].genuine.size() == 2);
+  CHECK(fs::path(d.writers[1].genuine[0]).filename() == "a.jpg");
+  CHECK(d.writers[1].forgeries.empty());
+
+  touch(t.file("w3/genuine/only.png"));
+  CHECK_THAT(error_of([&] { bpkit::read_writer_dataset(t.path()); }), Contains("at least two"));
+  TempDir e("writers-empty");
+  CHECK_THAT(error_of([&] { bpkit::read_writer_dataset(e.path()); }),
+             Contains("no writer directories"));
+  CHECK_THAT(error_of([&] { bpkit::read_writer_dataset(e.file("missing")); }),
+             Contains("not a dataset directory"));
+  touch(e.file("w9/forgeries/f.png"));
+  CHECK_THAT(error_of([&] { bpkit::read_writer_dataset(e.path()); }), Contains("no genuine/"));
+}
+
+TEST_CASE("the verification protocol: references, trials and scores", "[signature]") {
+  // Two writers in two dimensions: writer a's genuine signatures at (1, 0), its forgery at (0, 1);
+  // writer b's at (0, 1) too (so b's genuine is a perfect random forgery of a... at score 0).
+  bpkit::WriterDataset d;
+  d.writers = {{"a", {"a1", "a2", "a3"}, {"af"}}, {"b", {"b1", "b2", "b3"}, {}}};
+  const std::map<std::string, std::vector<float>> emb{
+      {"a1", {1, 0}}, {"a2", {1, 0}}, {"a3", {0.6f, 0.8f}}, {"af", {0, 1}},
+      {"b1", {0, 1}}, {"b2", {0, 1}}, {"b3", {0, 1}}};
+  const bpkit::VerificationTrials t = bpkit::verification_trials(
+      d, [&](const std::string& f) { return emb.at(f).data(); }, 2, 2);
+  CHECK(t.writers == 2);
+  // a: refs a1, a2; genuine a3 (score 1 − 0.8/2 = 0.6), skilled af (0), random b3 (0).
+  // b: refs b1, b2; genuine b3 (1), random a3 (1 − (0.36 + 0.04)/2 = 0.8).
+  REQUIRE(t.genuine.size() == 2);
+  CHECK(t.genuine[0] == Approx(0.6));
+  CHECK(t.genuine[1] == Approx(1.0));
+  REQUIRE(t.skilled.size() == 1);
+  CHECK(t.skilled[0] == Approx(0.0));
+  REQUIRE(t.random.size() == 2);
+  CHECK(t.random[0] == Approx(0.0));
+  CHECK(t.random[1] == Approx(0.8));
+  const bpkit::VerificationSummary s = bpkit::summarize_trials(t, 0.7);
+  CHECK(s.frr == Approx(0.5));  // a3 at 0.6 is rejected
+  CHECK(s.far_skilled == 0);
+  CHECK(s.far_random == Approx(0.5));  // a3 against b's references is accepted
+  CHECK(s.skilled.eer == 0);
+  // Three references leave writer a no genuine query: it gives no trial at all.
+  CHECK(bpkit::verification_trials(
+            d, [&](const std::string& f) { return emb.at(f).data(); }, 2, 3)
+            .writers == 0);
+}
+
+TEST_CASE("enrollment files: add, skip repeats, refuse another model, bad ids", "[signature]") {
+  TempDir t("enroll");
+  bpkit::EnrollmentDb db(t.file("db"));
+  CHECK_FALSE(db.has("alice"));
+  CHECK(db.add("alice", "m1", {{"a.png", "d1", {1, 0}}, {"b.png", "d2", {0, 1}}}) == 2);
+  CHECK(db.add("alice", "m1", {{"b-again.png", "d2", {0, 1}}, {"c.png", "d3", {1, 1}}}) == 1);
+  const bpkit::EnrollmentDb::Writer w = db.load("alice");
+  CHECK(w.model_id == "m1");
+  REQUIRE(w.references.size() == 3);
+  CHECK(w.references[2].file == "c.png");
+  CHECK(w.references[1].embedding == std::vector<float>{0, 1});
+  CHECK_THAT(error_of([&] {
+               db.add("alice", "m2", {{"d.png", "d4", {1, 0}}});
+             }),
+             Contains("another verifier model"));
+  CHECK(db.load("alice").references.size() == 3);  // unchanged by the refused add
+  CHECK_THAT(error_of([&] { db.load("bob"); }), Contains("not enrolled"));
+  for (const char* bad : {"", "../x", ".hidden", "a/b", "a b"})
+    CHECK_THROWS_AS(db.add(bad, "m1", {}), std::invalid_argument);
+  bpkit_test::write_bytes(t.file("db/carol.json"), "{\"format\": \"bpkit-signature-enr");
+  CHECK_THAT(error_of([&] { db.load("carol"); }), Contains("damaged"));
+  bpkit_test::write_bytes(t.file("db/dave.json"),
+                          "{\"format\": \"bpkit-signature-enrollment\", \"version\": 7}");
+  CHECK_THAT(error_of([&] { db.load("dave"); }), Contains("version 7"));
+  // Only the writers' files are in the directory (no temporary file left behind).
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(t.file("db")))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"alice.json", "carol.json", "dave.json"});
+}
+
+namespace {
+
+// A drawn "signature": writer w's plan is a random polyline of 6 points; genuine samples move the
+// points a little, forgeries more. Black strokes on white, 64×64.
+void draw_writer(const std::string& dir, int w, int genuine, int forgeries) {
+  bpkit::Rng plan(1000 + uint64_t(w));
+  std::vector<cv::Point2d> pts;
+  for (int i = 0; i < 6; ++i) pts.emplace_back(8 + plan.uniform() * 48, 8 + plan.uniform() * 48);
+  auto draw = [&](const std::string& path, double jitter, uint64_t seed) {
+    bpkit::Rng r(seed);
+    cv::Mat img(64, 64, CV_8UC1, cv::Scalar(255));
+    std::vector<cv::Point> p;
+    for (const auto& q : pts)
+      p.emplace_back(int(q.x + jitter * (r.uniform() * 2 - 1)),
+                     int(q.y + jitter * (r.uniform() * 2 - 1)));
+    cv::polylines(img, p, false, cv::Scalar(0), 2, cv::LINE_AA);
+    fs::create_directories(fs::path(path).parent_path());
+    cv::imwrite(path, img);
+  };
+  const std::string base = dir + "/w" + std::to_string(w);
+  for (int i = 0; i < genuine; ++i)
+    draw(base + "/genuine/" + std::to_string(i) + ".png", 2.0, uint64_t(w) * 100 + uint64_t(i));
+  for (int i = 0; i < forgeries; ++i)
+    draw(base + "/forgeries/" + std::to_string(i) + ".png", 9.0,
+         uint64_t(w) * 100 + 50 + uint64_t(i));
+}
+
+}  // namespace
+
+TEST_CASE("a verifier trained on writers verifies writers it never saw", "[signature][learning]") {
+  TempDir t("verifier");
+  for (int w = 0; w < 24; ++w) draw_writer(t.file("train"), w, 8, 4);
+  for (int w = 24; w < 32; ++w) draw_writer(t.file("test"), w, 8, 4);
+  const std::string config = t.file("signature.yaml");
+  bpkit_test::write_bytes(config,
+                          "name: drawn\n"
+                          "stages:\n"
+                          "  - plugin: image.read\n"
+                          "  - plugin: image.gray\n"
+                          "  - plugin: image.invert\n"
+                          "  - plugin: image.resize\n"
+                          "    params: {width: 32, height: 32}\n"
+                          "  - plugin: image.features\n"
+                          "data:\n"
+                          "  layout: writers\n"
+                          "  train: train\n"
+                          "  test: test\n"
+                          "  validation_split: 0.2\n"
+                          "  tuples: 1500\n"
+                          "  references: 3\n"
+                          "network:\n"
+                          "  layers:\n"
+                          "    - flatten: {}\n"
+                          "    - dense: {units: 64}\n"
+                          "    - tanh: {}\n"
+                          "    - dense: {units: 16}\n"
+                          "    - l2_normalize: {}\n"
+                          "loss: {type: triplet, margin: 0.4}\n"
+                          "optimizer: {type: adam, lr: 0.002}\n"
+                          "training: {epochs: 6, batch: 32, seed: 3}\n"
+                          "cache: false\n");
+  bpkit::TrainRequest r;
+  r.config = config;
+  r.out_dir = t.file("model");
+  r.plugin_dirs = {BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+  r.use_cache = false;
+  std::ostringstream log;
+  r.log = &log;
+  const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
+  INFO(log.str());
+  CHECK(out.epochs_run == 6);
+  REQUIRE(out.test_eer_skilled >= 0);
+  // Untrained, the pixels alone already tell writers apart; what is checked is that training
+  // and calibration produce a working verifier: low EERs on unseen writers.
+  CHECK(out.test_eer_random < 0.1);
+  CHECK(out.test_eer_skilled < 0.3);
+  for (const char* f : {"model.bpk", "pipeline.yaml", "metrics.json", "curves.png", "det.png"})
+    CHECK(fs::exists(t.file("model/") + f));
+  CHECK_FALSE(fs::exists(t.file("model/checkpoint.bpk")));
+  CHECK(cv::imread(t.file("model/det.png")).cols == 900);
+
+  bpkit::SignatureVerifier v(t.file("model"), {BPKIT_SIGNATURE_TEST_PLUGIN_DIR});
+  CHECK(v.dim() == 16);
+  const std::vector<float> e = v.embed(t.file("test/w24/genuine/0.png"));
+  double norm = 0;
+  for (float x : e) norm += double(x) * x;
+  CHECK(norm == Approx(1.0).epsilon(1e-4));
+  // The batch path gives the one-file path's embeddings.
+  const auto many = v.embed(
+      std::vector<std::string>{t.file("test/w25/genuine/1.png"), t.file("test/w24/genuine/0.png")});
+  for (size_t i = 0; i < e.size(); ++i) CHECK(many[1][i] == Approx(e[i]).margin(1e-5));
+  // Scores: a writer's own genuine signature scores above another writer's.
+  std::vector<std::vector<float>> refs;
+  for (int i = 0; i < 3; ++i)
+    refs.push_back(v.embed(t.file("test/w26/genuine/" + std::to_string(i) + ".png")));
+  const double own = v.score(v.embed(t.file("test/w26/genuine/5.png")), refs);
+  const double other = v.score(v.embed(t.file("test/w27/genuine/5.png")), refs);
+  CHECK(own > other);
+  CHECK(own >= v.threshold());
+  // The library protocol on the test set agrees with what training reported.
+  const bpkit::VerificationSummary s = bpkit::summarize_trials(
+      bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(t.file("test")), 3), v.threshold());
+  CHECK(s.skilled.eer == Approx(out.test_eer_skilled).margin(1e-4));
+  CHECK(s.random.eer == Approx(out.test_eer_random).margin(1e-4));
+  // A blank page is refused with its file name.
+  cv::imwrite(t.file("blank.png"), cv::Mat(64, 64, CV_8UC1, cv::Scalar(255)));
+  CHECK_NOTHROW(v.embed(t.file("blank.png")));  // the drawn pipeline has no ink check
+  CHECK_THROWS_AS(v.embed(t.file("missing.png")), std::exception);
+  // A classifier's directory is not a verifier.
+  CHECK_THROWS_AS(bpkit::SignatureVerifier(t.file("missing-model")), bpkit::FileError);
+}

@@ -36,6 +36,13 @@
 #     reference words), sentence accuracy and real-time factor (seconds of processing per second
 #     of audio): wer_ours wer_pocketsphinx wer_noisy_* wer_other_synth_* sacc_* rtf_ours
 #     rtf_pocketsphinx.
+#   bench/run.sh signature [--writers N] [--model DIR]
+#     signature_app eval on N (default 100) held-out synthetic writers (tools/make_signatures, seed 2,
+#     never trained on), 5 references each, against the classical baseline on the same scans
+#     (bench/signature_baseline: zoning, LBP and HOG of the cleaned scan, nearest reference):
+#     eer_skilled eer_random eer_skilled_baseline eer_random_baseline, FRR and FAR at the model's
+#     threshold, and seconds per verification (one signature_app process per query with its 5
+#     reference scans, start-up included, one thread, median of 20; the baseline's in process).
 #   bench/run.sh reliability [--archs N] [--seed S] [--mutants]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
 #     float against double (docs/testing.md): grad_archs grad_failures.
@@ -347,6 +354,60 @@ JSGF
       "sacc_noisy_pocketsphinx=${R[noisy.sp]} sacc_other_synth_ours=${R[festival.so]}" \
       "sacc_other_synth_pocketsphinx=${R[festival.sp]} rtf_ours=$rtf_o rtf_pocketsphinx=$rtf_p"
     ;;
+  signature)
+    writers=100 train_writers=60 model=$root/models/signature
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --writers) writers=$2; shift 2 ;;
+        --model) model=$2; shift 2 ;;
+        *) echo "bench/run.sh signature: unknown option '$1' (--writers N, --model DIR)" >&2; exit 2 ;;
+      esac
+    done
+    cmake --build "$build" --target signature_app signature_baseline make_signatures bpkit_strokes \
+      bpkit_image >/dev/null
+    [ -f "$model/model.bpk" ] || { echo "bench/run.sh signature: no model in $model (--model DIR)" >&2; exit 1; }
+    work=$build/bench-signature
+    # Held-out writers (seed 2, ids from 10001: never in training, which uses seed 1), and the
+    # first training writers (seed 1, as tools/make_signatures made the training set) for the
+    # baseline's feature standardization. Kept between runs when made with the same options.
+    stamp="writers=$writers train=$train_writers $(sha1sum "$build/bin/make_signatures" | cut -c1-16)"
+    if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
+      rm -rf "$work"
+      mkdir -p "$work"
+      "$build/bin/make_signatures" --out "$work/heldout" --writers "$writers" --first-writer 10001 \
+        --seed 2 --threads 2 >&2
+      "$build/bin/make_signatures" --out "$work/train" --writers "$train_writers" --seed 1 \
+        --threads 2 >&2
+      echo "$stamp" >"$work/stamp"
+    fi
+    export BPKIT_CACHE_DIR=$work/cache
+    echo "signature: $writers held-out writers (5 references each; genuine, skilled and random" \
+      "forgery trials); ours: signature_app --model $model; baseline: bench/signature_baseline.yaml" \
+      "(zoning, LBP, HOG; nearest reference)" >&2
+    ours=$("$build/bin/signature_app" eval --model "$model" --det "$work/det.png" "$work/heldout" | tail -1)
+    base=$("$build/bin/signature_baseline" --pipeline "$root/bench/signature_baseline.yaml" \
+      --train "$work/train" --test "$work/heldout" | tail -1)
+    echo "ours:     $ours" >&2
+    echo "baseline: $base" >&2
+    # Seconds per verification as a user runs it: one process per query, 5 reference scans and the
+    # query from their files, start-up included, one thread; the median of 20.
+    times=()
+    for w in $(ls "$work/heldout" | grep '^w' | head -20); do
+      refs=()
+      for f in $(ls "$work/heldout/$w/genuine" | head -5); do refs+=(--reference "$work/heldout/$w/genuine/$f"); done
+      q=$(ls "$work/heldout/$w/forgeries" | head -1)
+      t0=$(date +%s.%N)
+      BPKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$build/bin/signature_app" verify --model "$model" \
+        "${refs[@]}" --query "$work/heldout/$w/forgeries/$q" >/dev/null
+      t1=$(date +%s.%N)
+      times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+    done
+    sec=$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }')
+    echo "eer_skilled=$(get "$ours" eer_skilled) eer_random=$(get "$ours" eer_random)" \
+      "eer_skilled_baseline=$(get "$base" eer_skilled) eer_random_baseline=$(get "$base" eer_random)" \
+      "frr=$(get "$ours" frr) far_skilled=$(get "$ours" far_skilled) far_random=$(get "$ours" far_random)" \
+      "sec_verify=$sec sec_verify_baseline=$(get "$base" sec_verify)"
+    ;;
   reliability)
     # The long gradient campaign (docs/testing.md): random layer stacks against finite differences
     # and float against double. The figures of the other reliability checks join this line as
@@ -373,7 +434,7 @@ JSGF
     echo "$out"
     ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | reliability [--archs N] [--seed S] [--mutants]" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | signature [--writers N] [--model DIR] | reliability [--archs N] [--seed S] [--mutants]" >&2
     exit 2
     ;;
 esac

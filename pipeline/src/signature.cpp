@@ -91,7 +91,8 @@ double verification_score(const float* q, const std::vector<const float*>& refs,
 
 VerificationTrials verification_trials(
     const WriterDataset& data, const std::function<const float*(const std::string&)>& embedding,
-    int64_t dim, int references, int random_writers) {
+    int64_t dim, int references, int random_writers, const TrialScore& custom) {
+  const TrialScore score = custom ? custom : TrialScore(verification_score);
   VerificationTrials t;
   const size_t n = data.writers.size();
   for (size_t w = 0; w < n; ++w) {
@@ -100,13 +101,11 @@ VerificationTrials verification_trials(
     std::vector<const float*> refs;
     for (int r = 0; r < references; ++r) refs.push_back(embedding(s.genuine[size_t(r)]));
     for (size_t g = size_t(references); g < s.genuine.size(); ++g)
-      t.genuine.push_back(verification_score(embedding(s.genuine[g]), refs, dim));
-    for (const std::string& f : s.forgeries)
-      t.skilled.push_back(verification_score(embedding(f), refs, dim));
+      t.genuine.push_back(score(embedding(s.genuine[g]), refs, dim));
+    for (const std::string& f : s.forgeries) t.skilled.push_back(score(embedding(f), refs, dim));
     const size_t others = std::min(n - 1, size_t(std::max(random_writers, 0)));
     for (size_t k = 1; k <= others; ++k)
-      t.random.push_back(
-          verification_score(embedding(data.writers[(w + k) % n].genuine.back()), refs, dim));
+      t.random.push_back(score(embedding(data.writers[(w + k) % n].genuine.back()), refs, dim));
     ++t.writers;
   }
   return t;
@@ -178,6 +177,12 @@ std::vector<float> SignatureVerifier::embed(const std::string& file) {
   s.insert(s.end(), in.begin(), in.end());
   Tensor<float> x(s);
   std::copy(v.tensor.data(), v.tensor.data() + v.tensor.size(), x.data());
+  for (int64_t k = 0; k < v.tensor.size(); ++k)
+    if (!std::isfinite(v.tensor[k]))
+      throw StageError(file + ": feature " + std::to_string(k) + " is " +
+                           std::to_string(v.tensor[k]) +
+                           " (a stage made a value that is not a finite number)",
+                       file);
   const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);
   return std::vector<float>(y.data(), y.data() + y.size());
 }
@@ -205,6 +210,12 @@ std::vector<std::vector<float>> SignatureVerifier::embed(const std::vector<std::
         throw StageError(files[i0 + i] + ": features of shape " + to_string(f.shape()) +
                              ", but the verifier takes " + to_string(in),
                          files[i0 + i]);
+      for (int64_t k = 0; k < per; ++k)
+        if (!std::isfinite(f[k]))
+          throw StageError(files[i0 + i] + ": feature " + std::to_string(k) + " is " +
+                               std::to_string(f[k]) +
+                               " (a stage made a value that is not a finite number)",
+                           files[i0 + i]);
       std::copy(f.data(), f.data() + per, x.data() + int64_t(i) * per);
     }
     const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);

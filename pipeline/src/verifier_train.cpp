@@ -155,7 +155,14 @@ Tensor<float> stack(const FeatureSet& set) {
                        to_string(set.features[i].shape()) + ", but " + set.entries[0].path +
                        " gave " + to_string(first) +
                        " (a verifier's stages must make one fixed shape)");
-    std::copy(set.features[i].data(), set.features[i].data() + per, x.data() + int64_t(i) * per);
+    const float* f = set.features[i].data();
+    for (int64_t k = 0; k < per; ++k)
+      if (!std::isfinite(f[k]))
+        throw StageError(set.entries[i].path + ": feature " + std::to_string(k) + " of " +
+                             std::to_string(per) + " is " + std::to_string(f[k]) +
+                             " (a stage made a value that is not a finite number)",
+                         set.entries[i].path);
+    std::copy(f, f + per, x.data() + int64_t(i) * per);
   }
   return x;
 }
@@ -321,8 +328,9 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   outcome.epochs_run = int(result.history.size());
 
-  // Calibration: the threshold at the equal error rate of skilled forgeries on the training
-  // writers (of random forgeries when they have no skilled ones).
+  // Calibration: the threshold at the equal error rate of skilled forgeries (of random forgeries
+  // when there are no skilled ones) on the validation writers, whose scans the network never
+  // trained on; without validation writers, on the training writers (whose scores are optimistic).
   const Tensor<float> emb = embed_all(net, tuples.x);
   const int64_t dim = emb.cols();
   std::unordered_map<std::string, int64_t> row_of;
@@ -340,18 +348,18 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     throw FileError(c.train_manifest + ": no training writer has more than data.references (" +
                     std::to_string(c.references) +
                     ") genuine signatures: nothing to calibrate the threshold on");
+  VerificationTrials val_trials;
+  if (!val_w.empty()) val_trials = verification_trials(subset(val_w), lookup, dim, c.references);
+  const VerificationTrials& calib = val_trials.genuine.empty() ? train_trials : val_trials;
   const double threshold =
-      !train_trials.skilled.empty()
-          ? equal_error_rate(train_trials.genuine, train_trials.skilled).threshold
-      : !train_trials.random.empty()
-          ? equal_error_rate(train_trials.genuine, train_trials.random).threshold
-          : 0.5;
+      !calib.skilled.empty()  ? equal_error_rate(calib.genuine, calib.skilled).threshold
+      : !calib.random.empty() ? equal_error_rate(calib.genuine, calib.random).threshold
+                              : 0.5;
   const VerificationSummary on_train = summarize_trials(train_trials, threshold);
   log_summary(log, "training writers", on_train);
   VerificationSummary on_val;
   if (!val_w.empty()) {
-    on_val =
-        summarize_trials(verification_trials(subset(val_w), lookup, dim, c.references), threshold);
+    on_val = summarize_trials(val_trials, threshold);
     log_summary(log, "validation writers", on_val);
   }
 
@@ -412,6 +420,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                {"training_seconds", num(secs)},
                {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
                {"threshold", num(threshold)},
+               {"threshold_calibrated_on",
+                val_trials.genuine.empty() ? "training writers" : "validation writers"},
                {"references", std::to_string(c.references)}};
   add_summary_facts(rep.facts, "train_", on_train);
   if (!val_w.empty()) add_summary_facts(rep.facts, "validation_", on_val);

@@ -51,9 +51,11 @@ struct VerificationTrials {
   std::vector<double> genuine, skilled, random;
   int64_t writers = 0;  // writers that gave trials
 };
+// `score` (optional) replaces verification_score (e.g. a baseline's nearest-reference distance).
+using TrialScore = std::function<double(const float*, const std::vector<const float*>&, int64_t)>;
 VerificationTrials verification_trials(
     const WriterDataset& data, const std::function<const float*(const std::string&)>& embedding,
-    int64_t dim, int references, int random_writers = 50);
+    int64_t dim, int references, int random_writers = 50, const TrialScore& score = nullptr);
 
 // Error rates of a set of trials: EER for skilled and for random forgeries, and FAR/FRR at a
 // given threshold.

@@ -384,6 +384,17 @@ TEST_CASE("signature.clean: colors, lines and the main ink mass", "[stroke_plugi
     CHECK(stage("signature.clean")->process(image_value(near)).image.width >
           alone.image.width + 10);
   }
+  SECTION("a bold printed label with more ink than a thin pen's signature is not the signature") {
+    // The signature drawn with a 1-pixel pen; the label in heavy type, far enough to be left out.
+    cv::Mat thin(700, 1400, CV_8U, cv::Scalar(250));
+    draw(thin, cursive_signature(), {700, 380}, 1, 1, cv::Scalar::all(40));
+    const Value alone = stage("signature.clean")->process(image_value(thin));
+    cv::putText(thin, "SIGNATURE", {20, 120}, cv::FONT_HERSHEY_DUPLEX, 2.2, cv::Scalar::all(0), 9);
+    const Value labelled = stage("signature.clean")->process(image_value(thin));
+    // (The label moves the binarization threshold a little: a pixel or two of the crop.)
+    CHECK(labelled.image.width == Approx(alone.image.width).margin(0.03 * alone.image.width));
+    CHECK(labelled.image.height == Approx(alone.image.height).margin(0.03 * alone.image.height));
+  }
 }
 
 TEST_CASE("signature.clean refuses blank scans and pages of ink clearly",

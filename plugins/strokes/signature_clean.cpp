@@ -285,10 +285,10 @@ int box_gap(const cv::Rect& a, const cv::Rect& b) {
   return std::max(dx, dy);
 }
 
-// The labels of the signature's components: specks dropped, then the largest component and, one
-// after the other, every component within `gap` x (the geometric mean of the largest one's box
-// sides) of one already taken. Fills `box` with their bounding box and `main_size` with the
-// largest one's.
+// The labels of the signature's components: specks dropped, then the largest component (the
+// longest box diagonal) and, one after the other, every component within `gap` x (the geometric
+// mean of the largest one's box sides) of one already taken. Fills `box` with their bounding box
+// and `main_size` with the largest one's.
 std::vector<uint8_t> signature_components(const cv::Mat& stats, double min_area, double gap,
                                           cv::Rect& box, cv::Size& main_size) {
   const int n = stats.rows;
@@ -297,7 +297,16 @@ std::vector<uint8_t> signature_components(const cv::Mat& stats, double min_area,
     if (stats.at<int>(c, cv::CC_STAT_AREA) >= min_area) order.push_back(c);
   std::vector<uint8_t> keep(size_t(n), 0);
   if (order.empty()) return keep;
+  // The main component is the one whose box has the longest diagonal, not the most ink: a
+  // handwritten stroke runs on across letters, while a printed label nearby breaks into one
+  // component per letter, which in bold type can hold more ink than a thin pen's signature.
+  auto extent = [&](int c) {
+    const double w = stats.at<int>(c, cv::CC_STAT_WIDTH), h = stats.at<int>(c, cv::CC_STAT_HEIGHT);
+    return w * w + h * h;
+  };
   std::sort(order.begin(), order.end(), [&](int a, int b) {
+    const double ea = extent(a), eb = extent(b);
+    if (ea != eb) return ea > eb;
     const int sa = stats.at<int>(a, cv::CC_STAT_AREA), sb = stats.at<int>(b, cv::CC_STAT_AREA);
     return sa != sb ? sa > sb : a < b;
   });

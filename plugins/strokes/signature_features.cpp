@@ -403,7 +403,10 @@ cv::Mat ink_of(const Value& in, const std::string& stage) {
   const cv::Mat ink = bpkit_image::to_mat(in.image);
   const int nonzero = cv::countNonZero(ink > 0);
   if (nonzero == 0) throw std::runtime_error(stage + ": the image holds no ink (all 0)");
-  if (nonzero > 0.6 * double(ink.total()))
+  // A scan's paper is light, nonzero nearly everywhere; a cleaned signature written with a broad
+  // pen and cropped tightly may still be mostly ink (signature.clean refuses more than max_ink
+  // of its page as ink, so a crop above 90% is a scan, not an ink image).
+  if (nonzero > 0.9 * double(ink.total()))
     throw std::runtime_error(stage +
                              " expects signature.clean's ink image (paper 0, ink > 0), but " +
                              std::to_string(int(100.0 * nonzero / double(ink.total()))) +

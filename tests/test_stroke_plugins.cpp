@@ -391,6 +391,13 @@ TEST_CASE("signature.clean: colors, lines and the main ink mass", "[stroke_plugi
     const Value alone = stage("signature.clean")->process(image_value(thin));
     cv::putText(thin, "SIGNATURE", {20, 120}, cv::FONT_HERSHEY_DUPLEX, 2.2, cv::Scalar::all(0), 9);
     const Value labelled = stage("signature.clean")->process(image_value(thin));
+    // Nor is a straight line left over (line removal off): longer than the signature, far away.
+    cv::Mat lined(700, 1400, CV_8U, cv::Scalar(250));
+    draw(lined, cursive_signature(), {700, 380}, 1, 1, cv::Scalar::all(40));
+    cv::line(lined, {20, 660}, {1380, 660}, cv::Scalar::all(60), 2);
+    const Value kept =
+        stage("signature.clean", {{"ruled_lines", "false"}})->process(image_value(lined));
+    CHECK(kept.image.width == Approx(alone.image.width).margin(0.03 * alone.image.width));
     // (The label moves the binarization threshold a little: a pixel or two of the crop.)
     CHECK(labelled.image.width == Approx(alone.image.width).margin(0.03 * alone.image.width));
     CHECK(labelled.image.height == Approx(alone.image.height).margin(0.03 * alone.image.height));

@@ -300,9 +300,12 @@ std::vector<uint8_t> signature_components(const cv::Mat& stats, double min_area,
   // The main component is the one whose box has the longest diagonal, not the most ink: a
   // handwritten stroke runs on across letters, while a printed label nearby breaks into one
   // component per letter, which in bold type can hold more ink than a thin pen's signature.
+  // A straight line left over from a form box or a rule (more than 25 times longer than thick)
+  // is not taken as the main component (an underline flourish joins the signature by distance).
   auto extent = [&](int c) {
     const double w = stats.at<int>(c, cv::CC_STAT_WIDTH), h = stats.at<int>(c, cv::CC_STAT_HEIGHT);
-    return w * w + h * h;
+    const bool line = std::max(w, h) > 25 * std::min(w, h);
+    return (w * w + h * h) * (line ? 1e-6 : 1.0);
   };
   std::sort(order.begin(), order.end(), [&](int a, int b) {
     const double ea = extent(a), eb = extent(b);

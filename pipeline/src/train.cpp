@@ -277,6 +277,34 @@ std::string now_utc() {
   return b;
 }
 
+std::string prepare_run(const TrainRequest& r, const PipelineConfig& c) {
+  {  // Layer kinds and attributes are checked before any feature is computed.
+    Network<float> probe(c.input_shape.empty() ? Shape{1} : Shape(c.input_shape), 0);
+    if (c.input_shape.empty())
+      for (const LayerConfig& l : c.layers) make_configured_layer(l);
+    else
+      build_network(c, probe);
+  }
+  if (r.threads > 0)
+    set_num_threads(r.threads);
+  else if (c.threads > 0)
+    set_num_threads(c.threads);
+  const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  // --resume needs a checkpoint: said before any feature is computed. A finished run (its model,
+  // no checkpoint) is never trained over by --resume.
+  if (r.resume && !fs::exists(fs::path(out) / kCheckpointFile)) {
+    if (fs::exists(fs::path(out) / kModelFile))
+      throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
+                      kCheckpointFile +
+                      "): nothing to resume; train without --resume to train again, over the "
+                      "finished model");
+    throw FileError(out + ": no " + kCheckpointFile +
+                    " to resume from (a run writes one after each epoch); train without --resume "
+                    "to start");
+  }
+  return out;
+}
+
 }  // namespace train_detail
 using namespace train_detail;
 namespace fs = std::filesystem;
@@ -299,31 +327,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   PluginRegistry registry;
   load_plugins(registry, c.plugin_path, r.plugin_dirs);
   Pipeline pipeline(c, registry);
-  {  // Layer kinds and attributes are checked before any feature is computed.
-    Network<float> probe(c.input_shape.empty() ? Shape{1} : Shape(c.input_shape), 0);
-    if (c.input_shape.empty())
-      for (const LayerConfig& l : c.layers) make_configured_layer(l);
-    else
-      build_network(c, probe);
-  }
-  if (r.threads > 0)
-    set_num_threads(r.threads);
-  else if (c.threads > 0)
-    set_num_threads(c.threads);
-
-  const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
-  // --resume needs a checkpoint: said before any feature is computed. A finished run (its model,
-  // no checkpoint) is never trained over by --resume.
-  if (r.resume && !fs::exists(fs::path(out) / kCheckpointFile)) {
-    if (fs::exists(fs::path(out) / kModelFile))
-      throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
-                      kCheckpointFile +
-                      "): nothing to resume; train without --resume to train again, over the "
-                      "finished model");
-    throw FileError(out + ": no " + kCheckpointFile +
-                    " to resume from (a run writes one after each epoch); train without --resume "
-                    "to start");
-  }
+  const std::string out = prepare_run(r, c);
   // training.init is read now, before the features (unless a checkpoint will replace it).
   std::unique_ptr<LoadedModel<float>> init_model;
   if (!c.init.empty() && !(r.resume && fs::exists(fs::path(out) / kCheckpointFile)))

@@ -31,6 +31,11 @@ std::string num(double v);          // %.17g
 std::string fmt_seconds(double s);  // "12.3s"
 std::string now_utc();              // ISO 8601
 
+// What every run does before computing features: checks the configured layers (and builds them
+// on network.input when given), sets the thread count, and refuses --resume without a
+// checkpoint. Returns the output directory. Throws ConfigError/FileError.
+std::string prepare_run(const TrainRequest& r, const PipelineConfig& c);
+
 // Embedding models (data.layout: writers), in verifier_train.cpp.
 TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c);
 

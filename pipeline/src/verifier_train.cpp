@@ -201,22 +201,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   PluginRegistry registry;
   load_plugins(registry, c.plugin_path, r.plugin_dirs);
   Pipeline pipeline(c, registry);
-  if (c.input_shape.empty())
-    for (const LayerConfig& l : c.layers) make_configured_layer(l);
-  else {
-    Network<float> probe(Shape(c.input_shape), 0);
-    build_network(c, probe);
-  }
-  if (r.threads > 0)
-    set_num_threads(r.threads);
-  else if (c.threads > 0)
-    set_num_threads(c.threads);
-  const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  const std::string out = prepare_run(r, c);
   const std::string ckpt = (fs::path(out) / kCheckpointFile).string();
-  if (r.resume && !fs::exists(ckpt))
-    throw FileError(out + ": no " + kCheckpointFile +
-                    " to resume from (a run writes one after each epoch); train without --resume "
-                    "to start");
   if (!c.init.empty())
     throw ConfigError(c.init_where + ": training.init is not supported for verifiers yet");
 

@@ -268,12 +268,21 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   const TupleDrawer drawer{samples, train_w, c.skilled_negatives, c.mining, tuples.arity};
   TupleDataset val;
   if (val_w.size() >= 2) {
-    val.x = tuples.x;
     val.arity = tuples.arity;
     const TupleDrawer vd{samples, val_w, c.skilled_negatives, 1, tuples.arity};
     Rng rng(c.seed ^ 0x76616c7475706c65ULL);
     vd.draw(std::max<int64_t>(500, int64_t(val_w.size()) * 40), rng, nullptr, val.tuples,
             val.labels);
+    // Only the validation writers' rows, renumbered: no second copy of every sample.
+    std::unordered_map<int64_t, int64_t> row;
+    for (int64_t& t : val.tuples) t = row.emplace(t, int64_t(row.size())).first->second;
+    Shape vs = tuples.x.shape();
+    vs[0] = int64_t(row.size());
+    val.x = Tensor<float>(vs);
+    const int64_t per = shape_size(input);
+    for (const auto& [from, to] : row)
+      std::copy(tuples.x.data() + from * per, tuples.x.data() + (from + 1) * per,
+                val.x.data() + to * per);
   }
 
   std::error_code ec;
@@ -310,14 +319,16 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
   };
   const auto t0 = std::chrono::steady_clock::now();
-  const TrainResult result = fit(net, *loss, *opt, tuples, val.size() ? &val : nullptr, o);
+  // The trainer takes the samples over (no copy); they are stacked again for the embeddings.
+  const TrainResult result =
+      fit(net, *loss, *opt, std::move(tuples), val.size() ? &val : nullptr, o);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   outcome.epochs_run = int(result.history.size());
 
   // Calibration: the threshold at the equal error rate of skilled forgeries (of random forgeries
   // when there are no skilled ones) on the validation writers, whose scans the network never
   // trained on; without validation writers, on the training writers (whose scores are optimistic).
-  const Tensor<float> emb = embed_all(net, tuples.x);
+  const Tensor<float> emb = embed_all(net, stack(set));
   const int64_t dim = emb.cols();
   std::unordered_map<std::string, int64_t> row_of;
   for (size_t i = 0; i < samples.entries.size(); ++i) row_of[samples.entries[i].path] = int64_t(i);

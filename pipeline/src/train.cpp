@@ -305,6 +305,24 @@ std::string prepare_run(const TrainRequest& r, const PipelineConfig& c) {
   return out;
 }
 
+void set_train_options(TrainOptions& o, const PipelineConfig& c, const TrainRequest& r) {
+  o.epochs = c.epochs;
+  o.batch = c.batch;
+  o.seed = c.seed;
+  o.patience = c.patience;
+  o.schedule = c.schedule;
+  o.schedule.total_epochs = c.epochs;
+  o.clip_norm = c.clip_norm;
+  o.progress = r.log;
+  o.progress_is_terminal = r.terminal;
+}
+
+void add_pipeline_dir(Metadata& meta, const PipelineConfig& c, const std::string& out) {
+  std::error_code ec;
+  const fs::path rel = fs::relative(fs::absolute(c.dir), fs::absolute(out), ec);
+  if (!ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
+}
+
 }  // namespace train_detail
 using namespace train_detail;
 namespace fs = std::filesystem;
@@ -458,17 +476,9 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
       throw FileError(out + ": the checkpoint is gone since training began");
     }
   }
-  o.epochs = c.epochs;
-  o.batch = c.batch;
-  o.seed = c.seed;
+  set_train_options(o, c, r);
   o.validation_split = c.validation_split;
-  o.patience = c.patience;
-  o.schedule = c.schedule;
-  o.schedule.total_epochs = c.epochs;
-  o.clip_norm = c.clip_norm;
   o.augment = c.augment;
-  o.progress = log;
-  o.progress_is_terminal = r.terminal;
   if (c.checkpoints)
     o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
   // Random stages (augmentation): every epoch, each training sample's features are made again
@@ -559,13 +569,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                 {"train_samples", std::to_string(n_train)},
                 {"test_samples", std::to_string(n_test)},
                 {"labels", c.labels}};
-  // Where the pipeline file was, seen from the model directory: relative paths in the copy (a
-  // plugin_path next to the project's configs) keep resolving as they did when it was trained.
-  {
-    std::error_code rel_ec;
-    const fs::path rel = fs::relative(fs::absolute(c.dir), fs::absolute(out), rel_ec);
-    if (!rel_ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
-  }
+  add_pipeline_dir(meta, c, out);
   if (transcripts)
     meta.emplace_back("alphabet", c.alphabet);
   else

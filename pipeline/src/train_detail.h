@@ -36,6 +36,13 @@ std::string now_utc();              // ISO 8601
 // checkpoint. Returns the output directory. Throws ConfigError/FileError.
 std::string prepare_run(const TrainRequest& r, const PipelineConfig& c);
 
+// The trainer's options every run takes from the pipeline file and the request: epochs, batch,
+// seed, patience, schedule, clipping, progress output.
+void set_train_options(TrainOptions& o, const PipelineConfig& c, const TrainRequest& r);
+// Metadata "pipeline_dir": the pipeline file's directory seen from the model directory `out`, so
+// that relative paths in the model's copy of the file keep resolving.
+void add_pipeline_dir(Metadata& meta, const PipelineConfig& c, const std::string& out);
+
 // Embedding models (data.layout: writers), in verifier_train.cpp.
 TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c);
 

@@ -299,15 +299,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     o.resume = &resumed;
     if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
   }
-  o.epochs = c.epochs;
-  o.batch = c.batch;
-  o.seed = c.seed;
-  o.patience = c.patience;
-  o.schedule = c.schedule;
-  o.schedule.total_epochs = c.epochs;
-  o.clip_norm = c.clip_norm;
-  o.progress = log;
-  o.progress_is_terminal = r.terminal;
+  set_train_options(o, c, r);
   if (c.checkpoints)
     o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
   // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
@@ -370,11 +362,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                 {"references", std::to_string(c.references)},
                 {"train_eer_skilled", num(on_train.skilled.eer)},
                 {"train_eer_random", num(on_train.random.eer)}};
-  {
-    std::error_code rel_ec;
-    const fs::path rel = fs::relative(fs::absolute(c.dir), fs::absolute(out), rel_ec);
-    if (!rel_ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
-  }
+  add_pipeline_dir(meta, c, out);
   VerificationTrials test_trials;
   VerificationSummary on_test;
   const bool has_test = !test_data.writers.empty();

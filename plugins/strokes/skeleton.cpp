@@ -285,7 +285,7 @@ SkeletonGraph trace_strokes(const cv::Mat& skeleton, int merge) {
       if (img[m] && !node[m] && !seen[m]) {
         walk(idx, m, false);
       } else if (node[m] && (node[idx] == kEnd || node[m] == kEnd) && idx < m) {
-        // Two nodes side by side, one of them an end: a one-pixel spur or a two-pixel stub.
+        // Two nodes side by side, one of them an end: a one-pixel spur or a two-pixel stroke.
         Stroke s;
         s.points = {pad.point(idx), pad.point(m)};
         s.front = node[idx];
@@ -314,12 +314,13 @@ SkeletonGraph trace_strokes(const cv::Mat& skeleton, int merge) {
     return c;
   };
   g.junctions = clusters;
-  // End pixels of dots, each taken off the end count once: a tiny blob thins to a stub whose
+  // End pixels of dots, each taken off the end count once: a tiny blob thins to a few pixels whose
   // pixels may all count as ends (one neighbour, or two side by side), shared by several short
   // strokes, or be the same pixel at both ends of a one-pixel stroke.
   std::vector<int> dot_ends;
   for (const Stroke& s : g.strokes) {
-    // A stroke no longer than `merge` between two ends is a dot (a small blob thins to a stub).
+    // A stroke no longer than `merge` between two ends is a dot (a small blob thins to a short
+    // stroke).
     if (s.front == kEnd && s.back == kEnd && int(s.points.size()) <= merge + 1) {
       dot_ends.push_back(pad.index(s.points.front()));
       dot_ends.push_back(pad.index(s.points.back()));

@@ -50,7 +50,11 @@ const char* kUsage =
     "                     so that any length runs in bounded memory\n"
     "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
-    "  -h, --help         this help\n";
+    "  -h, --help         this help\n"
+    "\n"
+    "Exit status: 0 when every file was recognized; 1 when a file, or an utterance cut from\n"
+    "one, could not be read or recognized (said on stderr; the rest is still printed); 2 for a\n"
+    "usage, model or plugin error.\n";
 
 int run(int argc, char** argv) {
   std::vector<std::string> files;
@@ -88,8 +92,24 @@ int run(int argc, char** argv) {
     const std::string& file = files[i];
     try {
       // One line (or JSON object) per utterance: the whole file, or each one cut from it.
+      bool part_failed = false;
       auto print = [&](const bpkit::Utterance& u) {
         const bool cut = u.end > 0;
+        if (!u.error.empty()) {  // one utterance of a long recording; the others go on
+          part_failed = true;
+          char span[64];
+          std::snprintf(span, sizeof span, " (%.2f-%.2f s)", u.start, u.end);
+          std::fprintf(stderr, "speech_app: %s%s; going on with the rest of the file\n",
+                       u.error.c_str(), span);
+          if (json)
+            std::printf("%s\n",
+                        nlohmann::ordered_json{
+                            {"file", file}, {"start", u.start}, {"end", u.end}, {"error", u.error}}
+                            .dump()
+                            .c_str());
+          std::fflush(stdout);
+          return;
+        }
         if (json) {
           nlohmann::ordered_json j = {{"file", file}};
           if (cut) {
@@ -134,6 +154,7 @@ int run(int argc, char** argv) {
       } else {
         rec.recognize_stream(file, print, segment);
       }
+      if (part_failed) ++failures;
     } catch (const std::exception& e) {
       // StageError and FileError name the file; others do not.
       std::string msg = e.what();

@@ -635,6 +635,30 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
     long_errors.add(hyp, ref);
     CHECK(long_errors.wer() < 0.1);
     CHECK(inside >= hyp.size() * 9 / 10);
+    // Utterances the stages refuse (here a model whose MFCC stage expects 8 kHz audio): each is
+    // handed out with its error and no words, and the rest of the recording still follows.
+    {
+      namespace fs = std::filesystem;
+      fs::copy(dir.file("model"), dir.file("model8k"), fs::copy_options::recursive);
+      std::ifstream in(dir.file("model8k/pipeline.yaml"));
+      std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string from = "params: {vtlp: 0.05}";
+      REQUIRE(yaml.find(from) != std::string::npos);
+      yaml.replace(yaml.find(from), from.size(), "params: {vtlp: 0.05, sample_rate: 8000}");
+      std::ofstream(dir.file("model8k/pipeline.yaml")) << yaml;
+      bpkit::UtteranceRecognizer refusing(dir.file("model8k"));
+      std::vector<bpkit::Utterance> failed;
+      CHECK(refusing.recognize_stream(
+                dir.file("long.wav"), [&](const bpkit::Utterance& u) { failed.push_back(u); }, o) ==
+            Approx(seconds));
+      REQUIRE(failed.size() == got.size());
+      for (size_t i = 0; i < failed.size(); ++i) {
+        CHECK_THAT(failed[i].error, Contains("audio.mfcc") && Contains("8000"));
+        CHECK(failed[i].words.empty());
+        CHECK(failed[i].start == Approx(got[i].start));
+        CHECK(failed[i].end == Approx(got[i].end));
+      }
+    }
     // A recording that fits in one chunk is one utterance, exactly as recognize() hears it.
     const std::string one = truth.begin()->first;
     got.clear();

@@ -231,7 +231,16 @@ double UtteranceRecognizer::recognize_stream(const std::string& file,
       v.audio.offset = offset;
       v.audio.source_seconds = duration;
       const double end = offset + seconds_of(v.audio);
-      Utterance u = recognize_audio(std::move(v), duration);
+      Utterance u;
+      try {
+        u = recognize_audio(std::move(v), duration);
+      } catch (const StageError& e) {
+        // One utterance the stages cannot take (e.g. a click too short to make a frame) does not
+        // stop the rest of a long recording: it is handed out with its error and no words.
+        u = Utterance{};
+        u.seconds = duration;
+        u.error = e.what();
+      }
       u.start = offset;
       u.end = end;
       emit(u);

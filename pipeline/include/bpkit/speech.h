@@ -34,6 +34,9 @@ struct Utterance {
   // An utterance cut from a longer recording (recognize_stream): its span in the file, seconds.
   // Both 0 for an utterance that is the whole file.
   double start = 0, end = 0;
+  // An utterance of a longer recording that the stages could not recognize (recognize_stream goes
+  // on with the next one): why, naming the file and the stage. Empty otherwise; no words then.
+  std::string error;
 };
 
 // How a long recording is cut into utterances (UtteranceRecognizer::recognize_stream).
@@ -64,7 +67,9 @@ class UtteranceRecognizer {
   // utterances at pauses and hands each one to `emit` as soon as it is recognized, in order, with
   // times in the file; stretches without speech give none. A recording that fits in one chunk is
   // one utterance, recognized as recognize() would (unless o.always). Memory: the chunk and at
-  // most max_utterance seconds of audio. Returns the recording's duration. Throws as recognize().
+  // most max_utterance seconds of audio. Returns the recording's duration. An utterance cut from
+  // the recording that a stage refuses (StageError) is handed out with its `error` set and the
+  // next ones still follow; other failures (reading the file) throw as recognize() does.
   double recognize_stream(const std::string& file,
                           const std::function<void(const Utterance&)>& emit,
                           const SegmentOptions& o = {});

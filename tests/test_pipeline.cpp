@@ -8,7 +8,10 @@
 #include <sstream>
 #include <string>
 
+#include "../pipeline/src/train_detail.h"  // checkpoints and their digests
 #include "bpkit/config.h"
+#include "bpkit/digest.h"
+#include "bpkit/error.h"
 #include "bpkit/features.h"
 #include "bpkit/layers.h"
 #include "bpkit/model_file.h"
@@ -85,6 +88,10 @@ TEST_CASE("libraries that are not usable plugins are refused with the reason", "
                     Contains("bpkit_plugin_entries") && Contains("missing"));
   CHECK_THROWS_WITH(reg.load_library(lib("test_not_plugin")),
                     Contains("not a bpkit plugin") && Contains("bpkit_plugin_abi_version"));
+  // A default outside the parameter's own declared range would reach configure() unchecked.
+  CHECK_THROWS_WITH(reg.load_library(lib("test_bad_default")),
+                    Contains("test.bad_default") && Contains("'count'") &&
+                        Contains("default value is invalid") && Contains("between 0 and 1000"));
   bpkit_test::TempDir dir("plugins");
   write(dir.file("fake.so"), "this is text, not a library\n");
   CHECK_THROWS_WITH(reg.load_library(dir.file("fake.so")),
@@ -218,6 +225,15 @@ TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions",
   CHECK_THAT(
       config_error(pipeline_text("  - plugin: test.numbers\n    params: {strict: maybe}\n"), &reg),
       Contains("expected true or false"));
+  // One spelling of booleans: YAML 1.1's yes/no, on/off and 1/0 are refused, for plugin
+  // parameters and for the pipeline file's own keys alike.
+  for (const char* word : {"yes", "on", "1", "True"})
+    CHECK_THAT(config_error(pipeline_text("  - plugin: test.numbers\n    params: {strict: " +
+                                          std::string(word) + "}\n"),
+                            &reg),
+               Contains("expected true or false, got '" + std::string(word) + "'"));
+  CHECK_THAT(config_error(pipeline_text("  - plugin: test.numbers\n") + "cache: yes\n"),
+             Contains("must be true or false, got 'yes'"));
   // configure() rejects a combination; the host adds the key's position.
   CHECK_THAT(
       config_error(pipeline_text("  - plugin: test.numbers\n    params: {strict: true}\n"), &reg),
@@ -240,7 +256,92 @@ TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions",
   CHECK(p.stages()[0].params.get_string("mode") == "plain");
   CHECK_THAT(p.signature(), Contains("test.numbers@1.0#" + reg.get("test.numbers").digest +
                                      "{count=0;mode=plain;scale=2;strict=false;}"));
-  CHECK(reg.get("test.numbers").digest.size() == 16);
+  CHECK(reg.get("test.numbers").digest.size() == 32);  // XXH3-128 in hex
+}
+
+TEST_CASE("digests are XXH3-128 in canonical hex, streamed or whole", "[cache]") {
+  // The reference values are xxhsum -H2's (XXH3 128 bits, big-endian canonical form).
+  CHECK(bpkit::digest_of("") == "99aa06d3014798d86001c324468d497f");
+  CHECK(bpkit::digest_of("abc") == "06b05ab6733a618578af5f94892f3950");
+  bpkit::Digest d;
+  d.update("a", 1).update(std::string("bc"));
+  CHECK(d.hex() == bpkit::digest_of("abc"));
+  bpkit_test::TempDir t("digest");
+  const std::string big(200000, 'x');  // more than one read block
+  std::ofstream(t.file("f.bin"), std::ios::binary) << big;
+  CHECK(bpkit::file_digest(t.file("f.bin")) == bpkit::digest_of(big));
+  CHECK_THROWS_AS(bpkit::file_digest(t.file("missing")), bpkit::FileError);
+  // A cache key tells the parameters from the content, however the bytes are split.
+  CHECK(bpkit::FeatureCache::key("bc", "a") != bpkit::FeatureCache::key("c", "ab"));
+  CHECK(bpkit::FeatureCache::key("bc", "a") == bpkit::FeatureCache::key("bc", "a"));
+}
+
+TEST_CASE("a checkpoint resumes only with its configuration, feature stages and training data",
+          "[resume]") {
+  bpkit_test::TempDir dir("resume-digests");
+  PluginRegistry reg;
+  reg.load_library(lib("test_stages"));
+  write(dir.file("train.tsv"), "a.txt\tx\nb.txt\ty\n");
+  const auto config = [&](const std::string& scale) {
+    bpkit::PipelineConfig c = bpkit::parse_pipeline_config(
+        pipeline_text("  - plugin: test.numbers\n    params: {scale: " + scale + "}\n"), "p.yaml");
+    c.train_manifest = dir.file("train.tsv");
+    return c;
+  };
+  const bpkit::PipelineConfig c2 = config("2"), c3 = config("3");
+  bpkit::Pipeline p2(c2, reg), p3(c3, reg);
+  const bpkit::train_detail::RunDigests d = bpkit::train_detail::run_digests(c2, p2);
+  CHECK(d.data_source == dir.file("train.tsv"));
+
+  bpkit::Network<float> net({3}, 2);
+  net.emplace<bpkit::Dense<float>>(2);
+  bpkit::Adam<float> opt(net.params());
+  bpkit::TrainProgress progress;
+  progress.epochs_done = 1;
+  progress.result.history.emplace_back();
+  progress.result.history.back().epoch = 1;
+  const std::string ckpt = dir.file("checkpoint.bpk");
+  bpkit::train_detail::save_checkpoint(ckpt, net, opt, progress, d);
+  const auto refusal = [&](const bpkit::train_detail::RunDigests& now) -> std::string {
+    try {
+      bpkit::train_detail::load_checkpoint(ckpt, net, opt, now);
+    } catch (const bpkit::FileError& e) {
+      return e.what();
+    }
+    return "(resumed)";
+  };
+  CHECK(refusal(d) == "(resumed)");
+  CHECK(bpkit::train_detail::load_checkpoint(ckpt, net, opt, d).epochs_done == 1);
+  // Another parameter: the pipeline text and the stages' signature both differ.
+  const bpkit::train_detail::RunDigests other = bpkit::train_detail::run_digests(c3, p3);
+  CHECK(other.config != d.config);
+  CHECK(other.plugins != d.plugins);
+  CHECK_THAT(refusal(other), Contains("the pipeline file changed"));
+  // The same text with other stages (a rebuilt plugin library changes the signature the same way).
+  bpkit::train_detail::RunDigests rebuilt = d;
+  rebuilt.plugins = other.plugins;
+  CHECK_THAT(refusal(rebuilt), Contains("the feature stages") && Contains("changed"));
+  // One manifest line fewer: the training data changed.
+  write(dir.file("train.tsv"), "a.txt\tx\n");
+  const bpkit::train_detail::RunDigests fewer = bpkit::train_detail::run_digests(c2, p2);
+  CHECK(fewer.config == d.config);
+  CHECK(fewer.plugins == d.plugins);
+  CHECK(fewer.data != d.data);
+  CHECK_THAT(refusal(fewer),
+             Contains("the training data (" + dir.file("train.tsv") + ") changed") &&
+                 Contains("--resume"));
+  // A dataset directory: a file added or resized changes its digest.
+  bpkit::PipelineConfig w = c2;
+  w.train_manifest = dir.file("writers");
+  std::filesystem::create_directories(dir.file("writers/w1/genuine"));
+  write(dir.file("writers/w1/genuine/1.png"), "12345");
+  const std::string before = bpkit::train_detail::run_digests(w, p2).data;
+  write(dir.file("writers/w1/genuine/1.png"), "123456");
+  const std::string resized = bpkit::train_detail::run_digests(w, p2).data;
+  write(dir.file("writers/w1/genuine/2.png"), "1");
+  const std::string added = bpkit::train_detail::run_digests(w, p2).data;
+  CHECK(resized != before);
+  CHECK(added != resized);
 }
 
 TEST_CASE("the feature cache serves only what matches content and parameters", "[cache]") {

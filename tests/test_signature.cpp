@@ -98,6 +98,20 @@ TEST_CASE("the verification protocol: references, trials and scores", "[signatur
             .writers == 0);
 }
 
+TEST_CASE("the score: cosine with the references' mean direction", "[signature]") {
+  const float x[2] = {1, 0}, y[2] = {0, 1}, q[2] = {3, 0}, zero[2] = {0, 0};
+  // References (1, 0) and (0, 1): their mean points along (1, 1), 45 degrees from the query
+  // (3, 0), whatever the query's length (the mean of the two cosines would be 0.5).
+  CHECK(bpkit::verification_score(q, {x, y}, 2) == Approx(std::sqrt(0.5)));
+  CHECK(bpkit::verification_score(y, {y}, 2) == Approx(1.0));
+  CHECK(bpkit::verification_score(x, {y}, 2) == Approx(0.0));
+  // A reference set that cancels out, and a zero query, resemble nothing.
+  const float mx[2] = {-1, 0};
+  CHECK(bpkit::verification_score(q, {x, mx}, 2) == -1);
+  CHECK(bpkit::verification_score(zero, {x}, 2) == -1);
+  CHECK_THROWS_AS(bpkit::verification_score(q, {}, 2), std::invalid_argument);
+}
+
 TEST_CASE("enrollment files: add, skip repeats, refuse another model, bad ids", "[signature]") {
   TempDir t("enroll");
   bpkit::EnrollmentDb db(t.file("db"));

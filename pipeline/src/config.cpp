@@ -138,8 +138,8 @@ class Section {
   bool boolean(const std::string& key, bool fallback) const {
     if (!has(key)) return fallback;
     const std::string s = scalar(key, "true or false");
-    if (s == "true" || s == "yes" || s == "on") return true;
-    if (s == "false" || s == "no" || s == "off") return false;
+    if (s == "true") return true;  // one spelling, YAML 1.2's (not yes/no, on/off)
+    if (s == "false") return false;
     fail(node_[key], name_ + "." + key + " must be true or false, got '" + s + "'");
   }
   std::string path(const std::string& key, const std::string& dir) const {

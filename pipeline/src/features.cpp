@@ -12,6 +12,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "bpkit/digest.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
 #include "bpkit/threading.h"
@@ -30,15 +31,6 @@ bool read_file(const std::string& path, std::string& out) {
   ss << in.rdbuf();
   out = ss.str();
   return !in.bad();
-}
-
-// FNV-1a, 64 bits, from a given basis.
-uint64_t fnv1a(const std::string& s, uint64_t h) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
 }
 
 std::string trim(const std::string& s) {
@@ -89,12 +81,9 @@ std::string FeatureCache::default_dir() {
 }
 
 std::string FeatureCache::key(const std::string& content, const std::string& signature) {
-  const std::string all = signature + '\0' + std::to_string(content.size()) + '\0' + content;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx",
-                static_cast<unsigned long long>(fnv1a(all, 0xcbf29ce484222325ull)),
-                static_cast<unsigned long long>(fnv1a(all, 0x84222325cbf29ce4ull)));
-  return buf;
+  // The signature's length first, so that no (signature, content) pair reads as another.
+  const std::string head = std::to_string(signature.size()) + '\0' + signature + '\0';
+  return Digest().update(head).update(content).hex();
 }
 
 std::string FeatureCache::path_of(const std::string& key) const {

@@ -16,54 +16,6 @@
 namespace bpkit {
 namespace {
 
-std::string fmt_range(double lo, double hi) {
-  std::ostringstream os;
-  if (lo <= -1e300 && hi >= 1e300) return "any number";
-  if (lo <= -1e300)
-    os << "at most " << hi;
-  else if (hi >= 1e300)
-    os << "at least " << lo;
-  else
-    os << "between " << lo << " and " << hi;
-  return os.str();
-}
-
-// Returns "" when `text` is a valid value of `spec`, else what is wrong.
-std::string check_value(const ParamSpec& spec, const std::string& text) {
-  switch (spec.type) {
-    case ParamType::kBool:
-      for (const char* ok : {"true", "false", "yes", "no", "on", "off", "1", "0"})
-        if (text == ok) return "";
-      return "expected true or false, got '" + text + "'";
-    case ParamType::kInt: {
-      char* end = nullptr;
-      errno = 0;
-      const long long v = std::strtoll(text.c_str(), &end, 10);
-      if (text.empty() || *end || errno) return "expected an integer, got '" + text + "'";
-      if (double(v) < spec.min || double(v) > spec.max)
-        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
-      return "";
-    }
-    case ParamType::kFloat: {
-      char* end = nullptr;
-      errno = 0;
-      const double v = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end || errno || !std::isfinite(v))
-        return "expected a number, got '" + text + "'";
-      if (v < spec.min || v > spec.max)
-        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
-      return "";
-    }
-    case ParamType::kString:
-      return "";
-    case ParamType::kChoice:
-      if (std::find(spec.choices.begin(), spec.choices.end(), text) != spec.choices.end())
-        return "";
-      return "unknown value '" + text + "'" + did_you_mean(text, spec.choices);
-  }
-  return "unknown parameter type";
-}
-
 bool is_feature_kind(Kind k) {
   return k == Kind::kFeatures || k == Kind::kSequence;
 }
@@ -85,7 +37,7 @@ ParamValues validate_params(const PluginInfo& info,
       throw ConfigError(
           pos + ": plugin '" + info.name + "' has no parameter '" + key + "'" +
           (names.empty() ? std::string("; it takes no parameters") : did_you_mean(key, names)));
-    const std::string bad = check_value(*it, text);
+    const std::string bad = check_param_value(*it, text);
     if (!bad.empty())
       throw ConfigError(pos + ": parameter '" + key + "' of plugin '" + info.name + "' (" +
                         param_type_name(it->type) + "): " + bad);

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "bpkit/digest.h"
 #include "bpkit/suggest.h"
 
 namespace bpkit {
@@ -29,24 +33,54 @@ bool looks_like_elf(const std::string& path) {
          magic[3] == 'F';
 }
 
-// FNV-1a (64 bits) of the file's bytes, in hex.
-std::string file_digest(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  uint64_t h = 0xcbf29ce484222325ull;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) {
-      h ^= static_cast<unsigned char>(buf[i]);
-      h *= 0x100000001b3ull;
-    }
-    if (!in) break;
-  }
-  char hex[20];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+std::string fmt_range(double lo, double hi) {
+  std::ostringstream os;
+  if (lo <= -1e300 && hi >= 1e300) return "any number";
+  if (lo <= -1e300)
+    os << "at most " << hi;
+  else if (hi >= 1e300)
+    os << "at least " << lo;
+  else
+    os << "between " << lo << " and " << hi;
+  return os.str();
 }
 
 }  // namespace
+
+std::string check_param_value(const ParamSpec& spec, const std::string& text) {
+  switch (spec.type) {
+    case ParamType::kBool:
+      // One spelling, YAML 1.2's: yes/no and on/off are YAML 1.1 and mean other things elsewhere.
+      if (text == "true" || text == "false") return "";
+      return "expected true or false, got '" + text + "'";
+    case ParamType::kInt: {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end || errno) return "expected an integer, got '" + text + "'";
+      if (double(v) < spec.min || double(v) > spec.max)
+        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+      return "";
+    }
+    case ParamType::kFloat: {
+      char* end = nullptr;
+      errno = 0;
+      const double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end || errno || !std::isfinite(v))
+        return "expected a number, got '" + text + "'";
+      if (v < spec.min || v > spec.max)
+        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+      return "";
+    }
+    case ParamType::kString:
+      return "";
+    case ParamType::kChoice:
+      if (std::find(spec.choices.begin(), spec.choices.end(), text) != spec.choices.end())
+        return "";
+      return "unknown value '" + text + "'" + did_you_mean(text, spec.choices);
+  }
+  return "unknown parameter type";
+}
 
 std::string program_directory() {
   std::error_code ec;
@@ -103,9 +137,15 @@ void PluginRegistry::load_library(const std::string& path) {
   for (size_t i = 0; i < infos.size(); ++i) {
     const PluginInfo& info = infos[i];
     if (info.name.empty()) throw PluginError(path + ": defines a plugin without a name");
-    for (const ParamSpec& p : info.params)
+    for (const ParamSpec& p : info.params) {
       if (p.name.empty())
         throw PluginError(path + ": plugin '" + info.name + "' has a parameter without a name");
+      // A default outside its own declared range (or choices) would reach configure() unchecked.
+      const std::string bad = check_param_value(p, p.default_value);
+      if (!bad.empty())
+        throw PluginError(path + ": plugin '" + info.name + "', parameter '" + p.name +
+                          "': the default value is invalid: " + bad);
+    }
     if (const RegisteredPlugin* other = find(info.name))
       throw PluginError("two plugins are named '" + info.name + "': one in " + other->file +
                         ", one in " + path +

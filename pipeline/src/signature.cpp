@@ -77,16 +77,20 @@ WriterDataset read_writer_dataset(const std::string& dir) {
 
 double verification_score(const float* q, const std::vector<const float*>& refs, int64_t dim) {
   if (refs.empty()) throw std::invalid_argument("verification needs at least one reference");
-  double sum = 0;
-  for (const float* r : refs) {
-    double d2 = 0;
-    for (int64_t i = 0; i < dim; ++i) {
-      const double v = double(q[i]) - double(r[i]);
-      d2 += v * v;
-    }
-    sum += d2;
+  // The references' mean, then the cosine of the query with it: an average of the writer's
+  // signatures is a steadier model of the writer than any one of them.
+  std::vector<double> mean(size_t(dim), 0.0);
+  for (const float* r : refs)
+    for (int64_t i = 0; i < dim; ++i) mean[size_t(i)] += double(r[i]);
+  double dot = 0, qq = 0, mm = 0;
+  for (int64_t i = 0; i < dim; ++i) {
+    dot += double(q[i]) * mean[size_t(i)];
+    qq += double(q[i]) * double(q[i]);
+    mm += mean[size_t(i)] * mean[size_t(i)];
   }
-  return 1 - sum / double(refs.size()) / 2;
+  // A zero vector has no direction: it resembles nothing (an l2_normalize output never is one).
+  if (qq == 0 || mm == 0) return -1;
+  return dot / std::sqrt(qq * mm);
 }
 
 VerificationTrials verification_trials(
@@ -255,14 +259,6 @@ VerificationTrials evaluate_verifier(SignatureVerifier& v, const WriterDataset& 
   return verification_trials(
       data, [&](const std::string& f) { return emb[index.at(f)].data(); }, v.dim(), references,
       random_writers);
-}
-
-std::string file_digest(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (!in) throw FileError(path + ": cannot read the file");
-  return FeatureCache::key(bytes.str(), "file");
 }
 
 void EnrollmentDb::check_id(const std::string& id) {

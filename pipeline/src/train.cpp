@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "bpkit/ctc.h"
+#include "bpkit/digest.h"
 #include "bpkit/error.h"
 #include "bpkit/loss.h"
 #include "bpkit/optimizer.h"
@@ -100,15 +101,46 @@ std::string num(double v) {
   return b;
 }
 
-std::string config_hash(const PipelineConfig& c) {
-  return FeatureCache::key(c.text, "pipeline").substr(0, 16);
+namespace {
+
+// A dataset directory's listing: every regular file's path (relative, sorted) and size. Reading
+// every scan's bytes would cost as much as a feature pass; a changed, added or removed file
+// changes the listing (a file rewritten in place to the same size does not).
+std::string listing_digest(const std::string& dir) {
+  std::vector<std::pair<std::string, uintmax_t>> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    if (it->is_regular_file(ec))
+      files.emplace_back(fs::relative(it->path(), dir, ec).generic_string(), it->file_size(ec));
+  if (ec) throw FileError(dir + ": cannot list the directory: " + ec.message());
+  std::sort(files.begin(), files.end());
+  Digest d;
+  for (const auto& [name, size] : files) d.update(name + '\0' + std::to_string(size) + '\n');
+  return d.hex();
+}
+
+}  // namespace
+
+RunDigests run_digests(const PipelineConfig& c, const Pipeline& pipeline) {
+  RunDigests d;
+  d.config = digest_of(c.text);
+  d.plugins = digest_of(pipeline.signature());
+  d.data_source = c.train_manifest;
+  std::error_code ec;
+  d.data = c.train_manifest.empty()                 ? std::string()
+           : fs::is_directory(c.train_manifest, ec) ? listing_digest(c.train_manifest)
+                                                    : file_digest(c.train_manifest);
+  return d;
 }
 
 // The checkpoint: the network, the optimizer's state, the best weights so far and the trainer's
 // progress, in one model file (written atomically).
 void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
-                     const TrainProgress& p, const std::string& hash) {
-  Metadata meta{{"checkpoint.config", hash},
+                     const TrainProgress& p, const RunDigests& digests) {
+  Metadata meta{{"checkpoint.config", digests.config},
+                {"checkpoint.plugins", digests.plugins},
+                {"checkpoint.data", digests.data},
                 {"checkpoint.epochs_done", std::to_string(p.epochs_done)},
                 {"checkpoint.best_val", num(p.best_val)},
                 {"checkpoint.since_best", std::to_string(p.since_best)},
@@ -141,13 +173,31 @@ std::string meta_get(const Metadata& m, const std::string& key, const std::strin
 
 // Loads a checkpoint into net and opt; returns the trainer's progress.
 TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
-                              const std::string& hash) {
+                              const RunDigests& digests) {
   LoadedModel<float> ck = load_model<float>(path);
-  if (meta_get(ck.meta, "checkpoint.config", path) != hash)
-    throw FileError(path +
-                    ": the pipeline file changed since this checkpoint was written; "
-                    "resuming would mix two configurations (train without --resume to "
-                    "start afresh)");
+  const auto changed = [&](const std::string& key, const std::string& now, const std::string& what,
+                           const std::string& mix) {
+    bool found = false;
+    for (const auto& kv : ck.meta)
+      if (kv.first == key) {
+        found = true;
+        if (kv.second == now) return;
+      }
+    throw FileError(path + ": " +
+                    (found ? what +
+                                 " changed since this checkpoint was written; resuming "
+                                 "would mix " +
+                                 mix
+                           : "written by an older bpkit that does not record " + what +
+                                 "; it cannot be checked") +
+                    " (train without --resume to start afresh)");
+  };
+  changed("checkpoint.config", digests.config, "the pipeline file", "two configurations");
+  changed("checkpoint.plugins", digests.plugins,
+          "the feature stages (a plugin library rebuilt or replaced, or its parameters)",
+          "features of two versions");
+  changed("checkpoint.data", digests.data, "the training data (" + digests.data_source + ")",
+          "two training sets");
   auto a = net.params(), b = ck.net.params();
   if (a.size() != b.size() || ck.net.size() != net.size())
     throw FileError(path + ": the checkpoint's network differs from the pipeline's");
@@ -460,7 +510,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   fs::create_directories(out, ec);
   if (ec) throw FileError(out + ": cannot create the output directory: " + ec.message());
   const std::string ckpt = (fs::path(out) / kCheckpointFile).string();
-  const std::string hash = config_hash(c);
+  const RunDigests digests = run_digests(c, pipeline);
 
   TrainOutcome outcome;
   outcome.model_dir = out;
@@ -468,7 +518,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   TrainOptions o;
   if (r.resume) {
     if (fs::exists(ckpt)) {
-      resumed = load_checkpoint(ckpt, net, *opt, hash);
+      resumed = load_checkpoint(ckpt, net, *opt, digests);
       outcome.resumed_from = resumed.epochs_done;
       o.resume = &resumed;
       if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
@@ -480,7 +530,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   o.validation_split = c.validation_split;
   o.augment = c.augment;
   if (c.checkpoints)
-    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
+    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, digests); };
   // Random stages (augmentation): every epoch, each training sample's features are made again
   // from its file with a seed of its own, never cached. Validation and test samples keep the
   // features made with seed 0 (no augmentation).

@@ -10,6 +10,7 @@
 #include "bpkit/model_file.h"
 #include "bpkit/network.h"
 #include "bpkit/optimizer.h"
+#include "bpkit/pipeline.h"
 #include "bpkit/train.h"
 #include "bpkit/trainer.h"
 
@@ -20,13 +21,21 @@ std::unique_ptr<Layer<float>> make_configured_layer(const LayerConfig& l);
 // Builds the configured layers on `net`.
 void build_network(const PipelineConfig& c, Network<float>& net);
 std::unique_ptr<Optimizer<float>> make_optimizer(const PipelineConfig& c, Network<float>& net);
-// A digest of the pipeline file's text: a checkpoint is resumed only by the same configuration.
-std::string config_hash(const PipelineConfig& c);
+// What a checkpoint is resumed only with: digests of the pipeline file's text, of the feature
+// stages (plugin libraries, versions, parameters and fitted statistics: Pipeline::signature())
+// and of the training data (the manifest's bytes, or a dataset directory's listing of files
+// and sizes).
+struct RunDigests {
+  std::string config, plugins, data;
+  std::string data_source;  // the manifest or directory (for messages; not stored)
+};
+RunDigests run_digests(const PipelineConfig& c, const Pipeline& pipeline);
 // The checkpoint (network, optimizer state, best weights, trainer progress), written atomically.
 void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
-                     const TrainProgress& p, const std::string& hash);
+                     const TrainProgress& p, const RunDigests& digests);
+// Throws FileError naming what changed when `digests` differ from the checkpoint's.
 TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
-                              const std::string& hash);
+                              const RunDigests& digests);
 std::string num(double v);          // %.17g
 std::string fmt_seconds(double s);  // "12.3s"
 std::string now_utc();              // ISO 8601

@@ -288,20 +288,20 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw FileError(out + ": cannot create the output directory: " + ec.message());
-  const std::string hash = config_hash(c);
+  const RunDigests digests = run_digests(c, pipeline);
   TrainOutcome outcome;
   outcome.model_dir = out;
   TrainProgress resumed;
   TrainOptions o;
   if (r.resume) {
-    resumed = load_checkpoint(ckpt, net, *opt, hash);
+    resumed = load_checkpoint(ckpt, net, *opt, digests);
     outcome.resumed_from = resumed.epochs_done;
     o.resume = &resumed;
     if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
   }
   set_train_options(o, c, r);
   if (c.checkpoints)
-    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, hash); };
+    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, digests); };
   // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
   // same ones.
   o.draw_tuples = [&](int epoch, TupleDataset& d) {

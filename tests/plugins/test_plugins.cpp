@@ -6,6 +6,7 @@
 //   TEST_VARIANT_NO_ENTRIES an ABI version but no plugin list
 //   TEST_VARIANT_NOT_PLUGIN a shared library that is not a bpkit plugin
 //   TEST_VARIANT_LIFETIME   test.lifetime, built with -fno-gnu-unique so unloading is real
+//   TEST_VARIANT_BAD_DEFAULT test.bad_default: a parameter's default outside its own range
 #include <bpkit/plugin.h>
 
 #include <fstream>
@@ -148,6 +149,19 @@ class Lifetime : public bpkit::FeaturePlugin {
 };
 #endif
 
+#ifdef TEST_VARIANT_BAD_DEFAULT
+// test.numbers whose `count` defaults to 5000, outside its declared range 0-1000.
+class BadDefault : public Numbers {
+ public:
+  static PluginInfo info() {
+    PluginInfo i = Numbers::info();
+    i.name = "test.bad_default";
+    i.params[1].default_value = "5000";
+    return i;
+  }
+};
+#endif
+
 }  // namespace test_plugins
 
 #if defined(TEST_VARIANT_STAGES)
@@ -175,6 +189,8 @@ inline int abi_version() {
 }
 }  // namespace no_entries
 BOOST_DLL_ALIAS(no_entries::abi_version, bpkit_plugin_abi_version)
+#elif defined(TEST_VARIANT_BAD_DEFAULT)
+BPKIT_PLUGIN_LIBRARY(test_plugins::BadDefault)
 #elif defined(TEST_VARIANT_NOT_PLUGIN)
 extern "C" __attribute__((visibility("default"))) int not_a_plugin() {
   return 42;

@@ -202,8 +202,7 @@ class ParamValues {
     return it->second;
   }
   bool get_bool(const std::string& name) const {
-    const std::string& v = raw(name);
-    return v == "true" || v == "1" || v == "yes" || v == "on";
+    return raw(name) == "true";  // the host accepts only true and false
   }
   long long get_int(const std::string& name) const { return std::stoll(raw(name)); }
   double get_float(const std::string& name) const { return std::stod(raw(name)); }

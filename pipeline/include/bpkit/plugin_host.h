@@ -32,6 +32,10 @@ struct RegisteredPlugin {
   FeaturePlugin* (*create)() = nullptr;
 };
 
+// "" when `text` is a valid value of `spec` (booleans are written true or false; numbers are in
+// [min, max]; a choice is one of the choices), else what is wrong.
+std::string check_param_value(const ParamSpec& spec, const std::string& text);
+
 class PluginRegistry {
  public:
   PluginRegistry() = default;

@@ -4,9 +4,9 @@
 //
 // A verifier is an embedding model (TrainedModel::embeddings(), trained with data.layout:
 // writers): a query is compared with a writer's references by
-//   score = 1 − mean_r ‖q − r‖² / 2,
-// the mean cosine similarity of unit-length embeddings (l2_normalize): 1 for a query equal to its
-// references, lower the farther it is. A score at or above the threshold stored with the model
+//   score = cos(q, mean_r r),
+// the cosine similarity of its embedding with the mean of the references' embeddings: 1 for a
+// query in the references' mean direction, lower the farther it turns from it. A score at or above the threshold stored with the model
 // (calibrated at the equal error rate of skilled forgeries on the training writers) is "genuine".
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/digest.h"  // file_digest: a scan enrolled twice is recognised
 #include "bpkit/features.h"
 #include "bpkit/metric.h"
 #include "bpkit/train.h"
@@ -38,7 +39,8 @@ struct WriterDataset {
 // fewer than two genuine images.
 WriterDataset read_writer_dataset(const std::string& dir);
 
-// score = 1 − mean_r ‖q − r‖² / 2 over `refs` (each of `dim` values). Requires refs non-empty.
+// score = cos(q, mean_r r) over `refs` (each of `dim` values); −1 when q or the mean is zero.
+// Requires refs non-empty (std::invalid_argument).
 double verification_score(const float* query, const std::vector<const float*>& refs, int64_t dim);
 
 // The trials of the verification protocol. For every writer, the first `references` genuine
@@ -142,8 +144,5 @@ class EnrollmentDb {
   std::string path_of(const std::string& id) const;
   std::string dir_;
 };
-
-// A digest of a file's bytes (FileError when it cannot be read).
-std::string file_digest(const std::string& path);
 
 }  // namespace bpkit

@@ -108,15 +108,16 @@ const char* kTrainUsage =
     "\n"
     "  --out DIR          model directory (default: the pipeline's output.dir)\n"
     "  --resume           continue from DIR/checkpoint.bpk\n"
-    "  --plugin-path DIR  also load plugins from DIR (a directory or one .so; repeatable)\n"
+    "  --plugin-path DIR  also load plugins from DIR (a directory or one .so; repeatable); the\n"
+    "                     pipeline file's own plugin_path is searched too (you chose the file)\n"
     "  --no-cache         compute every feature (neither read nor write the feature cache)\n"
     "  --threads N        engine threads (overrides training.threads)\n"
     "  --seed N           random seed (overrides training.seed; the model directory's copy of\n"
     "                     the pipeline file notes it)\n";
 
 const char* kEvalUsage =
-    "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--no-cache] [--dict FILE]\n"
-    "                  [--dict-cost X]\n"
+    "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--trust-model-plugins]\n"
+    "                  [--no-cache] [--dict FILE] [--dict-cost X]\n"
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
@@ -128,15 +129,22 @@ const char* kEvalUsage =
     "\n"
     "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
     "                  per line) to the most probable word that is, when that costs at most\n"
-    "                  --dict-cost nats of log-probability (default 3)\n";
+    "                  --dict-cost nats of log-probability (default 3)\n"
+    "  --plugin-path DIR\n"
+    "                  also load plugins from DIR (a directory or one .so; repeatable)\n"
+    "  --trust-model-plugins\n"
+    "                  also load plugins from the directories the model's pipeline.yaml names\n"
+    "                  (plugin_path); without it a model directory never chooses which native\n"
+    "                  code runs (docs/security.md)\n";
 
 const char* kPredictUsage =
-    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]... [--dict FILE]\n"
-    "                     [--dict-cost X]\n"
+    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]...\n"
+    "                     [--trust-model-plugins] [--dict FILE] [--dict-cost X]\n"
     "\n"
     "Prints one line per file: the file, the predicted class and its probability (with --top K,\n"
     "the K most likely classes); for a transcript model, the file, the text and the confidence of\n"
-    "its least certain symbol. --dict and --dict-cost as for eval.\n";
+    "its least certain symbol. --plugin-path, --trust-model-plugins, --dict and --dict-cost as\n"
+    "for eval.\n";
 
 const char* kPluginsUsage =
     "usage: bpkit plugins [--plugin-path DIR]...\n"
@@ -303,12 +311,13 @@ void use_dictionary(bpkit::TrainedModel& model, std::map<std::string, std::strin
 int cmd_eval(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o =
-      parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost"}, pos, {"no-cache"}, &all);
+  auto o = parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost"}, pos,
+                         {"no-cache", "trust-model-plugins"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
+  const bool trust = o.count("trust-model-plugins") > 0;
   if (std::filesystem::is_directory(pos[1])) {
     // A verifier on a dataset directory of writers: the verification protocol.
-    bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"));
+    bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"), trust);
     if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
     int refs = 5;
     for (const auto& kv : v.model().metadata())
@@ -329,7 +338,7 @@ int cmd_eval(int argc, char** argv) {
         s.random.eer);
     return 0;
   }
-  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
   if (model.embeddings())
     throw UsageError(pos[0] +
                      " is a verifier: evaluate it on a dataset directory of writers "
@@ -350,7 +359,7 @@ int cmd_eval(int argc, char** argv) {
           "its decoder grammar");
     // A word recognizer (speech): the utterance recognizer on each sample's features, word error
     // rate against the manifest's symbols spelled as words.
-    bpkit::UtteranceRecognizer rec(pos[0], all_values(all, "plugin-path"));
+    bpkit::UtteranceRecognizer rec(pos[0], all_values(all, "plugin-path"), trust);
     bpkit::WordErrors errors;
     for (size_t i = 0; i < set.features.size(); ++i) {
       const bpkit::Utterance u = rec.recognize_features(set.features[i]);
@@ -410,9 +419,11 @@ int cmd_eval(int argc, char** argv) {
 int cmd_predict(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"plugin-path", "top", "dict", "dict-cost"}, pos, {}, &all);
+  auto o = parse_options(argc, argv, 2, {"plugin-path", "top", "dict", "dict-cost"}, pos,
+                         {"trust-model-plugins"}, &all);
   if (pos.size() < 2) throw UsageError("predict takes a model directory and at least one file");
-  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"));
+  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"),
+                            o.count("trust-model-plugins") > 0);
   use_dictionary(model, o);
   const size_t top = size_t(integer(o, "top", 1, 1));
   int failures = 0;
@@ -599,6 +610,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const bpkit::ConfigError& e) {
+    std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const bpkit::PluginError& e) {  // a refused plugin directory or search path
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {

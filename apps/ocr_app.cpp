@@ -2,7 +2,8 @@
 // model directory; single handwritten characters with --mode char (models/digits).
 //
 //   ocr_app [--model DIR] [--mode page|line|char] [--json] [--overlay OUT.png] [--threads N]
-//           [--dict FILE|none] [--dict-cost X] [--plugin-path DIR]... IMAGE...
+//           [--dict FILE|none] [--dict-cost X] [--plugin-path DIR]... [--trust-model-plugins]
+//           IMAGE...
 //
 // page (default): the page is cut into text lines (DIR/page.yaml when the model has one, else
 // image.read, image.gray, image.lines), each line goes through the recognizer's own pipeline from
@@ -70,6 +71,10 @@ const char* kUsage =
     "  --dict-cost X      how much less probable (in nats) a word of the list may be than the\n"
     "                     word read and still replace it (default 3)\n"
     "  --plugin-path DIR  more plugin libraries (repeatable)\n"
+    "  --trust-model-plugins\n"
+    "                     also load plugins from the directories the model's pipeline.yaml\n"
+    "                     and page.yaml name (plugin_path): native code chosen by the model\n"
+    "                     (docs/security.md)\n"
     "\n"
     "Lines found on a page that hold no letter or digit, mostly doubtful punctuation, or at\n"
     "most 3 doubtful characters are dropped (specks, rules, picture edges). '--' ends the\n"
@@ -247,7 +252,7 @@ void write_overlay(const std::string& path, const bpkit::Image& page,
 class PageReader {
  public:
   PageReader(bpkit::TrainedModel& model, const std::string& model_dir,
-             const std::vector<std::string>& plugin_dirs, bool whole_line)
+             const std::vector<std::string>& plugin_dirs, bool trust_model_plugins, bool whole_line)
       : model_(model), whole_line_(whole_line) {
     if (!model.transcripts())
       throw bpkit::ConfigError(model_dir +
@@ -261,7 +266,7 @@ class PageReader {
         fs::exists(page_file)
             ? bpkit::load_pipeline_config(page_file.string(), false)
             : bpkit::parse_pipeline_config(kDefaultLayout, "(built-in page layout)", ".", false);
-    bpkit::load_plugins(registry_, cfg.plugin_path, plugin_dirs);
+    bpkit::load_model_plugins(registry_, cfg, plugin_dirs, trust_model_plugins);
     layout_ = std::make_unique<bpkit::Pipeline>(cfg, registry_, false);
     if (layout_->output_kind() != bpkit::Kind::kImageList)
       throw bpkit::ConfigError(cfg.file +
@@ -408,7 +413,7 @@ int run(int argc, char** argv) {
   std::multimap<std::string, std::string> all;
   auto o = bpkit::cli::parse_options(
       argc, argv, 1, {"model", "mode", "overlay", "threads", "plugin-path", "dict", "dict-cost"},
-      files, {"json", "help"}, &all);
+      files, {"json", "help", "trust-model-plugins"}, &all);
   if (o.count("help")) return std::printf("%s", kUsage), 0;
   if (files.empty()) throw UsageError("no image given");
   const std::string mode = o.count("mode") ? o["mode"] : "page";
@@ -449,17 +454,20 @@ int run(int argc, char** argv) {
     model_dir = bpkit::shipped_model_dir(name);
     if (model_dir.empty()) {
       const char* env = std::getenv("BPKIT_MODEL_PATH");
+      const std::string program = bpkit::program_directory();
       throw bpkit::ConfigError(
           "the shipped model '" + name + "' was not found in " +
           (env ? "$BPKIT_MODEL_PATH (" + std::string(env) + ") nor in " : std::string()) +
-          (fs::path(bpkit::program_directory()) / ".." / "share" / "bpkit" / "models")
-              .lexically_normal()
-              .string() +
+          (program.empty() ? std::string("the program's directory (its path cannot be read)")
+                           : (fs::path(program) / ".." / "share" / "bpkit" / "models")
+                                 .lexically_normal()
+                                 .string()) +
           "; give one with --model DIR");
     }
   }
   const auto plugin_dirs = bpkit::cli::all_values(all, "plugin-path");
-  bpkit::TrainedModel model(model_dir, plugin_dirs);
+  const bool trust = o.count("trust-model-plugins") > 0;
+  bpkit::TrainedModel model(model_dir, plugin_dirs, trust);
   if (mode == "char" && (o.count("dict") || o.count("dict-cost")))
     throw UsageError("--dict corrects words; it has no --mode char");
   if (mode != "char" && model.transcripts()) {
@@ -489,7 +497,7 @@ int run(int argc, char** argv) {
   if (mode == "char")
     chars = std::make_unique<CharReader>(model, model_dir);
   else
-    pages = std::make_unique<PageReader>(model, model_dir, plugin_dirs, mode == "line");
+    pages = std::make_unique<PageReader>(model, model_dir, plugin_dirs, trust, mode == "line");
 
   const auto emit = [](const std::string& text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -598,6 +606,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ocr_app: %s\n", e.what());
     return 2;
   } catch (const bpkit::FileError& e) {
+    std::fprintf(stderr, "ocr_app: %s\n", e.what());
+    return 2;
+  } catch (const bpkit::PluginError& e) {  // the model's plugins cannot be loaded
     std::fprintf(stderr, "ocr_app: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -56,6 +56,9 @@ const char* kUsage =
     "  --det PNG          eval: where the DET curves go (default det.png)\n"
     "  --threads N        engine threads (default: all cores)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
+    "  --trust-model-plugins\n"
+    "                     also load plugins from the directories the model's pipeline.yaml\n"
+    "                     names (plugin_path): native code chosen by the model (docs/security.md)\n"
     "  -h, --help         this help\n";
 
 std::string model_dir(std::map<std::string, std::string>& o) {
@@ -215,7 +218,7 @@ int run(int argc, char** argv) {
   auto o = bpkit::cli::parse_options(argc, argv, 2,
                                      {"model", "db", "writer", "reference", "query", "references",
                                       "det", "threads", "plugin-path"},
-                                     pos, {"json", "help"}, &all);
+                                     pos, {"json", "help", "trust-model-plugins"}, &all);
   if (o.count("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -232,10 +235,13 @@ int run(int argc, char** argv) {
   std::unique_ptr<bpkit::SignatureVerifier> v;
   try {
     v = std::make_unique<bpkit::SignatureVerifier>(model_dir(o),
-                                                   bpkit::cli::all_values(all, "plugin-path"));
+                                                   bpkit::cli::all_values(all, "plugin-path"),
+                                                   o.count("trust-model-plugins") > 0);
   } catch (const bpkit::FileError& e) {
     throw UsageError(e.what());
   } catch (const bpkit::ConfigError& e) {
+    throw UsageError(e.what());
+  } catch (const bpkit::PluginError& e) {
     throw UsageError(e.what());
   }
   if (cmd == "enroll") return enroll(*v, o, pos);

@@ -2,7 +2,7 @@
 // (models/speech_digits) or another speech model directory.
 //
 //   speech_app [--model DIR] [--json] [--spectrogram OUT.png] [--features] [--segment]
-//              [--threads N] [--plugin-path DIR]... FILE...
+//              [--threads N] [--plugin-path DIR]... [--trust-model-plugins] FILE...
 //
 // Exit codes: 0 success, 1 a file could not be read or recognized (the others are still
 // processed), 2 usage or model errors.
@@ -50,6 +50,9 @@ const char* kUsage =
     "                     so that any length runs in bounded memory\n"
     "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
+    "  --trust-model-plugins\n"
+    "                     also load plugins from the directories the model's pipeline.yaml\n"
+    "                     names (plugin_path): native code chosen by the model (docs/security.md)\n"
     "  -h, --help         this help\n"
     "\n"
     "Exit status: 0 when every file was recognized; 1 when a file, or an utterance cut from\n"
@@ -59,9 +62,9 @@ const char* kUsage =
 int run(int argc, char** argv) {
   std::vector<std::string> files;
   std::multimap<std::string, std::string> all;
-  auto o =
-      bpkit::cli::parse_options(argc, argv, 1, {"model", "threads", "plugin-path", "spectrogram"},
-                                files, {"json", "features", "segment", "help"}, &all);
+  auto o = bpkit::cli::parse_options(
+      argc, argv, 1, {"model", "threads", "plugin-path", "spectrogram"}, files,
+      {"json", "features", "segment", "help", "trust-model-plugins"}, &all);
   if (o.count("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -85,7 +88,8 @@ int run(int argc, char** argv) {
     throw bpkit::FileError(
         "the shipped model 'speech_digits' is not installed (looked in $BPKIT_MODEL_PATH and "
         "<program dir>/../share/bpkit/models); give --model DIR");
-  bpkit::UtteranceRecognizer rec(dir, bpkit::cli::all_values(all, "plugin-path"));
+  bpkit::UtteranceRecognizer rec(dir, bpkit::cli::all_values(all, "plugin-path"),
+                                 o.count("trust-model-plugins") > 0);
 
   int failures = 0;
   for (size_t i = 0; i < files.size(); ++i) {

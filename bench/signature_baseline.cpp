@@ -76,7 +76,8 @@ int run(int argc, char** argv) {
   const int refs = o.count("references") ? std::atoi(o["references"].c_str()) : 5;
   const bpkit::PipelineConfig c = bpkit::load_pipeline_config(o["pipeline"], false);
   bpkit::PluginRegistry registry;
-  bpkit::load_plugins(registry, c.plugin_path, plugin_dirs);
+  const std::vector<std::string> needed = bpkit::stage_plugins(c);
+  bpkit::load_plugins(registry, c.plugin_path, plugin_dirs, &needed);
   const bpkit::Pipeline p(c, registry);
   bpkit::FeatureCache cache(bpkit::FeatureCache::default_dir());
 

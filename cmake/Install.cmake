@@ -11,6 +11,11 @@
 # built-in plugins relative to the program.
 include(CMakePackageConfigHelpers)
 
+# Directories made by the installation are writable by their owner only, whatever the umask:
+# bpkit refuses a plugin directory that its group or other users may write (docs/security.md).
+set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+    GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+
 set(BPKIT_INSTALL_BINDIR bin)
 set(BPKIT_INSTALL_LIBDIR lib)
 set(BPKIT_INSTALL_INCLUDEDIR include)

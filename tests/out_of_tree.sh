@@ -5,14 +5,18 @@
 #      directory (find_package(bpkit) through CMAKE_PREFIX_PATH), warnings as errors;
 #   3. the installed bpkit lists it with `plugins --plugin-path` (and its built-in plugins from
 #      PREFIX/lib/bpkit/plugins);
-#   4. trains a pipeline with the plugin as a stage (found through the pipeline's plugin_path) on
-#      small generated images of three gray levels, black, gray and white;
+#   4. trains a pipeline with the plugin as a stage (found through the pipeline's plugin_path:
+#      `bpkit train` searches the plugin_path of the file it is given) on small generated images
+#      of three gray levels, black, gray and white;
 #   5. checks the plugin's output through that model: copies of it whose pipeline sets
 #      example.levels to low 0.4, high 0.6 (and inverted) must classify the mid-gray probes as the
 #      levels map them (0.42 → black, 0.58 → white), where the trained pipeline calls them all gray
 #      (predict with --plugin-path, eval with $BPKIT_PLUGIN_PATH);
 #   6. without the plugin the model is refused (exit 2), as is a configuration its configure()
-#      rejects (exit 2, with the position of the key).
+#      rejects (exit 2, with the position of the key);
+#   7. the model directory's own plugin_path is not searched without --trust-model-plugins (exit 2
+#      naming the plugin, the directory and the flag), and is with it; a plugin file or directory
+#      writable by group or others is refused.
 # usage: tests/out_of_tree.sh BUILD_DIR SOURCE_DIR
 # Environment: CMAKE (the cmake program), CMAKE_GENERATOR and CXX (for the example's build);
 # BPKIT_KEEP_TMP=1 keeps the temporary directory.
@@ -155,6 +159,8 @@ expect() {  # WHAT GOT WANT
   echo "$1: $2"
 }
 expect "trained pipeline (levels 0..1)" "$(classes "$work/model" --plugin-path "$plugdir")" "gray gray gray "
+expect "trained pipeline, its own plugin_path trusted" "$(classes "$work/model" --trust-model-plugins)" \
+  "gray gray gray "
 expect "levels 0.4..0.6" "$(classes "$work/window" --plugin-path "$so")" "black gray white "
 printf 'probe/107.pgm\twhite\nprobe/128.pgm\tgray\nprobe/148.pgm\tblack\n' >"$work/probes.tsv"
 BPKIT_PLUGIN_PATH=/nonexistent:$plugdir "$bpkit" eval "$work/window_inverted" "$work/probes.tsv" \
@@ -172,6 +178,26 @@ status=0
 "$bpkit" predict "$work/crossed" "${probes[0]}" --plugin-path "$plugdir" >/dev/null 2>"$tmp/crossed.err" || status=$?
 grep -qE "pipeline\.yaml:[0-9]+:[0-9]+: parameter 'high' of plugin 'example\.levels': high \(0\.4\) must exceed low \(0\.6\)" "$tmp/crossed.err" && [ $status -eq 2 ] ||
   { cat "$tmp/crossed.err" >&2; fail "low > high: exit $status, expected 2 with the key's position"; }
+echo "== a model directory does not choose the libraries that run"
+status=0
+"$bpkit" predict "$work/model" "${probes[0]}" >/dev/null 2>"$tmp/untrusted.err" || status=$?
+[ $status -eq 2 ] && grep -q "no plugin named 'example\.levels' in the trusted plugin directories" "$tmp/untrusted.err" &&
+  grep -qF "asks for plugin libraries from $plugdir" "$tmp/untrusted.err" &&
+  grep -qF -- "--trust-model-plugins" "$tmp/untrusted.err" ||
+  { cat "$tmp/untrusted.err" >&2; fail "the model's own plugin_path: exit $status, expected 2 naming the plugin, $plugdir and --trust-model-plugins"; }
+chmod g+w "$so"
+"$bpkit" plugins --plugin-path "$plugdir" >/dev/null 2>"$tmp/writable.err" || fail "bpkit plugins with a group-writable library"
+chmod g-w "$so"
+grep -qF "skipped $so: refused: the plugin library is writable by its group" "$tmp/writable.err" &&
+  grep -qF "chmod go-w $so" "$tmp/writable.err" ||
+  { cat "$tmp/writable.err" >&2; fail "a group-writable plugin library was not refused"; }
+chmod o+w "$plugdir"
+status=0
+"$bpkit" plugins --plugin-path "$plugdir" >/dev/null 2>"$tmp/writable.err" || status=$?
+chmod o-w "$plugdir"
+[ $status -eq 2 ] && grep -qF "$plugdir: refused: the plugin directory is writable by all other users" "$tmp/writable.err" ||
+  { cat "$tmp/writable.err" >&2; fail "a world-writable plugin directory: exit $status, expected 2"; }
+
 echo "== the installed ocr_app finds its shipped models"
 got=$("$prefix/bin/ocr_app" --mode char "$src/tests/data/digit3_dark_on_light.png" 2>&1) ||
   fail "installed ocr_app --mode char: $got"

@@ -1,4 +1,6 @@
 // The plugin host, pipeline files, the feature cache and stage errors.
+#include <stdlib.h>  // setenv, unsetenv
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cctype>
@@ -29,6 +31,9 @@ using Catch::Matchers::Contains;
 namespace {
 
 const std::string kPlugins = BPKIT_TEST_PLUGIN_DIR;
+// --plugin-path for models trained on the test plugins: a model directory's own plugin_path is
+// not searched unless asked for.
+const std::vector<std::string> kStageDirs{kPlugins + "/test_stages"};
 
 std::string lib(const std::string& name) {
   return kPlugins + "/" + name + "/lib" + name + ".so";
@@ -135,6 +140,201 @@ TEST_CASE("a plugin library stays loaded while its objects live", "[plugins]") {
   CHECK(v.tensor[0] == float('x'));
   obj.reset();  // the destructor runs in the library, then the library is unloaded
   CHECK_FALSE(library_mapped(path));  // built with -fno-gnu-unique: unloading is real
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A copy of a test plugin library at `to`, owner-writable only (whatever the umask).
+void copy_library(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                          fs::perms::others_read | fs::perms::others_exec);
+}
+
+void make_plugin_dir(const std::string& dir) {
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+}
+
+bool problems_mention(const PluginRegistry& reg, const std::string& a, const std::string& b) {
+  for (const std::string& p : reg.problems())
+    if (p.find(a) != std::string::npos && p.find(b) != std::string::npos) return true;
+  return false;
+}
+
+// Sets (or, with nullptr, unsets) an environment variable for a scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() { had_ ? setenv(name_.c_str(), old_.c_str(), 1) : unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("plugin files and directories writable by group or others are refused",
+          "[plugins][security]") {
+  bpkit_test::TempDir tmp("plugin-perms");
+  const std::string dir = tmp.file("plugins"), so = dir + "/libstages.so";
+  make_plugin_dir(dir);
+  copy_library(lib("test_stages"), so);
+  {
+    PluginRegistry reg;
+    reg.add_directory(dir);
+    CHECK(reg.find("test.numbers"));
+  }
+  using P = fs::perms;
+  const P ok = P::owner_all | P::group_read | P::group_exec | P::others_read | P::others_exec;
+  for (const auto& [mode, who] : {std::pair<P, std::string>{ok | P::group_write, "its group"},
+                                  {ok | P::others_write, "all other users"},
+                                  {ok | P::group_write | P::others_write, "its group and all"}}) {
+    CAPTURE(who);
+    fs::permissions(so, mode);
+    PluginRegistry reg;
+    reg.add_directory(dir);  // the file is skipped, with the reason
+    CHECK_FALSE(reg.find("test.numbers"));
+    CHECK(problems_mention(reg, so + ": refused", "writable by " + who));
+    CHECK_THROWS_WITH(reg.get("test.numbers"),
+                      Contains("skipped " + so) && Contains("chmod go-w " + so));
+    CHECK_THROWS_WITH(reg.load_library(so),
+                      Contains(so) && Contains("writable by " + who) && Contains("chmod go-w"));
+  }
+  fs::permissions(so, ok);
+  fs::permissions(dir, ok | P::group_write);
+  PluginRegistry reg;
+  // The directory is refused as a whole, and so is a library in it named on its own.
+  CHECK_THROWS_WITH(reg.add_directory(dir), Contains(dir + ": refused") &&
+                                                Contains("plugin directory is writable") &&
+                                                Contains("chmod go-w " + dir));
+  CHECK_THROWS_WITH(reg.load_library(so), Contains(dir) && Contains("chmod go-w"));
+  CHECK_THROWS_WITH(bpkit::load_plugins(reg, {}, {dir}), Contains("chmod go-w " + dir));
+  CHECK_FALSE(reg.find("test.numbers"));
+  fs::permissions(dir, ok);
+  reg.load_library(so);
+  CHECK(reg.find("test.numbers"));
+}
+
+TEST_CASE("a symbolic link in a plugin directory may not lead out of it", "[plugins][security]") {
+  bpkit_test::TempDir tmp("plugin-links");
+  // Inside: the versioned-library habit, a .so link to the real file beside it (in a
+  // subdirectory here, so that only the link ends in .so).
+  const std::string inside = tmp.file("inside");
+  make_plugin_dir(inside + "/real");
+  copy_library(lib("test_stages"), inside + "/real/libstages.so.1");
+  fs::create_symlink("real/libstages.so.1", inside + "/libstages.so");
+  {
+    PluginRegistry reg;
+    reg.add_directory(inside);
+    REQUIRE(reg.find("test.numbers"));
+    CHECK(reg.find("test.numbers")->file == inside + "/libstages.so");
+    CHECK(reg.problems().empty());
+  }
+  // Outside: a link to a library in another directory, relative or absolute.
+  const std::string outside = tmp.file("outside");
+  make_plugin_dir(outside);
+  make_plugin_dir(tmp.file("elsewhere"));
+  copy_library(lib("test_stages"), tmp.file("elsewhere/libstages.so"));
+  fs::create_symlink("../elsewhere/libstages.so", outside + "/librelative.so");
+  fs::create_symlink(fs::absolute(tmp.file("inside/real/libstages.so.1")),
+                     outside + "/libabsolute.so");
+  PluginRegistry reg;
+  reg.add_directory(outside);
+  CHECK(reg.plugins().empty());
+  REQUIRE(reg.problems().size() == 2);
+  CHECK(problems_mention(reg,
+                         outside + "/librelative.so: refused: a symbolic link to " +
+                             fs::canonical(tmp.file("elsewhere/libstages.so")).string(),
+                         "outside its plugin directory"));
+  CHECK(
+      problems_mention(reg, outside + "/libabsolute.so: refused", "outside its plugin directory"));
+  CHECK_FALSE(library_mapped(tmp.file("elsewhere/libstages.so")));
+}
+
+TEST_CASE("a model directory does not choose which plugin libraries run", "[plugins][security]") {
+  // A model whose pipeline.yaml brings its own library (a copy of test_lifetime, under a name
+  // that shows whether it was ever mapped) in plugin_path.
+  bpkit_test::TempDir tmp("model-plugins");
+  const std::string model = tmp.file("model"), own = model + "/lib/libbrought.so";
+  make_plugin_dir(model + "/lib");
+  copy_library(lib("test_lifetime"), own);
+  bpkit::Network<float> net({100}, 1);
+  net.add(std::make_unique<bpkit::Dense<float>>(2));
+  bpkit::save_model(net, model + "/model.bpk", {{"class.0", "a"}, {"class.1", "b"}});
+  write(model + "/pipeline.yaml",
+        "name: brought\nplugin_path: [lib]\nstages: [test.lifetime]\n"
+        "network:\n  layers:\n    - dense: {units: 2}\n");
+  write(tmp.file("input.txt"), "anything\n");
+  ScopedEnv env("BPKIT_PLUGIN_PATH", nullptr);
+
+  CHECK_THROWS_WITH(bpkit::TrainedModel(model),
+                    Contains(model + "/pipeline.yaml:3:") &&
+                        Contains("no plugin named 'test.lifetime' in the trusted plugin "
+                                 "directories") &&
+                        Contains("asks for plugin libraries from " + model + "/lib") &&
+                        Contains("--trust-model-plugins"));
+  CHECK_FALSE(library_mapped(own));
+  // The user's word: the flag, or naming the directory.
+  for (int how = 0; how < 2; ++how) {
+    CAPTURE(how);
+    bpkit::TrainedModel m(
+        model, how ? std::vector<std::string>{model + "/lib"} : std::vector<std::string>{},
+        /*trust_model_plugins=*/how == 0);
+    CHECK(library_mapped(own));
+    CHECK(m.predict(tmp.file("input.txt")).probabilities.size() == 2);
+  }
+  CHECK_FALSE(library_mapped(own));
+  // The same refusal for a page layout (ocr_app's page.yaml) or any model pipeline file.
+  const bpkit::PipelineConfig c = bpkit::load_pipeline_config(model + "/pipeline.yaml");
+  PluginRegistry reg;
+  CHECK_THROWS_WITH(bpkit::load_model_plugins(reg, c, {}, false),
+                    Contains("--trust-model-plugins"));
+  CHECK_FALSE(library_mapped(own));
+}
+
+TEST_CASE("the current directory is never searched for plugins", "[plugins][security]") {
+  bpkit_test::TempDir tmp("plugin-cwd");
+  const std::string here = tmp.file("here");
+  make_plugin_dir(here);
+  copy_library(lib("test_stages"), here + "/libhere.so");
+  const fs::path before = fs::current_path();
+  fs::current_path(here);
+  struct Back {
+    fs::path to;
+    ~Back() { fs::current_path(to); }
+  } back{before};
+
+  const std::string program = bpkit::program_directory();
+  CHECK(fs::path(program).is_absolute());
+  {
+    ScopedEnv env("BPKIT_PLUGIN_PATH", ":");  // empty entries are ignored, not "here"
+    const std::vector<std::string> dirs = PluginRegistry::default_directories();
+    REQUIRE(dirs.size() == 1);  // the built-in directory only
+    CHECK(fs::path(dirs[0]).is_absolute());
+    std::error_code ec;
+    CHECK_FALSE(fs::equivalent(dirs[0], here, ec));
+    PluginRegistry reg;
+    bpkit::load_plugins(reg, {}, {});
+    CHECK_FALSE(reg.find("test.numbers"));
+    CHECK_FALSE(library_mapped(here + "/libhere.so"));
+  }
+  for (const char* relative : {".", "plugins", "/nonexistent:./lib"}) {
+    CAPTURE(relative);
+    ScopedEnv env("BPKIT_PLUGIN_PATH", relative);
+    CHECK_THROWS_WITH(PluginRegistry::default_directories(),
+                      Contains("$BPKIT_PLUGIN_PATH") && Contains("relative directory"));
+    PluginRegistry reg;
+    CHECK_THROWS_AS(bpkit::load_plugins(reg, {}, {}), PluginError);
+    CHECK_FALSE(library_mapped(here + "/libhere.so"));
+  }
 }
 
 TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[pipeline]") {
@@ -532,7 +732,8 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   CHECK(out.test_error_rate < 0.05);
   CHECK(out.test_accuracy > 0.8);
-  bpkit::TrainedModel model(dir.file("runs/seq"));
+  // Trusted on purpose: the model's relative plugin_path must resolve from two levels down.
+  bpkit::TrainedModel model(dir.file("runs/seq"), {}, /*trust_model_plugins=*/true);
   REQUIRE(model.transcripts());
   const auto entries = bpkit::read_manifest(dir.file("test.tsv"));
   int right = 0;
@@ -669,7 +870,7 @@ TEST_CASE("an ensemble predicts the mean of its members' probabilities", "[pipel
   const std::string ens = dir.file("ens");
   bpkit::write_ensemble({a, b, c}, ens);
   CHECK(bpkit::member_files(ens).size() == 3);
-  bpkit::TrainedModel ma(a), mb(b), mc(c), me(ens);
+  bpkit::TrainedModel ma(a, kStageDirs), mb(b, kStageDirs), mc(c, kStageDirs), me(ens, kStageDirs);
   CHECK(ma.members() == 1);
   REQUIRE(me.members() == 3);
   const auto entries = bpkit::read_manifest(dir.file("train.tsv"));
@@ -706,7 +907,7 @@ TEST_CASE("an ensemble predicts the mean of its members' probabilities", "[pipel
   // Training into a directory that holds an ensemble leaves one network.
   train_small(dir, "d", 4, "1", 8, ens);
   CHECK(bpkit::member_files(ens).size() == 1);
-  CHECK(bpkit::TrainedModel(ens).members() == 1);
+  CHECK(bpkit::TrainedModel(ens, kStageDirs).members() == 1);
 }
 
 TEST_CASE("ensembles refuse members that do not fit, naming them", "[pipeline][ensemble]") {
@@ -785,7 +986,7 @@ TEST_CASE("training.init starts from a trained model's weights", "[pipeline][ini
   // Seed 2 with a learning rate of 1e-12: the weights stay those of `a` (up to 1e-9 or so).
   const std::string b = train_small(dir, "b", 2, "1", 8, "", "init: runs/a", "1e-12");
   const std::string c = train_small(dir, "c", 2, "1", 8, "", "", "1e-12");  // without init
-  bpkit::TrainedModel ma(a), mb(b), mc(c);
+  bpkit::TrainedModel ma(a, kStageDirs), mb(b, kStageDirs), mc(c, kStageDirs);
   const auto entries = bpkit::read_manifest(dir.file("train.tsv"));
   double init_gap = 0, fresh_gap = 0;
   for (size_t i = 0; i < 10; ++i) {

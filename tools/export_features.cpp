@@ -28,7 +28,7 @@ const char* const kHelp =
     "usage: export_features CONFIG.yaml|MODEL_DIR MANIFEST\n"
     "                       (--ark OUT.ark [--scp OUT.scp] [--text] | --mfc-dir DIR "
     "[--big-endian])\n"
-    "                       [--upto N] [--plugin-path DIR]...\n"
+    "                       [--upto N] [--plugin-path DIR]... [--trust-model-plugins]\n"
     "\n"
     "Runs the feature stages of a pipeline file (or of a model directory's pipeline.yaml) on "
     "every\n"
@@ -52,6 +52,10 @@ const char* const kHelp =
     "  --upto N          run only the first N stages (e.g. up to audio.mfcc, without deltas and\n"
     "                    normalization); the N-th stage must produce a sequence or features\n"
     "  --plugin-path DIR also load feature plugins from DIR (repeatable)\n"
+    "  --trust-model-plugins\n"
+    "                    with a MODEL_DIR: also load plugins from the directories its\n"
+    "                    pipeline.yaml names (plugin_path; a pipeline file named directly is\n"
+    "                    always searched there); see docs/security.md\n"
     "  -h, --help        this text\n"
     "\n"
     "Features are {frames, features} sequences (a 1-D feature vector is written as one row). "
@@ -67,7 +71,7 @@ const char* const kHelp =
 
 struct Options {
   std::string config, manifest, ark, scp, mfc_dir;
-  bool text = false, big_endian = false;
+  bool text = false, big_endian = false, trust_model_plugins = false;
   long long upto = 0;  // 0: all stages
   std::vector<std::string> plugin_dirs;
 };
@@ -95,6 +99,8 @@ Options parse(int argc, char** argv) {
       o.upto = args.number("--upto", args.value(), 1, 1000);
     } else if (a == "--plugin-path") {
       o.plugin_dirs.push_back(args.value());
+    } else if (a == "--trust-model-plugins") {
+      o.trust_model_plugins = true;
     } else if (a.size() > 1 && a[0] == '-') {
       usage_error("unknown option '" + a + "'");
     } else {
@@ -184,8 +190,15 @@ int run(const Options& o) {
                   std::to_string(config.stages.size()) + " stage(s)");
     config.stages.resize(size_t(o.upto));
   }
+  // A pipeline file the user named may name plugin directories; a model directory's may not,
+  // unless the user says so (docs/security.md).
   bpkit::PluginRegistry registry;
-  bpkit::load_plugins(registry, config.plugin_path, o.plugin_dirs);
+  if (fs::is_directory(o.config)) {
+    bpkit::load_model_plugins(registry, config, o.plugin_dirs, o.trust_model_plugins);
+  } else {
+    const std::vector<std::string> needed = bpkit::stage_plugins(config);
+    bpkit::load_plugins(registry, config.plugin_path, o.plugin_dirs, &needed);
+  }
   bpkit::Pipeline pipeline(config, registry, /*network_input=*/false);
   // A model directory's fit stages (sequence.global_cmvn) use what they learned in training.
   if (fs::is_directory(o.config)) bpkit::load_fit_states(o.config, pipeline);

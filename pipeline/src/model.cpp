@@ -436,7 +436,8 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   if (!fitted.empty()) write_file_atomically((fs::path(out) / kFittedFile).string(), fitted);
 }
 
-TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs)
+TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs,
+                           bool trust_model_plugins)
     : dir_(dir), model_{Network<float>({1}, 0), {}, {}} {
   const std::string pfile = (fs::path(dir) / kPipelineFile).string();
   const std::string mfile = (fs::path(dir) / kModelFile).string();
@@ -506,10 +507,9 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
     more_.push_back(std::move(m));
   }
   // Only the libraries of this pipeline's plugins (and, for speech models, the audio library's
-  // feature-file reader and filterbank, which live beside its stages).
-  std::vector<std::string> needed;
-  for (const StageConfig& st : config_.stages) needed.push_back(st.plugin);
-  load_plugins(registry_, config_.plugin_path, plugin_dirs, &needed);
+  // feature-file reader and filterbank, which live beside its stages), and only from directories
+  // the user chose.
+  load_model_plugins(registry_, config_, plugin_dirs, trust_model_plugins);
   pipeline_ = std::make_unique<Pipeline>(config_, registry_);
   read_fit_states(dir, *pipeline_);
 }
@@ -638,7 +638,8 @@ std::string shipped_model_dir(const std::string& name) {
       start = end + 1;
     }
   }
-  dirs.push_back((fs::path(program_directory()) / ".." / "share" / "bpkit" / "models").string());
+  if (!program_directory().empty())
+    dirs.push_back((fs::path(program_directory()) / ".." / "share" / "bpkit" / "models").string());
   for (const std::string& d : dirs) {
     const fs::path p = fs::path(d) / name;
     std::error_code ec;

@@ -72,6 +72,39 @@ void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipe
   }
 }
 
+std::vector<std::string> stage_plugins(const PipelineConfig& config) {
+  std::vector<std::string> names;
+  for (const StageConfig& st : config.stages) names.push_back(st.plugin);
+  return names;
+}
+
+void load_model_plugins(PluginRegistry& registry, const PipelineConfig& config,
+                        const std::vector<std::string>& extra, bool trust_plugin_path) {
+  const std::vector<std::string> needed = stage_plugins(config);
+  load_plugins(registry, trust_plugin_path ? config.plugin_path : std::vector<std::string>(), extra,
+               &needed);
+  if (trust_plugin_path || config.plugin_path.empty()) return;
+  for (const StageConfig& st : config.stages) {
+    if (registry.find(st.plugin)) continue;
+    auto join = [](const std::vector<std::string>& dirs) {
+      std::string s;
+      for (const std::string& d : dirs) s += (s.empty() ? "" : ", ") + d;
+      return s.empty() ? std::string("none found") : s;
+    };
+    std::string msg = st.where + ": no plugin named '" + st.plugin +
+                      "' in the trusted plugin directories (built-in, $BPKIT_PLUGIN_PATH, "
+                      "--plugin-path: " +
+                      join(registry.directories()) +
+                      "); the model's pipeline file asks for plugin libraries from " +
+                      join(config.plugin_path) +
+                      " (its plugin_path), which are not loaded for a model unless you allow it: "
+                      "give --trust-model-plugins to run native code from there, or "
+                      "--plugin-path DIR for a directory you trust (docs/security.md)";
+    for (const std::string& p : registry.problems()) msg += "\n  skipped " + p;
+    throw ConfigError(msg);
+  }
+}
+
 Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry,
                    bool network_input) {
   for (const StageConfig& sc : config.stages) {

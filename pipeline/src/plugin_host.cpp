@@ -1,11 +1,14 @@
 #include "bpkit/plugin_host.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -43,6 +46,21 @@ std::string fmt_range(double lo, double hi) {
   else
     os << "between " << lo << " and " << hi;
   return os.str();
+}
+
+// The directory a library is loaded from: its parent ("." for a bare file name given on the
+// command line).
+std::string directory_of(const fs::path& file) {
+  const fs::path parent = file.parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+// True when `inner` is `outer` or lies below it (both canonical).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+    if (i == inner.end() || *i != *o) return false;
+  return true;
 }
 
 }  // namespace
@@ -85,18 +103,48 @@ std::string check_param_value(const ParamSpec& spec, const std::string& text) {
 std::string program_directory() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : exe.parent_path().string();
+  return ec || !exe.is_absolute() ? std::string() : exe.parent_path().string();
+}
+
+std::string plugin_permission_problem(const std::string& path, bool directory) {
+  const char* what = directory ? "plugin directory" : "plugin library";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return path + ": cannot examine the " + what + ": " + std::strerror(errno);
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+    return path + ": not a " + (directory ? "directory" : "regular file");
+  const mode_t w = st.st_mode & (S_IWGRP | S_IWOTH);
+  if (!w) return "";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+  const char* who = w == (S_IWGRP | S_IWOTH) ? "its group and all other users"
+                    : (w & S_IWGRP)          ? "its group"
+                                             : "all other users";
+  return path + ": refused: the " + what + " is writable by " + who + " (mode " + mode +
+         "), who could make this program run their code; make it writable by its owner only " +
+         "('chmod go-w " + path + "') or load plugins from another directory";
 }
 
 std::vector<std::string> PluginRegistry::default_directories() {
-  std::vector<std::string> dirs{
-      (fs::path(program_directory()) / ".." / "lib" / "bpkit" / "plugins").lexically_normal()};
+  std::vector<std::string> dirs;
+  // Without the program's own path there is no built-in directory: never "." instead.
+  const std::string program = program_directory();
+  if (!program.empty())
+    dirs.push_back((fs::path(program) / ".." / "lib" / "bpkit" / "plugins").lexically_normal());
   if (const char* env = std::getenv("BPKIT_PLUGIN_PATH")) {
     std::string s = env;
     size_t start = 0;
     while (start <= s.size()) {
       const size_t end = std::min(s.find(':', start), s.size());
-      if (end > start) dirs.push_back(s.substr(start, end - start));
+      if (end > start) {
+        const std::string d = s.substr(start, end - start);
+        if (!fs::path(d).is_absolute())
+          throw PluginError("$BPKIT_PLUGIN_PATH: '" + d +
+                            "' is a relative directory, which would be searched in whatever "
+                            "directory a program starts in (plugins are never loaded from the "
+                            "current directory); give absolute directories");
+        dirs.push_back(d);
+      }
       start = end + 1;
     }
   }
@@ -105,13 +153,23 @@ std::vector<std::string> PluginRegistry::default_directories() {
 
 void PluginRegistry::load_library(const std::string& path) {
   if (!fs::exists(path)) throw PluginError(path + ": no such plugin library");
+  // Permissions first, of the file a link leads to and of its directory: opening the library runs
+  // its code.
+  std::error_code ec;
+  const fs::path real = fs::canonical(path, ec);
+  if (ec) throw PluginError(path + ": cannot resolve the plugin library's path: " + ec.message());
+  for (const std::string& why : {plugin_permission_problem(directory_of(real), true),
+                                 plugin_permission_problem(path, false)})
+    if (!why.empty()) throw PluginError(why);
   if (!looks_like_elf(path))
     throw PluginError(path +
                       ": not a shared library (no ELF header); a bpkit plugin is a .so "
                       "built with BPKIT_PLUGIN_LIBRARY");
   auto handle = std::make_shared<PluginLibraryHandle>();
   try {
-    handle->lib.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    // The resolved path: what was checked is what is opened, whatever the links do meanwhile.
+    handle->lib.load(real.string(),
+                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
     throw PluginError(path + ": cannot be loaded as a shared library: " + e.what());
   }
@@ -164,6 +222,10 @@ void PluginRegistry::load_library(const std::string& path) {
 void PluginRegistry::add_directory(const std::string& dir, const std::function<bool()>& done) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return;
+  const std::string why = plugin_permission_problem(dir, true);
+  if (!why.empty()) throw PluginError(why);
+  const fs::path root = fs::canonical(dir, ec);
+  if (ec) throw PluginError(dir + ": cannot resolve the plugin directory's path: " + ec.message());
   dirs_.push_back(dir);
   std::vector<std::string> files;
   for (const auto& entry : fs::directory_iterator(dir, ec))
@@ -171,6 +233,22 @@ void PluginRegistry::add_directory(const std::string& dir, const std::function<b
   std::sort(files.begin(), files.end());
   for (const std::string& f : files) {
     if (done && done()) return;
+    if (fs::is_symlink(f, ec)) {
+      // A link may only point within its directory: one leading out would load a library from a
+      // place nobody put on the plugin path.
+      const fs::path target = fs::canonical(f, ec);
+      if (ec) {
+        problems_.push_back(f + ": a symbolic link to nothing (" + ec.message() + ")");
+        continue;
+      }
+      if (!is_within(target, root)) {
+        problems_.push_back(f + ": refused: a symbolic link to " + target.string() +
+                            ", outside its plugin directory " + root.string() +
+                            "; copy the library into the directory, or add its own directory "
+                            "with --plugin-path");
+        continue;
+      }
+    }
     try {
       load_library(f);
     } catch (const PluginError& e) {

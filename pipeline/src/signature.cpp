@@ -141,9 +141,10 @@ VerificationSummary summarize_trials(const VerificationTrials& t, double thresho
 }
 
 SignatureVerifier::SignatureVerifier(const std::string& model_dir,
-                                     const std::vector<std::string>& plugin_dirs)
+                                     const std::vector<std::string>& plugin_dirs,
+                                     bool trust_model_plugins)
     : dir_(model_dir) {
-  model_ = std::make_unique<TrainedModel>(model_dir, plugin_dirs);
+  model_ = std::make_unique<TrainedModel>(model_dir, plugin_dirs, trust_model_plugins);
   if (!model_->embeddings())
     throw FileError(model_dir +
                     ": not a signature verifier (its network classifies; a verifier is trained "

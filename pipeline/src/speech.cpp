@@ -13,8 +13,9 @@
 namespace bpkit {
 
 UtteranceRecognizer::UtteranceRecognizer(const std::string& dir,
-                                         const std::vector<std::string>& plugin_dirs)
-    : model_(dir, plugin_dirs) {
+                                         const std::vector<std::string>& plugin_dirs,
+                                         bool trust_model_plugins)
+    : model_(dir, plugin_dirs, trust_model_plugins) {
   const PipelineConfig& c = model_.config();
   if (!model_.transcripts() || c.symbol_words.empty())
     throw ConfigError(dir +

@@ -392,8 +392,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     throw ConfigError(c.file +
                       ": data.train is missing: training needs a manifest of "
                       "'PATH<TAB>LABEL' lines");
+  // The user named this pipeline file, so its plugin_path is theirs (docs/security.md).
   PluginRegistry registry;
-  load_plugins(registry, c.plugin_path, r.plugin_dirs);
+  const std::vector<std::string> needed = stage_plugins(c);
+  load_plugins(registry, c.plugin_path, r.plugin_dirs, &needed);
   Pipeline pipeline(c, registry);
   const std::string out = prepare_run(r, c);
   // training.init is read now, before the features (unless a checkpoint will replace it).

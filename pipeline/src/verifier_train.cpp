@@ -198,8 +198,10 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     throw ConfigError(c.file +
                       ": data.train is missing: a verifier learns from a dataset directory of "
                       "writers (WRITER/genuine/*.png, WRITER/forgeries/*.png)");
+  // The user named this pipeline file, so its plugin_path is theirs (docs/security.md).
   PluginRegistry registry;
-  load_plugins(registry, c.plugin_path, r.plugin_dirs);
+  const std::vector<std::string> needed = stage_plugins(c);
+  load_plugins(registry, c.plugin_path, r.plugin_dirs, &needed);
   Pipeline pipeline(c, registry);
   const std::string out = prepare_run(r, c);
   const std::string ckpt = (fs::path(out) / kCheckpointFile).string();

@@ -33,12 +33,20 @@
 // - The library stays loaded while any plugin object it created is alive.
 // - Plugins are compiled with the same compiler family and C++ standard library as the host
 //   (the types below cross the library boundary); the ABI version changes whenever they change.
+//   It covers tensor.h too: Value embeds Tensor<float>, whose members and allocator (memory a
+//   plugin allocates is freed by the program) are part of the ABI. PluginAbiLayout at the end
+//   of this header records every member of these types; a change to one fails to compile until
+//   its record is changed too, with the version.
+// - Loading a library runs its static constructors before the host can read its ABI version: a
+//   plugin is trusted native code, loaded only from places the user chose (docs/security.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,7 +54,9 @@
 
 namespace bpkit {
 
-// Bump on any change to the types or virtual functions in this header.
+// Bump on any change to the types or virtual functions in this header, or to the layout of the
+// tensor.h types that Value embeds (Tensor, Shape, AlignedAllocator); PluginAbiLayout below holds
+// this version's record of every member.
 // 2: Audio::offset, Value::seed, random(), fit stages; 3: Value::window, Audio::source_seconds
 constexpr int kPluginAbiVersion = 3;
 
@@ -257,6 +267,128 @@ FeaturePlugin* create_of() {
   return new P();
 }
 }  // namespace plugin_detail
+
+// The layouts kPluginAbiVersion stands for. Each record lists a type's data members as version 3
+// has them, in order, with their types; the checks below compare offset, type, size and
+// alignment member by member, so adding, removing, moving or retyping a member of Value or of
+// anything it embeds (including tensor.h's Tensor<float>, a friend of this struct) stops the
+// build here. Then bump kPluginAbiVersion and update the record. (Virtual functions and
+// ParamValues are covered by the rule above kPluginAbiVersion, not by a check.)
+struct PluginAbiLayout {
+  struct ReadWindow {
+    double start, length;
+  };
+  struct Image {
+    int width, height, channels;
+    std::vector<float> pixels;
+  };
+  struct Box {
+    int x, y, width, height;
+  };
+  struct Audio {
+    int sample_rate;
+    std::vector<float> samples;
+    double offset, source_seconds;
+  };
+  struct Tensor {
+    Shape shape_;
+    std::vector<float, AlignedAllocator<float>> data_;
+  };
+  struct Value {
+    Kind kind;
+    std::string path;
+    bpkit::ReadWindow window;
+    bpkit::Image image;
+    std::vector<bpkit::Image> images;
+    std::vector<bpkit::Box> boxes;
+    bpkit::Audio audio;
+    bpkit::Tensor<float> tensor;
+    uint64_t seed;
+  };
+  struct ParamSpec {
+    std::string name;
+    ParamType type;
+    std::string default_value, help;
+    double min, max;
+    std::vector<std::string> choices;
+  };
+  struct PluginInfo {
+    std::string name, version, description;
+    Kind consumes, produces;
+    std::vector<bpkit::ParamSpec> params;
+  };
+  struct PluginEntry {
+    bpkit::PluginInfo (*info)();
+    FeaturePlugin* (*create)();
+  };
+  static_assert(std::is_same_v<Shape, std::vector<int64_t>> &&
+                    AlignedAllocator<float>::kAlignment == 64 &&
+                    std::is_empty_v<AlignedAllocator<float>>,
+                "tensor.h's Shape or AlignedAllocator changed: bump kPluginAbiVersion (plugin.h)");
+
+#define BPKIT_ABI_TYPE(T, R)                                                                 \
+  static_assert(                                                                             \
+      std::is_standard_layout_v<T> && sizeof(T) == sizeof(R) && alignof(T) == alignof(R), #T \
+      " changed size or alignment: bump kPluginAbiVersion and update its record "            \
+      "in PluginAbiLayout (plugin.h)")
+#define BPKIT_ABI_MEMBER(T, R, m)                                                         \
+  static_assert(                                                                          \
+      offsetof(T, m) == offsetof(R, m) && std::is_same_v<decltype(T::m), decltype(R::m)>, \
+      #T "::" #m                                                                          \
+         " moved or changed type: bump kPluginAbiVersion and update its record "          \
+         "in PluginAbiLayout (plugin.h)")
+  BPKIT_ABI_TYPE(bpkit::ReadWindow, ReadWindow);
+  BPKIT_ABI_MEMBER(bpkit::ReadWindow, ReadWindow, start);
+  BPKIT_ABI_MEMBER(bpkit::ReadWindow, ReadWindow, length);
+  BPKIT_ABI_TYPE(bpkit::Image, Image);
+  BPKIT_ABI_MEMBER(bpkit::Image, Image, width);
+  BPKIT_ABI_MEMBER(bpkit::Image, Image, height);
+  BPKIT_ABI_MEMBER(bpkit::Image, Image, channels);
+  BPKIT_ABI_MEMBER(bpkit::Image, Image, pixels);
+  BPKIT_ABI_TYPE(bpkit::Box, Box);
+  BPKIT_ABI_MEMBER(bpkit::Box, Box, x);
+  BPKIT_ABI_MEMBER(bpkit::Box, Box, y);
+  BPKIT_ABI_MEMBER(bpkit::Box, Box, width);
+  BPKIT_ABI_MEMBER(bpkit::Box, Box, height);
+  BPKIT_ABI_TYPE(bpkit::Audio, Audio);
+  BPKIT_ABI_MEMBER(bpkit::Audio, Audio, sample_rate);
+  BPKIT_ABI_MEMBER(bpkit::Audio, Audio, samples);
+  BPKIT_ABI_MEMBER(bpkit::Audio, Audio, offset);
+  BPKIT_ABI_MEMBER(bpkit::Audio, Audio, source_seconds);
+  BPKIT_ABI_TYPE(bpkit::Tensor<float>, Tensor);
+  BPKIT_ABI_MEMBER(bpkit::Tensor<float>, Tensor, shape_);
+  BPKIT_ABI_MEMBER(bpkit::Tensor<float>, Tensor, data_);
+  BPKIT_ABI_TYPE(bpkit::Value, Value);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, kind);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, path);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, window);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, image);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, images);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, boxes);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, audio);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, tensor);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, seed);
+  BPKIT_ABI_TYPE(bpkit::ParamSpec, ParamSpec);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, name);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, type);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, default_value);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, help);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, min);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, max);
+  BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, choices);
+  BPKIT_ABI_TYPE(bpkit::PluginInfo, PluginInfo);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, name);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, version);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, description);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, consumes);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, produces);
+  BPKIT_ABI_MEMBER(bpkit::PluginInfo, PluginInfo, params);
+  BPKIT_ABI_TYPE(bpkit::PluginEntry, PluginEntry);
+  BPKIT_ABI_MEMBER(bpkit::PluginEntry, PluginEntry, info);
+  BPKIT_ABI_MEMBER(bpkit::PluginEntry, PluginEntry, create);
+#undef BPKIT_ABI_MEMBER
+#undef BPKIT_ABI_TYPE
+};
 
 }  // namespace bpkit
 

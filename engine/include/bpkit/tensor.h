@@ -22,14 +22,20 @@ using Shape = std::vector<int64_t>;
 // of any number of frames (the time dimension of [B, T, F] tensors; see docs/recurrent.md).
 constexpr int64_t kDynamic = -1;
 
+struct PluginAbiLayout;  // plugin.h: the layouts the plugin ABI version stands for
+
 // "[64,1,28,28]"
 std::string to_string(const Shape& shape);
 // Product of the dimensions (1 for a rank-0 shape). Throws std::invalid_argument on a negative dim.
 int64_t shape_size(const Shape& shape);
 
+// Part of the plugin ABI (plugin.h): a tensor a plugin fills is freed by the program and the other
+// way round, so the way a block is laid out here (alignment, the start kept before it) may only
+// change together with kPluginAbiVersion.
 template <class T>
 struct AlignedAllocator {
   using value_type = T;
+  static constexpr size_t kAlignment = 64;
   AlignedAllocator() = default;
   template <class U>
   AlignedAllocator(const AlignedAllocator<U>&) {}
@@ -38,10 +44,11 @@ struct AlignedAllocator {
   // and cost nothing until first written, so buffers that stay unused (an inference network's
   // gradients) are never touched.
   T* allocate(size_t n) {
-    if (n > (SIZE_MAX - 64 - sizeof(void*)) / sizeof(T)) throw std::bad_alloc();
-    void* raw = std::calloc(1, n * sizeof(T) + 64 + sizeof(void*));
+    if (n > (SIZE_MAX - kAlignment - sizeof(void*)) / sizeof(T)) throw std::bad_alloc();
+    void* raw = std::calloc(1, n * sizeof(T) + kAlignment + sizeof(void*));
     if (!raw) throw std::bad_alloc();
-    const uintptr_t at = (reinterpret_cast<uintptr_t>(raw) + sizeof(void*) + 63) & ~uintptr_t(63);
+    const uintptr_t at = (reinterpret_cast<uintptr_t>(raw) + sizeof(void*) + kAlignment - 1) &
+                         ~uintptr_t(kAlignment - 1);
     reinterpret_cast<void**>(at)[-1] = raw;
     return reinterpret_cast<T*>(at);
   }
@@ -113,6 +120,7 @@ class Tensor {
   void zero() { fill(T(0)); }
 
  private:
+  friend struct PluginAbiLayout;  // checks these members against the plugin ABI's record
   Shape shape_;
   std::vector<T, AlignedAllocator<T>> data_;
 };

@@ -80,13 +80,28 @@ ParamValues validate_params(const PluginInfo& info,
                             const std::map<std::string, std::string>& where,
                             const std::string& stage_where);
 
-// The registry for a pipeline: built-in plugins, $BPKIT_PLUGIN_PATH, the pipeline's plugin_path
-// and `extra` directories (e.g. --plugin-path), in that order. With `needed`, libraries are loaded
-// in that order only until every named plugin is found (start-up of programs that run one model:
-// the libraries it does not use, and what they link, stay unloaded; a name found twice is then
-// not reported, the first one found is used).
+// The registry for a pipeline: built-in plugins, $BPKIT_PLUGIN_PATH, `pipeline_dirs` and `extra`
+// directories (e.g. --plugin-path), in that order. Pass a pipeline's plugin_path as
+// `pipeline_dirs` only for a pipeline file the user named (bpkit train CONFIG); a model
+// directory's goes through load_model_plugins. With `needed`, libraries are loaded in that order
+// only until every named plugin is found (the libraries a pipeline does not use, and what they
+// link, stay unloaded — a library after the last one needed is never opened; a name found twice
+// is then not reported, the first one found is used).
 void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
                   const std::vector<std::string>& extra,
                   const std::vector<std::string>* needed = nullptr);
+
+// The plugins a pipeline's stages name, in stage order (repeats kept).
+std::vector<std::string> stage_plugins(const PipelineConfig& config);
+
+// The registry for a model directory's pipeline file (TrainedModel, ocr_app's page.yaml):
+// built-in plugins, $BPKIT_PLUGIN_PATH and `extra` (--plugin-path), loaded only until every
+// stage's plugin is found. The pipeline's own plugin_path is searched (before `extra`) only with
+// `trust_plugin_path`, the user's --trust-model-plugins: a model directory is data that may come
+// from anyone, and must not choose which native code runs (docs/security.md). Throws ConfigError
+// at the stage when a plugin is missing and the pipeline names a plugin_path that was not
+// searched, naming those directories and the flag that allows them.
+void load_model_plugins(PluginRegistry& registry, const PipelineConfig& config,
+                        const std::vector<std::string>& extra, bool trust_plugin_path);
 
 }  // namespace bpkit

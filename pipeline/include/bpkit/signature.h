@@ -72,10 +72,11 @@ VerificationSummary summarize_trials(const VerificationTrials& t, double thresho
 
 class SignatureVerifier {
  public:
-  // Loads an embedding model directory. Throws FileError/ConfigError (not a model directory, not
-  // an embedding model, no threshold stored).
+  // Loads an embedding model directory (plugins as TrainedModel finds them). Throws
+  // FileError/ConfigError (not a model directory, not an embedding model, no threshold stored).
   explicit SignatureVerifier(const std::string& model_dir,
-                             const std::vector<std::string>& plugin_dirs = {});
+                             const std::vector<std::string>& plugin_dirs = {},
+                             bool trust_model_plugins = false);
   ~SignatureVerifier();
   SignatureVerifier(const SignatureVerifier&) = delete;
   SignatureVerifier& operator=(const SignatureVerifier&) = delete;

@@ -53,10 +53,12 @@ struct SegmentOptions {
 
 class UtteranceRecognizer {
  public:
-  // Loads the model directory (TrainedModel). Throws FileError/ConfigError, also for a model that
-  // is not a transcript model or whose pipeline has no decoder.words (not a word recognizer).
+  // Loads the model directory (TrainedModel, which says where plugins come from). Throws
+  // FileError/ConfigError, also for a model that is not a transcript model or whose pipeline has no
+  // decoder.words (not a word recognizer).
   explicit UtteranceRecognizer(const std::string& model_dir,
-                               const std::vector<std::string>& plugin_dirs = {});
+                               const std::vector<std::string>& plugin_dirs = {},
+                               bool trust_model_plugins = false);
 
   // Runs every stage on the file. Word times: the audio's offset in the file (what an endpointer
   // cut) plus each word's frames at the network's frame period (the audio's duration over the

@@ -52,10 +52,12 @@ TrainOutcome train_pipeline(const TrainRequest& request);
 class TrainedModel {
  public:
   // Loads DIR/model.bpk (and an ensemble's further members) and DIR/pipeline.yaml and builds the
-  // pipeline (plugins from the default directories, the pipeline's plugin_path and `plugin_dirs`).
-  // Throws FileError/ConfigError, also for members that do not match the first network's input
-  // shape and classes, or that are not numbered 2, 3, ... without gaps.
-  explicit TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs = {});
+  // pipeline: plugins from the default directories and `plugin_dirs` (--plugin-path); the
+  // pipeline file's plugin_path only with `trust_model_plugins` (--trust-model-plugins; see
+  // load_model_plugins). Throws FileError/ConfigError, also for members that do not match the
+  // first network's input shape and classes, or that are not numbered 2, 3, ... without gaps.
+  explicit TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs = {},
+                        bool trust_model_plugins = false);
 
   struct Prediction {
     int label = -1;

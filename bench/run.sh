@@ -45,7 +45,9 @@
 #     reference scans, start-up included, one thread, median of 20; the baseline's in process).
 #   bench/run.sh reliability [--archs N] [--seed S] [--mutants]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
-#     float against double (docs/testing.md): grad_archs grad_failures.
+#     float against double (docs/testing.md): grad_archs grad_failures; hostile inputs against
+#     the programs (tests/hostile.sh): hostile_inputs hostile_failed; training killed at random
+#     moments (tests/kill_loop.sh): kill_runs lost.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-}
@@ -427,6 +429,15 @@ JSGF
     out=$(BPKIT_GRAD_ARCHS=$archs BPKIT_GRAD_SEED=$seed "$build/bin/bpkit_gradsuite_tests" \
             "random architectures: whole*" 2>&1 | tee /dev/stderr | grep '^grad_archs=' || true)
     out=${out:-grad_archs=0 grad_failures=unknown}
+    # Hostile inputs against the real programs, and training killed at random moments.
+    cmake --build "$build" >/dev/null
+    tmp=$(mktemp -d)
+    h=$(bash "$root/tests/hostile.sh" "$build/bin" "$root" "$tmp/hostile" 2>&1 | tee /dev/stderr |
+          grep '^hostile_inputs=' || true)
+    k=$(bash "$root/tests/kill_loop.sh" "$build/bin/bpkit" "$build/bin/make_digits" "$tmp/kill" 2>&1 |
+          tee /dev/stderr | grep '^kill_runs=' || true)
+    rm -rf "$tmp"
+    out="$out ${h:-hostile_inputs=0 hostile_failed=unknown} ${k:-kill_runs=0 lost=unknown}"
     if [ "$mutants" = 1 ]; then
       m=$(bash "$root/tests/mutate.sh" | tee /dev/stderr | grep '^mutants=' || true)
       out="$out ${m:-mutants=0 mutants_killed=unknown}"

@@ -5,19 +5,24 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bpkit/error.h"
+#include "bpkit/fixed_point.h"
 #include "bpkit/layers.h"
 #include "bpkit/loss.h"
 #include "bpkit/model_file.h"
 #include "bpkit/optimizer.h"
+#include "bpkit/recurrent.h"
 #include "bpkit/trainer.h"
 #include "bpkit/zoo.h"
 #include "temp_dir.h"
@@ -566,7 +571,7 @@ TEST_CASE("model file: a consistent file that disagrees with its architecture is
   }
   SECTION("a layer that does not fit the one before it") {
     std::string a = arch;
-    a.replace(a.find("dense name=dense1 units=3"), 25, "dense name=dense1 units=5");
+    a.replace(a.find("dense name=dense4 units=2 in=3"), 30, "dense name=dense4 units=2 in=5");
     write_bytes(path, with_arch(a));
     const std::string msg = load_error(path);
     CHECK_THAT(msg, Contains("architecture line 6"));
@@ -592,7 +597,8 @@ TEST_CASE("model file: a consistent file that disagrees with its architecture is
     write_bytes(path, with_arch(a));
     const std::string msg = load_error(path);
     CHECK_THAT(msg, Contains("architecture line 6"));
-    CHECK_THAT(msg, Contains("2^40"));
+    CHECK_THAT(msg, Contains("layer 'dense4' (dense): attribute 'units' must be an integer in "
+                             "1..2147483647, got '999999999999999'"));
   }
   SECTION("a classifier wider than its stored weights") {
     std::string a = arch;
@@ -722,4 +728,189 @@ TEST_CASE("model file: a tensor stored twice under one name is refused", "[model
   fix_checksum(b);
   write_bytes(path, b);
   CHECK_THAT(load_error(path), Contains("'" + t.name + "' appears twice"));
+}
+
+// --- Hostile architectures: sizes a file declares but cannot hold -------------------------------
+
+namespace {
+
+// A complete, well-formed model file (valid checksum) with the given architecture text and
+// float tensors, built byte by byte as model_file.h specifies.
+std::string model_bytes(const std::string& arch,
+                        const std::vector<std::pair<std::string, Tensor<float>>>& tensors = {}) {
+  std::string b = "BPKITMDL";
+  auto put = [&b](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put(uint32_t(1));
+  put(uint32_t(4));
+  put(uint64_t(arch.size()));
+  b += arch;
+  put(uint32_t(tensors.size()));
+  for (const auto& [name, t] : tensors) {
+    put(uint32_t(name.size()));
+    b += name;
+    put(uint32_t(t.rank()));
+    for (int d = 0; d < t.rank(); ++d) put(int64_t(t.dim(d)));
+    b.append(reinterpret_cast<const char*>(t.data()), sizeof(float) * size_t(t.size()));
+  }
+  put(uint64_t(0));
+  put(uint32_t(0));
+  fix_checksum(b);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("model file: a tiny file declaring a huge layer is refused before anything is allocated",
+          "[model_file]") {
+  // A hundred bytes declaring a dense layer of 10^10 (or 2^40) weights: the loader compares the
+  // declared parameter shapes with the stored tensors first. Building the layer first would ask
+  // for 80 GB (8 TiB), and fail late or not at all under overcommit; "architecture line 3" says
+  // the check ran before the layer was built.
+  TempDir dir("huge");
+  const std::string path = dir.file("huge.bpk");
+  std::string arch, want;
+  SECTION("10^10 weights, no tensor stored") {
+    arch = "input 100000\nseed 1\ndense name=big units=100000 in=-1 init=he bias=1\n";
+    want = "needs tensor 'big.weight' of shape [100000,100000], which is missing";
+  }
+  SECTION("2^40 weights, no tensor stored") {
+    arch = "input 1048576\nseed 1\ndense name=big units=1048576\n";
+    want = "needs tensor 'big.weight' of shape [1048576,1048576], which is missing";
+  }
+  SECTION("10^10 weights, a small tensor stored under the name") {
+    arch = "input 100000\nseed 1\ndense name=big units=100000 bias=0\n";
+    write_bytes(path, model_bytes(arch, {{"big.weight", Tensor<float>({2, 3})}}));
+    want = "tensor 'big.weight' has shape [2,3], layer 'big' (dense) needs [100000,100000]";
+  }
+  SECTION("a convolution and a recurrent layer") {
+    arch = "input 65536,8,8\nseed 1\nconv2d name=c filters=65536 kernel=3\n";
+    want = "needs tensor 'c.weight' of shape [65536,65536,3,3]";
+    SECTION("lstm") {
+      arch = "input -1,1000000\nseed 1\nlstm name=r units=1000000 bidirectional=1\n";
+      want = "needs tensor 'r.weight_ih' of shape [1000000,8000000]";
+    }
+  }
+  if (!std::filesystem::exists(path)) write_bytes(path, model_bytes(arch));
+  CHECK(read_bytes(path).size() < 200);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string msg = load_error(path);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(seconds < 1.0);
+  CHECK_THAT(msg, Contains("architecture line 3"));
+  CHECK_THAT(msg, Contains(want));
+}
+
+TEST_CASE("model file: layer attributes out of range are errors naming the layer and attribute",
+          "[model_file]") {
+  // Overflow values (2^31, 2^62, beyond 64 bits) and negative ones are refused, never clamped or
+  // wrapped, before any shape arithmetic uses them.
+  TempDir dir("range");
+  const std::string path = dir.file("range.bpk");
+  struct Case {
+    const char* input;
+    const char* layer;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"4", "dense name=fc units=2147483648",
+       "layer 'fc' (dense): attribute 'units' must be an integer in 1..2147483647, got "
+       "'2147483648'"},
+      {"4", "dense name=fc units=4611686018427387904", "attribute 'units' must be an integer in"},
+      {"4", "dense name=fc units=-3", "layer 'fc' (dense): attribute 'units'"},
+      {"4", "dense name=fc units=99999999999999999999",
+       "layer 'fc' (dense): attribute 'units' is out of range"},
+      {"4", "dense name=fc units=4 in=-2", "layer 'fc' (dense): attribute 'in'"},
+      {"4", "dense name=fc units=4 bias=2", "layer 'fc' (dense): attribute 'bias'"},
+      {"1,8,8", "conv2d name=c filters=2 kernel=3 padding=4611686018427387904",
+       "layer 'c' (conv2d): attribute 'padding'"},
+      {"1,8,8", "conv2d name=c filters=2 kernel=2147483648",
+       "layer 'c' (conv2d): attribute 'kernel'"},
+      {"1,8,8", "conv2d name=c filters=-1 kernel=3", "layer 'c' (conv2d): attribute 'filters'"},
+      {"1,8,8", "conv2d name=c filters=2 kernel=3 stride=-9223372036854775808",
+       "layer 'c' (conv2d): attribute 'stride'"},
+      {"1,8,8", "maxpool2d name=p kernel=2 stride=4611686018427387904",
+       "layer 'p' (maxpool2d): attribute 'stride'"},
+      {"1,8,8", "avgpool2d name=p kernel=2 kernel_w=-5",
+       "layer 'p' (avgpool2d): attribute 'kernel_w'"},
+      {"5,3", "lstm name=r units=4611686018427387904", "layer 'r' (lstm): attribute 'units'"},
+      {"5,3", "gru name=r units=4 bptt=-1", "layer 'r' (gru): attribute 'bptt'"},
+      {"5,3", "frame_dense name=o units=2147483648", "layer 'o' (frame_dense): attribute 'units'"},
+      {"4", "fixed_point name=f units=4 max_iter=2147483648",
+       "layer 'f' (fixed_point): attribute 'max_iter'"},
+      {"12", "reshape name=s shape=3,2147483648", "layer 's' (reshape): attribute 'shape'"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.layer);
+    write_bytes(path, model_bytes(std::string("input ") + c.input + "\nseed 1\n" + c.layer + "\n"));
+    const std::string msg = load_error(path);
+    CHECK_THAT(msg, Contains("architecture line 3"));
+    CHECK_THAT(msg, Contains(c.want));
+  }
+  // Input shapes: each dimension fits 32 bits, their product 2^40.
+  write_bytes(path, model_bytes("input 2147483648\nseed 1\nrelu name=a\n"));
+  CHECK_THAT(load_error(path), Contains("bad input shape '2147483648'"));
+  write_bytes(path, model_bytes("input 2097152,1048576\nseed 1\nrelu name=a\n"));
+  CHECK_THAT(load_error(path), Contains("more than 2^40 elements"));
+}
+
+TEST_CASE("model file: what a layer would allocate is what it stores, for every parametric kind",
+          "[model_file]") {
+  // The loader's check before building (Layer::stored_shapes) must name and shape exactly the
+  // tensors the built layer holds, or it would refuse good files or let bad ones through.
+  Network<float> net({2, 6, 6}, 1);
+  std::vector<Shape> inputs;
+  auto add = [&](std::unique_ptr<Layer<float>> l) {
+    inputs.push_back(net.output_shape());
+    net.add(std::move(l));
+  };
+  add(std::make_unique<Conv2d<float>>(3, 3, 1, 1));
+  add(std::make_unique<BatchNorm<float>>());
+  add(std::make_unique<Columns<float>>());  // [6, 18]
+  RecurrentOptions bidirectional;
+  bidirectional.bidirectional = true;
+  add(std::make_unique<Recurrent<float>>(Cell::kGru, 4, bidirectional));
+  add(std::make_unique<Recurrent<float>>(Cell::kLstm, 3, RecurrentOptions{}));
+  add(std::make_unique<FrameDense<float>>(5, -1, false));
+  add(std::make_unique<Reshape<float>>());
+  add(std::make_unique<BatchNorm<float>>());
+  add(std::make_unique<FixedPoint<float>>(4, 2, FixedPointActivation::kTanh));
+  add(std::make_unique<Dense<float>>(7));
+  size_t checked = 0;
+  for (size_t i = 0; i < net.size(); ++i) {
+    Layer<float>& l = net.layer(i);
+    INFO(l.describe());
+    std::vector<std::pair<std::string, Shape>> have;
+    for (auto& p : l.params()) have.emplace_back(p.name, p.value->shape());
+    for (auto& [n, t] : l.buffers()) have.emplace_back(n, t->shape());
+    CHECK(l.stored_shapes(inputs[i]) == have);
+    checked += have.size();
+  }
+  CHECK(checked == 23);
+}
+
+TEST_CASE("model file: NaN or infinite weights are refused at load, naming the tensor",
+          "[model_file]") {
+  TempDir dir("nan");
+  Network<float> net = small_net();
+  const std::string path = dir.file("m.bpk");
+  save_model(net, path, kMeta);
+  std::string b = read_bytes(path);
+  const Layout l = parse_layout(b);
+  SECTION("NaN in a weight") {
+    put_le<float>(b, l.tensors[0].data_at + 8, std::numeric_limits<float>::quiet_NaN());
+    fix_checksum(b);
+    write_bytes(path, b);
+    CHECK_THAT(load_error(path),
+               Contains("tensor '" + l.tensors[0].name + "' holds NaN at element 2"));
+  }
+  SECTION("infinity in a running statistic") {
+    size_t k = 0;
+    while (l.tensors[k].name.find("running_var") == std::string::npos) ++k;
+    put_le<float>(b, l.tensors[k].data_at, std::numeric_limits<float>::infinity());
+    fix_checksum(b);
+    write_bytes(path, b);
+    CHECK_THAT(load_error(path),
+               Contains("tensor '" + l.tensors[k].name + "' holds an infinite value at element 0"));
+  }
 }

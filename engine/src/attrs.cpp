@@ -1,6 +1,7 @@
 #include "bpkit/attrs.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -65,9 +66,22 @@ long long Attrs::get_int(const std::string& key, long long fallback) const {
   if (!has(key)) return fallback;
   const std::string v = get_string(key, "");
   char* end = nullptr;
+  errno = 0;
   long long i = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0')
     throw ShapeError(context + ": attribute '" + key + "' must be an integer, got '" + v + "'");
+  if (errno == ERANGE)
+    throw ShapeError(context + ": attribute '" + key + "' is out of range, got '" + v + "'");
+  return i;
+}
+
+long long Attrs::get_int(const std::string& key, long long fallback, long long lo,
+                         long long hi) const {
+  const long long i = get_int(key, fallback);
+  if (i < lo || i > hi)
+    throw ShapeError(context + ": attribute '" + key + "' must be an integer in " +
+                     std::to_string(lo) + ".." + std::to_string(hi) + ", got '" +
+                     get_string(key, std::to_string(i)) + "'");
   return i;
 }
 

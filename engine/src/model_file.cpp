@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -174,12 +175,31 @@ Shape parse_csv_shape(const std::string& csv, Reader& r) {
     char* end = nullptr;
     errno = 0;
     const long long d = std::strtoll(tok.c_str(), &end, 10);
-    if (tok.empty() || *end != '\0' || (d < 1 && d != kDynamic) || errno == ERANGE)
-      r.fail("bad input shape '" + csv + "'");
+    // Each dimension fits 32 bits (as layer attributes do) and their product 2^40 (shape_size).
+    if (tok.empty() || *end != '\0' || (d < 1 && d != kDynamic) || d > INT32_MAX || errno == ERANGE)
+      r.fail("bad input shape '" + csv + "' (dimensions are 1.." + std::to_string(INT32_MAX) +
+             " or -1)");
     s.push_back(d);
   }
   if (s.empty()) r.fail("empty input shape");
+  try {
+    Shape fixed = s;
+    for (int64_t& d : fixed) d = d == kDynamic ? 1 : d;
+    shape_size(fixed);
+  } catch (const std::invalid_argument& e) {
+    r.fail("bad input shape '" + csv + "': " + e.what());
+  }
   return s;
+}
+
+// A NaN or infinite weight makes every output it reaches NaN (a classifier then answers class 0
+// for everything): such a file is refused at load, naming the tensor and the first bad element.
+template <class T>
+void require_finite(const Tensor<T>& t, const std::string& name, Reader& r) {
+  for (int64_t i = 0; i < t.size(); ++i)
+    if (!std::isfinite(t[i]))
+      r.fail("tensor '" + name + "' holds " + (std::isnan(t[i]) ? "NaN" : "an infinite value") +
+             " at element " + std::to_string(i) + " (a model's weights must be finite numbers)");
 }
 
 struct StoredTensor {
@@ -373,11 +393,29 @@ LoadedModel<T> load_model(const std::string& path) {
     std::getline(ls, rest);
     try {
       Attrs a = Attrs::parse(rest);
-      const std::string name = a.get_string("name", "");
+      // Network::add's naming, applied here so that errors and stored_shapes() use the name.
+      std::string name = a.get_string("name", "");
+      if (name.empty()) name = kind + std::to_string(out.net.size() + 1);
       Attrs layer_attrs;
       for (const auto& kv : a.items())
         if (kv.first != "name") layer_attrs.set(kv.first, kv.second);
-      out.net.add(make_layer<T>(kind, layer_attrs), name);
+      layer_attrs.context = "layer '" + printable(name) + "' (" + printable(kind) + ")";
+      std::unique_ptr<Layer<T>> layer = make_layer<T>(kind, layer_attrs);
+      layer->set_name(name);
+      // Before the layer allocates anything: what it would allocate must be stored in the file,
+      // so a few bytes declaring a huge layer are refused instead of allocated.
+      for (const auto& [tname, shape] : layer->stored_shapes(out.net.output_shape())) {
+        auto it = stored.find(tname);
+        if (it == stored.end())
+          r.fail("architecture line " + std::to_string(line_no) + ": " + layer->describe() +
+                 " needs tensor '" + tname + "' of shape " + to_string(shape) +
+                 ", which is missing from the file");
+        if (it->second.shape != shape)
+          r.fail("architecture line " + std::to_string(line_no) + ": tensor '" + tname +
+                 "' has shape " + to_string(it->second.shape) + ", " + layer->describe() +
+                 " needs " + to_string(shape));
+      }
+      out.net.add(std::move(layer), name);
     } catch (const std::invalid_argument& e) {  // ShapeError, impossible shapes
       r.fail("architecture line " + std::to_string(line_no) + ": " + e.what());
     } catch (const std::bad_alloc&) {
@@ -399,6 +437,7 @@ LoadedModel<T> load_model(const std::string& path) {
         r.fail("tensor '" + name + "' has shape " + to_string(it->second.shape) + ", " +
                l.describe() + " needs " + to_string(t->shape()));
       copy_stored(it->second.data, dtype, t->size(), t->data());
+      require_finite(*t, name, r);
       ++used;
     }
   }
@@ -406,6 +445,7 @@ LoadedModel<T> load_model(const std::string& path) {
     if (name.rfind(kExtraPrefix, 0) != 0) continue;
     Tensor<T> t(st.shape);
     copy_stored(st.data, dtype, t.size(), t.data());
+    require_finite(t, name, r);
     out.extra.emplace_back(name.substr(std::strlen(kExtraPrefix)), std::move(t));
     ++used;
   }

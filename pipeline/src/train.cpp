@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <new>
 #include <ostream>
 #include <set>
 #include <sstream>
@@ -77,8 +78,15 @@ std::unique_ptr<Layer<float>> make_configured_layer(const LayerConfig& l) {
 void build_network(const PipelineConfig& c, Network<float>& net) {
   for (const LayerConfig& l : c.layers) {
     std::unique_ptr<Layer<float>> layer = make_configured_layer(l);
+    int64_t values = 0;  // what the layer will store: parameters and buffers
     try {
+      for (const auto& stored : layer->stored_shapes(net.output_shape()))
+        values += shape_size(stored.second);
       net.add(std::move(layer), l.name);
+    } catch (const std::bad_alloc&) {
+      throw ConfigError(l.where + ": layer '" + l.kind + "' is too large: its " +
+                        std::to_string(values) +
+                        " parameters (and their gradients) do not fit in memory");
     } catch (const std::exception& e) {
       throw ConfigError(l.where + ": " + e.what());
     }

@@ -23,7 +23,11 @@ class Attrs {
   // naming `context`, the key and the value.
   std::string get_string(const std::string& key, const std::string& fallback) const;
   double get_double(const std::string& key, double fallback) const;
+  // An integer outside long long's range throws too (never clamped).
   long long get_int(const std::string& key, long long fallback) const;
+  // The same, required to lie in [lo, hi]: any other value throws ShapeError naming `context`, the
+  // key, the range and the value.
+  long long get_int(const std::string& key, long long fallback, long long lo, long long hi) const;
 
   const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
   // Every key a getter or has() asked for so far: after a layer factory has read its

@@ -101,6 +101,7 @@ class FixedPoint : public Layer<T> {
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
 
   // The latest forward relaxation and the latest adjoint relaxation.
   const RelaxationStats& last_forward() const { return fwd_stats_; }

@@ -62,6 +62,14 @@ class Layer {
   virtual std::vector<Param<T>> params() { return {}; }
   // Non-trained tensors that a model file must keep (batch-norm running statistics).
   virtual std::vector<std::pair<std::string, Tensor<T>*>> buffers() { return {}; }
+  // The names and shapes of the params() and buffers() that build(input) would allocate, in that
+  // order, computed without allocating: a model loader compares them with the tensors a file
+  // stores before building, so a few bytes declaring a huge layer cannot make it allocate. Needs
+  // the name set. On an input build() refuses, the result is unspecified (build() then throws),
+  // but never overflows: attributes made by make_layer() are at most 2^31 − 1.
+  virtual std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& /*input*/) const {
+    return {};
+  }
   // Sequence layers ([B, T, F] inputs, batches padded to the longest sequence): the per-sample
   // valid lengths of the next forward(), each in 1..T, or null when every frame is valid. The
   // network calls it before every forward(); a layer that honours it copies the values and keeps

@@ -27,6 +27,7 @@ class Dense : public Layer<T> {
                 Tensor<T>& dx) override;
   void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
 
  private:
   int64_t units_, in_;
@@ -74,6 +75,7 @@ class Conv2d : public Layer<T> {
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
   int32_t output_length(int32_t width) const override;
 
   // Fusion with the 2×2, stride-2 max pooling that follows a ReLU-fused convolution (Network runs
@@ -228,6 +230,7 @@ class BatchNorm : public Layer<T> {
                 Tensor<T>& dx) override;
   void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<std::pair<std::string, Tensor<T>*>> buffers() override;

@@ -11,7 +11,11 @@
 //   metadata   u64 n + n bytes: "key=value" lines (training settings, accuracy, dates)
 //   checksum   u32      CRC-32 (zlib polynomial) of every byte before it
 // Readers refuse a newer version, a foreign magic, a bad checksum, a truncated file, and any
-// length that exceeds what remains of the file, naming the file and the problem.
+// length that exceeds what remains of the file, naming the file and the problem. Before a layer
+// is built (and allocates), the parameters its attributes declare (Layer::stored_shapes) must be
+// stored in the file with those shapes, so a few bytes declaring a huge layer allocate nothing;
+// attribute integers outside 1..2^31-1 (or their own range) are errors naming the layer and the
+// attribute. A NaN or infinite value in any stored tensor is refused, naming the tensor.
 #pragma once
 
 #include <string>

@@ -66,6 +66,7 @@ class Recurrent : public Layer<T> {
   void gradient_and_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
                              Tensor<T>& dx) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
 
   Cell cell() const { return cell_; }
   int64_t units() const { return h_; }
@@ -151,6 +152,7 @@ class FrameDense : public Layer<T> {
                 Tensor<T>& dx) override;
   void gradient(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy) override;
   std::vector<Param<T>> params() override;
+  std::vector<std::pair<std::string, Shape>> stored_shapes(const Shape& input) const override;
 
  private:
   // dy with padded frames zeroed (dy itself when every frame is valid).

@@ -203,6 +203,14 @@ std::vector<std::pair<std::string, Tensor<T>*>> BatchNorm<T>::buffers() {
           {this->name() + ".running_var", &running_var_}};
 }
 
+template <class T>
+std::vector<std::pair<std::string, Shape>> BatchNorm<T>::stored_shapes(const Shape& input) const {
+  if ((input.size() != 1 && input.size() != 3) || input[0] < 1) return {};
+  const Shape c{input[0]};
+  const std::string& n = this->name();
+  return {{n + ".gamma", c}, {n + ".beta", c}, {n + ".running_mean", c}, {n + ".running_var", c}};
+}
+
 template class BatchNorm<float>;
 template class BatchNorm<double>;
 

@@ -387,6 +387,13 @@ std::vector<Param<T>> Conv2d<T>::params() {
   return {{this->name() + ".weight", &w_, &dw_, true}, {this->name() + ".bias", &b_, &db_, false}};
 }
 
+template <class T>
+std::vector<std::pair<std::string, Shape>> Conv2d<T>::stored_shapes(const Shape& input) const {
+  if (input.size() != 3 || input[0] < 1) return {};
+  return {{this->name() + ".weight", {filters_, input[0], k_, k_}},
+          {this->name() + ".bias", {filters_}}};
+}
+
 // ---- Winograd F(2×2, 3×3) path (3×3 kernels, stride 1); see winograd.h for the algebra. Each
 // thread takes a contiguous block of samples and works through it in chunks of a few samples, so
 // the transformed inputs V[16][C][T] and products M[16][K][T] of a chunk stay in cache; T is the

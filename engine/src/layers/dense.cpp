@@ -255,6 +255,14 @@ std::vector<Param<T>> Dense<T>::params() {
   return p;
 }
 
+template <class T>
+std::vector<std::pair<std::string, Shape>> Dense<T>::stored_shapes(const Shape& input) const {
+  if (input.size() != 1 || input[0] < 1) return {};
+  std::vector<std::pair<std::string, Shape>> s{{this->name() + ".weight", {input[0], units_}}};
+  if (bias_) s.push_back({this->name() + ".bias", {units_}});
+  return s;
+}
+
 template class Dense<float>;
 template class Dense<double>;
 

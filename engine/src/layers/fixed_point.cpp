@@ -472,6 +472,14 @@ std::vector<Param<T>> FixedPoint<T>::params() {
           {this->name() + ".bias", &b_, &db_, false}};
 }
 
+template <class T>
+std::vector<std::pair<std::string, Shape>> FixedPoint<T>::stored_shapes(const Shape& input) const {
+  if (input.size() != 1 || input[0] < 1) return {};
+  return {{this->name() + ".recurrent_weight", {n_, n_}},
+          {this->name() + ".input_weight", {n_, input[0]}},
+          {this->name() + ".bias", {n_}}};
+}
+
 template class FixedPoint<float>;
 template class FixedPoint<double>;
 

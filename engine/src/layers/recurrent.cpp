@@ -305,6 +305,18 @@ std::vector<Param<T>> Recurrent<T>::params() {
 }
 
 template <class T>
+std::vector<std::pair<std::string, Shape>> Recurrent<T>::stored_shapes(const Shape& input) const {
+  if (input.size() != 2 || input[1] < 1) return {};
+  const std::string& n = this->name();
+  const int64_t D = dirs(), GH = gates() * h_;
+  std::vector<std::pair<std::string, Shape>> s{{n + ".weight_ih", {input[1], D * GH}},
+                                               {n + ".weight_hh", {D, h_, GH}},
+                                               {n + ".bias", {D * GH}}};
+  if (cell_ == Cell::kGru) s.push_back({n + ".bias_hn", {D * h_}});
+  return s;
+}
+
+template <class T>
 void Recurrent<T>::check_input(const Tensor<T>& x) const {
   if (x.rank() != 3 || x.dim(2) != f_)
     throw ShapeError(this->describe() + ": expects input [batch,time," + std::to_string(f_) +
@@ -761,6 +773,14 @@ std::vector<Param<T>> FrameDense<T>::params() {
   std::vector<Param<T>> p{{this->name() + ".weight", &w_, &dw_, true}};
   if (bias_) p.push_back({this->name() + ".bias", &b_, &db_, false});
   return p;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Shape>> FrameDense<T>::stored_shapes(const Shape& input) const {
+  if (input.size() != 2 || input[1] < 1) return {};
+  std::vector<std::pair<std::string, Shape>> s{{this->name() + ".weight", {input[1], units_}}};
+  if (bias_) s.push_back({this->name() + ".bias", {units_}});
+  return s;
 }
 
 template class FrameDense<float>;

@@ -659,6 +659,26 @@ TEST_CASE("a speech pipeline with random stages trains, and the recognizer times
         CHECK(failed[i].end == Approx(got[i].end));
       }
     }
+    // Silence and steady noise hold no speech: no words, although the grammar asks for at least
+    // one (it would otherwise force one out of nothing).
+    {
+      std::mt19937_64 nrng(11);
+      std::normal_distribution<float> loud(0.f, 0.05f);
+      std::vector<float> noise(static_cast<size_t>(rate)), quiet(static_cast<size_t>(rate), 0.f);
+      for (float& v : noise) v = loud(nrng);
+      write_sound(dir.file("silence.wav"), quiet, 1, rate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+      write_sound(dir.file("noise.wav"), noise, 1, rate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+      for (const char* f : {"silence.wav", "noise.wav"}) {
+        const bpkit::Utterance none = rec.recognize(dir.file(f));
+        CHECK(none.words.empty());
+        CHECK(none.text.empty());
+        CHECK(none.seconds == Approx(1.0));
+        got.clear();
+        rec.recognize_stream(dir.file(f), [&](const bpkit::Utterance& u) { got.push_back(u); });
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].words.empty());
+      }
+    }
     // A recording that fits in one chunk is one utterance, exactly as recognize() hears it.
     const std::string one = truth.begin()->first;
     got.clear();

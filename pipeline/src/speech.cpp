@@ -153,6 +153,17 @@ class Segmenter {
   double offset_ = 0;
 };
 
+// Whether a recording holds speech as the segmenter hears it: at least 50 ms louder than 6 dB
+// above its noise floor and within 35 dB of its loudest frame. Silence and steady noise do not.
+bool holds_speech(const Audio& a) {
+  if (a.samples.empty() || a.sample_rate <= 0) return false;
+  bool any = false;
+  Segmenter(a.sample_rate, SegmentOptions{}).add(a.samples, true, [&](std::vector<float>, double) {
+    any = true;
+  });
+  return any;
+}
+
 }  // namespace
 
 Utterance UtteranceRecognizer::recognize(const std::string& file) {
@@ -165,6 +176,18 @@ Utterance UtteranceRecognizer::recognize(const std::string& file) {
   in.path = file;
   Value audio = p.run(std::move(in), 0, read_end_);
   const double duration = seconds_of(audio.audio);
+  return recognize_whole(std::move(audio), duration);
+}
+
+Utterance UtteranceRecognizer::recognize_whole(Value audio, double duration) {
+  // No speech, no words (the grammar would otherwise force its fewest words out of silence).
+  // Utterances cut from a longer recording passed the same test when they were cut.
+  if (!holds_speech(audio.audio)) {
+    Utterance none;
+    none.confidence = 1;
+    none.seconds = duration;
+    return none;
+  }
   return recognize_audio(std::move(audio), duration);
 }
 
@@ -209,7 +232,7 @@ double UtteranceRecognizer::recognize_stream(const std::string& file,
       const bool windowed = a.source_seconds > 0;
       duration = windowed ? a.source_seconds : seconds_of(a);
       if (!windowed || (duration <= o.chunk_seconds && !o.always)) {  // as recognize() would
-        Utterance u = recognize_audio(std::move(chunk), duration);
+        Utterance u = recognize_whole(std::move(chunk), duration);
         emit(u);
         return duration;
       }

@@ -62,7 +62,9 @@ class UtteranceRecognizer {
 
   // Runs every stage on the file. Word times: the audio's offset in the file (what an endpointer
   // cut) plus each word's frames at the network's frame period (the audio's duration over the
-  // number of frames). Throws StageError/FileError for a file the stages cannot read.
+  // number of frames). A recording without speech (silence or steady noise: not 50 ms louder
+  // than 6 dB above its noise floor and within 35 dB of its peak) gives no words. Throws
+  // StageError/FileError for a file the stages cannot read.
   Utterance recognize(const std::string& file);
   // A recording of any length, in bounded memory: reads it chunk by chunk (through the pipeline's
   // reading stages, which must support read windows, as audio.read does), cuts it into
@@ -100,6 +102,8 @@ class UtteranceRecognizer {
   // The stages after reading, on audio read from the file: endpointing, features, network,
   // decoding. `duration`: the file's.
   Utterance recognize_audio(Value audio, double duration);
+  // recognize_audio() for a whole recording: none of it when it holds no speech.
+  Utterance recognize_whole(Value audio, double duration);
 
   TrainedModel model_;
   std::vector<std::string> words_;            // word of class k + 1 (label k + 1 is alphabet[k])

@@ -289,6 +289,36 @@ TEST_CASE("image.read refuses absurd, empty, truncated and foreign files clearly
     bpkit_test::write_bytes(dir.file("huge.bmp"), bmp);
     CHECK_THROWS_WITH(read(dir.file("huge.bmp")), Contains("100000x100000"));
   }
+  SECTION("formats OpenCV decodes without a size check of ours: tiny files, huge headers") {
+    // Found by fuzzing: a 132-byte Sun raster file declaring 30000x30000 pixels made OpenCV
+    // allocate 2.7 GB before it found the data missing (its own limit is 2^30 pixels).
+    auto be32 = [](uint32_t v) {
+      return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    };
+    auto le32 = [](uint32_t v) {
+      return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
+    };
+    const std::string pad(100, '\0');
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {"huge.ras", be32(0x59A66A95u) + be32(30000) + be32(30000) + be32(24) + be32(0) + be32(1) +
+                         be32(0) + be32(0) + pad},
+        {"huge.pfm", "PF\n30000 30000\n-1.0\n" + pad},
+        {"huge.hdr", "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 30000 +X 30000\n" + pad},
+        {"huge.j2k", be32(0xFF4FFF51u) + std::string(4, '\0') + be32(30000) + be32(30000) +
+                         be32(0) + be32(0) + pad},
+        {"huge.jp2", be32(12) + "jP  " + be32(0x0D0A870Au) + be32(45) + "jp2h" + be32(22) + "ihdr" +
+                         be32(30000) + be32(30000) + pad},
+        {"huge.exr", le32(20000630u) + le32(2) + std::string("dataWindow\0box2i\0", 17) + le32(16) +
+                         le32(0) + le32(0) + le32(29999) + le32(29999) + pad},
+    };
+    for (const auto& [name, bytes] : files) {
+      INFO(name);
+      bpkit_test::write_bytes(dir.file(name), bytes);
+      const long rss_before = peak_rss_kb();
+      CHECK_THROWS_WITH(read(dir.file(name)), Contains("30000x30000") && Contains("not decoded"));
+      CHECK(peak_rss_kb() - rss_before < 64 * 1024);
+    }
+  }
   SECTION("0x0") {
     std::string png = bytes_of(dir.file("s.png"));
     put_be32(png, 16, 0);

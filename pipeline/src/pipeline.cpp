@@ -29,7 +29,8 @@ ParamValues validate_params(const PluginInfo& info,
   ParamValues out;
   std::vector<std::string> names;
   for (const ParamSpec& p : info.params) names.push_back(p.name);
-  for (const auto& [key, text] : values) {
+  for (const auto& kv : values) {
+    const std::string &key = kv.first, &text = kv.second;  // named: lambdas capture them (clang)
     auto pos = where.count(key) ? where.at(key) : stage_where;
     auto it = std::find_if(info.params.begin(), info.params.end(),
                            [&](const ParamSpec& p) { return p.name == key; });

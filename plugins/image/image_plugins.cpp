@@ -8,6 +8,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 #include <vector>
 
 #include "image_common.h"
@@ -161,7 +162,76 @@ void webp_header(std::ifstream& f, Header& h) {
   }
 }
 
-// The dimensions of PNG, JPEG, TIFF, BMP, PNM/PAM and WebP files from their headers.
+// Sun raster, PFM, Radiance HDR, JPEG 2000 and OpenEXR: OpenCV decodes these too, and allocates
+// the whole image its header declares (up to 2^30 pixels, gigabytes) before it reads a pixel, so
+// a file of a few bytes must not get that far (found by fuzz/fuzz_image_read.cpp).
+
+// The first `n` bytes of the file (fewer when it is shorter).
+std::string head(std::ifstream& f, size_t n) {
+  f.clear();
+  f.seekg(0);
+  std::string b(n, '\0');
+  f.read(&b[0], std::streamsize(n));
+  b.resize(size_t(f.gcount()));
+  return b;
+}
+
+// PFM: "PF" or "Pf", then width, height and scale as text.
+void pfm_header(std::ifstream& f, Header& h) {
+  h.format = "pfm";
+  std::istringstream in(head(f, 256).substr(2));
+  long long w = -1, ht = -1;
+  if (in >> w >> ht && w >= 0 && ht >= 0) h.width = w, h.height = ht;
+}
+
+// Radiance HDR: text lines up to an empty one, then the resolution, e.g. "-Y 480 +X 640".
+void hdr_header(std::ifstream& f, Header& h) {
+  h.format = "hdr";
+  const std::string b = head(f, 8192);
+  const size_t end = b.find("\n\n");
+  if (end == std::string::npos) return;
+  std::istringstream in(b.substr(end + 2, 64));
+  std::string a1, a2;
+  long long n1 = -1, n2 = -1;
+  if (!(in >> a1 >> n1 >> a2 >> n2) || a1.size() != 2 || a2.size() != 2 || n1 < 0 || n2 < 0) return;
+  const bool rows_first = a1[1] == 'Y';
+  h.width = rows_first ? n2 : n1;
+  h.height = rows_first ? n1 : n2;
+}
+
+// JPEG 2000: a codestream's SIZ marker (image and offset sizes), or a JP2 file's "ihdr" box.
+void jpeg2000_header(std::ifstream& f, Header& h, bool codestream) {
+  h.format = "jpeg2000";
+  const std::string b = head(f, 65536);
+  const auto* u = reinterpret_cast<const unsigned char*>(b.data());
+  if (codestream) {
+    if (b.size() < 24) return;
+    const long long w = (long long)be(u + 8, 4) - be(u + 16, 4),
+                    ht = (long long)be(u + 12, 4) - be(u + 20, 4);
+    if (w >= 0 && ht >= 0) h.width = w, h.height = ht;
+    return;
+  }
+  const size_t at = b.find("ihdr");
+  if (at == std::string::npos || at + 12 > b.size()) return;
+  h.height = be(u + at + 4, 4);
+  h.width = be(u + at + 8, 4);
+}
+
+// OpenEXR: the "dataWindow" attribute (box2i: xmin, ymin, xmax, ymax).
+void exr_header(std::ifstream& f, Header& h) {
+  h.format = "exr";
+  const std::string b = head(f, 65536);
+  const std::string key("dataWindow\0box2i\0", 17);
+  const size_t at = b.find(key);
+  if (at == std::string::npos || at + key.size() + 20 > b.size()) return;
+  const auto* u = reinterpret_cast<const unsigned char*>(b.data()) + at + key.size() + 4;
+  const long long x0 = int32_t(le(u, 4)), y0 = int32_t(le(u + 4, 4)), x1 = int32_t(le(u + 8, 4)),
+                  y1 = int32_t(le(u + 12, 4));
+  if (x1 >= x0 && y1 >= y0) h.width = x1 - x0 + 1, h.height = y1 - y0 + 1;
+}
+
+// The dimensions of PNG, JPEG, TIFF, BMP, PNM/PAM, WebP, Sun raster, PFM, HDR, JPEG 2000 and
+// OpenEXR files from their headers.
 Header read_header(std::ifstream& f) {
   Header h;
   unsigned char b[32] = {0};
@@ -189,6 +259,19 @@ Header read_header(std::ifstream& f) {
     tiff_header(f, h, b[0] == 'I');
   } else if (got >= 16 && std::equal(b, b + 4, "RIFF") && std::equal(b + 8, b + 12, "WEBP")) {
     webp_header(f, h);
+  } else if (got >= 4 && be(b, 4) == 0x59A66A95u) {
+    h.format = "sun raster";
+    if (got >= 12) h.width = be(b + 4, 4), h.height = be(b + 8, 4);
+  } else if (got >= 3 && b[0] == 'P' && (b[1] == 'F' || b[1] == 'f') && std::isspace(b[2])) {
+    pfm_header(f, h);
+  } else if (got >= 2 && b[0] == '#' && b[1] == '?') {
+    hdr_header(f, h);
+  } else if (got >= 4 && be(b, 4) == 0xFF4FFF51u) {
+    jpeg2000_header(f, h, true);
+  } else if (got >= 12 && be(b, 4) == 12 && std::equal(b + 4, b + 8, "jP  ")) {
+    jpeg2000_header(f, h, false);
+  } else if (got >= 4 && le(b, 4) == 20000630u) {
+    exr_header(f, h);
   }
   return h;
 }
@@ -211,11 +294,12 @@ bool jpeg_complete(std::ifstream& f) {
 PluginInfo Read::info() {
   return {"image.read",
           "1.1",
-          "decodes an image file (PNG, JPEG, TIFF, BMP, PNM/PAM, WebP, and whatever else OpenCV "
-          "reads; 8/16-bit, gray/color/alpha) to pixels in [0, 1]: 1 (gray), 3 (BGR) or 4 (BGRA) "
-          "channels. The dimensions in the header of the formats named are checked against "
-          "max_pixels before anything is decoded; other formats are checked by OpenCV's own limit "
-          "(2^30 pixels) before decoding and against max_pixels after",
+          "decodes an image file (PNG, JPEG, TIFF, BMP, PNM/PAM, WebP, Sun raster, PFM, HDR, "
+          "JPEG 2000, OpenEXR, and whatever else OpenCV reads; 8/16-bit, gray/color/alpha) to "
+          "pixels in [0, 1]: 1 (gray), 3 (BGR) or 4 (BGRA) channels. The dimensions in the header "
+          "of the formats named are checked against max_pixels before anything is decoded; other "
+          "formats are checked by OpenCV's own limit (2^30 pixels) before decoding and against "
+          "max_pixels after",
           Kind::kFile,
           Kind::kImage,
           {{"max_pixels", ParamType::kInt, "100000000",

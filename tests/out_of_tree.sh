@@ -61,6 +61,12 @@ if command -v readelf >/dev/null; then
   done
 fi
 
+# The package must not choose the plugin author's target CPU (bpkit itself picks its kernels'
+# instruction set at run time).
+if grep -rn -e '-march' -e '-mavx' "$prefix/lib/cmake/bpkit" >"$tmp/march.txt"; then
+  fail "the installed CMake package passes CPU flags to plugins: $(cat "$tmp/march.txt")"
+fi
+
 echo "== build examples/plugin against the installed package"
 run_logged "$tmp/configure.log" "$cmake" -S "$src/examples/plugin" -B "$plugdir" \
   -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "bpkit/threading.h"
+#include "kernels/kernels.h"
 
 namespace bpkit {
 namespace {
@@ -55,30 +56,6 @@ Sgd<T>::Sgd(std::vector<Param<T>> params, double lr, double momentum, bool neste
   velocity_ = zeros_like(this->params_);
 }
 
-// The update kernels take restrict-qualified pointers as parameters: captured in a lambda the
-// qualifier is lost, and with two output streams (v and w) the compiler then gives up on
-// vectorizing. Memory-bound either way, but scalar code ran at half the bandwidth.
-template <class T>
-void sgd_kernel(T* __restrict w, const T* __restrict g, T* __restrict v, int64_t n, T lr, T mu,
-                T wd, bool nesterov) {
-  if (mu == T(0)) {
-    for (int64_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
-  } else if (nesterov) {
-    for (int64_t i = 0; i < n; ++i) {
-      const T gi = g[i] + wd * w[i];
-      const T vi = mu * v[i] + gi;
-      v[i] = vi;
-      w[i] -= lr * (gi + mu * vi);
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      const T vi = mu * v[i] + g[i] + wd * w[i];
-      v[i] = vi;
-      w[i] -= lr * vi;
-    }
-  }
-}
-
 template <class T>
 void Sgd<T>::step() {
   const T lr = T(this->lr_), mu = T(momentum_);
@@ -90,7 +67,7 @@ void Sgd<T>::step() {
     const T wd = p.decay ? T(weight_decay_) : T(0);
     const bool nesterov = nesterov_;
     parallel_for(p.value->size(), kGrain, [=](int64_t b, int64_t e) {
-      sgd_kernel(w + b, g + b, v + b, e - b, lr, mu, wd, nesterov);
+      BPKIT_ISA_CALL(opt::sgd<T>, w + b, g + b, v + b, e - b, lr, mu, wd, nesterov);
     });
   }
 }
@@ -118,19 +95,6 @@ Adam<T>::Adam(std::vector<Param<T>> params, double lr, double beta1, double beta
 }
 
 template <class T>
-void adam_kernel(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict v,
-                 int64_t n, T l2, T shrink, T b1, T b2, T step, T inv_c2, T eps) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i] + l2 * w[i];
-    const T mi = b1 * m[i] + (T(1) - b1) * gi;
-    const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * shrink - step * mi / (std::sqrt(vi * inv_c2) + eps);
-  }
-}
-
-template <class T>
 void Adam<T>::step() {
   ++t_;
   const double c1 = 1 - std::pow(beta1_, double(t_)), c2 = 1 - std::pow(beta2_, double(t_));
@@ -146,7 +110,8 @@ void Adam<T>::step() {
     const T wd = p.decay ? T(weight_decay_) : T(0);
     const T l2 = decoupled_ ? T(0) : wd, shrink = decoupled_ ? T(1) - T(this->lr_) * wd : T(1);
     parallel_for(p.value->size(), kGrain, [=](int64_t b, int64_t e) {
-      adam_kernel(w + b, g + b, m + b, v + b, e - b, l2, shrink, b1, b2, step, inv_c2, eps);
+      BPKIT_ISA_CALL(opt::adam<T>, w + b, g + b, m + b, v + b, e - b, l2, shrink, b1, b2, step,
+                     inv_c2, eps);
     });
   }
 }

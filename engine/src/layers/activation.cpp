@@ -7,6 +7,7 @@
 #include "bpkit/error.h"
 #include "bpkit/layers.h"
 #include "bpkit/threading.h"
+#include "kernels/kernels.h"
 
 namespace bpkit {
 
@@ -41,50 +42,6 @@ Attrs ActivationLayer<T>::attrs() const {
   return a;
 }
 
-// The element-wise kernels take restrict-qualified pointers by value: captured by reference inside
-// a lambda they would be reloaded after every store (the compiler cannot rule out aliasing), which
-// keeps the loops scalar. As written they vectorize.
-template <class T>
-void act_forward(Activation a, T slope, const T* __restrict x, T* __restrict y, int64_t n) {
-  switch (a) {
-    case Activation::kSigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
-      break;
-    case Activation::kTanh:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-      break;
-    case Activation::kRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], T(0));
-      break;
-    case Activation::kLeakyRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : slope * x[i];
-      break;
-    case Activation::kSoftmax:
-      break;
-  }
-}
-
-template <class T>
-void act_backward(Activation a, T slope, const T* __restrict x, const T* __restrict y,
-                  const T* __restrict g, T* __restrict d, int64_t n) {
-  switch (a) {
-    case Activation::kSigmoid:
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i] * y[i] * (T(1) - y[i]);
-      break;
-    case Activation::kTanh:
-      for (int64_t i = 0; i < n; ++i) d[i] = g[i] * (T(1) - y[i] * y[i]);
-      break;
-    case Activation::kRelu:
-      for (int64_t i = 0; i < n; ++i) d[i] = x[i] > T(0) ? g[i] : T(0);
-      break;
-    case Activation::kLeakyRelu:
-      for (int64_t i = 0; i < n; ++i) d[i] = x[i] > T(0) ? g[i] : slope * g[i];
-      break;
-    case Activation::kSoftmax:
-      break;
-  }
-}
-
 template <class T>
 void ActivationLayer<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   y.resize(x.shape());
@@ -105,8 +62,9 @@ void ActivationLayer<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
   }
   const Activation a = a_;
   const T slope = T(slope_);
-  parallel_for(x.size(), kGrain,
-               [=](int64_t b, int64_t e) { act_forward(a, slope, xp + b, yp + b, e - b); });
+  parallel_for(x.size(), kGrain, [=](int64_t b, int64_t e) {
+    BPKIT_ISA_CALL(act::forward<T>, a, slope, xp + b, yp + b, e - b);
+  });
 }
 
 template <class T>
@@ -129,7 +87,7 @@ void ActivationLayer<T>::backward(const Tensor<T>& x, const Tensor<T>& y, const 
   const Activation a = a_;
   const T slope = T(slope_);
   parallel_for(x.size(), kGrain, [=](int64_t b, int64_t e) {
-    act_backward(a, slope, xp + b, yp + b, g + b, d + b, e - b);
+    BPKIT_ISA_CALL(act::backward<T>, a, slope, xp + b, yp + b, g + b, d + b, e - b);
   });
 }
 

@@ -10,149 +10,12 @@
 #include "bpkit/gemm.h"
 #include "bpkit/layers.h"
 #include "bpkit/threading.h"
-#include "winograd.h"
+#include "kernels/kernels.h"
 
 namespace bpkit {
 
 template <class T>
 void init_weights(Tensor<T>& w, Init init, int64_t fan_in, int64_t fan_out, Rng& rng);
-
-namespace {
-
-// For input column ix = ox·s − pad + j: the first ox with ix >= 0 (num = pad − j) and one past the
-// last ox with ix <= W − 1 (num = W − 1 + pad − j), both clamped to [0, OW].
-inline int64_t first_inside(int64_t num, int64_t s, int64_t OW) {
-  return num <= 0 ? 0 : std::min(OW, (num + s - 1) / s);
-}
-inline int64_t end_inside(int64_t num, int64_t s, int64_t OW) {
-  return num < 0 ? 0 : std::min(OW, num / s + 1);
-}
-
-// col[(c·k + i)·k + j][oy·OW + ox] = x[c][oy·s − pad + i][ox·s − pad + j], zero outside the image.
-template <class T>
-void im2col(const T* x, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t pad,
-            int64_t OH, int64_t OW, T* col) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < k; ++i)
-      for (int64_t j = 0; j < k; ++j) {
-        T* out = col + ((c * k + i) * k + j) * OH * OW;
-        for (int64_t oy = 0; oy < OH; ++oy) {
-          const int64_t iy = oy * s - pad + i;
-          T* row = out + oy * OW;
-          if (iy < 0 || iy >= H) {
-            std::fill(row, row + OW, T(0));
-            continue;
-          }
-          const T* xr = x + (c * H + iy) * W;
-          // ox range whose input column lies inside the image; the loop body then has no branch
-          // and vectorizes for stride 1.
-          const int64_t lo = first_inside(pad - j, s, OW);
-          const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
-          std::fill(row, row + lo, T(0));
-          if (s == 1)
-            std::copy(xr + lo - pad + j, xr + hi - pad + j, row + lo);
-          else
-            for (int64_t ox = lo; ox < hi; ++ox) row[ox] = xr[ox * s - pad + j];
-          std::fill(row + hi, row + OW, T(0));
-        }
-      }
-}
-
-// The adjoint of im2col: adds each col entry back onto the input position it was copied from.
-template <class T>
-void col2im(const T* col, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t pad,
-            int64_t OH, int64_t OW, T* x) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < k; ++i)
-      for (int64_t j = 0; j < k; ++j) {
-        const T* in = col + ((c * k + i) * k + j) * OH * OW;
-        for (int64_t oy = 0; oy < OH; ++oy) {
-          const int64_t iy = oy * s - pad + i;
-          if (iy < 0 || iy >= H) continue;
-          T* xr = x + (c * H + iy) * W;
-          const T* row = in + oy * OW;
-          const int64_t lo = first_inside(pad - j, s, OW);
-          const int64_t hi = std::max(lo, end_inside(W - 1 + pad - j, s, OW));
-          if (s == 1) {
-            T* __restrict dst = xr - pad + j;
-            const T* __restrict src = row;
-            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] += src[ox];
-          } else {
-            for (int64_t ox = lo; ox < hi; ++ox) xr[ox * s - pad + j] += row[ox];
-          }
-        }
-      }
-}
-
-// db[f] += Σ_p dy[f][p] for one sample. One running sum would be a chain of dependent additions
-// that the compiler may not reorder (no -ffast-math): one add per 3-4 cycles. A vector of partial
-// sums (lane l sums p ≡ l mod L), added up in a fixed order, keeps the result deterministic.
-template <class T>
-void add_bias_grad(const T* dy, int64_t K, int64_t P, T* db) {
-  typedef T V __attribute__((vector_size(32)));
-  constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
-  for (int64_t f = 0; f < K; ++f) {
-    const T* row = dy + f * P;
-    V part = {};
-    int64_t p = 0;
-    for (; p + L <= P; p += L) {
-      V v;
-      std::memcpy(&v, row + p, sizeof(V));
-      part += v;
-    }
-    T sum = 0;
-    for (int64_t l = 0; l < L; ++l) sum += part[l];
-    for (; p < P; ++p) sum += row[p];
-    db[f] += sum;
-  }
-}
-
-// dw[f][q] += Σ_p g[f][p]·col[q][p] for an nf×nq block of outputs, with nf·nq vector
-// accumulators held in registers across the whole row of P positions.
-template <int NF, int NQ, class T>
-void weight_grad_block(const T* __restrict g, const T* __restrict col, int64_t P, int64_t Q,
-                       T* __restrict dw) {
-  typedef T V __attribute__((vector_size(32)));
-  constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
-  V acc[NF][NQ] = {};
-  int64_t p = 0;
-  for (; p + L <= P; p += L) {
-    V c[NQ];
-    for (int j = 0; j < NQ; ++j) std::memcpy(&c[j], col + j * P + p, sizeof(V));
-    for (int i = 0; i < NF; ++i) {
-      V gv;
-      std::memcpy(&gv, g + i * P + p, sizeof(V));
-      for (int j = 0; j < NQ; ++j) acc[i][j] += gv * c[j];
-    }
-  }
-  for (int i = 0; i < NF; ++i)
-    for (int j = 0; j < NQ; ++j) {
-      T sum = 0;
-      for (int64_t l = 0; l < L; ++l) sum += acc[i][j][l];
-      for (int64_t r = p; r < P; ++r) sum += g[i * P + r] * col[j * P + r];
-      dw[i * Q + j] += sum;
-    }
-}
-
-// dw[F][Q] += g[F][P]·col[Q][P]ᵀ when Q is small (a convolution over one input channel: Q = k·k).
-// The BLAS packs both operands for every call and runs its 16-wide micro-kernel on a 9-wide
-// product, which measured at a fifth of peak; blocks of 4 filters × 3 patch rows keep 12
-// accumulators in registers and read g and col once per block row.
-template <class T>
-void weight_grad_small(const T* g, const T* col, int64_t F, int64_t Q, int64_t P, T* dw) {
-  int64_t f = 0;
-  for (; f + 4 <= F; f += 4) {
-    int64_t q = 0;
-    for (; q + 3 <= Q; q += 3)
-      weight_grad_block<4, 3>(g + f * P, col + q * P, P, Q, dw + f * Q + q);
-    for (; q < Q; ++q) weight_grad_block<4, 1>(g + f * P, col + q * P, P, Q, dw + f * Q + q);
-  }
-  for (; f < F; ++f)
-    for (int64_t q = 0; q < Q; ++q)
-      weight_grad_block<1, 1>(g + f * P, col + q * P, P, Q, dw + f * Q + q);
-}
-
-}  // namespace
 
 template <class T>
 Conv2d<T>::Conv2d(int64_t filters, int64_t kernel, int64_t stride, int64_t padding, Init init,
@@ -196,10 +59,8 @@ const T* Conv2d<T>::conv_grad(const Tensor<T>& y, const Tensor<T>& dy, int64_t s
   if (!relu_) return g;
   Tensor<T>& m = sample_[size_t(t)];
   m.resize({n});
-  const T* __restrict yp = y.data() + s * n;
-  T* __restrict mp = m.data();
-  for (int64_t i = 0; i < n; ++i) mp[i] = yp[i] > T(0) ? g[i] : T(0);
-  return mp;
+  BPKIT_ISA_CALL(conv::relu_mask<T>, g, y.data() + s * n, n, m.data());
+  return m.data();
 }
 
 template <class T>
@@ -291,7 +152,8 @@ void Conv2d<T>::forward_impl(const Tensor<T>& x, Tensor<T>& y, Mode mode, Pool2d
     Tensor<T>& col = col_[size_t(t)];
     col.resize({Q, P});
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
-      im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
+      BPKIT_ISA_CALL(conv::im2col<T>, x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_,
+                     ow_, col.data());
       T* ys = output_of(y, s, t, pool);
       for (int64_t f = 0; f < filters_; ++f) std::fill(ys + f * P, ys + (f + 1) * P, b_[f]);
       if (per_sample_threads)
@@ -329,7 +191,7 @@ void Conv2d<T>::backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tens
               T(0), dcol.data(), P);
       T* dxs = dx.data() + s * in_size;
       std::fill(dxs, dxs + in_size, T(0));
-      col2im(dcol.data(), c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, dxs);
+      BPKIT_ISA_CALL(conv::col2im<T>, dcol.data(), c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, dxs);
     }
   });
 }
@@ -360,12 +222,13 @@ void Conv2d<T>::gradient_impl(const Tensor<T>& x, const Tensor<T>& y, const Tens
     bpart.zero();
     for (int64_t s = B * t / nt; s < B * (t + 1) / nt; ++s) {
       const T* dys = conv_grad(y, dy, s, t, pool);
-      im2col(x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_, ow_, col.data());
+      BPKIT_ISA_CALL(conv::im2col<T>, x.data() + s * in_size, c_, h_, w_in_, k_, stride_, pad_, oh_,
+                     ow_, col.data());
       if (c_ == 1)
-        weight_grad_small(dys, col.data(), filters_, Q, P, part.data());
+        BPKIT_ISA_CALL(conv::weight_grad_small<T>, dys, col.data(), filters_, Q, P, part.data());
       else
         gemm<T>(false, true, filters_, Q, P, T(1), dys, P, col.data(), P, T(1), part.data(), Q);
-      add_bias_grad(dys, filters_, P, bpart.data());
+      BPKIT_ISA_CALL(conv::add_bias_grad<T>, dys, filters_, P, bpart.data());
     }
   });
   // Partial sums are added in thread order, so the result depends only on the thread count.
@@ -438,7 +301,7 @@ void Conv2d<T>::transform_weights() {
       std::memcmp(u_src_.data(), w_.data(), size_t(w_.size()) * sizeof(T)) == 0)
     return;
   u_.resize({16, filters_, c_});
-  winograd::transform_weights(w_.data(), filters_, c_, u_.data());
+  BPKIT_ISA_CALL(winograd::transform_weights<T>, w_.data(), filters_, c_, u_.data());
   u_src_ = w_;
 }
 
@@ -458,7 +321,8 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode, Po
       V.resize({16, C, ld});
       M.resize({16, K, ld});
       for (int64_t s = 0; s < n; ++s)
-        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+        BPKIT_ISA_CALL(winograd::transform_input<T>, x.data() + (s0 + s) * in_size, g, V.data(), ld,
+                       s * tp);
       for (int64_t xi = 0; xi < 16; ++xi) {
         const T* u = u_.data() + xi * K * C;
         const T* v = V.data() + xi * C * ld;
@@ -470,13 +334,13 @@ void Conv2d<T>::winograd_forward(const Tensor<T>& x, Tensor<T>& y, Mode mode, Po
       }
       for (int64_t s = 0; s < n; ++s) {
         if (pools_tiles(pool)) {
-          winograd::transform_output_pooled(M.data(), g, ld, s * tp, b_.data(),
-                                            y.data() + (s0 + s) * K * tp,
-                                            mode == Mode::kTrain ? pool->winners(s0 + s) : nullptr);
+          BPKIT_ISA_CALL(winograd::transform_output_pooled<T>, M.data(), g, ld, s * tp, b_.data(),
+                         y.data() + (s0 + s) * K * tp,
+                         mode == Mode::kTrain ? pool->winners(s0 + s) : nullptr);
           continue;
         }
         T* ys = output_of(y, s0 + s, t, pool);
-        winograd::transform_output(M.data(), g, ld, s * tp, b_.data(), ys);
+        BPKIT_ISA_CALL(winograd::transform_output<T>, M.data(), g, ld, s * tp, b_.data(), ys);
         if (relu_)
           for (int64_t i = 0; i < out_size; ++i) ys[i] = std::max(ys[i], T(0));
         if (pool) pool->pool_sample(ys, s0 + s, y, mode);
@@ -539,17 +403,19 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
         if (pools_tiles(pool)) {
           const int64_t at = (s0 + s) * K * tp;  // the sample's pooled outputs
           // (The bias gradient is added here: its sum runs over the windows, not the positions.)
-          winograd::transform_pooled_grad(dy.data() + at, y.data() + at, pool->winners(s0 + s), g,
-                                          dM.data(), ld, s * tp, bpart.data());
+          BPKIT_ISA_CALL(winograd::transform_pooled_grad<T>, dy.data() + at, y.data() + at,
+                         pool->winners(s0 + s), g, dM.data(), ld, s * tp, bpart.data());
           if (weights)
-            winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
+            BPKIT_ISA_CALL(winograd::transform_input<T>, x.data() + (s0 + s) * in_size, g, V.data(),
+                           ld, s * tp);
           continue;
         }
         const T* dys = conv_grad(y, dy, s0 + s, t, pool);
-        winograd::transform_output_grad(dys, g, dM.data(), ld, s * tp);
+        BPKIT_ISA_CALL(winograd::transform_output_grad<T>, dys, g, dM.data(), ld, s * tp);
         if (!weights) continue;
-        winograd::transform_input(x.data() + (s0 + s) * in_size, g, V.data(), ld, s * tp);
-        add_bias_grad(dys, K, P, bpart.data());
+        BPKIT_ISA_CALL(winograd::transform_input<T>, x.data() + (s0 + s) * in_size, g, V.data(), ld,
+                       s * tp);
+        BPKIT_ISA_CALL(conv::add_bias_grad<T>, dys, K, P, bpart.data());
       }
       if (weights)
         for (int64_t xi = 0; xi < 16; ++xi)
@@ -562,7 +428,7 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
       for (int64_t s = 0; s < n; ++s) {
         T* dxs = dx->data() + (s0 + s) * in_size;
         std::fill(dxs, dxs + in_size, T(0));
-        winograd::accumulate_input_grad(V.data(), g, ld, s * tp, dxs);
+        BPKIT_ISA_CALL(winograd::accumulate_input_grad<T>, V.data(), g, ld, s * tp, dxs);
       }
     }
   });
@@ -573,7 +439,7 @@ void Conv2d<T>::winograd_backprop(const Tensor<T>& x, const Tensor<T>& y, const 
     const T* p = dw_part_[size_t(t)].data();
     for (int64_t i = 0; i < total.size(); ++i) total[i] += p[i];
   }
-  winograd::accumulate_weight_grad(total.data(), K, C, dw_.data());
+  BPKIT_ISA_CALL(winograd::accumulate_weight_grad<T>, total.data(), K, C, dw_.data());
   add_bias_parts(used);
 }
 

@@ -23,171 +23,10 @@
 #include "bpkit/error.h"
 #include "bpkit/gemm.h"
 #include "bpkit/threading.h"
+#include "kernels/kernels.h"
 
 namespace bpkit {
 namespace {
-
-// exp for float in a form GCC vectorizes (no libm call, no branch): Cephes' range reduction to
-// r in [−ln2/2, ln2/2] and degree-6 polynomial (about 1 ulp), the power of two built in the
-// exponent bits. n is rounded by adding and subtracting 1.5·2²³ (std::floor would be a call that
-// stops vectorization). Inputs are clamped to the range where the result is a normal float.
-inline float exp_fast(float x) {
-  x = std::min(std::max(x, -87.3f), 88.3f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  return p * __builtin_bit_cast(float, bits);
-}
-
-// Float: the vectorizable forms (training and inference speed); double: libm (gradient checks).
-inline float sigmoid(float x) {
-  return 1.0f / (1.0f + exp_fast(-x));
-}
-inline double sigmoid(double x) {
-  return 1.0 / (1.0 + std::exp(-x));
-}
-inline float tanh_act(float x) {
-  return 2.0f / (1.0f + exp_fast(-2.0f * x)) - 1.0f;
-}
-inline double tanh_act(double x) {
-  return std::tanh(x);
-}
-
-// ---- Cell math, one sample's row at a time. Plain loops over restrict pointers, so each loop
-// ---- compiles to vector code (a lambda capturing the pointers by reference would not).
-
-// Elman: a[H] holds Wx·x + Wh·h₋; h = tanh(a + b).
-template <class T>
-void elman_forward_row(const T* __restrict a, const T* __restrict bias, T* __restrict h,
-                       int64_t H) {
-  for (int64_t j = 0; j < H; ++j) h[j] = tanh_act(a[j] + bias[j]);
-}
-template <class T>
-void elman_backward_row(const T* __restrict h, const T* __restrict dh, T* __restrict dg,
-                        int64_t H) {
-  for (int64_t j = 0; j < H; ++j) dg[j] = dh[j] * (T(1) - h[j] * h[j]);
-}
-
-// LSTM: a[4H] = [i f g o] pre-activations without bias in, activations out.
-template <class T>
-void lstm_forward_row(T* __restrict a, const T* __restrict bias, const T* __restrict cp,
-                      T* __restrict c, T* __restrict tc, T* __restrict h, int64_t H) {
-  for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + bias[j]);
-  for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_act(a[j] + bias[j]);
-  for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(a[j] + bias[j]);
-  const T* __restrict i = a;
-  const T* __restrict f = a + H;
-  const T* __restrict g = a + 2 * H;
-  const T* __restrict o = a + 3 * H;
-  for (int64_t j = 0; j < H; ++j) c[j] = f[j] * cp[j] + i[j] * g[j];
-  for (int64_t j = 0; j < H; ++j) tc[j] = tanh_act(c[j]);
-  for (int64_t j = 0; j < H; ++j) h[j] = o[j] * tc[j];
-}
-// dh: gradient at h; dc: in, the gradient reaching c from the next frame; out, the gradient for
-// c₋. dg[4H]: gradient of the pre-activations.
-template <class T>
-void lstm_backward_row(const T* __restrict a, const T* __restrict cp, const T* __restrict tc,
-                       const T* __restrict dh, T* __restrict dc, T* __restrict dg, int64_t H) {
-  const T* __restrict i = a;
-  const T* __restrict f = a + H;
-  const T* __restrict g = a + 2 * H;
-  const T* __restrict o = a + 3 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    const T dcj = dc[j] + dh[j] * o[j] * (T(1) - tc[j] * tc[j]);
-    dg[j] = dcj * g[j] * i[j] * (T(1) - i[j]);
-    dg[H + j] = dcj * cp[j] * f[j] * (T(1) - f[j]);
-    dg[2 * H + j] = dcj * i[j] * (T(1) - g[j] * g[j]);
-    dg[3 * H + j] = dh[j] * tc[j] * o[j] * (T(1) - o[j]);
-    dc[j] = dcj * f[j];
-  }
-}
-
-// GRU: p[3H] = Wx·x (input side, [r z n]) in, activations [r z n] out; rec[3H] = Wh·h₋ without
-// bias; hn = rec_n + b_hn is kept for backward.
-template <class T>
-void gru_forward_row(T* __restrict p, const T* __restrict rec, const T* __restrict bias,
-                     const T* __restrict bhn, const T* __restrict hp, T* __restrict hn,
-                     T* __restrict h, int64_t H) {
-  for (int64_t j = 0; j < 2 * H; ++j) p[j] = sigmoid(p[j] + bias[j] + rec[j]);
-  const T* __restrict r = p;
-  const T* __restrict z = p + H;
-  T* __restrict n = p + 2 * H;
-  for (int64_t j = 0; j < H; ++j) hn[j] = rec[2 * H + j] + bhn[j];
-  for (int64_t j = 0; j < H; ++j) n[j] = tanh_act(n[j] + bias[2 * H + j] + r[j] * hn[j]);
-  for (int64_t j = 0; j < H; ++j) h[j] = n[j] + z[j] * (hp[j] - n[j]);
-}
-// dgx: gradient of the input-side pre-activations; dgh: of the recurrent products; dhp: the
-// direct part of the gradient for h₋ (the rest is dgh·Whᵀ).
-template <class T>
-void gru_backward_row(const T* __restrict a, const T* __restrict hn, const T* __restrict hp,
-                      const T* __restrict dh, T* __restrict dgx, T* __restrict dgh,
-                      T* __restrict dhp, int64_t H) {
-  const T* __restrict r = a;
-  const T* __restrict z = a + H;
-  const T* __restrict n = a + 2 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    const T dnp = dh[j] * (T(1) - z[j]) * (T(1) - n[j] * n[j]);
-    const T drp = dnp * hn[j] * r[j] * (T(1) - r[j]);
-    const T dzp = dh[j] * (hp[j] - n[j]) * z[j] * (T(1) - z[j]);
-    dgx[j] = drp;
-    dgx[H + j] = dzp;
-    dgx[2 * H + j] = dnp;
-    dgh[j] = drp;
-    dgh[H + j] = dzp;
-    dgh[2 * H + j] = dnp * r[j];
-    dhp[j] = dh[j] * z[j];
-  }
-}
-
-// y[N] += Σ_k x[k]·W[k, :] for W [K, N] row-major: eight rows of W per pass over y, so y stays in
-// L1 while W streams (at batch 1 the recurrent step is this product, 128×512 for the benchmark's
-// LSTM).
-template <class T>
-void gemv_add(const T* __restrict x, const T* __restrict w, T* __restrict y, int64_t K, int64_t N) {
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    const T* __restrict w0 = w + k * N;
-    const T x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
-    const T x4 = x[k + 4], x5 = x[k + 5], x6 = x[k + 6], x7 = x[k + 7];
-    for (int64_t n = 0; n < N; ++n)
-      y[n] += (x0 * w0[n] + x1 * w0[N + n]) + (x2 * w0[2 * N + n] + x3 * w0[3 * N + n]) +
-              (x4 * w0[4 * N + n] + x5 * w0[5 * N + n]) + (x6 * w0[6 * N + n] + x7 * w0[7 * N + n]);
-  }
-  for (; k < K; ++k) {
-    const T xk = x[k];
-    const T* __restrict wk = w + k * N;
-    for (int64_t n = 0; n < N; ++n) y[n] += xk * wk[n];
-  }
-}
-
-// out += a.
-template <class T>
-void add_to(T* __restrict out, const T* __restrict a, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) out[j] += a[j];
-}
-
-template <class T>
-void add_rows(const T* __restrict a, const T* __restrict b, T* __restrict out, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) out[j] = a[j] + b[j];
-}
-
-// out[k] += Σ_r m[r·ld + k] for k in [k0, k1).
-template <class T>
-void add_column_sums(const T* __restrict m, int64_t rows, int64_t ld, int64_t k0, int64_t k1,
-                     T* __restrict out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* __restrict row = m + r * ld;
-    for (int64_t k = k0; k < k1; ++k) out[k] += row[k];
-  }
-}
 
 void check_lengths(const std::vector<int32_t>& lengths, int64_t B, int64_t T,
                    const std::string& who) {
@@ -398,7 +237,8 @@ void Recurrent<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
       if (D == 2) std::copy(hs + b * TT * hrow + H, hs + b * TT * hrow + 2 * H, out + H);
     } else {
       std::fill(out, out + hrow, T(0));
-      for (int64_t t = 0; t < L; ++t) add_to(out, hs + (b * TT + t) * hrow, hrow);
+      for (int64_t t = 0; t < L; ++t)
+        BPKIT_ISA_CALL(rnn::add_to<T>, out, hs + (b * TT + t) * hrow, hrow);
       const T inv = T(1) / T(L);
       for (int64_t k = 0; k < hrow; ++k) out[k] *= inv;
     }
@@ -427,7 +267,7 @@ void Recurrent<T>::forward_block(const Tensor<T>& x, int64_t d, int64_t b0, int6
       T* out = cell_ == Cell::kGru ? rec_.data() + b0 * prow + d * GH
                                    : P + (b0 * TT + t) * prow + d * GH;
       if (cell_ == Cell::kGru) std::fill(out, out + GH, T(0));
-      gemv_add(hs + (b0 * TT + tp) * hrow + d * H, wh, out, H, GH);
+      BPKIT_ISA_CALL(rnn::gemv_add<T>, hs + (b0 * TT + tp) * hrow + d * H, wh, out, H, GH);
     } else if (cell_ == Cell::kGru) {
       T* R = rec_.data() + b0 * prow + d * GH;
       if (s > 0)
@@ -458,15 +298,16 @@ void Recurrent<T>::forward_block(const Tensor<T>& x, int64_t d, int64_t b0, int6
       T* a = P + (b * TT + t) * prow + d * GH;
       switch (cell_) {
         case Cell::kElman:
-          elman_forward_row(a, bias, h, H);
+          BPKIT_ISA_CALL(rnn::elman_forward_row<T>, a, bias, h, H);
           break;
         case Cell::kLstm:
-          lstm_forward_row(a, bias, start ? zeros : cell_state_.data() + prev,
-                           cell_state_.data() + at, cell_tanh_.data() + at, h, H);
+          BPKIT_ISA_CALL(rnn::lstm_forward_row<T>, a, bias,
+                         start ? zeros : cell_state_.data() + prev, cell_state_.data() + at,
+                         cell_tanh_.data() + at, h, H);
           break;
         case Cell::kGru:
-          gru_forward_row(a, rec_.data() + b * prow + d * GH, bias, bhn_.data() + d * H,
-                          start ? zeros : hs + prev, hn_.data() + at, h, H);
+          BPKIT_ISA_CALL(rnn::gru_forward_row<T>, a, rec_.data() + b * prow + d * GH, bias,
+                         bhn_.data() + d * H, start ? zeros : hs + prev, hn_.data() + at, h, H);
           break;
       }
     }
@@ -554,19 +395,19 @@ void Recurrent<T>::backward_block(int64_t d, int64_t b0, int64_t b1, const T* hs
       const int64_t prev = (b * TT + tp) * hrow + d * H;
       T* dh = dh_.data() + b * hrow + d * H;
       T* dhn = dh_next_.data() + b * hrow + d * H;
-      add_rows(dhs + at, dhn, dh, H);
+      BPKIT_ISA_CALL(rnn::add_rows<T>, dhs + at, dhn, dh, H);
       const T* a = P + (b * TT + t) * prow + d * GH;
       switch (cell_) {
         case Cell::kElman:
-          elman_backward_row(hs + at, dh, dg, H);
+          BPKIT_ISA_CALL(rnn::elman_backward_row<T>, hs + at, dh, dg, H);
           break;
         case Cell::kLstm:
-          lstm_backward_row(a, sb == 0 ? zeros : cell_state_.data() + prev, cell_tanh_.data() + at,
-                            dh, dc_next_.data() + b * hrow + d * H, dg, H);
+          BPKIT_ISA_CALL(rnn::lstm_backward_row<T>, a, sb == 0 ? zeros : cell_state_.data() + prev,
+                         cell_tanh_.data() + at, dh, dc_next_.data() + b * hrow + d * H, dg, H);
           break;
         case Cell::kGru:
-          gru_backward_row(a, hn_.data() + at, sb == 0 ? zeros : hs + prev, dh, dg,
-                           dgh_.data() + (b * TT + t) * prow + d * GH, dhn, H);
+          BPKIT_ISA_CALL(rnn::gru_backward_row<T>, a, hn_.data() + at, sb == 0 ? zeros : hs + prev,
+                         dh, dg, dgh_.data() + (b * TT + t) * prow + d * GH, dhn, H);
           break;
       }
       // The first frame has no previous state; truncated BPTT stops the gradient every `bptt`
@@ -606,10 +447,12 @@ void Recurrent<T>::param_gradients(const Tensor<T>& x, const T* hs, int64_t d, b
   // dWx[:, d] += xᵀ·dg[d] over every frame at once.
   product(true, false, f_, GH, rows, T(1), x.data(), f_, dg_.data() + d * GH, prow, T(1),
           dwx_.data() + d * GH, prow);
-  add_column_sums(dg_.data(), rows, prow, d * GH, (d + 1) * GH, dbias_.data());
+  BPKIT_ISA_CALL(rnn::add_column_sums<T>, dg_.data(), rows, prow, d * GH, (d + 1) * GH,
+                 dbias_.data());
   const T* dgr = cell_ == Cell::kGru ? dgh_.data() : dg_.data();
   if (cell_ == Cell::kGru)
-    add_column_sums(dgh_.data() + d * GH + 2 * H, rows, prow, 0, H, dbhn_.data() + d * H);
+    BPKIT_ISA_CALL(rnn::add_column_sums<T>, dgh_.data() + d * GH + 2 * H, rows, prow, 0, H,
+                   dbhn_.data() + d * H);
   // dWh[d] += Σ h₋ᵀ·dg_rec: the previous states laid out frame by frame (zero before each
   // sample's first frame), then one product over all frames.
   T* hp = hprev_.data();
@@ -730,7 +573,7 @@ void FrameDense<T>::forward(const Tensor<T>& x, Tensor<T>& y, Mode) {
       if (t >= L)
         std::fill(row, row + U, T(0));
       else if (bias_)
-        add_to(row, b_.data(), U);
+        BPKIT_ISA_CALL(rnn::add_to<T>, row, b_.data(), U);
     }
   }
 }
@@ -765,7 +608,7 @@ void FrameDense<T>::gradient(const Tensor<T>& x, const Tensor<T>&, const Tensor<
   const int64_t rows = x.dim(0) * x.dim(1);
   gemm_parallel<T>(true, false, in_, units_, rows, T(1), x.data(), in_, g, units_, T(1), dw_.data(),
                    units_);
-  if (bias_) add_column_sums(g, rows, units_, 0, units_, db_.data());
+  if (bias_) BPKIT_ISA_CALL(rnn::add_column_sums<T>, g, rows, units_, 0, units_, db_.data());
 }
 
 template <class T>

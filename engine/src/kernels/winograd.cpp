@@ -1,11 +1,13 @@
-#include "winograd.h"
-
+// The Winograd transforms (winograd.h), a kernel source compiled once per instruction-set level
+// (kernels.h).
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
-#include <vector>
+
+#include "kernels.h"
 
 namespace bpkit {
+namespace BPKIT_ISA_NS {
 namespace winograd {
 namespace {
 
@@ -85,9 +87,7 @@ void accumulate_weight_grad(const T* dU, int64_t K, int64_t C, T* dw) {
 
 template <class T>
 T* scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  return kernel_scratch<T>(0, n);
 }
 
 template <class U, class T>
@@ -475,4 +475,5 @@ BPKIT_WINOGRAD(float)
 BPKIT_WINOGRAD(double)
 
 }  // namespace winograd
+}  // namespace BPKIT_ISA_NS
 }  // namespace bpkit

@@ -25,6 +25,7 @@
 #include "bpkit/config.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
+#include "bpkit/report.h"
 #include "bpkit/signature.h"
 #include "bpkit/speech.h"
 #include "bpkit/threading.h"
@@ -117,7 +118,7 @@ const char* kTrainUsage =
 
 const char* kEvalUsage =
     "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--trust-model-plugins]\n"
-    "                  [--no-cache] [--dict FILE] [--dict-cost X]\n"
+    "                  [--no-cache] [--dict FILE] [--dict-cost X] [--det PNG]\n"
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
@@ -125,7 +126,8 @@ const char* kEvalUsage =
     "of utterances recognized without error, decoded as speech_app decodes them).\n"
     "A signature verifier takes a dataset directory instead of a manifest (WRITER/genuine/*.png,\n"
     "WRITER/forgeries/*.png) and prints FRR and FAR at its threshold and the equal error rates\n"
-    "for skilled and random forgeries (the protocol of signature_app eval).\n"
+    "for skilled and random forgeries (the protocol of signature_app eval); --det PNG also\n"
+    "draws the DET curves (FRR against FAR on normal-deviate axes, the threshold marked).\n"
     "\n"
     "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
     "                  per line) to the most probable word that is, when that costs at most\n"
@@ -311,7 +313,7 @@ void use_dictionary(bpkit::TrainedModel& model, std::map<std::string, std::strin
 int cmd_eval(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost"}, pos,
+  auto o = parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost", "det"}, pos,
                          {"no-cache", "trust-model-plugins"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
   const bool trust = o.count("trust-model-plugins") > 0;
@@ -336,9 +338,15 @@ int cmd_eval(int argc, char** argv) {
         (long long)s.writers, refs, (long long)s.genuine_trials, (long long)s.skilled_trials,
         (long long)s.random_trials, s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer,
         s.random.eer);
+    if (o.count("det")) {
+      bpkit::write_det_png(o["det"], pos[1], t, v.threshold());
+      std::fprintf(stderr, "DET curves: %s\n", o["det"].c_str());
+    }
     return 0;
   }
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
+  if (o.count("det"))
+    throw UsageError("--det is for signature verifiers (a dataset directory of writers)");
   if (model.embeddings())
     throw UsageError(pos[0] +
                      " is a verifier: evaluate it on a dataset directory of writers "

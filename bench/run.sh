@@ -43,11 +43,13 @@
 #     eer_skilled eer_random eer_skilled_baseline eer_random_baseline, FRR and FAR at the model's
 #     threshold, and seconds per verification (one signature_app process per query with its 5
 #     reference scans, start-up included, one thread, median of 20; the baseline's in process).
-#   bench/run.sh reliability [--archs N] [--seed S] [--mutants]
+#   bench/run.sh reliability [--archs N] [--seed S] [--mutants] [--fuzz-seconds N]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
 #     float against double (docs/testing.md): grad_archs grad_failures; hostile inputs against
 #     the programs (tests/hostile.sh): hostile_inputs hostile_failed; training killed at random
-#     moments (tests/kill_loop.sh): kill_runs lost.
+#     moments (tests/kill_loop.sh): kill_runs lost; every fuzz target for N seconds (default 60)
+#     in a clang build of its own: fuzz_targets fuzz_execs crashes_open; --mutants: the mutation
+#     run (tests/mutate.sh): mutants mutants_killed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-}
@@ -415,13 +417,14 @@ JSGF
     # and float against double. The figures of the other reliability checks join this line as
     # they land.
     # --mutants adds the mutation run (tests/mutate.sh, about half an hour on 2 cores).
-    archs=10000 seed=1 mutants=0
+    archs=10000 seed=1 mutants=0 fuzz_seconds=60
     while [ $# -gt 0 ]; do
       case $1 in
         --archs) archs=$2; shift 2 ;;
         --seed) seed=$2; shift 2 ;;
         --mutants) mutants=1; shift ;;
-        *) echo "bench/run.sh reliability: unknown option '$1' (--archs N, --seed S, --mutants)" >&2; exit 2 ;;
+        --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
+        *) echo "bench/run.sh reliability: unknown option '$1' (--archs N, --seed S, --mutants, --fuzz-seconds N)" >&2; exit 2 ;;
       esac
     done
     cmake --build "$build" --target bpkit_gradsuite_tests >/dev/null
@@ -438,6 +441,33 @@ JSGF
           tee /dev/stderr | grep '^kill_runs=' || true)
     rm -rf "$tmp"
     out="$out ${h:-hostile_inputs=0 hostile_failed=unknown} ${k:-kill_runs=0 lost=unknown}"
+    # Every fuzz target for --fuzz-seconds (default 60; 0 skips) from its seeds, in a clang
+    # ASan+UBSan build of its own (BPKIT_FUZZ_BUILD, default build-fuzz/): fuzz_execs sums
+    # libFuzzer's executions, crashes_open counts targets that stopped on a finding.
+    if [ "$fuzz_seconds" -gt 0 ]; then
+      fb=${BPKIT_FUZZ_BUILD:-$root/build-fuzz}
+      if cmake -S "$root" -B "$fb" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DCMAKE_CXX_COMPILER=clang++ -DBPKIT_FUZZ=ON -DBPKIT_BUILD_BENCH=OFF \
+           -DBPKIT_BUILD_TESTS=OFF >/dev/null && cmake --build "$fb" --target bpkit_fuzzers >/dev/null; then
+        targets=0 execs=0 open=0 ftmp=$(mktemp -d)
+        for z in "$fb"/bin/fuzz_*; do
+          name=$(basename "$z")
+          [ "$name" = fuzz_make_corpus ] && continue
+          targets=$((targets + 1))
+          log=$ftmp/$name.log
+          sh "$root/fuzz/run.sh" "$z" "$root/fuzz/corpus/${name#fuzz_}" "$ftmp/$name" "$fuzz_seconds" \
+            >"$log" 2>&1 || { open=$((open + 1)); tail -n 20 "$log" >&2; }
+          n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+          echo "$name: ${n:-0} executions" >&2
+          execs=$((execs + ${n:-0}))
+        done
+        rm -rf "$ftmp"
+        out="$out fuzz_targets=$targets fuzz_execs=$execs crashes_open=$open"
+      else
+        echo "bench/run.sh reliability: no fuzz build (needs clang and libclang-rt-14-dev)" >&2
+        out="$out fuzz_targets=0 fuzz_execs=0 crashes_open=unknown"
+      fi
+    fi
     if [ "$mutants" = 1 ]; then
       m=$(bash "$root/tests/mutate.sh" | tee /dev/stderr | grep '^mutants=' || true)
       out="$out ${m:-mutants=0 mutants_killed=unknown}"

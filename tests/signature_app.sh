@@ -101,7 +101,8 @@ if [ -x "$bin/make_signatures" ]; then
   [ "$(head -c 8 "$tmp/det.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "det.png"
   skilled=${last#eer_skilled=}
   skilled=${skilled%% *}
-  expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/set"
+  expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/set" --det "$tmp/det2.png"
   grep -q "eer_skilled $skilled" "$tmp/out" || fail "bpkit eval: $(cat "$tmp/out") vs $last"
+  cmp -s "$tmp/det.png" "$tmp/det2.png" || fail "bpkit eval --det drew another DET image"
 fi
 echo "signature_app: all checks passed"

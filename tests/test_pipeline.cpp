@@ -530,18 +530,25 @@ TEST_CASE("a checkpoint resumes only with its configuration, feature stages and 
   CHECK_THAT(refusal(fewer),
              Contains("the training data (" + dir.file("train.tsv") + ") changed") &&
                  Contains("--resume"));
-  // A dataset directory: a file added or resized changes its digest.
+  // A dataset directory of writers: a scan added or resized changes its digest; files the
+  // layout does not read (a listing beside the writers, a note) do not.
   bpkit::PipelineConfig w = c2;
   w.train_manifest = dir.file("writers");
   std::filesystem::create_directories(dir.file("writers/w1/genuine"));
+  std::filesystem::create_directories(dir.file("writers/w1/forgeries"));
   write(dir.file("writers/w1/genuine/1.png"), "12345");
+  write(dir.file("writers/w1/genuine/2.png"), "1");
   const std::string before = bpkit::train_detail::run_digests(w, p2).data;
   write(dir.file("writers/w1/genuine/1.png"), "123456");
   const std::string resized = bpkit::train_detail::run_digests(w, p2).data;
-  write(dir.file("writers/w1/genuine/2.png"), "1");
+  write(dir.file("writers/w1/forgeries/1.jpg"), "1");
   const std::string added = bpkit::train_detail::run_digests(w, p2).data;
+  write(dir.file("writers/images.tsv"), "w1/genuine/1.png\n");
+  write(dir.file("writers/w1/genuine/notes.txt"), "scanned at 300 dpi\n");
+  const std::string unread = bpkit::train_detail::run_digests(w, p2).data;
   CHECK(resized != before);
   CHECK(added != resized);
+  CHECK(unread == added);
 }
 
 TEST_CASE("the feature cache serves only what matches content and parameters", "[cache]") {

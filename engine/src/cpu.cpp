@@ -1,5 +1,9 @@
 #include "bpkit/cpu.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -8,20 +12,32 @@
 namespace bpkit {
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+// What x86-64-v3 adds beyond AVX2, FMA and BMI1/2, read from CPUID directly (clang's
+// __builtin_cpu_supports knows none of the three): F16C and MOVBE (leaf 1, ECX bits 29 and 22),
+// LZCNT (leaf 0x80000001, ECX bit 5).
+bool has_f16c_movbe_lzcnt() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool f16c = c & (1u << 29), movbe = c & (1u << 22);
+  if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return false;
+  return f16c && movbe && (c & (1u << 5));
+}
+#endif
+
 Isa detect() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   // What -march=x86-64-v4 and -march=x86-64-v3 assume. libgcc's and compiler-rt's checks include
   // the operating system's support (XGETBV) for the wider registers.
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+  const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                  has_f16c_movbe_lzcnt();
+  if (v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
-      __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
+      __builtin_cpu_supports("avx512cd"))
     return Isa::avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
-      __builtin_cpu_supports("f16c") && __builtin_cpu_supports("movbe"))
-    return Isa::avx2;
+  if (v3) return Isa::avx2;
 #endif
   return Isa::baseline;
 }

@@ -119,7 +119,7 @@ class Section {
       fail(node_[key], name_ + "." + key + " must be a number, got '" + s + "'");
     if (v < lo || v > hi)
       fail(node_[key],
-           name_ + "." + key + " = " + s + " is out of range; expected " + range(lo, hi));
+           name_ + "." + key + " = " + s + " is out of range; expected " + describe_range(lo, hi));
     return v;
   }
   long long integer(const std::string& key, long long fallback, long long lo, long long hi) const {
@@ -132,7 +132,7 @@ class Section {
       fail(node_[key], name_ + "." + key + " must be an integer, got '" + s + "'");
     if (v < lo || v > hi)
       fail(node_[key], name_ + "." + key + " = " + s + " is out of range; expected " +
-                           range(double(lo), double(hi)));
+                           describe_range(double(lo), double(hi)));
     return v;
   }
   bool boolean(const std::string& key, bool fallback) const {
@@ -154,17 +154,6 @@ class Section {
       if (kv.first.Scalar() == key) return kv.first;
     return node_;
   }
-  static std::string range(double lo, double hi) {
-    std::ostringstream os;
-    if (lo <= -1e300)
-      os << "at most " << hi;
-    else if (hi >= 1e300)
-      os << "at least " << lo;
-    else
-      os << "between " << lo << " and " << hi;
-    return os.str();
-  }
-
   YAML::Node node_;
   const std::string& file_;
   std::string name_;

@@ -36,18 +36,6 @@ bool looks_like_elf(const std::string& path) {
          magic[3] == 'F';
 }
 
-std::string fmt_range(double lo, double hi) {
-  std::ostringstream os;
-  if (lo <= -1e300 && hi >= 1e300) return "any number";
-  if (lo <= -1e300)
-    os << "at most " << hi;
-  else if (hi >= 1e300)
-    os << "at least " << lo;
-  else
-    os << "between " << lo << " and " << hi;
-  return os.str();
-}
-
 // The directory a library is loaded from: its parent ("." for a bare file name given on the
 // command line).
 std::string directory_of(const fs::path& file) {
@@ -77,7 +65,7 @@ std::string check_param_value(const ParamSpec& spec, const std::string& text) {
       const long long v = std::strtoll(text.c_str(), &end, 10);
       if (text.empty() || *end || errno) return "expected an integer, got '" + text + "'";
       if (double(v) < spec.min || double(v) > spec.max)
-        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+        return "value " + text + " is out of range; expected " + describe_range(spec.min, spec.max);
       return "";
     }
     case ParamType::kFloat: {
@@ -87,7 +75,7 @@ std::string check_param_value(const ParamSpec& spec, const std::string& text) {
       if (text.empty() || *end || errno || !std::isfinite(v))
         return "expected a number, got '" + text + "'";
       if (v < spec.min || v > spec.max)
-        return "value " + text + " is out of range; expected " + fmt_range(spec.min, spec.max);
+        return "value " + text + " is out of range; expected " + describe_range(spec.min, spec.max);
       return "";
     }
     case ParamType::kString:

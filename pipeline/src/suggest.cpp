@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <sstream>
 
 namespace bpkit {
 
@@ -39,6 +40,18 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   for (size_t i = 0; i < candidates.size() && i < 12; ++i) list += (i ? ", " : "") + candidates[i];
   if (candidates.size() > 12) list += ", ...";
   return "; expected one of: " + list;
+}
+
+std::string describe_range(double lo, double hi) {
+  std::ostringstream os;
+  if (lo <= -1e300 && hi >= 1e300) return "any number";
+  if (lo <= -1e300)
+    os << "at most " << hi;
+  else if (hi >= 1e300)
+    os << "at least " << lo;
+  else
+    os << "between " << lo << " and " << hi;
+  return os.str();
 }
 
 }  // namespace bpkit

@@ -25,6 +25,7 @@
 #include "bpkit/loss.h"
 #include "bpkit/optimizer.h"
 #include "bpkit/report.h"
+#include "bpkit/signature.h"
 #include "bpkit/suggest.h"
 #include "bpkit/threading.h"
 #include "bpkit/trainer.h"
@@ -111,20 +112,23 @@ std::string num(double v) {
 
 namespace {
 
-// A dataset directory's listing: every regular file's path (relative, sorted) and size. Reading
-// every scan's bytes would cost as much as a feature pass; a changed, added or removed file
-// changes the listing (a file rewritten in place to the same size does not).
-std::string listing_digest(const std::string& dir) {
-  std::vector<std::pair<std::string, uintmax_t>> files;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
-       it.increment(ec))
-    if (it->is_regular_file(ec))
-      files.emplace_back(fs::relative(it->path(), dir, ec).generic_string(), it->file_size(ec));
-  if (ec) throw FileError(dir + ": cannot list the directory: " + ec.message());
-  std::sort(files.begin(), files.end());
+// A dataset directory of writers: the path (relative, in the order the layout reads them) and
+// size of every scan the layout reads (read_writer_dataset), so that other files in the directory
+// do not matter. Reading every scan's bytes would cost as much as a feature pass; a changed,
+// added or removed scan changes the digest (one rewritten in place to the same size does not).
+std::string writers_digest(const std::string& dir) {
+  const WriterDataset data = read_writer_dataset(dir);
   Digest d;
-  for (const auto& [name, size] : files) d.update(name + '\0' + std::to_string(size) + '\n');
+  std::error_code ec;
+  auto add = [&](const std::string& file) {
+    const uintmax_t size = fs::file_size(file, ec);
+    if (ec) throw FileError(file + ": cannot read its size: " + ec.message());
+    d.update(fs::relative(file, dir, ec).generic_string() + '\0' + std::to_string(size) + '\n');
+  };
+  for (const WriterSamples& w : data.writers) {
+    for (const std::string& f : w.genuine) add(f);
+    for (const std::string& f : w.forgeries) add(f);
+  }
   return d.hex();
 }
 
@@ -137,7 +141,7 @@ RunDigests run_digests(const PipelineConfig& c, const Pipeline& pipeline) {
   d.data_source = c.train_manifest;
   std::error_code ec;
   d.data = c.train_manifest.empty()                 ? std::string()
-           : fs::is_directory(c.train_manifest, ec) ? listing_digest(c.train_manifest)
+           : fs::is_directory(c.train_manifest, ec) ? writers_digest(c.train_manifest)
                                                     : file_digest(c.train_manifest);
   return d;
 }
@@ -381,6 +385,12 @@ void add_pipeline_dir(Metadata& meta, const PipelineConfig& c, const std::string
   if (!ec && !rel.empty()) meta.emplace_back("pipeline_dir", rel.generic_string());
 }
 
+void load_training_plugins(PluginRegistry& registry, const PipelineConfig& c,
+                           const TrainRequest& r) {
+  const std::vector<std::string> needed = stage_plugins(c);
+  load_plugins(registry, c.plugin_path, r.plugin_dirs, &needed);
+}
+
 }  // namespace train_detail
 using namespace train_detail;
 namespace fs = std::filesystem;
@@ -400,10 +410,8 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     throw ConfigError(c.file +
                       ": data.train is missing: training needs a manifest of "
                       "'PATH<TAB>LABEL' lines");
-  // The user named this pipeline file, so its plugin_path is theirs (docs/security.md).
   PluginRegistry registry;
-  const std::vector<std::string> needed = stage_plugins(c);
-  load_plugins(registry, c.plugin_path, r.plugin_dirs, &needed);
+  load_training_plugins(registry, c, r);
   Pipeline pipeline(c, registry);
   const std::string out = prepare_run(r, c);
   // training.init is read now, before the features (unless a checkpoint will replace it).

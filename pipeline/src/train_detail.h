@@ -23,8 +23,8 @@ void build_network(const PipelineConfig& c, Network<float>& net);
 std::unique_ptr<Optimizer<float>> make_optimizer(const PipelineConfig& c, Network<float>& net);
 // What a checkpoint is resumed only with: digests of the pipeline file's text, of the feature
 // stages (plugin libraries, versions, parameters and fitted statistics: Pipeline::signature())
-// and of the training data (the manifest's bytes, or a dataset directory's listing of files
-// and sizes).
+// and of the training data (the manifest's bytes, or the names and sizes of the scans a dataset
+// directory of writers holds).
 struct RunDigests {
   std::string config, plugins, data;
   std::string data_source;  // the manifest or directory (for messages; not stored)
@@ -36,6 +36,11 @@ void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<flo
 // Throws FileError naming what changed when `digests` differ from the checkpoint's.
 TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Optimizer<float>& opt,
                               const RunDigests& digests);
+// Loads the plugins the pipeline's stages need from the built-in directories, the request's
+// --plugin-path and the pipeline file's plugin_path: the user named this pipeline file, so its
+// plugin_path is theirs (docs/security.md).
+void load_training_plugins(PluginRegistry& registry, const PipelineConfig& c,
+                           const TrainRequest& r);
 std::string num(double v);          // %.17g
 std::string fmt_seconds(double s);  // "12.3s"
 std::string now_utc();              // ISO 8601

@@ -198,10 +198,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     throw ConfigError(c.file +
                       ": data.train is missing: a verifier learns from a dataset directory of "
                       "writers (WRITER/genuine/*.png, WRITER/forgeries/*.png)");
-  // The user named this pipeline file, so its plugin_path is theirs (docs/security.md).
   PluginRegistry registry;
-  const std::vector<std::string> needed = stage_plugins(c);
-  load_plugins(registry, c.plugin_path, r.plugin_dirs, &needed);
+  load_training_plugins(registry, c, r);
   Pipeline pipeline(c, registry);
   const std::string out = prepare_run(r, c);
   const std::string ckpt = (fs::path(out) / kCheckpointFile).string();

@@ -9,16 +9,17 @@ set -euo pipefail
 bad=0
 for o in "$@"; do
   case $o in
-    *kernels_avx2*) ns="bpkit::isa_avx2::" mangled=_ZN5bpkit8isa_avx2 ;;
-    *kernels_avx512*) ns="bpkit::isa_avx512::" mangled=_ZN5bpkit10isa_avx512 ;;
+    *kernels_avx2*) ns="bpkit::isa_avx2::" mangled=5bpkit8isa_avx2 ;;
+    *kernels_avx512*) ns="bpkit::isa_avx512::" mangled=5bpkit10isa_avx512 ;;
     *) echo "isa_symbols: $o is not an object of the AVX2 or AVX-512 kernels" >&2; exit 2 ;;
   esac
-  # Global and weak definitions (nm's upper-case types, u and i), minus the namespace's own and
-  # what the sanitizers and coverage instrumentation add.
-  # (Mangled names: a demangled one starts with its return type.)
+  # Global and weak definitions (nm's upper-case types, u and i), minus the namespace's own
+  # (mangled: its functions and data, the local entities of its functions such as lambdas, and
+  # their guard variables), type information (data, no instructions: UBSan's function checks
+  # emit it for function types), and what the sanitizers and coverage instrumentation add.
   found=$(nm --defined-only "$o" | awk '$2 ~ /^[A-Zui]$/ { print $3 }' |
-    grep -v -e "^$mangled" -e '^__asan' -e '^___asan' -e '^__odr_asan' -e '^__sancov' -e '^__tsan' |
-    c++filt || true)
+    grep -v -E -e "^_Z(GV)?Z?NK?$mangled" -e '^_ZT[IS]' \
+      -e '^(__asan|___asan|__odr_asan|__sancov|__tsan|__ubsan)' | c++filt || true)
   if [ -n "$found" ]; then
     echo "isa_symbols: $o defines symbols outside $ns:" >&2
     echo "$found" | sed 's/^/  /' >&2

@@ -11,6 +11,15 @@ namespace BPKIT_ISA_NS {
 namespace winograd {
 namespace {
 
+// Geometry's tile counts, computed here: its inline members, if the compiler emitted them out of
+// line in this object, would be built with this object's instructions (kernels.h).
+inline int64_t tiles_y(const Geometry& g) {
+  return (g.OH + 1) / 2;
+}
+inline int64_t tiles_x(const Geometry& g) {
+  return (g.OW + 1) / 2;
+}
+
 // Bᵀ·d for a 4×4 block d (row-major), applied along one axis: rows r0..r3 → t0..t3.
 template <class T>
 inline void bt4(T d0, T d1, T d2, T d3, T* t) {
@@ -166,7 +175,7 @@ inline void gather_patch_row(const T* r, int64_t tx, T* d0, T* d1, T* d2, T* d3)
 
 template <class T>
 void transform_input(const T* x, const Geometry& g, T* V, int64_t ld, int64_t t0) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Cld = g.C * ld;
+  const int64_t ty = tiles_y(g), tx = tiles_x(g), tp = ty * tx, Cld = g.C * ld;
   const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;  // padded plane covering every tile's patch
   const int64_t ds = tp + 8;                       // D's row stride: room for gather overflow
   T* P = scratch<T>(size_t(PH * PW + 24 + 16 * ds));
@@ -229,7 +238,7 @@ inline void add_patch_row(const T* d0, const T* d1, const T* d2, const T* d3, in
 
 template <class T>
 void accumulate_input_grad(const T* dV, const Geometry& g, int64_t ld, int64_t t0, T* dx) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Cld = g.C * ld;
+  const int64_t ty = tiles_y(g), tx = tiles_x(g), tp = ty * tx, Cld = g.C * ld;
   const int64_t PH = 2 * ty + 2, PW = 2 * tx + 2;
   const int64_t ds = tp + 8;  // D's row stride: room for add_patch_row's reads
   T* P = scratch<T>(size_t(PH * PW + 16 + 16 * ds));
@@ -296,7 +305,7 @@ inline void join_row(const T* d0, const T* d1, int64_t tx, T* r) {
 
 template <class T>
 void transform_output(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias, T* y) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
+  const int64_t ty = tiles_y(g), tx = tiles_x(g), tp = ty * tx, Kld = g.K * ld;
   const int64_t PW = 2 * tx, os = tp + 8;  // os: O's row stride, with room for overflow
   T* O = scratch<T>(size_t(4 * os + 2 * ty * PW + 16));  // O[i·2 + j][t]: output (i, j) of tile t
   T* P = O + 4 * os;                                     // the tiles' outputs as a plane
@@ -341,7 +350,7 @@ inline void store_output_grad_tile(U e00, U e01, U e10, U e11, T* m, int64_t ld)
 
 template <class T>
 void transform_output_grad(const T* dy, const Geometry& g, T* dM, int64_t ld, int64_t t0) {
-  const int64_t ty = g.tiles_y(), tx = g.tiles_x(), tp = ty * tx, Kld = g.K * ld;
+  const int64_t ty = tiles_y(g), tx = tiles_x(g), tp = ty * tx, Kld = g.K * ld;
   const int64_t PW = 2 * tx, es = tp + 8;  // es: E's row stride, with room for overflow
   T* P = scratch<T>(size_t(2 * ty * PW + 16 + 4 * es));  // dy's plane, zero-padded to whole tiles
   T* E = P + 2 * ty * PW + 16;  // E[i·2 + j][t]: output gradient (i, j) of tile t
@@ -380,7 +389,7 @@ inline void store_winners(uint8_t* w, U code) {
 template <class T>
 void transform_output_pooled(const T* M, const Geometry& g, int64_t ld, int64_t t0, const T* bias,
                              T* y, uint8_t* win) {
-  const int64_t tp = g.tiles(), Kld = g.K * ld;
+  const int64_t tp = tiles_y(g) * tiles_x(g), Kld = g.K * ld;
   for (int64_t k = 0; k < g.K; ++k) {
     const T bk = bias ? bias[k] : T(0);
     const T* m = M + k * ld + t0;
@@ -420,7 +429,7 @@ void transform_pooled_grad(const T* dy, const T* y, const uint8_t* win, const Ge
                            int64_t ld, int64_t t0, T* db) {
   typedef T V __attribute__((vector_size(32)));
   constexpr int64_t L = int64_t(sizeof(V) / sizeof(T));
-  const int64_t tp = g.tiles(), Kld = g.K * ld;
+  const int64_t tp = tiles_y(g) * tiles_x(g), Kld = g.K * ld;
   for (int64_t k = 0; k < g.K; ++k) {
     const T* dyk = dy + k * tp;
     const T* yk = y + k * tp;

@@ -31,6 +31,7 @@
 #include "bpkit/threading.h"
 #include "bpkit/train.h"
 #include "bpkit/trainer.h"
+#include "bpkit/version.h"
 #include "bpkit/zoo.h"
 #include "cli.h"
 
@@ -54,8 +55,19 @@ const char* kUsage =
     "  ensemble  combine trained class models into one that averages their probabilities\n"
     "  cache     show or clear the feature cache\n"
     "  fmnist    train a reference network on Fashion-MNIST, print test accuracy\n"
+    "  version   the version, revision, plugin ABI, kernels and build, and the plugins found\n"
     "\n"
-    "Run 'bpkit <command> --help' for a command's options.\n";
+    "Run 'bpkit <command> --help' for a command's options; 'bpkit --version' (any program's\n"
+    "--version) prints the version alone.\n";
+
+const char* kVersionUsage =
+    "usage: bpkit version [--plugin-path DIR]...\n"
+    "\n"
+    "Prints bpkit's version and git revision, the plugin ABI version, the instruction-set level "
+    "of\n"
+    "the engine's kernels on this CPU (BPKIT_ISA caps it), how the program was built, and every\n"
+    "plugin found (name, version, library) in the built-in directories, BPKIT_PLUGIN_PATH and\n"
+    "--plugin-path.\n";
 
 const char* kFmnistUsage =
     "usage: bpkit fmnist [options]\n"
@@ -485,6 +497,22 @@ int cmd_plugins(int argc, char** argv) {
   return 0;
 }
 
+int cmd_version(int argc, char** argv) {
+  std::vector<std::string> pos;
+  std::multimap<std::string, std::string> all;
+  parse_options(argc, argv, 2, {"plugin-path"}, pos, {}, &all);
+  if (!pos.empty()) throw UsageError("unexpected argument '" + pos[0] + "'");
+  std::printf("%s", bpkit::version_text("bpkit").c_str());
+  bpkit::PluginRegistry reg;
+  bpkit::load_plugins(reg, {}, all_values(all, "plugin-path"));
+  std::printf("%zu plugins:\n", reg.plugins().size());
+  for (const auto& p : reg.plugins())
+    std::printf("  %-24s %-8s %s\n", p.info.name.c_str(), p.info.version.c_str(), p.file.c_str());
+  for (const auto& p : reg.problems())
+    std::fprintf(stderr, "bpkit version: skipped %s\n", p.c_str());
+  return 0;
+}
+
 int cmd_cache(int argc, char** argv) {
   std::vector<std::string> pos;
   auto o = parse_options(argc, argv, 2, {"dir"}, pos);
@@ -581,6 +609,7 @@ int cmd_inspect(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "bpkit")) return 0;
   const std::string cmd = argc > 1 ? argv[1] : "";
   const bool help = argc > 2 && (!std::strcmp(argv[2], "--help") || !std::strcmp(argv[2], "-h"));
   try {
@@ -596,7 +625,8 @@ int main(int argc, char** argv) {
     const Command commands[] = {
         {"train", kTrainUsage, cmd_train},       {"eval", kEvalUsage, cmd_eval},
         {"predict", kPredictUsage, cmd_predict}, {"plugins", kPluginsUsage, cmd_plugins},
-        {"cache", kCacheUsage, cmd_cache},       {"ensemble", kEnsembleUsage, cmd_ensemble}};
+        {"cache", kCacheUsage, cmd_cache},       {"ensemble", kEnsembleUsage, cmd_ensemble},
+        {"version", kVersionUsage, cmd_version}};
     for (const Command& c : commands)
       if (cmd == c.name) {
         if (help) return std::printf("%s", c.usage), 0;

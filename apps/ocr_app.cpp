@@ -36,6 +36,7 @@
 #include "bpkit/pipeline.h"
 #include "bpkit/threading.h"
 #include "bpkit/train.h"
+#include "bpkit/version.h"
 #include "cli.h"
 
 namespace fs = std::filesystem;
@@ -75,6 +76,7 @@ const char* kUsage =
     "                     also load plugins from the directories the model's pipeline.yaml\n"
     "                     and page.yaml name (plugin_path): native code chosen by the model\n"
     "                     (docs/security.md)\n"
+    "  --version          the version, revision, plugin ABI and kernel level\n"
     "\n"
     "Lines found on a page that hold no letter or digit, mostly doubtful punctuation, or at\n"
     "most 3 doubtful characters are dropped (specks, rules, picture edges). '--' ends the\n"
@@ -590,9 +592,10 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Page-sized buffers (a 300-dpi page is 35 MB of floats) are allocated and freed for every page
-  // and line; served from mmap by default, each one would be returned to the kernel and faulted in
-  // again, zeroed, next time (a tenth of the run time). Kept in the heap, they are reused.
+  if (bpkit::print_version_if_asked(argc, argv, "ocr_app")) return 0;
+    // Page-sized buffers (a 300-dpi page is 35 MB of floats) are allocated and freed for every page
+    // and line; served from mmap by default, each one would be returned to the kernel and faulted
+    // in again, zeroed, next time (a tenth of the run time). Kept in the heap, they are reused.
 #ifdef M_MMAP_THRESHOLD
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);

@@ -21,6 +21,7 @@
 #include "bpkit/report.h"
 #include "bpkit/signature.h"
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 #include "cli.h"
 
 using bpkit::cli::UsageError;
@@ -59,7 +60,8 @@ const char* kUsage =
     "  --trust-model-plugins\n"
     "                     also load plugins from the directories the model's pipeline.yaml\n"
     "                     names (plugin_path): native code chosen by the model (docs/security.md)\n"
-    "  -h, --help         this help\n";
+    "  -h, --help         this help\n"
+    "  --version          the version, revision, plugin ABI and kernel level\n";
 
 std::string model_dir(std::map<std::string, std::string>& o) {
   if (o.count("model")) return o["model"];
@@ -252,6 +254,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "signature_app")) return 0;
   try {
     return run(argc, argv);
   } catch (const UsageError& e) {

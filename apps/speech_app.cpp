@@ -20,6 +20,7 @@
 #include "bpkit/plugin_host.h"
 #include "bpkit/speech.h"
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 #include "cli.h"
 
 using bpkit::cli::UsageError;
@@ -54,6 +55,7 @@ const char* kUsage =
     "                     also load plugins from the directories the model's pipeline.yaml\n"
     "                     names (plugin_path): native code chosen by the model (docs/security.md)\n"
     "  -h, --help         this help\n"
+    "  --version          the version, revision, plugin ABI and kernel level\n"
     "\n"
     "Exit status: 0 when every file was recognized; 1 when a file, or an utterance cut from\n"
     "one, could not be read or recognized (said on stderr; the rest is still printed); 2 for a\n"
@@ -179,6 +181,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "speech_app")) return 0;
   // Blocks of 128 KB and more straight from the kernel, always: zeroed pages that cost nothing
   // until written, so the network's unused gradient buffers are never touched (glibc's adaptive
   // threshold would take them from the heap and clear them).

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 
 namespace {
 
@@ -60,6 +61,7 @@ long long arg_int(int& i, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "assoc_memory")) return 0;
   int64_t hidden = 32, eval_n = 2000;
   int chars = 20, seeds = 3;
   bool symmetric = false;

@@ -16,6 +16,7 @@
 
 #include "bpkit/threading.h"
 #include "bpkit/trainer.h"
+#include "bpkit/version.h"
 #include "bpkit/zoo.h"
 
 namespace {
@@ -91,6 +92,7 @@ Figures run(const std::string& name, const bpkit::Dataset& train, const bpkit::D
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "bench_engine")) return 0;
   int epochs = 0;  // 0: the peer's counts (MLP 3, CNN 1)
   std::string nets = "mlp,cnn", data = "/usr/share/datasets/fashion-mnist";
   bool best = false;

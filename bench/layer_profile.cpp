@@ -10,6 +10,7 @@
 
 #include "bpkit/layers.h"
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 #include "bpkit/zoo.h"
 
 namespace {
@@ -19,6 +20,7 @@ double now_s() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "layer_profile")) return 0;
   const std::string name = argc > 1 ? argv[1] : "cnn";
   const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 50;

@@ -34,6 +34,8 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/version.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -162,6 +164,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "ocr_score")) return 0;
   std::string split;
   bool per_page = false;
   std::vector<std::string> files;

@@ -23,6 +23,7 @@
 #include "bpkit/random.h"
 #include "bpkit/recurrent.h"
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 
 namespace {
 
@@ -107,6 +108,7 @@ Figures run(bpkit::Cell cell, int iters) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "bench_recurrent")) return 0;
   int iters = 20;
   std::string cells = "lstm,gru";
   std::vector<int> settings = {2, 1};

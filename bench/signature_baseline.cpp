@@ -23,6 +23,7 @@
 #include "bpkit/pipeline.h"
 #include "bpkit/signature.h"
 #include "bpkit/threading.h"
+#include "bpkit/version.h"
 
 namespace {
 
@@ -152,6 +153,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "signature_baseline")) return 0;
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

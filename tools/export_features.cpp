@@ -15,6 +15,7 @@
 #include "bpkit/features.h"
 #include "bpkit/pipeline.h"
 #include "bpkit/train.h"
+#include "bpkit/version.h"
 #include "feature_files.h"
 #include "tool_args.h"
 
@@ -57,6 +58,7 @@ const char* const kHelp =
     "                    pipeline.yaml names (plugin_path; a pipeline file named directly is\n"
     "                    always searched there); see docs/security.md\n"
     "  -h, --help        this text\n"
+    "  --version         the version, revision, plugin ABI and kernel level\n"
     "\n"
     "Features are {frames, features} sequences (a 1-D feature vector is written as one row). "
     "Every\n"
@@ -284,6 +286,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "export_features")) return 0;
   try {
     return run(parse(argc, argv));
   } catch (const std::exception& e) {

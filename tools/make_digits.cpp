@@ -14,7 +14,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <string>
 
+#include "bpkit/version.h"
+
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "make_digits")) return 0;
   std::string sheet = "/usr/share/doc/opencv-doc/examples/data/digits.png";
   std::string out = "data/digits";
   int limit = 450;

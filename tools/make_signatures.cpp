@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "bpkit/version.h"
 #include "signature_synth.h"
 #include "tool_args.h"
 
@@ -244,6 +245,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "make_signatures")) return 0;
   // Every image allocates and frees buffers of several MB: keep them in the heap rather than
   // mapping fresh pages (each one a page fault) for every image. 32 MB is glibc's maximum.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);

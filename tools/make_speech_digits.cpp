@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "augment_dsp.h"
+#include "bpkit/version.h"
 #include "tool_args.h"
 
 namespace fs = std::filesystem;
@@ -284,6 +285,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "make_speech_digits")) return 0;
   Options o;
   bool list = false;
   bpkit_tools::ArgReader args{"make_speech_digits", argc, argv};

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/version.h"
 #include "text_render.h"
 
 namespace fs = std::filesystem;
@@ -152,6 +153,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "render_lines")) return 0;
   Options o;
   bool list = false;
   bpkit_tools::ArgReader args{"render_lines", argc, argv};

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "bpkit/version.h"
 #include "text_render.h"
 
 namespace fs = std::filesystem;
@@ -217,6 +218,7 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, "render_page")) return 0;
   Options o;
   bpkit_tools::ArgReader args{"render_page", argc, argv};
   for (int& i = args.i; ++i < argc;) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -23,11 +24,19 @@ extern "C" void openblas_set_num_threads(int);
 namespace bpkit {
 namespace {
 
+// A BPKIT_NUM_THREADS that is not a thread count. A static initializer cannot report it, so the
+// first num_threads() or parallel region throws it, unless set_num_threads overrides the variable
+// first (a program's --threads).
+std::string g_env_error;
+
 int default_threads() {
-  if (const char* env = std::getenv("BPKIT_NUM_THREADS")) {
+  if (const char* env = std::getenv("BPKIT_NUM_THREADS"); env && *env) {
     char* end = nullptr;
+    errno = 0;
     long n = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && n >= 1 && n <= 1024) return static_cast<int>(n);
+    if (end != env && *end == '\0' && errno == 0 && n >= 1 && n <= 1024) return static_cast<int>(n);
+    g_env_error = std::string("BPKIT_NUM_THREADS=") + env +
+                  ": expected a whole number of threads from 1 to 1024";
   }
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(std::min(hw, 1024u));
@@ -171,6 +180,7 @@ void set_num_threads(int n) {
     throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
   openblas_set_num_threads(1);
   std::lock_guard<std::mutex> lock(g_region_mutex);
+  g_env_error.clear();  // the program's own setting replaces BPKIT_NUM_THREADS
   if (n != g_threads) {
     delete g_pool;
     g_pool = nullptr;
@@ -179,10 +189,12 @@ void set_num_threads(int n) {
 }
 
 int num_threads() {
+  if (!g_env_error.empty()) throw std::invalid_argument(g_env_error);
   return g_threads;
 }
 
 void parallel_region(int max_threads, void (*fn)(int, int, void*), void* ctx) {
+  if (!g_env_error.empty()) throw std::invalid_argument(g_env_error);
   const int n = std::max(1, std::min(g_threads, max_threads));
   if (n == 1 || t_in_region) {
     fn(0, 1, ctx);

@@ -52,6 +52,15 @@ ParamValues validate_params(const PluginInfo& info,
 void load_plugins(PluginRegistry& registry, const std::vector<std::string>& pipeline_dirs,
                   const std::vector<std::string>& extra, const std::vector<std::string>* needed) {
   namespace fs = std::filesystem;
+  // Directories the user named must exist: a mistyped one would otherwise only show as a plugin
+  // that is not found, far from the cause. (BPKIT_PLUGIN_PATH may list absent ones, like PATH.)
+  for (const auto& [list, what] : {std::pair{&extra, "--plugin-path"},
+                                   std::pair{&pipeline_dirs, "plugin_path (the pipeline file's)"}})
+    for (const std::string& d : *list) {
+      std::error_code ec;
+      if (!fs::exists(d, ec))
+        throw PluginError(std::string(what) + " " + d + ": no such file or directory");
+    }
   std::vector<std::string> dirs = PluginRegistry::default_directories();
   dirs.insert(dirs.end(), pipeline_dirs.begin(), pipeline_dirs.end());
   dirs.insert(dirs.end(), extra.begin(), extra.end());

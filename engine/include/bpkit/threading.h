@@ -4,8 +4,10 @@
 // spin briefly between parallel regions, then sleep); the BLAS always runs
 // single-threaded underneath (its own pool is switched off at start-up), so the engine's threads
 // and the BLAS's never compete for the cores. The default is BPKIT_NUM_THREADS when set, otherwise
-// every hardware thread. Work is split statically: the same thread count gives the same partition
-// and therefore bit-identical results.
+// every hardware thread (a BPKIT_NUM_THREADS that is not a number from 1 to 1024 makes
+// num_threads() and every parallel region throw std::invalid_argument, naming it, until
+// set_num_threads replaces it). Work is split statically: the same thread count gives the same
+// partition and therefore bit-identical results.
 #pragma once
 
 #include <cstdint>

@@ -255,3 +255,98 @@ TEST_CASE("a verifier trained on writers verifies writers it never saw", "[signa
   // A classifier's directory is not a verifier.
   CHECK_THROWS_AS(bpkit::SignatureVerifier(t.file("missing-model")), bpkit::FileError);
 }
+
+TEST_CASE("a verifier ensemble (training.members) concatenates its members' embeddings",
+          "[signature][learning]") {
+  TempDir t("verifier_members");
+  for (int w = 0; w < 16; ++w) draw_writer(t.file("train"), w, 7, 3);
+  for (int w = 16; w < 22; ++w) draw_writer(t.file("test"), w, 7, 3);
+  auto config = [&](const std::string& name, int members) {
+    const std::string path = t.file(name);
+    bpkit_test::write_bytes(path,
+                            "name: drawn\n"
+                            "stages:\n"
+                            "  - plugin: image.read\n"
+                            "  - plugin: image.gray\n"
+                            "  - plugin: image.resize\n"
+                            "    params: {width: 24, height: 24}\n"
+                            "  - plugin: image.features\n"
+                            "data:\n"
+                            "  layout: writers\n"
+                            "  train: train\n"
+                            "  test: test\n"
+                            "  validation_split: 0.25\n"
+                            "  tuples: 400\n"
+                            "  references: 3\n"
+                            "network:\n"
+                            "  layers:\n"
+                            "    - flatten: {}\n"
+                            "    - dense: {units: 32}\n"
+                            "    - tanh: {}\n"
+                            "    - dense: {units: 8}\n"
+                            "    - l2_normalize: {}\n"
+                            "loss: {type: triplet, margin: 0.4}\n"
+                            "optimizer: {type: adam, lr: 0.002}\n"
+                            "training: {epochs: 3, batch: 32, seed: 5, threads: 1, members: " +
+                                std::to_string(members) +
+                                "}\n"
+                                "cache: false\n");
+    return path;
+  };
+  auto train = [&](const std::string& cfg, const std::string& out, uint64_t seed = 0) {
+    bpkit::TrainRequest r;
+    r.config = cfg;
+    r.out_dir = out;
+    r.use_cache = false;
+    r.plugin_dirs = {BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+    if (seed) r.seed = int64_t(seed);
+    return bpkit::train_pipeline(r);
+  };
+  // A stale third member of an earlier run in the output directory is removed.
+  fs::create_directories(t.file("ens"));
+  bpkit_test::write_bytes(t.file("ens/model.3.bpk"), "stale");
+  const bpkit::TrainOutcome ens = train(config("ens.yaml", 2), t.file("ens"));
+  CHECK(fs::exists(t.file("ens/model.bpk")));
+  CHECK(fs::exists(t.file("ens/model.2.bpk")));
+  CHECK_FALSE(fs::exists(t.file("ens/model.3.bpk")));
+  CHECK_FALSE(fs::exists(t.file("ens/member.1.bpk")));
+  CHECK_FALSE(fs::exists(t.file("ens/member.2.bpk")));
+  CHECK_FALSE(fs::exists(t.file("ens/checkpoint.bpk")));
+  // Member 1 is the single network of the same seed; member 2 starts from, and draws its tuples
+  // with, the next seed (the validation writers stay the same).
+  train(config("one.yaml", 1), t.file("one"));
+  const std::vector<std::string> plugins{BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+  bpkit::SignatureVerifier v(t.file("ens"), plugins), a(t.file("one"), plugins);
+  REQUIRE(v.dim() == 16);
+  const std::string scan = t.file("test/w17/genuine/4.png");
+  const std::vector<float> e = v.embed(scan), ea = a.embed(scan);
+  double norm = 0, second = 0, apart = 0;
+  for (float x : e) norm += double(x) * x;
+  CHECK(norm == Approx(1.0).epsilon(1e-4));
+  for (size_t i = 0; i < 8; ++i) {
+    CHECK(e[i] == Approx(ea[i] / std::sqrt(2.0)).margin(1e-5));
+    second += double(e[8 + i]) * e[8 + i];
+    apart += std::abs(double(e[8 + i]) - e[i]);
+  }
+  CHECK(second == Approx(0.5).epsilon(1e-4));
+  CHECK(apart > 0.05);
+  // The score is the cosine of the concatenations, and training's test figures are the library
+  // protocol's on the ensemble.
+  const bpkit::VerificationSummary s = bpkit::summarize_trials(
+      bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(t.file("test")), 3), v.threshold());
+  CHECK(s.skilled.eer == Approx(ens.test_eer_skilled).margin(1e-4));
+  CHECK(s.random.eer == Approx(ens.test_eer_random).margin(1e-4));
+  CHECK(v.model_id() != a.model_id());
+  // bpkit ensemble refuses verifiers (their threshold must be calibrated on the ensemble), and
+  // training.members is for verifiers only.
+  CHECK_THAT(error_of([&] {
+               bpkit::write_ensemble({t.file("one"), t.file("ens")}, t.file("x"));
+             }),
+             Contains("training.members"));
+  bpkit_test::write_bytes(t.file("class.yaml"),
+                          "name: c\nstages: [image.read]\ndata: {train: m.tsv}\n"
+                          "network: {layers: [flatten, {dense: {units: 2}}]}\n"
+                          "training: {members: 2}\n");
+  CHECK_THAT(error_of([&] { bpkit::load_pipeline_config(t.file("class.yaml")); }),
+             Contains("class.yaml:5"));
+}

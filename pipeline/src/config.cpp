@@ -410,7 +410,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   if (top.has("training")) {
     Section t(top.get("training"), f, "training",
               {"epochs", "batch", "seed", "threads", "schedule", "clip_norm", "patience",
-               "checkpoints", "on_error", "augment", "init"});
+               "checkpoints", "on_error", "augment", "init", "members"});
     c.epochs = int(t.integer("epochs", c.epochs, 1, 100000));
     c.batch = t.integer("batch", c.batch, 1, 1 << 20);
     c.seed = uint64_t(t.integer("seed", 1, 0, (1LL << 62)));
@@ -419,6 +419,14 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     c.patience = int(t.integer("patience", 0, 0, 100000));
     c.checkpoints = t.boolean("checkpoints", true);
     c.on_error = t.choice("on_error", "stop", {"stop", "skip"});
+    if (t.has("members")) {
+      c.members = int(t.integer("members", 1, 1, 64));
+      c.members_where = t.where("members");
+      if (c.layout != "writers" && c.members > 1)
+        t.fail(t.get("members"),
+               "training.members is for verifiers (data.layout: writers); class models become "
+               "ensembles with bpkit ensemble");
+    }
     if (t.has("init")) {
       c.init = t.path("init", c.dir);
       c.init_where = t.where("init");

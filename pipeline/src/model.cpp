@@ -24,6 +24,21 @@ namespace fs = std::filesystem;
 
 namespace model_dir {
 
+void remove_members_above(const std::string& dir, size_t members) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (member_number(e.path().filename().string()) > members) stale.push_back(e.path());
+  if (ec) throw FileError(dir + ": cannot list the directory: " + ec.message());
+  // Highest first: a reader meanwhile sees members 2..N without a gap.
+  std::sort(stale.begin(), stale.end(), [](const fs::path& x, const fs::path& y) {
+    return member_number(x.filename().string()) > member_number(y.filename().string());
+  });
+  for (const fs::path& f : stale)
+    if (!fs::remove(f, ec) && ec)
+      throw FileError(f.string() + ": cannot remove a stale member: " + ec.message());
+}
+
 size_t member_number(const std::string& name) {
   if (name.size() <= 10 || name.compare(0, 6, "model.") != 0 ||
       name.compare(name.size() - 4, 4, ".bpk") != 0)
@@ -166,6 +181,23 @@ std::string member_mismatch(const LoadedModel<float>& first, const LoadedModel<f
     return "its output " + to_string(other.net.output_shape()) +
            " differs from the first member's " + to_string(first.net.output_shape());
   if (class_names(other.meta) != classes) return "its class names differ from the first member's";
+  return "";
+}
+
+// Members of a verifier's ensemble: embedding networks of the same input; their embeddings are
+// concatenated, so their widths may differ.
+std::string embedding_member_mismatch(const LoadedModel<float>& first,
+                                      const LoadedModel<float>& other) {
+  const std::string* labels = nullptr;
+  for (const auto& kv : other.meta)
+    if (kv.first == "labels") labels = &kv.second;
+  if (!labels || *labels != "writer")
+    return "not an embedding model (a verifier's members are verifiers)";
+  if (other.net.input_shape() != first.net.input_shape())
+    return "its input " + to_string(other.net.input_shape()) + " differs from the first member's " +
+           to_string(first.net.input_shape());
+  if (other.net.output_shape().size() != 1)
+    return "its output " + to_string(other.net.output_shape()) + " is not a vector";
   return "";
 }
 
@@ -393,6 +425,11 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
       if (is_transcript_model(m.meta))
         throw FileError(dirs[i] +
                         ": a transcript (CTC) model; an ensemble averages class probabilities");
+      for (const auto& kv : m.meta)
+        if (kv.first == "labels" && kv.second == "writer")
+          throw FileError(dirs[i] +
+                          ": a verifier; its ensemble needs a threshold calibrated on "
+                          "validation writers: train one with training.members: K");
       classes = class_names(m.meta);
       if (classes.empty()) throw FileError(files[0] + ": a class model without its class names");
       first_config = config;
@@ -416,17 +453,7 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   if (ec || !fs::is_directory(out))
     throw FileError(out + ": cannot create the directory" + (ec ? ": " + ec.message() : ""));
   // Stale members go first, so that no reader meets members of two ensembles.
-  std::vector<fs::path> stale;
-  for (const auto& e : fs::directory_iterator(out, ec))
-    if (member_number(e.path().filename().string()) > dirs.size()) stale.push_back(e.path());
-  if (ec) throw FileError(out + ": cannot list the directory: " + ec.message());
-  // Highest first: a reader meanwhile sees members 2..N without a gap.
-  std::sort(stale.begin(), stale.end(), [](const fs::path& x, const fs::path& y) {
-    return member_number(x.filename().string()) > member_number(y.filename().string());
-  });
-  for (const fs::path& f : stale)
-    if (!fs::remove(f, ec) && ec)
-      throw FileError(f.string() + ": cannot remove a stale member: " + ec.message());
+  model_dir::remove_members_above(out, dirs.size());
   for (size_t i = dirs.size(); i-- > 0;)
     write_file_atomically((fs::path(out) / (i == 0 ? std::string(kModelFile)
                                                    : "model." + std::to_string(i + 1) + ".bpk"))
@@ -472,10 +499,6 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
     if (out.size() != 1 || out[0] < 1)
       throw FileError(mfile + ": an embedding model whose output " + to_string(out) +
                       " is not a vector");
-    if (member_files(dir).size() > 1)
-      throw FileError(dir +
-                      ": ensemble members beside an embedding model (verifier); ensembles "
-                      "average class probabilities and take class models only");
   } else if (transcripts_) {
     const std::string* alphabet = meta("alphabet");
     if (!alphabet || alphabet->empty())
@@ -502,7 +525,8 @@ TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string
       throw FileError(files[i] + ": an ensemble member beside a transcript (CTC) model; " +
                       "ensembles average class probabilities and take class models only");
     LoadedModel<float> m = load_model<float>(files[i]);
-    const std::string why = member_mismatch(model_, m, classes_);
+    const std::string why =
+        embeddings_ ? embedding_member_mismatch(model_, m) : member_mismatch(model_, m, classes_);
     if (!why.empty()) throw FileError(files[i] + ": not a member of this ensemble: " + why);
     more_.push_back(std::move(m));
   }
@@ -590,6 +614,39 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       out.push_back(from_probabilities(sum.data() + i * size_t(k), members(), classes_));
   }
   return out;
+}
+
+int64_t TrainedModel::embedding_dim() const {
+  int64_t d = shape_size(model_.net.output_shape());
+  for (const LoadedModel<float>& m : more_) d += shape_size(m.net.output_shape());
+  return d;
+}
+
+void TrainedModel::embed(const Tensor<float>& x, Tensor<float>& out) {
+  if (!embeddings_)
+    throw ConfigError(dir_ + ": not an embedding model (a verifier); it has no embeddings");
+  std::vector<Network<float>*> nets{&model_.net};
+  for (LoadedModel<float>& m : more_) nets.push_back(&m.net);
+  ensemble_embed(nets, x, out);
+}
+
+void ensemble_embed(const std::vector<Network<float>*>& nets, const Tensor<float>& x,
+                    Tensor<float>& out) {
+  const int64_t n = x.rows();
+  int64_t d = 0;
+  for (Network<float>* net : nets) d += shape_size(net->output_shape());
+  out.resize({n, d});
+  // Each member's embedding scaled by 1/sqrt(K): unit embeddings concatenate into a unit vector,
+  // and the cosine of two of them is the mean of the members' cosines.
+  const float scale = nets.size() == 1 ? 1.0f : 1.0f / std::sqrt(float(nets.size()));
+  int64_t offset = 0;
+  for (Network<float>* net : nets) {
+    const Tensor<float>& y = net->forward(x, Mode::kInfer);
+    const int64_t dk = shape_size(net->output_shape());
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < dk; ++j) out[i * d + offset + j] = scale * y[i * dk + j];
+    offset += dk;
+  }
 }
 
 CtcResult TrainedModel::decode(const Tensor<float>& y) {

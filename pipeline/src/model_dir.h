@@ -15,6 +15,9 @@ namespace bpkit::model_dir {
 // The member number N of an ensemble's file name model.N.bpk (N >= 2, decimal, no leading zero,
 // at most 4 digits); 0 for any other name.
 size_t member_number(const std::string& name);
+// Removes DIR's ensemble members model.N.bpk with N > `members`, highest first (a reader meanwhile
+// sees members 2..M without a gap). Throws FileError.
+void remove_members_above(const std::string& dir, size_t members);
 // The class names a class model stores ("class.0", "class.1", ... metadata).
 std::vector<std::string> class_names(const Metadata& meta);
 bool is_transcript_model(const Metadata& meta);

@@ -158,17 +158,20 @@ SignatureVerifier::SignatureVerifier(const std::string& model_dir,
     }
   if (!found)
     throw FileError(model_dir + "/" + kModelFile + ": the verifier has no decision threshold");
-  std::ifstream in((fs::path(model_dir) / kModelFile).string(), std::ios::binary);
+  // Every member's bytes (one file: the digest enrollments made before ensembles carry).
   std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (!in) throw FileError(model_dir + "/" + kModelFile + ": cannot read the model file");
+  for (const std::string& file : member_files(model_dir)) {
+    std::ifstream in(file, std::ios::binary);
+    bytes << in.rdbuf();
+    if (!in) throw FileError(file + ": cannot read the model file");
+  }
   model_id_ = FeatureCache::key(bytes.str(), "verifier").substr(0, 32);
 }
 
 SignatureVerifier::~SignatureVerifier() = default;
 
 int64_t SignatureVerifier::dim() const {
-  return model_->network().output_shape()[0];
+  return model_->embedding_dim();
 }
 
 std::vector<float> SignatureVerifier::embed(const std::string& file) {
@@ -188,7 +191,8 @@ std::vector<float> SignatureVerifier::embed(const std::string& file) {
                            std::to_string(v.tensor[k]) +
                            " (a stage made a value that is not a finite number)",
                        file);
-  const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);
+  Tensor<float> y;
+  model_->embed(x, y);
   return std::vector<float>(y.data(), y.data() + y.size());
 }
 
@@ -203,7 +207,7 @@ std::vector<std::vector<float>> SignatureVerifier::embed(const std::vector<std::
   const int64_t per = shape_size(in), d = dim();
   std::vector<std::vector<float>> out;
   out.reserve(files.size());
-  Tensor<float> x;
+  Tensor<float> x, y;
   for (size_t i0 = 0; i0 < fs.features.size(); i0 += 256) {
     const size_t n = std::min<size_t>(256, fs.features.size() - i0);
     Shape s{int64_t(n)};
@@ -223,7 +227,7 @@ std::vector<std::vector<float>> SignatureVerifier::embed(const std::vector<std::
                            files[i0 + i]);
       std::copy(f.data(), f.data() + per, x.data() + int64_t(i) * per);
     }
-    const Tensor<float>& y = model_->network().forward(x, Mode::kInfer);
+    model_->embed(x, y);
     for (size_t i = 0; i < n; ++i)
       out.emplace_back(y.data() + int64_t(i) * d, y.data() + int64_t(i + 1) * d);
   }

@@ -50,21 +50,53 @@ Samples list_samples(const WriterDataset& d, const std::vector<size_t>& writers)
   return s;
 }
 
-// Embeddings of every row of x [N, ...] in inference mode, [N, D].
-Tensor<float> embed_all(Network<float>& net, const Tensor<float>& x) {
+// Embeddings of every row of x [N, ...] in inference mode by one network or an ensemble
+// (ensemble_embed), [N, D].
+Tensor<float> embed_all(const std::vector<Network<float>*>& nets, const Tensor<float>& x) {
   const int64_t n = x.rows(), per = x.size() / std::max<int64_t>(n, 1);
-  const int64_t d = shape_size(net.output_shape());
-  Tensor<float> e({n, d}), chunk;
+  int64_t d = 0;
+  for (Network<float>* net : nets) d += shape_size(net->output_shape());
+  Tensor<float> e({n, d}), chunk, y;
   for (int64_t i = 0; i < n; i += 256) {
     const int64_t b = std::min<int64_t>(256, n - i);
     Shape s = x.shape();
     s[0] = b;
     chunk.resize(s);
     std::copy(x.data() + i * per, x.data() + (i + b) * per, chunk.data());
-    const Tensor<float>& y = net.forward(chunk, Mode::kInfer);
+    ensemble_embed(nets, chunk, y);
     std::copy(y.data(), y.data() + b * d, e.data() + i * d);
   }
   return e;
+}
+
+// Members of an ensemble (training.members > 1) are trained one after the other. A finished
+// member's weights and history are kept in DIR/member.N.bpk (a checkpoint, removed at the end) so
+// that --resume skips it; each member's checkpoints carry the member in their pipeline digest.
+std::string member_state_file(const std::string& out, int k) {
+  return (fs::path(out) / ("member." + std::to_string(k + 1) + ".bpk")).string();
+}
+
+RunDigests member_digests(const RunDigests& d, int k, int members) {
+  RunDigests m = d;
+  if (members > 1) m.config += " member " + std::to_string(k + 1) + "/" + std::to_string(members);
+  return m;
+}
+
+// The pipeline digest a checkpoint file was written with ("" when it has none).
+std::string checkpoint_digest(const std::string& path) {
+  for (const auto& kv : load_model<float>(path).meta)
+    if (kv.first == "checkpoint.config") return kv.second;
+  return "";
+}
+
+void remove_member_states(const std::string& out) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(out, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("member.", 0) == 0 && e.path().extension() == ".bpk") stale.push_back(e.path());
+  }
+  for (const fs::path& f : stale) fs::remove(f, ec);
 }
 
 double sq_dist(const Tensor<float>& e, int64_t a, int64_t b) {
@@ -253,17 +285,23 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   if (!c.input_shape.empty() && Shape(c.input_shape) != input)
     throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
                       " but the stages produce features of shape " + to_string(input));
-  Network<float> net(input, c.seed);
-  build_network(c, net);
-  if (net.output_shape().size() != 1)
+  // The networks: one, or training.members trained one after the other with seeds seed, seed + 1,
+  // ... on the same features and the same validation writers.
+  const int members = std::max(c.members, 1);
+  std::vector<Network<float>> nets;
+  nets.reserve(size_t(members));
+  for (int k = 0; k < members; ++k) {
+    nets.emplace_back(input, c.seed + uint64_t(k));
+    build_network(c, nets.back());
+  }
+  if (nets[0].output_shape().size() != 1)
     throw ConfigError(c.layers.back().where + ": a verifier's network ends in an embedding " +
-                      "vector, but this one ends with shape " + to_string(net.output_shape()) +
+                      "vector, but this one ends with shape " + to_string(nets[0].output_shape()) +
                       " (end with dense and l2_normalize)");
   std::unique_ptr<MetricLoss<float>> loss =
       c.margin > 0 ? make_metric_loss<float>(c.loss, c.margin)
                    : make_metric_loss<float>(c.loss, c.loss == "triplet" ? 0.2 : 1.0);
   tuples.arity = loss->arity();
-  std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
 
   const TupleDrawer drawer{samples, train_w, c.skilled_negatives, c.mining, tuples.arity};
   TupleDataset val;
@@ -288,39 +326,72 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw FileError(out + ": cannot create the output directory: " + ec.message());
+  if (!r.resume) remove_member_states(out);
   const RunDigests digests = run_digests(c, pipeline);
   TrainOutcome outcome;
   outcome.model_dir = out;
-  TrainProgress resumed;
-  TrainOptions o;
-  if (r.resume) {
-    resumed = load_checkpoint(ckpt, net, *opt, digests);
-    outcome.resumed_from = resumed.epochs_done;
-    o.resume = &resumed;
-    if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
+  TrainResult result;  // the first member's (the report's curves)
+  double secs = 0;
+  for (int k = 0; k < members; ++k) {
+    Network<float>& net = nets[size_t(k)];
+    std::unique_ptr<Optimizer<float>> opt = make_optimizer(c, net);
+    PipelineConfig ck = c;  // this member's seed: its initial weights, tuples and batches
+    ck.seed = c.seed + uint64_t(k);
+    const RunDigests dk = member_digests(digests, k, members);
+    const std::string state = member_state_file(out, k);
+    if (members > 1) {
+      if (log) *log << "member " << k + 1 << " of " << members << " (seed " << ck.seed << ")\n";
+      if (r.resume && fs::exists(state)) {
+        const TrainProgress done = load_checkpoint(state, net, *opt, dk);
+        if (k == 0) result = done.result;
+        if (log) *log << "  trained before the stop: " << state << "\n";
+        continue;
+      }
+    }
+    TrainProgress resumed;
+    TrainOptions o;
+    // The checkpoint is this member's, or (members) the last finished member's: start afresh.
+    if (r.resume && fs::exists(ckpt) &&
+        !(k > 0 && checkpoint_digest(ckpt) == member_digests(digests, k - 1, members).config)) {
+      resumed = load_checkpoint(ckpt, net, *opt, dk);
+      if (outcome.resumed_from == 0) outcome.resumed_from = resumed.epochs_done;
+      o.resume = &resumed;
+      if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
+    }
+    set_train_options(o, ck, r);
+    if (c.checkpoints)
+      o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, dk); };
+    // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
+    // same ones.
+    o.draw_tuples = [&](int epoch, TupleDataset& d) {
+      Rng rng(ck.seed * 0x9e3779b97f4a7c15ULL ^ 0x7475706c6573ULL ^ uint64_t(epoch + 1) << 32);
+      Tensor<float> emb;
+      if (c.mining > 1) emb = embed_all({&net}, d.x);
+      drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    // The trainer takes the samples over (no copy for the last member); they are stacked again
+    // for the embeddings.
+    TrainResult rk =
+        fit(net, *loss, *opt, k + 1 < members ? TupleDataset(tuples) : std::move(tuples),
+            val.size() ? &val : nullptr, o);
+    secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (members > 1) {
+      TrainProgress done;
+      done.epochs_done = int(rk.history.size());
+      done.result = rk;
+      save_checkpoint(state, net, *opt, done, dk);
+    }
+    if (k == 0) result = std::move(rk);
   }
-  set_train_options(o, c, r);
-  if (c.checkpoints)
-    o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, digests); };
-  // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
-  // same ones.
-  o.draw_tuples = [&](int epoch, TupleDataset& d) {
-    Rng rng(c.seed * 0x9e3779b97f4a7c15ULL ^ 0x7475706c6573ULL ^ uint64_t(epoch + 1) << 32);
-    Tensor<float> emb;
-    if (c.mining > 1) emb = embed_all(net, d.x);
-    drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
-  };
-  const auto t0 = std::chrono::steady_clock::now();
-  // The trainer takes the samples over (no copy); they are stacked again for the embeddings.
-  const TrainResult result =
-      fit(net, *loss, *opt, std::move(tuples), val.size() ? &val : nullptr, o);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   outcome.epochs_run = int(result.history.size());
 
   // Calibration: the threshold at the equal error rate of skilled forgeries (of random forgeries
   // when there are no skilled ones) on the validation writers, whose scans the network never
   // trained on; without validation writers, on the training writers (whose scores are optimistic).
-  const Tensor<float> emb = embed_all(net, stack(set));
+  std::vector<Network<float>*> ensemble;
+  for (Network<float>& n : nets) ensemble.push_back(&n);
+  const Tensor<float> emb = embed_all(ensemble, stack(set));
   const int64_t dim = emb.cols();
   std::unordered_map<std::string, int64_t> row_of;
   for (size_t i = 0; i < samples.entries.size(); ++i) row_of[samples.entries[i].path] = int64_t(i);
@@ -371,7 +442,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     std::iota(tw.begin(), tw.end(), 0);
     const Samples ts = list_samples(test_data, tw);
     const FeatureSet tset = extract_features(pipeline, ts.entries, eo);
-    const Tensor<float> temb = embed_all(net, stack(tset));
+    const Tensor<float> temb = embed_all(ensemble, stack(tset));
     std::unordered_map<std::string, int64_t> trow;
     for (size_t i = 0; i < ts.entries.size(); ++i) trow[ts.entries[i].path] = int64_t(i);
     test_trials = verification_trials(
@@ -384,13 +455,24 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     outcome.test_eer_skilled = on_test.skilled.eer;
     outcome.test_eer_random = on_test.random.eer;
   }
-  save_model(net, (fs::path(out) / kModelFile).string(), meta);
+  if (members > 1) meta.emplace_back("members", std::to_string(members));
+  // Stale members first (a reader never meets members of two ensembles), then the highest first:
+  // model.bpk, written last, completes the directory.
+  model_dir::remove_members_above(out, size_t(members));
+  for (int k = members; k-- > 0;)
+    save_model(nets[size_t(k)],
+               (fs::path(out) /
+                (k == 0 ? std::string(kModelFile) : "model." + std::to_string(k + 1) + ".bpk"))
+                   .string(),
+               meta);
   write_file_atomically((fs::path(out) / kPipelineFile).string(), c.text);
   if (!fitted.empty())
     model_dir::write_fit_states((fs::path(out) / kFittedFile).string(), pipeline, fitted);
   else
     fs::remove(fs::path(out) / kFittedFile, ec);
 
+  int64_t parameters = 0;
+  for (Network<float>& n : nets) parameters += n.param_count();
   ReportInput rep;
   rep.title = c.name;
   rep.result = result;
@@ -401,7 +483,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                {"validation_writers", std::to_string(val_w.size())},
                {"train_scans", std::to_string(set.features.size())},
                {"tuples_per_epoch", std::to_string(c.tuples)},
-               {"parameters", std::to_string(net.param_count())},
+               {"members", std::to_string(members)},
+               {"parameters", std::to_string(parameters)},
                {"training_seconds", num(secs)},
                {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
                {"threshold", num(threshold)},
@@ -420,6 +503,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   write_det_png((fs::path(out) / "det.png").string(),
                 c.name + (has_test ? ": test writers" : ": training writers"), shown, threshold);
   fs::remove(ckpt, ec);
+  remove_member_states(out);
   return outcome;
 }
 

@@ -96,6 +96,10 @@ struct PipelineConfig {
   // training.init: a model directory or model file whose weights start the training (fine-tuning)
   // instead of the initializers; resolved; empty: none.
   std::string init, init_where;
+  // training.members: verifiers (data.layout: writers) train this many networks, seeds seed,
+  // seed + 1, ..., whose embeddings the model concatenates (an ensemble).
+  int members = 1;
+  std::string members_where;
   Augment augment;  // training.augment: random shifts/rotations/scales ({C,H,W} only)
   std::string augment_where;
 

@@ -6,8 +6,9 @@
 // writers): a query is compared with a writer's references by
 //   score = cos(q, mean_r r),
 // the cosine similarity of its embedding with the mean of the references' embeddings: 1 for a
-// query in the references' mean direction, lower the farther it turns from it. A score at or above the threshold stored with the model
-// (calibrated at the equal error rate of skilled forgeries on the training writers) is "genuine".
+// query in the references' mean direction, lower the farther it turns from it. A score at or above
+// the threshold stored with the model (calibrated at the equal error rate of skilled forgeries on
+// the training writers) is "genuine".
 #pragma once
 
 #include <cstdint>

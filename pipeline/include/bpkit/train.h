@@ -3,7 +3,8 @@
 // A model directory holds everything predict and the apps need:
 //   model.bpk      the network (with the class names and training facts as metadata)
 //   model.2.bpk, model.3.bpk, ...   more networks for the same classes and features: an ensemble
-//                  (bpkit ensemble); predictions average the members' class probabilities
+//                  (bpkit ensemble, or a verifier's training.members); predictions average the
+//                  members' class probabilities, a verifier's embedding concatenates theirs
 //   pipeline.yaml  the pipeline file that made its features (stages and parameters)
 //   fitted.yaml    what the pipeline's fit stages learned from the training set (when it has any)
 //   checkpoint.bpk the latest epoch's state while training runs (removed at the end)
@@ -98,6 +99,12 @@ class TrainedModel {
   // True for an embedding model (a verifier trained on writers, data.layout: writers): the
   // network maps features to a vector compared by distance; no classes (signature.h).
   bool embeddings() const { return embeddings_; }
+  // Embedding models: the embeddings of a batch x [N, input...] as out [N, embedding_dim()]. An
+  // ensemble concatenates its members' embeddings, each scaled by 1/sqrt(members()), so that
+  // unit embeddings stay unit vectors and a cosine is the mean of the members' cosines. Throws
+  // ConfigError for other models.
+  void embed(const Tensor<float>& x, Tensor<float>& out);
+  int64_t embedding_dim() const;
   Network<float>& network() { return model_.net; }
   // Networks in the directory: 1, or an ensemble's member count.
   size_t members() const { return 1 + more_.size(); }
@@ -124,6 +131,11 @@ class TrainedModel {
   CtcLexiconOptions lexicon_options_;
   size_t dictionary_words_ = 0;
 };
+
+// The embeddings of a batch x [N, input...] by an ensemble of embedding networks (one or more):
+// out [N, sum of their widths], each member's embedding scaled by 1/sqrt(K) (unscaled for one).
+void ensemble_embed(const std::vector<Network<float>*>& nets, const Tensor<float>& x,
+                    Tensor<float>& out);
 
 // Gives the fit stages of `pipeline` (made from DIR/pipeline.yaml, possibly cut short) what they
 // learned in training, from DIR/fitted.yaml. Throws FileError (missing, damaged, not this

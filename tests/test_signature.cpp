@@ -261,7 +261,7 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
   TempDir t("verifier_members");
   for (int w = 0; w < 16; ++w) draw_writer(t.file("train"), w, 7, 3);
   for (int w = 16; w < 22; ++w) draw_writer(t.file("test"), w, 7, 3);
-  auto config = [&](const std::string& name, int members) {
+  auto config = [&](const std::string& name, int members, const std::string& training = "") {
     const std::string path = t.file(name);
     bpkit_test::write_bytes(path,
                             "name: drawn\n"
@@ -288,7 +288,7 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
                             "loss: {type: triplet, margin: 0.4}\n"
                             "optimizer: {type: adam, lr: 0.002}\n"
                             "training: {epochs: 3, batch: 32, seed: 5, threads: 1, members: " +
-                                std::to_string(members) +
+                                std::to_string(members) + training +
                                 "}\n"
                                 "cache: false\n");
     return path;
@@ -337,6 +337,23 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
   CHECK(s.skilled.eer == Approx(ens.test_eer_skilled).margin(1e-4));
   CHECK(s.random.eer == Approx(ens.test_eer_random).margin(1e-4));
   CHECK(v.model_id() != a.model_id());
+  // training.init: an ensemble fine-tuned from the ensemble, each member from its own (a learning
+  // rate of 1e-9 keeps the weights); the first member of a longer ensemble starts from model.bpk.
+  const std::string ft = config("ft.yaml", 3, ", init: ens");
+  {
+    std::string text = bpkit_test::read_bytes(ft);
+    text.replace(text.find("lr: 0.002"), 9, "lr: 1e-9");
+    bpkit_test::write_bytes(ft, text);
+  }
+  train(ft, t.file("ft"));
+  bpkit::SignatureVerifier f(t.file("ft"), plugins);
+  REQUIRE(f.dim() == 24);
+  const std::vector<float> ef = f.embed(scan);
+  for (size_t i = 0; i < 16; ++i)
+    CHECK(ef[i] * std::sqrt(3.0) == Approx(e[i] * std::sqrt(2.0)).margin(1e-4));
+  for (size_t i = 0; i < 8; ++i) CHECK(ef[16 + i] == Approx(ef[i]).margin(1e-4));
+  CHECK_THAT(error_of([&] { train(config("bad.yaml", 1, ", init: nowhere"), t.file("bad")); }),
+             Contains("bad.yaml:24:67: training.init"));
   // bpkit ensemble refuses verifiers (their threshold must be calibrated on the ensemble), and
   // training.members is for verifiers only.
   CHECK_THAT(error_of([&] {

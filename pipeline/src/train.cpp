@@ -271,9 +271,12 @@ std::string fmt_seconds(double s) {
 
 // training.init: the model file of a directory (its first member) or the file itself, loaded
 // before any feature is computed; a problem with it is a ConfigError at the key.
-LoadedModel<float> load_init_model(const PipelineConfig& c) {
-  const std::string file =
-      fs::is_directory(c.init) ? (fs::path(c.init) / kModelFile).string() : c.init;
+LoadedModel<float> load_init_model(const PipelineConfig& c, int member) {
+  std::string file = c.init;
+  if (fs::is_directory(c.init)) {
+    const fs::path m = fs::path(c.init) / ("model." + std::to_string(member + 1) + ".bpk");
+    file = member > 0 && fs::exists(m) ? m.string() : (fs::path(c.init) / kModelFile).string();
+  }
   try {
     return load_model<float>(file);
   } catch (const FileError& e) {
@@ -330,6 +333,12 @@ void init_weights(Network<float>& net, LoadedModel<float>& m, const std::string&
       std::copy(fb[k].second->data(), fb[k].second->data() + fb[k].second->size(),
                 tb[k].second->data());
   }
+}
+
+std::string init_reference(const PipelineConfig& c, const std::string& out) {
+  std::error_code ec;
+  const fs::path rel = fs::relative(fs::absolute(c.init), fs::absolute(out), ec);
+  return ec ? fs::path(c.init).filename().string() : rel.generic_string();
 }
 
 std::string now_utc() {
@@ -643,11 +652,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   else
     for (size_t i = 0; i < classes.size(); ++i)
       meta.emplace_back("class." + std::to_string(i), classes[i]);
-  if (!c.init.empty()) {
-    std::error_code rel_ec;
-    const fs::path rel = fs::relative(fs::absolute(c.init), fs::absolute(out), rel_ec);
-    meta.emplace_back("init", rel_ec ? fs::path(c.init).filename().string() : rel.generic_string());
-  }
+  if (!c.init.empty()) meta.emplace_back("init", init_reference(c, out));
   if (n_test > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
   if (n_test > 0 && transcripts) meta.emplace_back("test_character_error_rate", num(te.error_rate));
   // An ensemble's members left in the directory would join the new network: they go first.

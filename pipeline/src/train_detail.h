@@ -44,6 +44,16 @@ void load_training_plugins(PluginRegistry& registry, const PipelineConfig& c,
 std::string num(double v);          // %.17g
 std::string fmt_seconds(double s);  // "12.3s"
 std::string now_utc();              // ISO 8601
+// training.init: the model file of the directory (member `member` of an ensemble when it has one,
+// else its first), or the file itself. A problem with it is a ConfigError at the key.
+LoadedModel<float> load_init_model(const PipelineConfig& c, int member = 0);
+// training.init: copies every parameter and buffer of `m` into `net` (same layers, same shapes;
+// the same classes or alphabet when `m` records them). Throws ConfigError at `where`.
+void init_weights(Network<float>& net, LoadedModel<float>& m, const std::string& file,
+                  const std::string& where, const std::vector<std::string>& classes,
+                  const std::string& alphabet);
+// The metadata value "init": `c.init` relative to the model directory `out`.
+std::string init_reference(const PipelineConfig& c, const std::string& out);
 
 // What every run does before computing features: checks the configured layers (and builds them
 // on network.input when given), sets the thread count, and refuses --resume without a

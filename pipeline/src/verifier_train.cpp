@@ -235,8 +235,21 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   Pipeline pipeline(c, registry);
   const std::string out = prepare_run(r, c);
   const std::string ckpt = (fs::path(out) / kCheckpointFile).string();
-  if (!c.init.empty())
-    throw ConfigError(c.init_where + ": training.init is not supported for verifiers yet");
+  // training.init (fine-tuning): member k starts from the directory's member k (its first network
+  // when it has fewer). Read now, before any feature is computed, unless checkpoints replace it.
+  const int members = std::max(c.members, 1);
+  std::vector<LoadedModel<float>> init_models;
+  auto init_model = [&](int k) {
+    LoadedModel<float> m = load_init_model(c, k);
+    bool verifier = false;
+    for (const auto& kv : m.meta) verifier |= kv.first == "labels" && kv.second == "writer";
+    if (!verifier)
+      throw ConfigError(c.init_where + ": training.init " + c.init +
+                        ": not a verifier (an embedding model trained with data.layout: writers)");
+    return m;
+  };
+  if (!c.init.empty() && !r.resume)
+    for (int k = 0; k < members; ++k) init_models.push_back(init_model(k));
 
   const WriterDataset train_data = read_writer_dataset(c.train_manifest);
   WriterDataset test_data;
@@ -287,7 +300,6 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                       " but the stages produce features of shape " + to_string(input));
   // The networks: one, or training.members trained one after the other with seeds seed, seed + 1,
   // ... on the same features and the same validation writers.
-  const int members = std::max(c.members, 1);
   std::vector<Network<float>> nets;
   nets.reserve(size_t(members));
   for (int k = 0; k < members; ++k) {
@@ -357,6 +369,12 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
       if (outcome.resumed_from == 0) outcome.resumed_from = resumed.epochs_done;
       o.resume = &resumed;
       if (log) *log << "resuming from " << ckpt << " after epoch " << resumed.epochs_done << "\n";
+    }
+    if (!o.resume && !c.init.empty()) {
+      LoadedModel<float> m =
+          init_models.empty() ? init_model(k) : std::move(init_models[size_t(k)]);
+      init_weights(net, m, c.init, c.init_where, {}, "");
+      if (log) *log << "starting from " << c.init << "\n";
     }
     set_train_options(o, ck, r);
     if (c.checkpoints)
@@ -434,6 +452,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                 {"train_eer_skilled", num(on_train.skilled.eer)},
                 {"train_eer_random", num(on_train.random.eer)}};
   add_pipeline_dir(meta, c, out);
+  if (!c.init.empty()) meta.emplace_back("init", init_reference(c, out));
   VerificationTrials test_trials;
   VerificationSummary on_test;
   const bool has_test = !test_data.writers.empty();

@@ -356,9 +356,9 @@ int cmd_eval(int argc, char** argv) {
     }
     return 0;
   }
-  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
-  if (o.count("det"))
+  if (o.count("det"))  // said before the model loads
     throw UsageError("--det is for signature verifiers (a dataset directory of writers)");
+  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
   if (model.embeddings())
     throw UsageError(pos[0] +
                      " is a verifier: evaluate it on a dataset directory of writers "

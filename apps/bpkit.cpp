@@ -112,7 +112,8 @@ const char* kEnsembleUsage =
     "are kept; members left from an earlier, larger ensemble are removed.\n";
 
 const char* kTrainUsage =
-    "usage: bpkit train CONFIG.yaml [--out DIR] [--resume] [--plugin-path DIR]... [--no-cache]\n"
+    "usage: bpkit train CONFIG.yaml [--out DIR] [--resume | --force] [--plugin-path DIR]...\n"
+    "                   [--no-cache] [--threads N] [--seed N]\n"
     "\n"
     "Computes the features of the pipeline's training (and test) data through its plugins, trains\n"
     "the network, and writes a model directory (model.bpk, pipeline.yaml) with a training report\n"
@@ -121,6 +122,8 @@ const char* kTrainUsage =
     "\n"
     "  --out DIR          model directory (default: the pipeline's output.dir)\n"
     "  --resume           continue from DIR/checkpoint.bpk\n"
+    "  --force            train over a finished model or an interrupted run in DIR (without it,\n"
+    "                     either is refused)\n"
     "  --plugin-path DIR  also load plugins from DIR (a directory or one .so; repeatable); the\n"
     "                     pipeline file's own plugin_path is searched too (you chose the file)\n"
     "  --no-cache         compute every feature (neither read nor write the feature cache)\n"
@@ -290,12 +293,15 @@ int cmd_train(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
   auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads", "seed"}, pos,
-                         {"resume", "no-cache"}, &all);
+                         {"resume", "no-cache", "force"}, &all);
   if (pos.size() != 1) throw UsageError("train takes one pipeline file");
+  if (o.count("resume") && o.count("force"))
+    throw UsageError("--resume continues a run, --force starts over: give one of them");
   bpkit::TrainRequest r;
   r.config = pos[0];
   r.out_dir = o.count("out") ? o["out"] : "";
   r.resume = o.count("resume") > 0;
+  r.overwrite = o.count("force") > 0;
   r.plugin_dirs = all_values(all, "plugin-path");
   r.use_cache = !o.count("no-cache");
   r.log = &std::cout;

@@ -94,14 +94,14 @@ expect 2 "plugin.yaml:4:5: no plugin named 'image.grey'; did you mean 'image.gra
 sed 's/units: 64/unit: 64/' "$dir/p.yaml" >"$dir/attr.yaml"
 expect 2 "attr.yaml:14:[0-9]+: layer 'dense' has no attribute 'unit'; did you mean 'units'" "$bpkit" train "$dir/attr.yaml"
 sed 's/units: 10}/units: 7}/' "$dir/p.yaml" >"$dir/out.yaml"
-expect 2 "out.yaml:16:7: the network ends with shape \[7\], but there are 10 classes" "$bpkit" train "$dir/out.yaml"
+expect 2 "out.yaml:16:7: the network ends with shape \[7\], but there are 10 classes" "$bpkit" train "$dir/out.yaml" --out "$dir/m_out"
 printf '%s\n' "images/0_000.png	0" "images/0_001.png	0" "images/1_000.png	1" "images/missing.png	1" \
   "images/1_001.png	1" >"$dir/data/broken.tsv"
 sed 's#data/train.tsv#data/broken.tsv#; /test: /d' "$dir/p.yaml" >"$dir/broken.yaml"
-expect 1 "missing.png: cannot read the file \(listed at .*broken.tsv:4\)" "$bpkit" train "$dir/broken.yaml"
+expect 1 "missing.png: cannot read the file \(listed at .*broken.tsv:4\)" "$bpkit" train "$dir/broken.yaml" --out "$dir/m_broken"
 sed 's/seed: 3}/seed: 3, on_error: skip}/; s/units: 10}/units: 2}/' "$dir/broken.yaml" >"$dir/skip.yaml"
 expect 0 "features: train 4 samples \(.*1 skipped\)" "$bpkit" train "$dir/skip.yaml" --out "$dir/m3"
-expect 0 "skipped .*missing.png" "$bpkit" train "$dir/skip.yaml" --out "$dir/m3"
+expect 0 "skipped .*missing.png" "$bpkit" train "$dir/skip.yaml" --out "$dir/m3" --force
 for c in train eval predict plugins inspect cache; do
   expect 0 "usage: bpkit $c" "$bpkit" $c --help
 done

@@ -54,6 +54,14 @@ done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null && fail "the killed run exited normally"
 [ ! -f "$dir/b/model.bpk" ] || fail "the run finished before it was killed; nothing was tested"
+# An interrupted run is not started over unasked (exit 2, the checkpoint kept).
+ck=$(cksum <"$dir/b/checkpoint.bpk")
+rc=0
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" >"$dir/b1.log" 2>&1 || rc=$?
+[ $rc = 2 ] || fail "trained over an interrupted run without --force: $(tail -3 "$dir/b1.log")"
+grep -q "an interrupted run is there (checkpoint.bpk): --resume continues it, --force" "$dir/b1.log" ||
+  fail "interrupted run: $(cat "$dir/b1.log")"
+[ "$(cksum <"$dir/b/checkpoint.bpk")" = "$ck" ] || fail "the checkpoint changed"
 "$bpkit" train "$dir/p.yaml" --out "$dir/b" --resume >"$dir/b2.log" 2>&1 || fail "resume failed: $(tail -3 "$dir/b2.log")"
 grep -q "resuming from .*checkpoint.bpk after epoch" "$dir/b2.log" || fail "did not resume: $(head -5 "$dir/b2.log")"
 [ ! -f "$dir/b/checkpoint.bpk" ] || fail "the checkpoint was left behind"
@@ -66,6 +74,18 @@ grep "resuming" "$dir/b2.log"
 "$bpkit" train "$dir/p.yaml" --out "$dir/b" --resume >"$dir/b3.log" 2>&1 && fail "resumed a finished run"
 grep -q "training there has finished" "$dir/b3.log" || fail "finished run: $(cat "$dir/b3.log")"
 [ "$("$bpkit" inspect "$dir/b" | grep "weights digest")" = "$db" ] || fail "the finished model changed"
+# Nor is a finished model trained over without --force; with it, it is.
+rc=0
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" >"$dir/b4.log" 2>&1 || rc=$?
+[ $rc = 2 ] || fail "trained over a finished model without --force: $(tail -3 "$dir/b4.log")"
+grep -q "a trained model is there (model.bpk): --force trains over it" "$dir/b4.log" ||
+  fail "finished model: $(cat "$dir/b4.log")"
+[ "$("$bpkit" inspect "$dir/b" | grep "weights digest")" = "$db" ] || fail "the finished model changed"
+rc=0
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" --resume --force >"$dir/b5.log" 2>&1 || rc=$?
+[ $rc = 2 ] || fail "--resume --force: $(cat "$dir/b5.log")"
+"$bpkit" train "$dir/p.yaml" --out "$dir/b" --force >"$dir/b6.log" 2>&1 || fail "--force: $(tail -3 "$dir/b6.log")"
+[ "$("$bpkit" inspect "$dir/b" | grep "weights digest")" = "$db" ] || fail "--force made another model"
 "$bpkit" train "$dir/p.yaml" --out "$dir/c" --resume >"$dir/c.log" 2>&1 && fail "resumed nothing"
 grep -q "no checkpoint.bpk to resume from" "$dir/c.log" || fail "no run: $(cat "$dir/c.log")"
 echo "same model after kill and resume: $da"

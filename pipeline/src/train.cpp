@@ -361,14 +361,23 @@ std::string prepare_run(const TrainRequest& r, const PipelineConfig& c) {
   else if (c.threads > 0)
     set_num_threads(c.threads);
   const std::string out = r.out_dir.empty() ? c.output_dir : r.out_dir;
+  // Nothing the user has is trained over unasked: a finished model or an interrupted run.
+  if (!r.resume && !r.overwrite) {
+    if (fs::exists(fs::path(out) / kCheckpointFile))
+      throw ConfigError(out + ": an interrupted run is there (" + kCheckpointFile +
+                        "): --resume continues it, --force starts over, or train into another "
+                        "directory (--out)");
+    if (fs::exists(fs::path(out) / kModelFile))
+      throw ConfigError(out + ": a trained model is there (" + kModelFile +
+                        "): --force trains over it, or train into another directory (--out)");
+  }
   // --resume needs a checkpoint: said before any feature is computed. A finished run (its model,
   // no checkpoint) is never trained over by --resume.
   if (r.resume && !fs::exists(fs::path(out) / kCheckpointFile)) {
     if (fs::exists(fs::path(out) / kModelFile))
       throw FileError(out + ": training there has finished (" + kModelFile + ", no " +
                       kCheckpointFile +
-                      "): nothing to resume; train without --resume to train again, over the "
-                      "finished model");
+                      "): nothing to resume; --force trains again over the finished model");
     throw FileError(out + ": no " + kCheckpointFile +
                     " to resume from (a run writes one after each epoch); train without --resume "
                     "to start");

@@ -28,6 +28,9 @@ struct TrainRequest {
   std::string config;                    // the pipeline file
   std::string out_dir;                   // empty: the file's output.dir
   bool resume = false;                   // continue from out_dir/checkpoint.bpk
+  // Without resume: train over a finished model or an interrupted run's checkpoint in out_dir
+  // (false: refuse them with a ConfigError; bpkit train without --force).
+  bool overwrite = true;
   std::vector<std::string> plugin_dirs;  // --plugin-path
   bool use_cache = true;
   int threads = 0;              // > 0: overrides training.threads

@@ -516,8 +516,11 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
 }
 
 PipelineConfig load_pipeline_config(const std::string& path, bool need_network) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path + ": cannot open the pipeline file");
+  std::error_code ec;
+  if (!in || fs::is_directory(path, ec))
+    throw FileError(path + ": cannot open the pipeline file (" + open_failure(path, errno) + ")");
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw FileError(path + ": cannot read the pipeline file");

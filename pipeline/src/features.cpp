@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -44,7 +45,10 @@ std::string trim(const std::string& s) {
 
 std::vector<ManifestEntry> read_manifest(const std::string& path) {
   std::string text;
-  if (!read_file(path, text)) throw FileError(path + ": cannot read the manifest");
+  errno = 0;
+  std::error_code ec;
+  if (fs::is_directory(path, ec) || !read_file(path, text))
+    throw FileError(path + ": cannot read the manifest (" + open_failure(path, errno) + ")");
   const fs::path dir = fs::path(path).parent_path();
   std::vector<ManifestEntry> out;
   std::istringstream lines(text);

@@ -463,9 +463,23 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   if (!fitted.empty()) write_file_atomically((fs::path(out) / kFittedFile).string(), fitted);
 }
 
-TrainedModel::TrainedModel(const std::string& dir, const std::vector<std::string>& plugin_dirs,
+std::string resolve_model_dir(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    // A model directory's model.bpk stands for the directory (its pipeline and members).
+    const fs::path p(path);
+    if (p.filename() == kModelFile && fs::exists(p.parent_path() / kPipelineFile, ec))
+      return p.parent_path().empty() ? std::string(".") : p.parent_path().string();
+    throw FileError(path + ": a file; a model directory is expected (the directory that holds " +
+                    kModelFile + " and " + kPipelineFile + ")");
+  }
+  return path;
+}
+
+TrainedModel::TrainedModel(const std::string& given, const std::vector<std::string>& plugin_dirs,
                            bool trust_model_plugins)
-    : dir_(dir), model_{Network<float>({1}, 0), {}, {}} {
+    : dir_(resolve_model_dir(given)), model_{Network<float>({1}, 0), {}, {}} {
+  const std::string& dir = dir_;
   const std::string pfile = (fs::path(dir) / kPipelineFile).string();
   const std::string mfile = (fs::path(dir) / kModelFile).string();
   if (!fs::is_directory(dir)) throw FileError(dir + ": not a model directory (no such directory)");

@@ -250,6 +250,9 @@ bool Pipeline::has_random_stages() const {
 
 Value Pipeline::run(Value v, size_t first, size_t last) const {
   const std::string file = v.path;
+  std::error_code ec;
+  if (v.kind == Kind::kFile && std::filesystem::is_directory(file, ec))
+    throw StageError(file + ": a directory, not a file (name the files in it)", file);
   if (first < stages_.size() && v.kind != stages_[first].info.consumes)
     throw StageError(file + ": stage '" + stages_[first].plugin + "' consumes " +
                          kind_name(stages_[first].info.consumes) + ", but was given " +

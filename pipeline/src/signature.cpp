@@ -143,10 +143,10 @@ VerificationSummary summarize_trials(const VerificationTrials& t, double thresho
 SignatureVerifier::SignatureVerifier(const std::string& model_dir,
                                      const std::vector<std::string>& plugin_dirs,
                                      bool trust_model_plugins)
-    : dir_(model_dir) {
-  model_ = std::make_unique<TrainedModel>(model_dir, plugin_dirs, trust_model_plugins);
+    : dir_(resolve_model_dir(model_dir)) {
+  model_ = std::make_unique<TrainedModel>(dir_, plugin_dirs, trust_model_plugins);
   if (!model_->embeddings())
-    throw FileError(model_dir +
+    throw FileError(dir_ +
                     ": not a signature verifier (its network classifies; a verifier is trained "
                     "with data.layout: writers)");
   bool found = false;
@@ -156,11 +156,10 @@ SignatureVerifier::SignatureVerifier(const std::string& model_dir,
       threshold_ = std::strtod(kv.second.c_str(), &end);
       found = !kv.second.empty() && *end == '\0' && std::isfinite(threshold_);
     }
-  if (!found)
-    throw FileError(model_dir + "/" + kModelFile + ": the verifier has no decision threshold");
+  if (!found) throw FileError(dir_ + "/" + kModelFile + ": the verifier has no decision threshold");
   // Every member's bytes (one file: the digest enrollments made before ensembles carry).
   std::ostringstream bytes;
-  for (const std::string& file : member_files(model_dir)) {
+  for (const std::string& file : member_files(dir_)) {
     std::ifstream in(file, std::ios::binary);
     bytes << in.rdbuf();
     if (!in) throw FileError(file + ": cannot read the model file");

@@ -2,6 +2,8 @@
 // was expected, so a user can act on it without a debugger.
 #pragma once
 
+#include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -19,5 +21,14 @@ struct FileError : std::runtime_error {
 struct DivergenceError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Why `path` could not be opened for reading, for messages: "a directory, not a file", or the
+// system's reason for `err` (errno after the failed open: "No such file or directory",
+// "Permission denied", ...).
+inline std::string open_failure(const std::string& path, int err) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return "a directory, not a file";
+  return err ? std::strerror(err) : "cannot open it";
+}
 
 }  // namespace bpkit

@@ -25,9 +25,9 @@
 namespace bpkit {
 
 struct TrainRequest {
-  std::string config;                    // the pipeline file
-  std::string out_dir;                   // empty: the file's output.dir
-  bool resume = false;                   // continue from out_dir/checkpoint.bpk
+  std::string config;   // the pipeline file
+  std::string out_dir;  // empty: the file's output.dir
+  bool resume = false;  // continue from out_dir/checkpoint.bpk
   // Without resume: train over a finished model or an interrupted run's checkpoint in out_dir
   // (false: refuse them with a ConfigError; bpkit train without --force).
   bool overwrite = true;
@@ -56,7 +56,8 @@ TrainOutcome train_pipeline(const TrainRequest& request);
 class TrainedModel {
  public:
   // Loads DIR/model.bpk (and an ensemble's further members) and DIR/pipeline.yaml and builds the
-  // pipeline: plugins from the default directories and `plugin_dirs` (--plugin-path); the
+  // pipeline (DIR may also be given as DIR/model.bpk: resolve_model_dir); the
+  // pipeline's plugins come from the default directories and `plugin_dirs` (--plugin-path); the
   // pipeline file's plugin_path only with `trust_model_plugins` (--trust-model-plugins; see
   // load_model_plugins). Throws FileError/ConfigError, also for members that do not match the
   // first network's input shape and classes, or that are not numbered 2, 3, ... without gaps.
@@ -112,6 +113,7 @@ class TrainedModel {
   // Networks in the directory: 1, or an ensemble's member count.
   size_t members() const { return 1 + more_.size(); }
   const Metadata& metadata() const { return model_.meta; }
+  const std::string& dir() const { return dir_; }  // the model directory
   const Pipeline& pipeline() const { return *pipeline_; }
   // The plugins the pipeline was built from (for further pipelines of the same plugins).
   const PluginRegistry& registry() const { return registry_; }
@@ -139,6 +141,10 @@ class TrainedModel {
 // out [N, sum of their widths], each member's embedding scaled by 1/sqrt(K) (unscaled for one).
 void ensemble_embed(const std::vector<Network<float>*>& nets, const Tensor<float>& x,
                     Tensor<float>& out);
+
+// A model directory named by the user: the directory itself, or, for a directory's model.bpk, the
+// directory. Throws FileError for any other file (a checkpoint, a member, a pipeline file).
+std::string resolve_model_dir(const std::string& path);
 
 // Gives the fit stages of `pipeline` (made from DIR/pipeline.yaml, possibly cut short) what they
 // learned in training, from DIR/fitted.yaml. Throws FileError (missing, damaged, not this

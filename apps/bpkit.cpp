@@ -9,6 +9,7 @@
 //   bpkit fmnist   train a reference network on Fashion-MNIST and report test accuracy
 // Exit codes: 0 success, 1 runtime failure (unreadable data, divergence), 2 usage or
 // configuration error.
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,7 @@
 #include "bpkit/report.h"
 #include "bpkit/signature.h"
 #include "bpkit/speech.h"
+#include "bpkit/suggest.h"
 #include "bpkit/threading.h"
 #include "bpkit/train.h"
 #include "bpkit/trainer.h"
@@ -164,12 +167,12 @@ const char* kPredictUsage =
     "for eval.\n";
 
 const char* kPluginsUsage =
-    "usage: bpkit plugins [--plugin-path DIR]...\n"
+    "usage: bpkit plugins [NAME...] [--plugin-path DIR]...\n"
     "\n"
-    "Lists the feature plugins found (built-in, $BPKIT_PLUGIN_PATH, --plugin-path): name, "
-    "version,\n"
-    "what each consumes and produces, its parameters with types, defaults and ranges, and the\n"
-    "library it comes from. Libraries that could not be loaded are listed with the reason.\n";
+    "Lists the feature plugins found (built-in, $BPKIT_PLUGIN_PATH, --plugin-path), or only\n"
+    "those NAMEd: name, version, what each consumes and produces, its parameters with types,\n"
+    "defaults and ranges, and the library it comes from; descriptions are wrapped to the\n"
+    "terminal. Libraries that could not be loaded are listed with the reason.\n";
 
 const char* kCacheUsage =
     "usage: bpkit cache info|clear [--dir DIR]\n"
@@ -477,24 +480,63 @@ int cmd_predict(int argc, char** argv) {
   return failures ? 1 : 0;
 }
 
+// `head` (or `indent` spaces when empty), then the words of `text`, in lines of at most `width`
+// columns (0: no limit), the further lines indented by `indent`. Ends with a newline.
+std::string wrap_text(const std::string& head, const std::string& text, size_t indent, int width) {
+  const std::string pad(indent, ' ');
+  std::string out = head.empty() ? pad : head;
+  size_t col = out.size();
+  bool fresh = true;  // no word of `text` on this line yet
+  std::istringstream words(text);
+  std::string w;
+  while (words >> w) {
+    if (width > 0 && !fresh && col + 1 + w.size() > size_t(width)) {
+      out += "\n" + pad;
+      col = indent;
+      fresh = true;
+    }
+    if (!fresh) {
+      out += ' ';
+      ++col;
+    }
+    out += w;
+    col += w.size();
+    fresh = false;
+  }
+  return out + "\n";
+}
+
 int cmd_plugins(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
   parse_options(argc, argv, 2, {"plugin-path"}, pos, {}, &all);
-  if (!pos.empty()) throw UsageError("unexpected argument '" + pos[0] + "'");
   bpkit::PluginRegistry reg;
   bpkit::load_plugins(reg, {}, all_values(all, "plugin-path"));
+  std::vector<std::string> names;
+  for (const auto& p : reg.plugins()) names.push_back(p.info.name);
+  for (const std::string& want : pos)
+    if (std::find(names.begin(), names.end(), want) == names.end())
+      throw UsageError("no plugin named '" + want + "'" + bpkit::did_you_mean(want, names) +
+                       " ('bpkit plugins' lists them all)");
+  // On a terminal, descriptions and parameter help are wrapped to its width.
+  int width = 0;
+  struct winsize ws {};
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) width = ws.ws_col;
   for (const auto& p : reg.plugins()) {
-    std::printf("%s %s  (%s -> %s)\n  %s\n  from %s\n", p.info.name.c_str(), p.info.version.c_str(),
+    if (!pos.empty() && std::find(pos.begin(), pos.end(), p.info.name) == pos.end()) continue;
+    std::printf("%s %s  (%s -> %s)\n%s  from %s\n", p.info.name.c_str(), p.info.version.c_str(),
                 bpkit::kind_name(p.info.consumes), bpkit::kind_name(p.info.produces),
-                p.info.description.c_str(), p.file.c_str());
+                wrap_text("", p.info.description, 2, width).c_str(), p.file.c_str());
     for (const auto& a : p.info.params) {
       const std::string r = range_text(a);
-      std::printf("    %-16s %-6s default %-8s %s%s%s\n", a.name.c_str(),
-                  bpkit::param_type_name(a.type), a.default_value.c_str(),
-                  r.empty() ? "" : (r + "  ").c_str(), a.help.empty() ? "" : "- ", a.help.c_str());
+      char head[128];
+      std::snprintf(head, sizeof head, "    %-16s %-6s default %-8s %s%s", a.name.c_str(),
+                    bpkit::param_type_name(a.type), a.default_value.c_str(),
+                    r.empty() ? "" : (r + "  ").c_str(), a.help.empty() ? "" : "- ");
+      std::printf("%s", wrap_text(head, a.help, 6, width).c_str());
     }
   }
+  if (!pos.empty()) return 0;
   std::printf("%zu plugins in", reg.plugins().size());
   for (const auto& d : reg.directories()) std::printf(" %s", d.c_str());
   std::printf("\n");

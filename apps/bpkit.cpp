@@ -9,6 +9,7 @@
 //   bpkit fmnist   train a reference network on Fashion-MNIST and report test accuracy
 // Exit codes: 0 success, 1 runtime failure (unreadable data, divergence), 2 usage or
 // configuration error.
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -292,6 +293,35 @@ std::string range_text(const bpkit::ParamSpec& p) {
   return "";
 }
 
+// Ctrl-C (SIGINT) or SIGTERM during training: checkpoints are written atomically, so the process
+// ends at once, saying how to continue. The message is made before training starts; the handler
+// only writes it (async-signal-safe).
+char g_interrupt_message[4096];
+size_t g_interrupt_length = 0;
+
+extern "C" void on_interrupt(int sig) {
+  if (g_interrupt_length) {
+    ssize_t ignored = write(STDERR_FILENO, g_interrupt_message, g_interrupt_length);
+    (void)ignored;
+  }
+  _exit(128 + sig);
+}
+
+void explain_interrupts(const std::string& config, const std::string& out_dir) {
+  std::string cmd = "bpkit train " + config;
+  if (!out_dir.empty()) cmd += " --out " + out_dir;
+  const std::string msg =
+      "\nbpkit train: interrupted; the checkpoint of the last finished epoch is kept: '" + cmd +
+      " --resume' continues the run\n";
+  g_interrupt_length = std::min(msg.size(), sizeof g_interrupt_message);
+  std::memcpy(g_interrupt_message, msg.data(), g_interrupt_length);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 int cmd_train(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
@@ -311,6 +341,7 @@ int cmd_train(int argc, char** argv) {
   r.terminal = isatty(STDOUT_FILENO);
   r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1, 1024)) : 0;
   r.seed = o.count("seed") ? integer(o, "seed", 1, 0) : -1;
+  explain_interrupts(r.config, r.out_dir);
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);

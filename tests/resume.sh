@@ -88,5 +88,20 @@ rc=0
 [ "$("$bpkit" inspect "$dir/b" | grep "weights digest")" = "$db" ] || fail "--force made another model"
 "$bpkit" train "$dir/p.yaml" --out "$dir/c" --resume >"$dir/c.log" 2>&1 && fail "resumed nothing"
 grep -q "no checkpoint.bpk to resume from" "$dir/c.log" || fail "no run: $(cat "$dir/c.log")"
+# Ctrl-C (SIGINT) ends the run at once with status 130, saying how to continue; that works.
+"$bpkit" train "$dir/p.yaml" --out "$dir/i" >"$dir/i.log" 2>&1 &
+pid=$!
+while [ ! -f "$dir/i/checkpoint.bpk" ]; do
+  kill -0 "$pid" 2>/dev/null || fail "the run ended before writing a checkpoint: $(tail -3 "$dir/i.log")"
+  sleep 0.02
+done
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ $rc = 130 ] || fail "interrupted run: status $rc, expected 130: $(tail -3 "$dir/i.log")"
+grep -q "interrupted; the checkpoint of the last finished epoch is kept: 'bpkit train .*p.yaml --out .*/i --resume' continues the run" "$dir/i.log" ||
+  fail "interrupted run: $(tail -3 "$dir/i.log")"
+"$bpkit" train "$dir/p.yaml" --out "$dir/i" --resume >"$dir/i2.log" 2>&1 || fail "resume after Ctrl-C: $(tail -3 "$dir/i2.log")"
+[ "$("$bpkit" inspect "$dir/i" | grep "weights digest")" = "$da" ] || fail "resumed after Ctrl-C: another model"
 echo "same model after kill and resume: $da"
 rm -rf "$dir"

@@ -8,7 +8,7 @@
 //   class Invert : public bpkit::FeaturePlugin {
 //    public:
 //     static bpkit::PluginInfo info() {
-//       return {"image.invert", "1.0", "replaces each pixel v by 1 - v",
+//       return {"mylab.invert", "1.0", "replaces each pixel v by 1 - v",
 //               bpkit::Kind::kImage, bpkit::Kind::kImage,
 //               {{"strength", bpkit::ParamType::kFloat, "1", "how far to invert", 0, 1}}};
 //     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The documentation's commands, run as written: every ```sh block that follows a line
 # "<!-- tested -->" in the given Markdown files is run line by line (a line ending in '\' continues)
-# from a scratch directory that looks like the source tree (build/bin, configs, examples, models).
-# A command that fails fails the test, and a comment '# prints "TEXT"' after a command requires
+# from a scratch directory that looks like the source tree (build/bin, configs, examples, models,
+# tests).
+# A command that fails fails the test, and a comment after a command that says 'prints "TEXT"' requires
 # TEXT in its output (whitespace runs count as one space), so figures and examples cannot drift.
 #   readme_blocks.sh BIN_DIR SOURCE_DIR WORKDIR FILE.md...
 set -u
@@ -17,7 +18,7 @@ fail() {
 rm -rf "$work"
 mkdir -p "$work/build"
 ln -s "$bin" "$work/build/bin"
-for d in configs examples models; do ln -s "$src/$d" "$work/$d"; done
+for d in configs examples models tests; do ln -s "$src/$d" "$work/$d"; done
 blocks=0
 commands=0
 for md in "$@"; do
@@ -43,8 +44,9 @@ for md in "$@"; do
     case $line in *\\) cmd="$cmd${line%\\} " && continue ;; esac
     cmd="$cmd$line"
     expect=""
-    case $cmd in *'# prints "'*'"'*)
-      expect=${cmd#*# prints \"}
+    case $cmd in *'#'*'prints "'*'"'*)
+      expect=${cmd#*#}
+      expect=${expect#*prints \"}
       expect=${expect%%\"*}
       ;;
     esac

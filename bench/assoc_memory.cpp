@@ -17,12 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "bpkit/threading.h"
 #include "bpkit/version.h"
+#include "tool_args.h"
 
 namespace {
 
@@ -44,24 +46,42 @@ struct Row {
   int64_t unconverged = 0;  // held-out samples without an answer, all seeds and levels
 };
 
-long long arg_int(int& i, int argc, char** argv) {
-  if (i + 1 >= argc) {
-    std::fprintf(stderr, "%s expects a number\n", argv[i]);
-    std::exit(2);
-  }
-  char* end = nullptr;
-  const long long v = std::strtoll(argv[++i], &end, 10);
-  if (*end != '\0' || v < 0) {
-    std::fprintf(stderr, "%s expects a non-negative number, got '%s'\n", argv[i - 1], argv[i]);
-    std::exit(2);
-  }
-  return v;
+const char kProgram[] = "assoc_memory";
+
+const char kUsage[] =
+    "usage: assoc_memory [--hidden H] [--steps S] [--chars C] [--seeds K] [--max-flips F]\n"
+    "                    [--max-occluded R] [--eval N] [--threads T] [--symmetric] [--tol X]\n"
+    "                    [--damping X] [--lr X]\n"
+    "\n"
+    "Associative memory on 8x8 characters: a fixed-point network trained by recurrent\n"
+    "backpropagation against static networks of the same number of units and of parameters, at\n"
+    "several corruption levels (docs/fixed_point.md). Prints one table row per network, then a\n"
+    "machine-readable last line (rK_lL_pixel_err=...).\n"
+    "\n"
+    "  --hidden H        hidden units of the fixed-point net, 1..4096 (default 32)\n"
+    "  --steps S         Adam steps of 64 fresh corruptions, 1..10000000 (default 3000)\n"
+    "  --chars C         characters to store, 2..20 (default 20)\n"
+    "  --seeds K         seeds (networks and data), 1..1000 (default 3)\n"
+    "  --max-flips F     training flips uniform in [0, F], 0..64 (default 16)\n"
+    "  --max-occluded R  training hidden rows uniform in [0, R], 0..8 (default 3)\n"
+    "  --eval N          held-out corruptions per level and seed, 1..10000000 (default 2000)\n"
+    "  --threads T       engine threads, 1..1024 (default: BPKIT_NUM_THREADS, else every\n"
+    "                    hardware thread)\n"
+    "  --symmetric       a symmetric weight matrix W for the fixed-point net\n"
+    "  --tol X           forward relaxation tolerance, > 0 and <= 1 (default 1e-05)\n"
+    "  --damping X       relaxation damping, > 0 and <= 1 (default 0.5)\n"
+    "  --lr X            Adam learning rate, > 0 and <= 10 (default 0.01)\n"
+    "  -h, --help        this text\n"
+    "  --version         the version, revision, plugin ABI and kernel level\n"
+    "\n"
+    "Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::exit(2);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (bpkit::print_version_if_asked(argc, argv, "assoc_memory")) return 0;
+int run_program(int argc, char** argv) {
   int64_t hidden = 32, eval_n = 2000;
   int chars = 20, seeds = 3;
   bool symmetric = false;
@@ -70,41 +90,50 @@ int main(int argc, char** argv) {
   ts.steps = 3000;
   ts.max_flips = 16;
   ts.max_occluded = 3;
-  for (int i = 1; i < argc; ++i) {
+  bpkit_tools::ArgReader args{kProgram, argc, argv};
+  // The option's value, a real number in (0, hi].
+  auto positive = [&](const std::string& option, const char* hi_text, double hi) {
+    const std::string v = args.value();
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end || !(x > 0 && x <= hi))
+      usage_error(option + " expects a number > 0 and <= " + hi_text + ", got '" + v + "'");
+    return x;
+  };
+  for (int& i = args.i; ++i < argc;) {
     const std::string a = argv[i];
-    if (a == "--hidden")
-      hidden = arg_int(i, argc, argv);
-    else if (a == "--steps")
-      ts.steps = int(arg_int(i, argc, argv));
-    else if (a == "--chars")
-      chars = int(arg_int(i, argc, argv));
-    else if (a == "--seeds")
-      seeds = int(arg_int(i, argc, argv));
-    else if (a == "--max-flips")
-      ts.max_flips = int(arg_int(i, argc, argv));
-    else if (a == "--max-occluded")
-      ts.max_occluded = int(arg_int(i, argc, argv));
-    else if (a == "--eval")
-      eval_n = arg_int(i, argc, argv);
-    else if (a == "--threads")
-      bpkit::set_num_threads(int(std::max(1LL, arg_int(i, argc, argv))));
-    else if (a == "--symmetric")
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--hidden") {
+      hidden = args.number(a, args.value(), 1, 4096);
+    } else if (a == "--steps") {
+      ts.steps = int(args.number(a, args.value(), 1, 10000000));
+    } else if (a == "--chars") {
+      chars = int(args.number(a, args.value(), 2, 20));
+    } else if (a == "--seeds") {
+      seeds = int(args.number(a, args.value(), 1, 1000));
+    } else if (a == "--max-flips") {
+      ts.max_flips = int(args.number(a, args.value(), 0, assoc::kPixels));
+    } else if (a == "--max-occluded") {
+      ts.max_occluded = int(args.number(a, args.value(), 0, 8));
+    } else if (a == "--eval") {
+      eval_n = args.number(a, args.value(), 1, 10000000);
+    } else if (a == "--threads") {
+      bpkit::set_num_threads(int(args.number(a, args.value(), 1, 1024)));
+    } else if (a == "--symmetric") {
       symmetric = true;
-    else if (a == "--tol" && i + 1 < argc)
-      tol = std::atof(argv[++i]);
-    else if (a == "--damping" && i + 1 < argc)
-      damping = std::atof(argv[++i]);
-    else if (a == "--lr" && i + 1 < argc)
-      ts.lr = std::atof(argv[++i]);
-    else {
-      std::fprintf(stderr, "unknown option '%s' (see the comment at the top of the source)\n",
-                   a.c_str());
-      return 2;
+    } else if (a == "--tol") {
+      tol = positive(a, "1", 1);
+    } else if (a == "--damping") {
+      damping = positive(a, "1", 1);
+    } else if (a == "--lr") {
+      ts.lr = positive(a, "10", 10);
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    } else {
+      usage_error("unexpected argument '" + a + "'");
     }
-  }
-  if (chars < 2 || chars > 20 || seeds < 1 || ts.steps < 1 || eval_n < 1) {
-    std::fprintf(stderr, "--chars must be in [2, 20]; --seeds, --steps and --eval at least 1\n");
-    return 2;
   }
   const auto set = assoc::glyphs(chars);
   int min_dist = assoc::kPixels;
@@ -230,4 +259,18 @@ int main(int argc, char** argv) {
       std::printf("r%zu_l%zu_pixel_err=%.5f%s", k, l, rows[k].pixel[l],
                   k + 1 == rows.size() && l + 1 == L ? "\n" : " ");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
+  try {
+    return run_program(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", kProgram);
+  }
+  return 1;
 }

@@ -1,10 +1,11 @@
 // Times each layer's forward and backward (parameter + input gradients) at one batch size, for a
 // reference network, to show where a training step spends its time. usage: layer_profile
-// [mlp|cnn|...] [batch] [reps] [auto|im2col]   (the last: convolution algorithm)
+// [mlp|cnn|mlp_bn|cnn_bn] [batch] [reps] [auto|im2col]   (the last: convolution algorithm)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -12,20 +13,63 @@
 #include "bpkit/threading.h"
 #include "bpkit/version.h"
 #include "bpkit/zoo.h"
+#include "tool_args.h"
 
 namespace {
+
+const char kProgram[] = "layer_profile";
+
+const char kUsage[] =
+    "usage: layer_profile [NETWORK [BATCH [REPS [ALGORITHM]]]]\n"
+    "\n"
+    "Times each layer's forward and backward (parameter + input gradients) at one batch size for\n"
+    "a reference network, to show where a training step spends its time: microseconds per call,\n"
+    "mean and fastest, per layer, then the whole step. The engine's threads: BPKIT_NUM_THREADS.\n"
+    "\n"
+    "  NETWORK     mlp, cnn, mlp_bn or cnn_bn (default cnn)\n"
+    "  BATCH       batch size, 1..65536 (default 64)\n"
+    "  REPS        timed repetitions after 3 warm-up ones, 1..1000000 (default 50)\n"
+    "  ALGORITHM   convolution algorithm: auto or im2col (default auto)\n"
+    "  -h, --help  this text\n"
+    "  --version   the version, revision, plugin ABI and kernel level\n"
+    "\n"
+    "Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::exit(2);
+}
+
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  if (bpkit::print_version_if_asked(argc, argv, "layer_profile")) return 0;
-  const std::string name = argc > 1 ? argv[1] : "cnn";
-  const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 64;
-  const int reps = argc > 3 ? std::atoi(argv[3]) : 50;
+int run(int argc, char** argv) {
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    }
+    positional.push_back(a);
+  }
+  if (positional.size() > 4)
+    usage_error("expected at most 4 arguments (NETWORK BATCH REPS ALGORITHM), got " +
+                std::to_string(positional.size()));
+  const bpkit_tools::ArgReader args{kProgram, argc, argv};
+  const std::string name = positional.size() > 0 ? positional[0] : "cnn";
+  if (name != "mlp" && name != "cnn" && name != "mlp_bn" && name != "cnn_bn")
+    usage_error("NETWORK expects mlp, cnn, mlp_bn or cnn_bn, got '" + name + "'");
+  const int64_t batch = positional.size() > 1 ? args.number("BATCH", positional[1], 1, 65536) : 64;
+  const int reps = positional.size() > 2 ? int(args.number("REPS", positional[2], 1, 1000000)) : 50;
+  const std::string algorithm = positional.size() > 3 ? positional[3] : "auto";
+  if (algorithm != "auto" && algorithm != "im2col")
+    usage_error("ALGORITHM expects auto or im2col, got '" + algorithm + "'");
   bpkit::Network<float> net = bpkit::make_reference_net(name, 1);
-  if (argc > 4 && std::string(argv[4]) == "im2col")
+  if (algorithm == "im2col")
     for (size_t i = 0; i < net.size(); ++i)
       if (auto* conv = dynamic_cast<bpkit::Conv2d<float>*>(&net.layer(i)))
         conv->set_algorithm(bpkit::ConvAlgorithm::kIm2col);
@@ -85,4 +129,19 @@ int main(int argc, char** argv) {
   std::printf("total %.1f us per step = %.0f samples/s (layers only)\n", total * 1e6 / reps,
               double(batch) * reps / total);
   std::printf("fastest calls: %.1f us per step\n", fastest * 1e6);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", kProgram);
+  }
+  return 1;
 }

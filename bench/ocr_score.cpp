@@ -24,9 +24,12 @@
 #include <bpkit/trainer.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -35,19 +38,52 @@
 #include <vector>
 
 #include "bpkit/version.h"
+#include "tool_args.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
+const char kProgram[] = "ocr_score";
+
+const char kUsage[] =
+    "usage: ocr_score --split header|tesseract-tsv|none [--per-page] HYP REF.txt...\n"
+    "\n"
+    "Character error rate of an OCR program's output HYP against the ground-truth pages\n"
+    "REF.txt... (one per image, same stem as the image): both texts normalized (typographic\n"
+    "quotes and dashes, ligatures, white space, empty lines), errors = Levenshtein distance in\n"
+    "code points, a line break counting as one character. Last line:\n"
+    "pages=N missing=M errors=E ref_chars=R cer=X.\n"
+    "\n"
+    "  --split header         HYP holds '==> FILE <==' lines before each image's text (ocr_app\n"
+    "                         with several images); FILE's stem is matched to the references'\n"
+    "  --split tesseract-tsv  HYP is Tesseract's TSV output for the list of images, pages in the\n"
+    "                         order of the references\n"
+    "  --split none           the whole of HYP is the one page (one REF only)\n"
+    "  --per-page             also print 'STEM errors=E ref_chars=N cer=X' per page\n"
+    "  -h, --help             this text\n"
+    "  --version              the version, revision, plugin ABI and kernel level\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (unreadable or malformed file), 2 usage error.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::exit(2);
+}
+
+// The whole of `path`; on failure "ocr_score: PATH: why" and exit status 1.
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "ocr_score: cannot read '%s'\n", path.c_str());
+  auto fail = [&](const char* why) {
+    std::fprintf(stderr, "%s: %s: %s\n", kProgram, path.c_str(), why);
     std::exit(1);
-  }
+  };
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) fail("is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(std::strerror(errno));
   std::ostringstream ss;
-  ss << in.rdbuf();
+  if (in.peek() != std::ifstream::traits_type::eof()) ss << in.rdbuf();
+  if (in.bad() || !ss) fail("read error");
   return ss.str();
 }
 
@@ -155,32 +191,32 @@ std::vector<int32_t> normalize(const std::string& text) {
   return out;
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: ocr_score --split header|tesseract-tsv|none [--per-page] HYP REF.txt...\n");
-  return 2;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (bpkit::print_version_if_asked(argc, argv, "ocr_score")) return 0;
+int run(int argc, char** argv) {
   std::string split;
   bool per_page = false;
   std::vector<std::string> files;
-  for (int i = 1; i < argc; ++i) {
+  bpkit_tools::ArgReader args{kProgram, argc, argv};
+  for (int& i = args.i; ++i < argc;) {
     const std::string a = argv[i];
-    if (a == "--split" && i + 1 < argc)
-      split = argv[++i];
-    else if (a == "--per-page")
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (a == "--split") {
+      split = args.value();
+      if (split != "header" && split != "tesseract-tsv" && split != "none")
+        usage_error("--split expects header, tesseract-tsv or none, got '" + split + "'");
+    } else if (a == "--per-page") {
       per_page = true;
-    else if (a.size() > 1 && a[0] == '-')
-      return usage();
-    else
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    } else {
       files.push_back(a);
+    }
   }
-  if (files.size() < 2 || (split != "header" && split != "tesseract-tsv" && split != "none"))
-    return usage();
+  if (split.empty()) usage_error("--split header|tesseract-tsv|none is required");
+  if (files.size() < 2)
+    usage_error("expected the output file HYP and at least one reference REF.txt, got " +
+                std::to_string(files.size()) + " file(s)");
   const std::string hyp = read_file(files[0]);
   const std::vector<std::string> refs(files.begin() + 1, files.end());
 
@@ -189,8 +225,7 @@ int main(int argc, char** argv) {
   std::vector<bool> found(refs.size(), false);
   if (split == "none") {
     if (refs.size() != 1) {
-      std::fprintf(stderr, "ocr_score: --split none takes one reference, got %zu\n", refs.size());
-      return 2;
+      usage_error("--split none takes one reference, got " + std::to_string(refs.size()));
     }
     pages[0] = hyp;
     found[0] = true;
@@ -230,8 +265,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < refs.size(); ++i) {
       const std::string stem = fs::path(refs[i]).stem().string();
       if (!by_stem.emplace(stem, i).second) {
-        std::fprintf(stderr, "ocr_score: two references named '%s'\n", stem.c_str());
-        return 2;
+        usage_error("two references named '" + stem + "'");
       }
     }
     std::istringstream in(hyp);
@@ -287,4 +321,18 @@ int main(int argc, char** argv) {
               (long long)missing, (long long)errors, (long long)chars,
               chars ? double(errors) / double(chars) : 0.0);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", kProgram);
+  }
+  return 1;
 }

@@ -16,10 +16,13 @@
 // artefacts. Sample i depends only on (seed, i): the same seed gives the same files.
 // Output: DIR/images/NAME_000000.png ... and DIR/NAME.tsv (NAME defaults to `lines`).
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
@@ -142,52 +145,98 @@ cv::Mat make_line(const Face& f, const std::string& text, const Options& o, std:
   return out;
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: render_lines --out DIR [--count N] [--seed S] [--height H] [--fonts "
-               "train|extra|heldout|all|FAMILY,...] [--name NAME] [--clean] [--lines FILE] "
-               "[--max-chars N] [--font-dir DIR] [--list-fonts]\n");
-  return 2;
+const char kProgram[] = "render_lines";
+
+const char kUsage[] =
+    "usage: render_lines --out DIR [--count N] [--seed S] [--height H] [--max-chars N]\n"
+    "                    [--fonts SET] [--name NAME] [--clean] [--lines FILE] [--font-dir DIR]\n"
+    "       render_lines --list-fonts [--font-dir DIR]\n"
+    "\n"
+    "Renders text lines with real fonts (FreeType) into PNG images, augmented like scans unless\n"
+    "--clean, for training and testing line recognizers: DIR/images/NAME_000000.png ... and the\n"
+    "manifest DIR/NAME.tsv (\"images/NAME_000000.png<TAB>transcript\" lines). Sample i depends\n"
+    "only on (seed, i).\n"
+    "\n"
+    "  --out DIR       output directory (created when missing)\n"
+    "  --count N       number of lines, 1..100000000 (default 1000; with --lines: one per line\n"
+    "                  of FILE)\n"
+    "  --seed S        seed, 0..2^62 (default 1)\n"
+    "  --height H      image height in pixels, 8..512 (default 32)\n"
+    "  --max-chars N   longest generated line, 4..1000 characters (default 40)\n"
+    "  --fonts SET     train|extra|heldout|all, font families of --list-fonts or font files,\n"
+    "                  comma-separated (default train)\n"
+    "  --name NAME     name of the manifest and prefix of the images, at most 40 characters\n"
+    "                  without '/' (default lines)\n"
+    "  --clean         no augmentation: plain dark text on white\n"
+    "  --lines FILE    render the lines of FILE (printable ASCII) instead of generated text\n"
+    "  --font-dir DIR  where the font files of the table are (default /usr/share/fonts)\n"
+    "  --list-fonts    print the font table (set, family, file) and exit\n"
+    "  -h, --help      this text\n"
+    "  --version       the version, revision, plugin ABI and kernel level\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (missing font, unreadable or unwritable file), 2 usage\n"
+    "error.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::exit(2);
 }
 
-}  // namespace
+// "PROGRAM: PATH: why" on stderr; returns 1 (the exit status of a runtime failure).
+int fail(const std::string& path, const std::string& why) {
+  std::fprintf(stderr, "%s: %s: %s\n", kProgram, path.c_str(), why.c_str());
+  return 1;
+}
 
-int main(int argc, char** argv) {
-  if (bpkit::print_version_if_asked(argc, argv, "render_lines")) return 0;
+Options parse(int argc, char** argv, bool& list) {
   Options o;
-  bool list = false;
-  bpkit_tools::ArgReader args{"render_lines", argc, argv};
+  bpkit_tools::ArgReader args{kProgram, argc, argv};
   for (int& i = args.i; ++i < argc;) {
     const std::string a = argv[i];
     auto value = [&] { return args.value(); };
     auto number = [&](const std::string& v, long long lo, long long hi) {
       return args.number(a, v, lo, hi);
     };
-    if (a == "--out")
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "--out") {
       o.out = value();
-    else if (a == "--count")
+    } else if (a == "--count") {
       o.count = number(value(), 1, 100000000);
-    else if (a == "--seed")
+    } else if (a == "--seed") {
       o.seed = uint64_t(number(value(), 0, (1LL << 62)));
-    else if (a == "--height")
+    } else if (a == "--height") {
       o.height = int(number(value(), 8, 512));
-    else if (a == "--max-chars")
+    } else if (a == "--max-chars") {
       o.max_chars = int(number(value(), 4, 1000));
-    else if (a == "--fonts")
+    } else if (a == "--fonts") {
       o.fonts = value();
-    else if (a == "--name")
+    } else if (a == "--name") {
       o.name = value();
-    else if (a == "--lines")
+      if (o.name.empty() || o.name.size() > 40 || o.name.find('/') != std::string::npos)
+        usage_error("--name expects 1 to 40 characters without '/', got '" + o.name + "'");
+    } else if (a == "--lines") {
       o.lines_file = value();
-    else if (a == "--font-dir")
+    } else if (a == "--font-dir") {
       o.font_dir = value();
-    else if (a == "--clean")
+    } else if (a == "--clean") {
       o.clean = true;
-    else if (a == "--list-fonts")
+    } else if (a == "--list-fonts") {
       list = true;
-    else
-      return usage();
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    } else {
+      usage_error("unexpected argument '" + a + "'");
+    }
   }
+  if (!list && o.out.empty()) usage_error("--out DIR is required");
+  return o;
+}
+
+int run(int argc, char** argv) {
+  bool list = false;
+  Options o = parse(argc, argv, list);
   if (list) {
     for (size_t i = 0; i < kFontCount; ++i)
       std::printf("%-8s %-24s %s%s\n",
@@ -198,18 +247,18 @@ int main(int argc, char** argv) {
                   fs::exists(fs::path(o.font_dir) / kFonts[i].path) ? "" : "  (missing)");
     return 0;
   }
-  if (o.out.empty()) return usage();
+  std::error_code ec;
+  if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
+    return fail(o.out, "exists and is not a directory");
 
   FaceSet font_set;
   if (const int status = font_set.open("render_lines", o.fonts, o.font_dir)) return status;
   const std::vector<Face>& faces = font_set.faces();
   std::vector<std::string> given;
   if (!o.lines_file.empty()) {
+    if (fs::is_directory(o.lines_file, ec)) return fail(o.lines_file, "is a directory");
     std::ifstream in(o.lines_file);
-    if (!in) {
-      std::fprintf(stderr, "render_lines: cannot read '%s'\n", o.lines_file.c_str());
-      return 1;
-    }
+    if (!in) return fail(o.lines_file, std::strerror(errno));
     std::string l;
     while (std::getline(in, l)) {
       for (char& c : l)
@@ -218,22 +267,17 @@ int main(int argc, char** argv) {
       while (!l.empty() && l.front() == ' ') l.erase(l.begin());
       if (!l.empty()) given.push_back(l);
     }
-    if (given.empty()) {
-      std::fprintf(stderr, "render_lines: '%s' holds no text\n", o.lines_file.c_str());
-      return 1;
-    }
+    if (in.bad()) return fail(o.lines_file, "read error");
+    if (given.empty()) return fail(o.lines_file, "holds no text");
     o.count = int64_t(given.size());
   }
 
-  std::error_code ec;
-  fs::create_directories(fs::path(o.out) / "images", ec);
-  if (ec) {
-    std::fprintf(stderr, "render_lines: cannot create '%s': %s\n", o.out.c_str(),
-                 ec.message().c_str());
-    return 1;
-  }
+  const fs::path images = fs::path(o.out) / "images";
+  fs::create_directories(images, ec);
+  if (ec) return fail(images.string(), "cannot create directory: " + ec.message());
   const std::string manifest = (fs::path(o.out) / (o.name + ".tsv")).string();
   std::ofstream tsv(manifest);
+  if (!tsv) return fail(manifest, std::strerror(errno));
   tsv << "# render_lines --fonts " << o.fonts << " --seed " << o.seed << " --height " << o.height
       << (o.clean ? " --clean" : "") << ": " << o.count << " lines\n";
   for (int64_t i = 0; i < o.count; ++i) {
@@ -254,18 +298,26 @@ int main(int argc, char** argv) {
     }
     char file[64];
     std::snprintf(file, sizeof file, "images/%s_%06lld.png", o.name.c_str(), (long long)i);
-    if (!cv::imwrite((fs::path(o.out) / file).string(), img)) {
-      std::fprintf(stderr, "render_lines: cannot write '%s'\n",
-                   (fs::path(o.out) / file).string().c_str());
-      return 1;
-    }
+    if (!cv::imwrite((fs::path(o.out) / file).string(), img))
+      return fail((fs::path(o.out) / file).string(), "cannot write");
     tsv << file << '\t' << text << '\n';
   }
   tsv.close();
-  if (!tsv) {
-    std::fprintf(stderr, "render_lines: cannot write '%s'\n", manifest.c_str());
-    return 1;
-  }
+  if (!tsv) return fail(manifest, "cannot write");
   std::printf("render_lines: %lld lines in %s\n", (long long)o.count, manifest.c_str());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", kProgram);
+  }
+  return 1;
 }

@@ -25,10 +25,13 @@
 // DIR/NAMEs.tsv: per page its font, size, line pitch and degradation parameters. NAME defaults to
 // `page`.
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
@@ -206,67 +209,99 @@ cv::Mat degrade(const cv::Mat& ink, const std::string& kind, std::mt19937_64& rn
   return to_gray8(img);
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: render_page --out DIR [--count N] [--seed S] [--fonts "
-               "train|extra|heldout|all|FAMILY,...] [--degrade "
-               "clean|rotate|blur|noise|jpeg|dpi150|combined] [--lines N] [--name NAME] "
-               "[--font-dir DIR]\n");
-  return 2;
+const char kProgram[] = "render_page";
+
+const char kUsage[] =
+    "usage: render_page --out DIR [--count N] [--seed S] [--fonts SET] [--degrade KIND]\n"
+    "                   [--lines N] [--name NAME] [--font-dir DIR]\n"
+    "\n"
+    "Renders A4 pages (300 dpi) of running text with real fonts (FreeType), clean or degraded\n"
+    "like scans and photographs, with their ground truth, for the OCR benchmark (bench/run.sh\n"
+    "ocr): DIR/NAME_000.png, DIR/NAME_000.txt (its lines) and DIR/NAMEs.tsv (per page its font,\n"
+    "size, line pitch and degradation). Page i's text and font depend only on (seed, i).\n"
+    "\n"
+    "  --out DIR       output directory (created when missing)\n"
+    "  --count N       number of pages, 1..100000 (default 10)\n"
+    "  --seed S        seed, 0..2^62 (default 1)\n"
+    "  --fonts SET     train|extra|heldout|all, font families of render_lines --list-fonts or\n"
+    "                  font files, comma-separated (default heldout)\n"
+    "  --degrade KIND  clean|rotate|blur|noise|jpeg|dpi150|combined (default clean)\n"
+    "  --lines N       lines per page, 1..200 (default 20)\n"
+    "  --name NAME     prefix of the files, at most 200 characters without '/' (default page)\n"
+    "  --font-dir DIR  where the font files of the table are (default /usr/share/fonts)\n"
+    "  -h, --help      this text\n"
+    "  --version       the version, revision, plugin ABI and kernel level\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (missing font, unwritable output), 2 usage error.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::exit(2);
 }
 
-}  // namespace
+// "PROGRAM: PATH: why" on stderr; returns 1 (the exit status of a runtime failure).
+int fail(const std::string& path, const std::string& why) {
+  std::fprintf(stderr, "%s: %s: %s\n", kProgram, path.c_str(), why.c_str());
+  return 1;
+}
 
-int main(int argc, char** argv) {
-  if (bpkit::print_version_if_asked(argc, argv, "render_page")) return 0;
+Options parse(int argc, char** argv) {
   Options o;
-  bpkit_tools::ArgReader args{"render_page", argc, argv};
+  bpkit_tools::ArgReader args{kProgram, argc, argv};
   for (int& i = args.i; ++i < argc;) {
     const std::string a = argv[i];
     auto value = [&] { return args.value(); };
     auto number = [&](const std::string& v, long long lo, long long hi) {
       return args.number(a, v, lo, hi);
     };
-    if (a == "--out")
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "--out") {
       o.out = value();
-    else if (a == "--count")
+    } else if (a == "--count") {
       o.count = int(number(value(), 1, 100000));
-    else if (a == "--seed")
+    } else if (a == "--seed") {
       o.seed = uint64_t(number(value(), 0, (1LL << 62)));
-    else if (a == "--lines")
+    } else if (a == "--lines") {
       o.lines = int(number(value(), 1, 200));
-    else if (a == "--fonts")
+    } else if (a == "--fonts") {
       o.fonts = value();
-    else if (a == "--degrade")
+    } else if (a == "--degrade") {
       o.degrade = value();
-    else if (a == "--name")
+      if (std::find(std::begin(kKinds), std::end(kKinds), o.degrade) == std::end(kKinds))
+        usage_error(
+            "--degrade expects clean, rotate, blur, noise, jpeg, dpi150 or combined, got '" +
+            o.degrade + "'");
+    } else if (a == "--name") {
       o.name = value();
-    else if (a == "--font-dir")
+      if (o.name.empty() || o.name.size() > 200 || o.name.find('/') != std::string::npos)
+        usage_error("--name expects 1 to 200 characters without '/', got '" + o.name + "'");
+    } else if (a == "--font-dir") {
       o.font_dir = value();
-    else
-      return usage();
+    } else if (a.size() > 1 && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    } else {
+      usage_error("unexpected argument '" + a + "'");
+    }
   }
-  if (o.out.empty()) return usage();
+  if (o.out.empty()) usage_error("--out DIR is required");
+  return o;
+}
+
+int run(const Options& o) {
   const auto kind = std::find(std::begin(kKinds), std::end(kKinds), o.degrade);
-  if (kind == std::end(kKinds)) {
-    std::fprintf(stderr,
-                 "render_page: unknown --degrade '%s' (expected clean, rotate, blur, noise, jpeg, "
-                 "dpi150 or combined)\n",
-                 o.degrade.c_str());
-    return 2;
-  }
+  std::error_code ec;
+  if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec))
+    return fail(o.out, "exists and is not a directory");
   FaceSet font_set;
   if (const int status = font_set.open("render_page", o.fonts, o.font_dir)) return status;
-  std::error_code ec;
   fs::create_directories(o.out, ec);
-  if (ec) {
-    std::fprintf(stderr, "render_page: cannot create '%s': %s\n", o.out.c_str(),
-                 ec.message().c_str());
-    return 1;
-  }
+  if (ec) return fail(o.out, "cannot create directory: " + ec.message());
   const uint64_t kind_index = uint64_t(kind - std::begin(kKinds));
   const std::string index_path = (fs::path(o.out) / (o.name + "s.tsv")).string();
   std::ofstream index(index_path);
+  if (!index) return fail(index_path, std::strerror(errno));
   index << "# page\tfont family\tfont file\tpx per em\tline pitch px\tdegradation\n";
   for (int i = 0; i < o.count; ++i) {
     const uint64_t page_seed = mix(o.seed * 0x100000001b3ULL + uint64_t(i));
@@ -287,24 +322,30 @@ int main(int argc, char** argv) {
     std::snprintf(stem, sizeof stem, "%s_%03d", o.name.c_str(), i);
     const fs::path png = fs::path(o.out) / (std::string(stem) + ".png");
     const fs::path txt = fs::path(o.out) / (std::string(stem) + ".txt");
-    if (!cv::imwrite(png.string(), img)) {
-      std::fprintf(stderr, "render_page: cannot write '%s'\n", png.string().c_str());
-      return 1;
-    }
+    if (!cv::imwrite(png.string(), img)) return fail(png.string(), "cannot write");
     std::ofstream out(txt);
+    if (!out) return fail(txt.string(), std::strerror(errno));
     for (const std::string& l : text) out << l << '\n';
     out.close();
-    if (!out) {
-      std::fprintf(stderr, "render_page: cannot write '%s'\n", txt.string().c_str());
-      return 1;
-    }
+    if (!out) return fail(txt.string(), "cannot write");
     index << stem << '\t' << layout << '\t' << how << '\n';
   }
   index.close();
-  if (!index) {
-    std::fprintf(stderr, "render_page: cannot write '%s'\n", index_path.c_str());
-    return 1;
-  }
+  if (!index) return fail(index_path, "cannot write");
   std::printf("render_page: %d %s pages in %s\n", o.count, o.degrade.c_str(), o.out.c_str());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", kProgram);
+  }
+  return 1;
 }

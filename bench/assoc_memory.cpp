@@ -77,8 +77,7 @@ const char kUsage[] =
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
-  std::exit(2);
+  bpkit_tools::usage_error(kProgram, msg);
 }
 
 int run_program(int argc, char** argv) {
@@ -265,12 +264,5 @@ int run_program(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
-  try {
-    return run_program(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-  } catch (...) {
-    std::fprintf(stderr, "%s: unknown error\n", kProgram);
-  }
-  return 1;
+  return bpkit_tools::guarded(kProgram, [&] { return run_program(argc, argv); });
 }

@@ -67,8 +67,7 @@ const char kUsage[] =
     "Exit status: 0 success, 1 failure (unreadable or malformed file), 2 usage error.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
-  std::exit(2);
+  bpkit_tools::usage_error(kProgram, msg);
 }
 
 // The whole of `path`; on failure "ocr_score: PATH: why" and exit status 1.
@@ -327,12 +326,5 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-  } catch (...) {
-    std::fprintf(stderr, "%s: unknown error\n", kProgram);
-  }
-  return 1;
+  return bpkit_tools::guarded(kProgram, [&] { return run(argc, argv); });
 }

@@ -287,12 +287,5 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, "export_features")) return 0;
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-  } catch (...) {
-    std::fprintf(stderr, "%s: unknown error\n", kProgram);
-  }
-  return 1;
+  return bpkit_tools::guarded(kProgram, [&] { return run(parse(argc, argv)); });
 }

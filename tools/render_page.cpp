@@ -42,6 +42,7 @@
 
 #include "bpkit/version.h"
 #include "text_render.h"
+#include "tool_args.h"
 
 namespace fs = std::filesystem;
 
@@ -235,14 +236,11 @@ const char kUsage[] =
     "Exit status: 0 success, 1 failure (missing font, unwritable output), 2 usage error.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
-  std::exit(2);
+  bpkit_tools::usage_error(kProgram, msg);
 }
 
-// "PROGRAM: PATH: why" on stderr; returns 1 (the exit status of a runtime failure).
 int fail(const std::string& path, const std::string& why) {
-  std::fprintf(stderr, "%s: %s: %s\n", kProgram, path.c_str(), why.c_str());
-  return 1;
+  return bpkit_tools::fail(kProgram, path, why);
 }
 
 Options parse(int argc, char** argv) {
@@ -340,12 +338,5 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, kProgram)) return 0;
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-  } catch (...) {
-    std::fprintf(stderr, "%s: unknown error\n", kProgram);
-  }
-  return 1;
+  return bpkit_tools::guarded(kProgram, [&] { return run(parse(argc, argv)); });
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 namespace bpkit_tools {
@@ -14,6 +15,32 @@ inline uint64_t mix(uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
+}
+
+// "PROGRAM: MSG (run 'PROGRAM --help' for usage)" on stderr, exit status 2.
+[[noreturn]] inline void usage_error(const char* program, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", program, msg.c_str(), program);
+  std::exit(2);
+}
+
+// "PROGRAM: PATH: why" on stderr; returns 1 (the exit status of a runtime failure).
+inline int fail(const char* program, const std::string& path, const std::string& why) {
+  std::fprintf(stderr, "%s: %s: %s\n", program, path.c_str(), why.c_str());
+  return 1;
+}
+
+// main's body: `body()`'s status, or, when an exception escapes it, "PROGRAM: what" and status 1
+// (never an abort).
+template <class Body>
+int guarded(const char* program, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "%s: unknown error\n", program);
+  }
+  return 1;
 }
 
 // Command-line values for the tools: argv[i]'s value, integers and reals in a range; a missing or

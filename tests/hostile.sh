@@ -228,12 +228,13 @@ u="$dir/dir with spaces/ünïcødé ñame"
 mkdir -p "$u/images"
 cp "$digit" "$u/images/três 3.png"
 cp "$src/examples/speech/digits.wav" "$u/dígitos ü.wav"
-for i in 1 2 3; do cp "$refs/reference-$i.jpg" "$u/référence $i.jpg"; done
+for i in 1 2 3 4 5; do cp "$refs/reference-$i.jpg" "$u/référence $i.jpg"; done
 check "non-ASCII path, predict" 0 "três 3.png" "$bpkit" predict "$dir/digits" "$u/images/três 3.png"
 check "non-ASCII path, ocr_app char" 0 "" "$ocr" --mode char "$u/images/três 3.png"
 check "non-ASCII path, speech_app" 0 "seven seven five three two nine" "$speech" "$u/dígitos ü.wav"
 check "non-ASCII path, signature_app enroll" 0 "" "$sig" enroll --db "$u/db ü" --writer w \
-  "$u/référence 1.jpg" "$u/référence 2.jpg" "$u/référence 3.jpg"
+  "$u/référence 1.jpg" "$u/référence 2.jpg" "$u/référence 3.jpg" "$u/référence 4.jpg" \
+  "$u/référence 5.jpg"
 check "non-ASCII path, signature_app verify" 0 "genuine" "$sig" verify --db "$u/db ü" --writer w \
   "$query"
 for d in 0 1 2 3 4 5 6 7 8 9; do

@@ -294,27 +294,51 @@ std::string range_text(const bpkit::ParamSpec& p) {
 }
 
 // Ctrl-C (SIGINT) or SIGTERM during training: checkpoints are written atomically, so the process
-// ends at once, saying how to continue. The message is made before training starts; the handler
-// only writes it (async-signal-safe).
-char g_interrupt_message[4096];
-size_t g_interrupt_length = 0;
+// ends at once, saying how to continue, and then dies of the signal (so that a calling shell loop
+// stops too). Both messages are made before training starts; the handler only checks for the
+// checkpoint (access) and writes one (async-signal-safe).
+char g_resume_message[4096], g_restart_message[4096], g_checkpoint_path[4096];
+size_t g_resume_length = 0, g_restart_length = 0;
 
 extern "C" void on_interrupt(int sig) {
-  if (g_interrupt_length) {
-    ssize_t ignored = write(STDERR_FILENO, g_interrupt_message, g_interrupt_length);
-    (void)ignored;
-  }
-  _exit(128 + sig);
+  const bool kept = g_checkpoint_path[0] && access(g_checkpoint_path, F_OK) == 0;
+  ssize_t ignored = kept ? write(STDERR_FILENO, g_resume_message, g_resume_length)
+                         : write(STDERR_FILENO, g_restart_message, g_restart_length);
+  (void)ignored;
+  signal(sig, SIG_DFL);
+  raise(sig);
 }
 
-void explain_interrupts(const std::string& config, const std::string& out_dir) {
-  std::string cmd = "bpkit train " + config;
-  if (!out_dir.empty()) cmd += " --out " + out_dir;
-  const std::string msg =
-      "\nbpkit train: interrupted; the checkpoint of the last finished epoch is kept: '" + cmd +
-      " --resume' continues the run\n";
-  g_interrupt_length = std::min(msg.size(), sizeof g_interrupt_message);
-  std::memcpy(g_interrupt_message, msg.data(), g_interrupt_length);
+// `s` quoted for a POSIX shell when it holds anything but safe characters.
+std::string shell_quoted(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_-./=:+,@%") == std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void explain_interrupts(int argc, char** argv, const std::string& checkpoint) {
+  // The command as given, less --force and --resume (args from argv[1]: "train ...").
+  std::string cmd = "bpkit";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a != "--force" && a != "--resume") cmd += " " + shell_quoted(a);
+  }
+  auto store = [](const std::string& msg, char* buf, size_t& len) {
+    len = std::min(msg.size(), size_t(4096));
+    std::memcpy(buf, msg.data(), len);
+  };
+  store("\nbpkit train: interrupted; the checkpoint of the last finished epoch is kept: '" + cmd +
+            " --resume' continues the run\n",
+        g_resume_message, g_resume_length);
+  store("\nbpkit train: interrupted before the first checkpoint; nothing to resume: '" + cmd +
+            "' starts again\n",
+        g_restart_message, g_restart_length);
+  const size_t n = std::min(checkpoint.size(), sizeof g_checkpoint_path - 1);
+  std::memcpy(g_checkpoint_path, checkpoint.data(), n);
+  g_checkpoint_path[n] = '\0';
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
@@ -341,7 +365,11 @@ int cmd_train(int argc, char** argv) {
   r.terminal = isatty(STDOUT_FILENO);
   r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1, 1024)) : 0;
   r.seed = o.count("seed") ? integer(o, "seed", 1, 0) : -1;
-  explain_interrupts(r.config, r.out_dir);
+  {
+    const std::string out =
+        r.out_dir.empty() ? bpkit::load_pipeline_config(r.config).output_dir : r.out_dir;
+    explain_interrupts(argc, argv, (std::filesystem::path(out) / "checkpoint.bpk").string());
+  }
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
   std::printf("model: %s\n", out.model_dir.c_str());
   if (out.test_accuracy >= 0) std::printf("test_accuracy %.4f\n", out.test_accuracy);
@@ -543,6 +571,9 @@ int cmd_plugins(int argc, char** argv) {
   parse_options(argc, argv, 2, {"plugin-path"}, pos, {}, &all);
   bpkit::PluginRegistry reg;
   bpkit::load_plugins(reg, {}, all_values(all, "plugin-path"));
+  // Libraries that could not be loaded first: a wanted plugin may be in one of them.
+  for (const auto& p : reg.problems())
+    std::fprintf(stderr, "bpkit plugins: skipped %s\n", p.c_str());
   std::vector<std::string> names;
   for (const auto& p : reg.plugins()) names.push_back(p.info.name);
   for (const std::string& want : pos)
@@ -571,8 +602,6 @@ int cmd_plugins(int argc, char** argv) {
   std::printf("%zu plugins in", reg.plugins().size());
   for (const auto& d : reg.directories()) std::printf(" %s", d.c_str());
   std::printf("\n");
-  for (const auto& p : reg.problems())
-    std::fprintf(stderr, "bpkit plugins: skipped %s\n", p.c_str());
   return 0;
 }
 

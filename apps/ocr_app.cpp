@@ -497,9 +497,9 @@ int run(int argc, char** argv) {
   std::unique_ptr<PageReader> pages;
   std::unique_ptr<CharReader> chars;
   if (mode == "char")
-    chars = std::make_unique<CharReader>(model, model_dir);
+    chars = std::make_unique<CharReader>(model, model.dir());
   else
-    pages = std::make_unique<PageReader>(model, model_dir, plugin_dirs, trust, mode == "line");
+    pages = std::make_unique<PageReader>(model, model.dir(), plugin_dirs, trust, mode == "line");
 
   const auto emit = [](const std::string& text) {
     std::fwrite(text.data(), 1, text.size(), stdout);

@@ -352,6 +352,15 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
   for (size_t i = 0; i < 16; ++i)
     CHECK(ef[i] * std::sqrt(3.0) == Approx(e[i] * std::sqrt(2.0)).margin(1e-4));
   for (size_t i = 0; i < 8; ++i) CHECK(ef[16 + i] == Approx(ef[i]).margin(1e-4));
+  // Files of two runs, or an ensemble short of a member (an interrupted write), are refused.
+  fs::copy(t.file("ens"), t.file("mixed"));
+  fs::copy_file(t.file("ft/model.2.bpk"), t.file("mixed/model.2.bpk"),
+                fs::copy_options::overwrite_existing);
+  CHECK_THAT(error_of([&] { bpkit::SignatureVerifier(t.file("mixed"), plugins); }),
+             Contains("model.2.bpk: from another training run"));
+  fs::remove(t.file("mixed/model.2.bpk"));
+  CHECK_THAT(error_of([&] { bpkit::SignatureVerifier(t.file("mixed"), plugins); }),
+             Contains("1 verifier network file(s), but model.bpk was trained in an ensemble of 2"));
   CHECK_THAT(error_of([&] { train(config("bad.yaml", 1, ", init: nowhere"), t.file("bad")); }),
              Contains("bad.yaml:24:67: training.init"));
   // bpkit ensemble refuses verifiers (their threshold must be calibrated on the ensemble), and

@@ -201,6 +201,29 @@ std::string embedding_member_mismatch(const LoadedModel<float>& first,
   return "";
 }
 
+// A verifier's members (metadata "members" and "ensemble", written by training since ensembles
+// exist) must be as many as they say and of one run. Older single-network verifiers have neither.
+void check_ensemble_members(const std::string& dir, const LoadedModel<float>& first,
+                            const std::vector<LoadedModel<float>>& more) {
+  auto value = [](const Metadata& meta, const char* key) {
+    for (const auto& kv : meta)
+      if (kv.first == key) return kv.second;
+    return std::string();
+  };
+  const std::string count = value(first.meta, "members"), run = value(first.meta, "ensemble");
+  if (count.empty() && more.empty()) return;
+  if (count != std::to_string(more.size() + 1))
+    throw FileError(dir + ": " + std::to_string(more.size() + 1) +
+                    " verifier network file(s), but " + kModelFile +
+                    " was trained in an ensemble of " + (count.empty() ? std::string("1") : count) +
+                    " (an interrupted write or files of two runs; train it again)");
+  for (size_t i = 0; i < more.size(); ++i)
+    if (value(more[i].meta, "ensemble") != run)
+      throw FileError(dir + "/model." + std::to_string(i + 2) +
+                      ".bpk: from another training run than " + kModelFile +
+                      " (an interrupted write or files of two runs; train it again)");
+}
+
 }  // namespace
 
 LabelFsa dictionary_acceptor(const std::string& path, const std::vector<std::string>& alphabet,
@@ -413,6 +436,11 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   };
   for (size_t i = 0; i < dirs.size(); ++i) {
     const std::vector<std::string> files = member_files(dirs[i]);
+    for (const auto& kv : load_model<float>(files[0]).meta)
+      if (kv.first == "labels" && kv.second == "writer")
+        throw FileError(dirs[i] +
+                        ": a verifier; its ensemble needs a threshold calibrated on "
+                        "validation writers: train one with training.members: K");
     if (files.size() > 1)
       throw FileError(dirs[i] + ": already an ensemble of " + std::to_string(files.size()) +
                       " networks; name the directories of its members instead");
@@ -425,11 +453,6 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
       if (is_transcript_model(m.meta))
         throw FileError(dirs[i] +
                         ": a transcript (CTC) model; an ensemble averages class probabilities");
-      for (const auto& kv : m.meta)
-        if (kv.first == "labels" && kv.second == "writer")
-          throw FileError(dirs[i] +
-                          ": a verifier; its ensemble needs a threshold calibrated on "
-                          "validation writers: train one with training.members: K");
       classes = class_names(m.meta);
       if (classes.empty()) throw FileError(files[0] + ": a class model without its class names");
       first_config = config;
@@ -544,6 +567,7 @@ TrainedModel::TrainedModel(const std::string& given, const std::vector<std::stri
     if (!why.empty()) throw FileError(files[i] + ": not a member of this ensemble: " + why);
     more_.push_back(std::move(m));
   }
+  if (embeddings_) check_ensemble_members(dir, model_, more_);
   // Only the libraries of this pipeline's plugins (and, for speech models, the audio library's
   // feature-file reader and filterbank, which live beside its stages), and only from directories
   // the user chose.

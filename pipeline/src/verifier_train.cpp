@@ -394,7 +394,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
         fit(net, *loss, *opt, k + 1 < members ? TupleDataset(tuples) : std::move(tuples),
             val.size() ? &val : nullptr, o);
     secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (members > 1) {
+    if (members > 1 && c.checkpoints) {  // without checkpoints nothing is resumed
       TrainProgress done;
       done.epochs_done = int(rk.history.size());
       done.result = rk;
@@ -474,7 +474,13 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     outcome.test_eer_skilled = on_test.skilled.eer;
     outcome.test_eer_random = on_test.random.eer;
   }
-  if (members > 1) meta.emplace_back("members", std::to_string(members));
+  // Every member says how many they are and which run made them: a directory whose final write
+  // was cut short (new members beside an old model.bpk) is refused when loaded, not mixed.
+  meta.emplace_back("members", std::to_string(members));
+  meta.emplace_back("ensemble", FeatureCache::key(digests.config + digests.data + now_utc() +
+                                                      std::to_string(c.seed),
+                                                  "ensemble")
+                                    .substr(0, 16));
   // Stale members first (a reader never meets members of two ensembles), then the highest first:
   // model.bpk, written last, completes the directory.
   model_dir::remove_members_above(out, size_t(members));

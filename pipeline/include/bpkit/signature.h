@@ -8,7 +8,7 @@
 // the cosine similarity of its embedding with the mean of the references' embeddings: 1 for a
 // query in the references' mean direction, lower the farther it turns from it. A score at or above
 // the threshold stored with the model (calibrated at the equal error rate of skilled forgeries on
-// the training writers) is "genuine".
+// the validation writers) is "genuine".
 #pragma once
 
 #include <cstdint>

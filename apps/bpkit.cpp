@@ -591,10 +591,14 @@ int cmd_plugins(int argc, char** argv) {
                 wrap_text("", p.info.description, 2, width).c_str(), p.file.c_str());
     for (const auto& a : p.info.params) {
       const std::string r = range_text(a);
-      char head[128];
-      std::snprintf(head, sizeof head, "    %-16s %-6s default %-8s %s%s", a.name.c_str(),
-                    bpkit::param_type_name(a.type), a.default_value.c_str(),
-                    r.empty() ? "" : (r + "  ").c_str(), a.help.empty() ? "" : "- ");
+      // Columns as printf's %-16s %-6s default %-8s would pad them, without a length limit.
+      auto padded = [](const std::string& v, size_t w) {
+        return v.size() >= w ? v : v + std::string(w - v.size(), ' ');
+      };
+      const std::string head = "    " + padded(a.name, 16) + " " +
+                               padded(bpkit::param_type_name(a.type), 6) + " default " +
+                               padded(a.default_value, 8) + " " + (r.empty() ? "" : r + "  ") +
+                               (a.help.empty() ? "" : "- ");
       std::printf("%s", wrap_text(head, a.help, 6, width).c_str());
     }
   }

@@ -352,6 +352,16 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
   for (size_t i = 0; i < 16; ++i)
     CHECK(ef[i] * std::sqrt(3.0) == Approx(e[i] * std::sqrt(2.0)).margin(1e-4));
   for (size_t i = 0; i < 8; ++i) CHECK(ef[16 + i] == Approx(ef[i]).margin(1e-4));
+  // training.init: DIR/model.bpk stands for DIR (each member from its own).
+  {
+    const std::string ft2 = config("ft2.yaml", 3, ", init: ens/model.bpk");
+    std::string text = bpkit_test::read_bytes(ft2);
+    text.replace(text.find("lr: 0.002"), 9, "lr: 1e-9");
+    bpkit_test::write_bytes(ft2, text);
+    train(ft2, t.file("ft2"));
+    const std::vector<float> e2 = bpkit::SignatureVerifier(t.file("ft2"), plugins).embed(scan);
+    for (size_t i = 0; i < ef.size(); ++i) CHECK(e2[i] == Approx(ef[i]).margin(1e-5));
+  }
   // Files of two runs, or an ensemble short of a member (an interrupted write), are refused.
   fs::copy(t.file("ens"), t.file("mixed"));
   fs::copy_file(t.file("ft/model.2.bpk"), t.file("mixed/model.2.bpk"),

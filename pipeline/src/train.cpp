@@ -273,9 +273,17 @@ std::string fmt_seconds(double s) {
 // before any feature is computed; a problem with it is a ConfigError at the key.
 LoadedModel<float> load_init_model(const PipelineConfig& c, int member) {
   std::string file = c.init;
-  if (fs::is_directory(c.init)) {
-    const fs::path m = fs::path(c.init) / ("model." + std::to_string(member + 1) + ".bpk");
-    file = member > 0 && fs::exists(m) ? m.string() : (fs::path(c.init) / kModelFile).string();
+  // A directory, or a directory's model.bpk (which stands for the directory, as elsewhere).
+  std::error_code ec;
+  const fs::path given(c.init);
+  const fs::path dir =
+      fs::is_directory(given, ec) ? given
+      : given.filename() == kModelFile && fs::exists(given.parent_path() / kPipelineFile, ec)
+          ? given.parent_path()
+          : fs::path();
+  if (!dir.empty()) {
+    const fs::path m = dir / ("model." + std::to_string(member + 1) + ".bpk");
+    file = member > 0 && fs::exists(m, ec) ? m.string() : (dir / kModelFile).string();
   }
   try {
     return load_model<float>(file);

@@ -436,7 +436,8 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
   };
   for (size_t i = 0; i < dirs.size(); ++i) {
     const std::vector<std::string> files = member_files(dirs[i]);
-    for (const auto& kv : load_model<float>(files[0]).meta)
+    LoadedModel<float> m = load_model<float>(files[0]);
+    for (const auto& kv : m.meta)
       if (kv.first == "labels" && kv.second == "writer")
         throw FileError(dirs[i] +
                         ": a verifier; its ensemble needs a threshold calibrated on "
@@ -447,7 +448,6 @@ void write_ensemble(const std::vector<std::string>& dirs, const std::string& out
     const std::string pfile = (fs::path(dirs[i]) / kPipelineFile).string();
     if (!fs::is_regular_file(pfile))
       throw FileError(dirs[i] + ": not a model directory (no " + kPipelineFile + ")");
-    LoadedModel<float> m = load_model<float>(files[0]);
     const PipelineConfig config = load_pipeline_config(pfile);
     if (i == 0) {
       if (is_transcript_model(m.meta))

@@ -401,16 +401,14 @@ int cmd_eval(int argc, char** argv) {
     // A verifier on a dataset directory of writers: the verification protocol.
     bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"), trust);
     if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
-    int refs = 5;
-    for (const auto& kv : v.model().metadata())
-      if (kv.first == "references") refs = std::max(1, std::atoi(kv.second.c_str()));
+    const int refs = v.references();
     bpkit::FeatureCache cache(v.model().config().cache_dir.empty()
                                   ? bpkit::FeatureCache::default_dir()
                                   : v.model().config().cache_dir);
     const bpkit::VerificationTrials t = bpkit::evaluate_verifier(
         v, bpkit::read_writer_dataset(pos[1]), refs,
         (v.model().config().cache && !o.count("no-cache")) ? &cache : nullptr);
-    const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold());
+    const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold(size_t(refs)));
     std::printf(
         "writers %lld references %d genuine_trials %lld skilled_trials %lld random_trials %lld "
         "threshold %.4f frr %.4f far_skilled %.4f far_random %.4f eer_skilled %.4f "
@@ -419,7 +417,7 @@ int cmd_eval(int argc, char** argv) {
         (long long)s.random_trials, s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer,
         s.random.eer);
     if (o.count("det")) {
-      bpkit::write_det_png(o["det"], pos[1], t, v.threshold());
+      bpkit::write_det_png(o["det"], pos[1], t, s.threshold);
       std::fprintf(stderr, "DET curves: %s\n", o["det"].c_str());
     }
     return 0;

@@ -42,13 +42,14 @@ const char* kUsage =
     "           when missing; a scan already enrolled is skipped). The file is replaced\n"
     "           atomically: an interrupted enrollment leaves the writer as it was.\n"
     "  verify   prints 'genuine SCORE' or 'forgery SCORE' (higher = more likely genuine; the\n"
-    "           score is the mean cosine similarity to the references, and the decision compares\n"
-    "           it with the model's threshold)\n"
+    "           score is the cosine similarity to the references' mean, and the decision\n"
+    "           compares it with the model's threshold for that many references)\n"
     "  eval     runs the verification protocol on a dataset directory, one directory per writer:\n"
     "           WRITER/genuine/*.png (the first --references are the references, the others\n"
     "           genuine queries) and WRITER/forgeries/*.png (skilled forgeries); other writers'\n"
     "           signatures are the random forgeries. Prints FRR and FAR at the model's threshold\n"
-    "           and the equal error rates, and writes the DET curves (--det)\n"
+    "           for that many references and the equal error rates, and writes the DET curves\n"
+    "           (--det)\n"
     "\n"
     "  --model DIR        a verifier model directory (default: the shipped 'signature')\n"
     "  --json             verify: {decision, score, threshold, references}; eval: the figures;\n"
@@ -70,12 +71,6 @@ std::string model_dir(std::map<std::string, std::string>& o) {
     throw UsageError(
         "the shipped model 'signature' was not found (set BPKIT_MODEL_PATH or give --model DIR)");
   return dir;
-}
-
-int references_of(bpkit::SignatureVerifier& v) {
-  for (const auto& kv : v.model().metadata())
-    if (kv.first == "references") return std::max(1, std::atoi(kv.second.c_str()));
-  return 5;
 }
 
 int enroll(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
@@ -145,12 +140,13 @@ int verify(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
     for (const auto& r : w.references) refs.push_back(r.embedding);
   }
   const double score = v.score(v.embed(query), refs);
-  const bool genuine = score >= v.threshold();
+  const double threshold = v.threshold(refs.size());
+  const bool genuine = score >= threshold;
   if (o.count("json")) {
     nlohmann::ordered_json j{{"query", query},
                              {"decision", genuine ? "genuine" : "forgery"},
                              {"score", score},
-                             {"threshold", v.threshold()},
+                             {"threshold", threshold},
                              {"references", refs.size()}};
     if (!writer.empty()) j["writer"] = writer;
     std::printf("%s\n", j.dump().c_str());
@@ -163,7 +159,7 @@ int verify(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
 int eval(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
          const std::vector<std::string>& pos) {
   if (pos.size() != 1) throw UsageError("eval takes one dataset directory");
-  const int refs = int(bpkit::cli::integer(o, "references", references_of(v), 1, 100));
+  const int refs = int(bpkit::cli::integer(o, "references", v.references(), 1, 100));
   const bpkit::WriterDataset data = bpkit::read_writer_dataset(pos[0]);
   const bpkit::TrainedModel& m = v.model();
   bpkit::FeatureCache cache(m.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()
@@ -173,9 +169,9 @@ int eval(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
   if (t.genuine.empty())
     throw bpkit::FileError(pos[0] + ": no writer has more than " + std::to_string(refs) +
                            " genuine signatures (references), so there is no genuine query");
-  const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold());
+  const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold(size_t(refs)));
   const std::string det = o.count("det") ? o["det"] : "det.png";
-  bpkit::write_det_png(det, pos[0], t, v.threshold());
+  bpkit::write_det_png(det, pos[0], t, s.threshold);
   if (o.count("json")) {
     auto or_null = [](double x) { return std::isnan(x) ? nlohmann::json() : nlohmann::json(x); };
     std::printf("%s\n", nlohmann::ordered_json{{"dataset", pos[0]},

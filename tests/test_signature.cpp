@@ -112,6 +112,18 @@ TEST_CASE("the score: cosine with the references' mean direction", "[signature]"
   CHECK_THROWS_AS(bpkit::verification_score(q, {}, 2), std::invalid_argument);
 }
 
+TEST_CASE("per-count thresholds: the metadata format", "[signature]") {
+  const std::vector<std::pair<int, double>> th{{1, 0.5}, {3, 0.6125}, {12, -0.1}};
+  CHECK(bpkit::format_thresholds(th) == "1=0.5 3=0.61250000000000004 12=-0.10000000000000001");
+  CHECK(bpkit::parse_thresholds(bpkit::format_thresholds(th)) == th);
+  CHECK(bpkit::parse_thresholds("").empty());
+  for (const char* bad : {"3", "=0.5", "0=0.5", "1001=0.5", "2=", "2=x", "2=nan", "2=0.5x",
+                          "3=0.5 2=0.4", "3=0.5 3=0.6", "a=1"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(bpkit::parse_thresholds(bad), std::invalid_argument);
+  }
+}
+
 TEST_CASE("enrollment files: add, skip repeats, refuse another model, bad ids", "[signature]") {
   TempDir t("enroll");
   bpkit::EnrollmentDb db(t.file("db"));
@@ -243,6 +255,41 @@ TEST_CASE("a verifier trained on writers verifies writers it never saw", "[signa
   const double other = v.score(v.embed(t.file("test/w27/genuine/5.png")), refs);
   CHECK(own > other);
   CHECK(own >= v.threshold());
+  // A threshold for every reference count the validation writers allow (8 genuine signatures:
+  // 1-7 references); the trained count's is the model's threshold, and a mean of more
+  // references is steadier, so the threshold rises with the count.
+  std::string stored;
+  for (const auto& kv : v.model().metadata())
+    if (kv.first == "thresholds") stored = kv.second;
+  INFO("thresholds: " << stored);
+  const auto th = bpkit::parse_thresholds(stored);
+  REQUIRE(th.size() == 7);
+  CHECK(th.front().first == 1);
+  CHECK(th.back().first == 7);
+  CHECK(v.references() == 3);
+  CHECK(v.threshold(3) == v.threshold());
+  CHECK(v.threshold(1) == th.front().second);
+  CHECK(v.threshold(1) < v.threshold(7));
+  CHECK(v.threshold(12) == v.threshold(7));  // beyond the counts calibrated: the nearest
+  // Each is the equal-error point of its own count's trials: calibrated on the training writers
+  // (no validation split), the library protocol on them gives the same thresholds back.
+  {
+    std::string text = bpkit_test::read_bytes(config);
+    text.replace(text.find("validation_split: 0.2"), 21, "validation_split: 0");
+    bpkit_test::write_bytes(t.file("nosplit.yaml"), text);
+    r.config = t.file("nosplit.yaml");
+    r.out_dir = t.file("nosplit");
+    r.log = nullptr;
+    bpkit::train_pipeline(r);
+    bpkit::SignatureVerifier w(t.file("nosplit"), {BPKIT_SIGNATURE_TEST_PLUGIN_DIR});
+    const bpkit::WriterDataset train_set = bpkit::read_writer_dataset(t.file("train"));
+    for (int n = 1; n <= 7; ++n) {
+      const bpkit::VerificationTrials tr = bpkit::evaluate_verifier(w, train_set, n);
+      INFO("references " << n);
+      CHECK(w.threshold(size_t(n)) ==
+            Approx(bpkit::equal_error_rate(tr.genuine, tr.skilled).threshold).margin(1e-5));
+    }
+  }
   // The library protocol on the test set agrees with what training reported.
   const bpkit::VerificationSummary s = bpkit::summarize_trials(
       bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(t.file("test")), 3), v.threshold());

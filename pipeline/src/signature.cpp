@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -155,6 +156,14 @@ SignatureVerifier::SignatureVerifier(const std::string& model_dir,
       char* end = nullptr;
       threshold_ = std::strtod(kv.second.c_str(), &end);
       found = !kv.second.empty() && *end == '\0' && std::isfinite(threshold_);
+    } else if (kv.first == "references") {
+      references_ = std::max(1, std::atoi(kv.second.c_str()));
+    } else if (kv.first == "thresholds") {
+      try {
+        thresholds_ = parse_thresholds(kv.second);
+      } catch (const std::invalid_argument& e) {
+        throw FileError(dir_ + "/" + kModelFile + ": metadata 'thresholds': " + e.what());
+      }
     }
   if (!found) throw FileError(dir_ + "/" + kModelFile + ": the verifier has no decision threshold");
   // Every member's bytes (one file: the digest enrollments made before ensembles carry).
@@ -168,6 +177,48 @@ SignatureVerifier::SignatureVerifier(const std::string& model_dir,
 }
 
 SignatureVerifier::~SignatureVerifier() = default;
+
+double SignatureVerifier::threshold(size_t references) const {
+  if (thresholds_.empty()) return threshold_;
+  // The nearest count calibrated (the smaller one on a tie).
+  const auto& best =
+      *std::min_element(thresholds_.begin(), thresholds_.end(), [&](const auto& a, const auto& b) {
+        const double da = std::fabs(double(a.first) - double(references));
+        const double db = std::fabs(double(b.first) - double(references));
+        return da < db || (da == db && a.first < b.first);
+      });
+  return best.second;
+}
+
+std::string format_thresholds(const std::vector<std::pair<int, double>>& thresholds) {
+  std::string out;
+  char buf[48];
+  for (const auto& [n, t] : thresholds) {
+    std::snprintf(buf, sizeof buf, "%s%d=%.17g", out.empty() ? "" : " ", n, t);
+    out += buf;
+  }
+  return out;
+}
+
+std::vector<std::pair<int, double>> parse_thresholds(const std::string& text) {
+  std::vector<std::pair<int, double>> out;
+  std::istringstream in(text);
+  std::string item;
+  while (in >> item) {
+    const size_t eq = item.find('=');
+    char* end = nullptr;
+    const long n = eq == std::string::npos ? 0 : std::strtol(item.c_str(), &end, 10);
+    if (eq == std::string::npos || end != item.c_str() + eq || n < 1 || n > 1000)
+      throw std::invalid_argument("'" + item + "' is not COUNT=THRESHOLD with a count of 1..1000");
+    const double t = std::strtod(item.c_str() + eq + 1, &end);
+    if (eq + 1 == item.size() || *end != '\0' || !std::isfinite(t))
+      throw std::invalid_argument("'" + item + "': the threshold is not a finite number");
+    if (!out.empty() && n <= out.back().first)
+      throw std::invalid_argument("'" + item + "': counts must ascend");
+    out.emplace_back(int(n), t);
+  }
+  return out;
+}
 
 int64_t SignatureVerifier::dim() const {
   return model_->embedding_dim();

@@ -25,6 +25,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Per-count thresholds are calibrated for 1..this many references (the users enroll 3-12).
+constexpr int kMaxCalibratedReferences = 16;
+
 // Every file of a set of writers with its place: sample index → (writer, genuine or forgery).
 struct Samples {
   std::vector<ManifestEntry> entries;
@@ -428,11 +431,34 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                     ") genuine signatures: nothing to calibrate the threshold on");
   VerificationTrials val_trials;
   if (!val_w.empty()) val_trials = verification_trials(subset(val_w), lookup, dim, c.references);
-  const VerificationTrials& calib = val_trials.genuine.empty() ? train_trials : val_trials;
-  const double threshold =
-      !calib.skilled.empty()  ? equal_error_rate(calib.genuine, calib.skilled).threshold
-      : !calib.random.empty() ? equal_error_rate(calib.genuine, calib.random).threshold
-                              : 0.5;
+  const bool calib_val = !val_trials.genuine.empty();
+  const VerificationTrials& calib = calib_val ? val_trials : train_trials;
+  auto calibrate = [](const VerificationTrials& t) {
+    return !t.skilled.empty()  ? equal_error_rate(t.genuine, t.skilled).threshold
+           : !t.random.empty() ? equal_error_rate(t.genuine, t.random).threshold
+                               : 0.5;
+  };
+  const double threshold = calibrate(calib);
+  // The same calibration for every other reference count the writers allow (up to
+  // kMaxCalibratedReferences): a user enrolling 3 or 12 references gets the threshold for 3 or 12.
+  std::vector<std::pair<int, double>> thresholds;
+  {
+    const WriterDataset cw = subset(calib_val ? val_w : train_w);
+    for (int n = 1; n <= kMaxCalibratedReferences; ++n) {
+      if (n == c.references) {
+        thresholds.emplace_back(n, threshold);
+        continue;
+      }
+      const VerificationTrials t = verification_trials(cw, lookup, dim, n);
+      if (t.genuine.empty() || (t.skilled.empty() && t.random.empty())) break;
+      thresholds.emplace_back(n, calibrate(t));
+    }
+  }
+  if (log) {
+    *log << "threshold by reference count:";
+    for (const auto& [n, t] : thresholds) *log << " " << n << "=" << num(t).substr(0, 6);
+    *log << "\n";
+  }
   const VerificationSummary on_train = summarize_trials(train_trials, threshold);
   log_summary(log, "training writers", on_train);
   VerificationSummary on_val;
@@ -449,6 +475,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                 {"validation_writers", std::to_string(val_w.size())},
                 {"threshold", num(threshold)},
                 {"references", std::to_string(c.references)},
+                {"thresholds", format_thresholds(thresholds)},
                 {"train_eer_skilled", num(on_train.skilled.eer)},
                 {"train_eer_random", num(on_train.random.eer)}};
   add_pipeline_dir(meta, c, out);
@@ -513,8 +540,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                {"training_seconds", num(secs)},
                {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
                {"threshold", num(threshold)},
-               {"threshold_calibrated_on",
-                val_trials.genuine.empty() ? "training writers" : "validation writers"},
+               {"threshold_calibrated_on", calib_val ? "validation writers" : "training writers"},
                {"references", std::to_string(c.references)}};
   add_summary_facts(rep.facts, "train_", on_train);
   if (!val_w.empty()) add_summary_facts(rep.facts, "validation_", on_val);

@@ -93,7 +93,16 @@ class SignatureVerifier {
   // Requires refs non-empty, every vector of dim() values (std::invalid_argument otherwise).
   double score(const std::vector<float>& query,
                const std::vector<std::vector<float>>& references) const;
+  // The decision threshold for the calibrated reference count (references()).
   double threshold() const { return threshold_; }
+  // The threshold for a query compared with `references` references: more references make a
+  // steadier mean, so genuine and forged queries both score higher and the threshold rises with
+  // the count. Models calibrated per count (metadata "thresholds": "N=T ..." for every count the
+  // validation writers allowed) give the one for that count, or for the nearest count calibrated;
+  // older models give threshold() for every count.
+  double threshold(size_t references) const;
+  // The reference count the model was calibrated for (metadata "references"; 5 when absent).
+  int references() const { return references_; }
   int64_t dim() const;
   // A digest of the model file: enrollments made with another model are not comparable.
   const std::string& model_id() const { return model_id_; }
@@ -104,7 +113,15 @@ class SignatureVerifier {
   std::string dir_, model_id_;
   std::unique_ptr<TrainedModel> model_;
   double threshold_ = 0;
+  int references_ = 5;
+  std::vector<std::pair<int, double>> thresholds_;  // (count, threshold), counts ascending
 };
+
+// The metadata value of per-count thresholds, "N=T N=T ..." (counts ascending), and back. parse
+// throws std::invalid_argument saying what is wrong (a count outside 1..1000, a threshold that is
+// not a finite number, counts out of order).
+std::string format_thresholds(const std::vector<std::pair<int, double>>& thresholds);
+std::vector<std::pair<int, double>> parse_thresholds(const std::string& text);
 
 // The verification protocol (verification_trials) run by a verifier on a dataset directory:
 // every scan embedded (features on all threads; `cache` optional), then the trials. Throws as

@@ -145,8 +145,10 @@ const char* kEvalUsage =
     "of utterances recognized without error, decoded as speech_app decodes them).\n"
     "A signature verifier takes a dataset directory instead of a manifest (WRITER/genuine/*.png,\n"
     "WRITER/forgeries/*.png) and prints FRR and FAR at its threshold and the equal error rates\n"
-    "for skilled and random forgeries (the protocol of signature_app eval); --det PNG also\n"
-    "draws the DET curves (FRR against FAR on normal-deviate axes, the threshold marked).\n"
+    "for skilled and random forgeries (the protocol of signature_app eval), or a manifest of\n"
+    "pairs ('REF<TAB>QUERY<TAB>LABEL', LABEL 1/genuine, 0/skilled or random) or triplets\n"
+    "('ANCHOR<TAB>POSITIVE<TAB>NEGATIVE') and scores each tuple with one reference; --det PNG\n"
+    "also draws the DET curves (FRR against FAR on normal-deviate axes, the threshold marked).\n"
     "\n"
     "  --dict FILE     transcript models: correct words that are not in this word list (one word\n"
     "                  per line) to the most probable word that is, when that costs at most\n"
@@ -397,25 +399,30 @@ int cmd_eval(int argc, char** argv) {
                          {"no-cache", "trust-model-plugins"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
   const bool trust = o.count("trust-model-plugins") > 0;
-  if (std::filesystem::is_directory(pos[1])) {
-    // A verifier on a dataset directory of writers: the verification protocol.
+  const int tuple_arity = bpkit::tuple_manifest_arity(pos[1]);
+  if (std::filesystem::is_directory(pos[1]) || tuple_arity) {
+    // A verifier on a dataset directory of writers (the verification protocol) or on a manifest
+    // of pairs or triplets (their trials, one reference each).
     bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"), trust);
     if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
-    const int refs = v.references();
     bpkit::FeatureCache cache(v.model().config().cache_dir.empty()
                                   ? bpkit::FeatureCache::default_dir()
                                   : v.model().config().cache_dir);
-    const bpkit::VerificationTrials t = bpkit::evaluate_verifier(
-        v, bpkit::read_writer_dataset(pos[1]), refs,
-        (v.model().config().cache && !o.count("no-cache")) ? &cache : nullptr);
+    const bpkit::FeatureCache* c =
+        (v.model().config().cache && !o.count("no-cache")) ? &cache : nullptr;
+    const int refs = tuple_arity ? 1 : v.references();
+    const bpkit::VerificationTrials t =
+        tuple_arity
+            ? bpkit::evaluate_verifier(v, bpkit::read_tuple_manifest(pos[1], tuple_arity), c)
+            : bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(pos[1]), refs, c);
     const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold(size_t(refs)));
+    if (!tuple_arity) std::printf("writers %lld ", (long long)s.writers);
     std::printf(
-        "writers %lld references %d genuine_trials %lld skilled_trials %lld random_trials %lld "
+        "references %d genuine_trials %lld skilled_trials %lld random_trials %lld "
         "threshold %.4f frr %.4f far_skilled %.4f far_random %.4f eer_skilled %.4f "
         "eer_random %.4f\n",
-        (long long)s.writers, refs, (long long)s.genuine_trials, (long long)s.skilled_trials,
-        (long long)s.random_trials, s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer,
-        s.random.eer);
+        refs, (long long)s.genuine_trials, (long long)s.skilled_trials, (long long)s.random_trials,
+        s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer, s.random.eer);
     if (o.count("det")) {
       bpkit::write_det_png(o["det"], pos[1], t, s.threshold);
       std::fprintf(stderr, "DET curves: %s\n", o["det"].c_str());
@@ -423,12 +430,15 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   if (o.count("det"))  // said before the model loads
-    throw UsageError("--det is for signature verifiers (a dataset directory of writers)");
+    throw UsageError(
+        "--det is for signature verifiers (a dataset directory of writers, or a manifest of pairs "
+        "or triplets)");
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
   if (model.embeddings())
     throw UsageError(pos[0] +
                      " is a verifier: evaluate it on a dataset directory of writers "
-                     "(WRITER/genuine/*.png, WRITER/forgeries/*.png), not a manifest");
+                     "(WRITER/genuine/*.png, WRITER/forgeries/*.png) or a manifest of pairs "
+                     "(REF<tab>QUERY<tab>LABEL) or triplets, not a class manifest");
   use_dictionary(model, o);
   const auto entries = bpkit::read_manifest(pos[1]);
   bpkit::FeatureCache cache(model.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()

@@ -32,7 +32,7 @@ const char* kUsage =
     "usage: signature_app enroll --db DIR --writer ID [options] REF...\n"
     "       signature_app verify --db DIR --writer ID [options] QUERY\n"
     "       signature_app verify --reference REF... --query QUERY [options]\n"
-    "       signature_app eval [options] DATASET_DIR\n"
+    "       signature_app eval [options] DATASET_DIR|TUPLES.tsv\n"
     "\n"
     "Verifies handwritten signatures from scans (any image format OpenCV reads, any resolution,\n"
     "colored ink, ruled lines and specks around it) with a writer-independent verifier: a writer\n"
@@ -49,7 +49,9 @@ const char* kUsage =
     "           genuine queries) and WRITER/forgeries/*.png (skilled forgeries); other writers'\n"
     "           signatures are the random forgeries. Prints FRR and FAR at the model's threshold\n"
     "           for that many references and the equal error rates, and writes the DET curves\n"
-    "           (--det)\n"
+    "           (--det). Instead of a directory, a manifest of pairs (REF<TAB>QUERY<TAB>LABEL,\n"
+    "           LABEL 1/genuine, 0/skilled or random) or triplets (ANCHOR<TAB>POSITIVE<TAB>\n"
+    "           NEGATIVE): every tuple is a trial with one reference\n"
     "\n"
     "  --model DIR        a verifier model directory (default: the shipped 'signature')\n"
     "  --json             verify: {decision, score, threshold, references}; eval: the figures;\n"
@@ -108,12 +110,14 @@ int verify(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
            const std::vector<std::string>& pos) {
   std::vector<std::vector<float>> refs;
   std::string query, writer;
-  const std::vector<std::string> ref_files = bpkit::cli::all_values(all, "reference");
+  std::vector<std::string> ref_files = bpkit::cli::all_values(all, "reference");
   if (!ref_files.empty()) {
     if (o.count("db") || o.count("writer"))
       throw UsageError("verify takes either --db DIR --writer ID or --reference FILE...");
-    if (!o.count("query") || !pos.empty())
+    if (!o.count("query"))
       throw UsageError("verify --reference REF... needs --query QUERY (one scan)");
+    // `--reference a.png b.png c.png --query q.png`: the other files are references too.
+    ref_files.insert(ref_files.end(), pos.begin(), pos.end());
     query = o["query"];
     refs = v.embed(ref_files);
   } else {
@@ -158,17 +162,25 @@ int verify(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
 
 int eval(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
          const std::vector<std::string>& pos) {
-  if (pos.size() != 1) throw UsageError("eval takes one dataset directory");
-  const int refs = int(bpkit::cli::integer(o, "references", v.references(), 1, 100));
-  const bpkit::WriterDataset data = bpkit::read_writer_dataset(pos[0]);
+  if (pos.size() != 1) throw UsageError("eval takes one dataset directory (or tuple manifest)");
+  // A manifest of pairs or triplets: each tuple is one trial with one reference.
+  const int arity = bpkit::tuple_manifest_arity(pos[0]);
+  if (arity && o.count("references"))
+    throw UsageError("--references is for dataset directories; a tuple has one reference");
+  const int refs = arity ? 1 : int(bpkit::cli::integer(o, "references", v.references(), 1, 100));
   const bpkit::TrainedModel& m = v.model();
   bpkit::FeatureCache cache(m.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()
                                                          : m.config().cache_dir);
+  const bpkit::FeatureCache* c = m.config().cache ? &cache : nullptr;
   const bpkit::VerificationTrials t =
-      bpkit::evaluate_verifier(v, data, refs, m.config().cache ? &cache : nullptr);
+      arity ? bpkit::evaluate_verifier(v, bpkit::read_tuple_manifest(pos[0], arity), c)
+            : bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(pos[0]), refs, c);
   if (t.genuine.empty())
-    throw bpkit::FileError(pos[0] + ": no writer has more than " + std::to_string(refs) +
-                           " genuine signatures (references), so there is no genuine query");
+    throw bpkit::FileError(pos[0] +
+                           (arity ? std::string(": no genuine pair (label 1)")
+                                  : ": no writer has more than " + std::to_string(refs) +
+                                        " genuine signatures (references)") +
+                           ", so there is no genuine query");
   const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold(size_t(refs)));
   const std::string det = o.count("det") ? o["det"] : "det.png";
   bpkit::write_det_png(det, pos[0], t, s.threshold);
@@ -191,9 +203,17 @@ int eval(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
                             .c_str());
     return 0;
   }
-  std::printf("writers %lld references %d trials: genuine %lld skilled %lld random %lld\n",
-              (long long)s.writers, refs, (long long)s.genuine_trials, (long long)s.skilled_trials,
-              (long long)s.random_trials);
+  if (arity)
+    std::printf("%s %lld references 1 trials: genuine %lld skilled %lld random %lld\n",
+                arity == 2 ? "pairs" : "triplets",
+                (long long)(arity == 2 ? s.genuine_trials + s.skilled_trials + s.random_trials
+                                       : s.genuine_trials),
+                (long long)s.genuine_trials, (long long)s.skilled_trials,
+                (long long)s.random_trials);
+  else
+    std::printf("writers %lld references %d trials: genuine %lld skilled %lld random %lld\n",
+                (long long)s.writers, refs, (long long)s.genuine_trials,
+                (long long)s.skilled_trials, (long long)s.random_trials);
   std::printf("at the threshold %.4f: FRR %.2f%% FAR skilled %.2f%% FAR random %.2f%%\n",
               s.threshold, 100 * s.frr, 100 * s.far_skilled, 100 * s.far_random);
   std::printf("det: %s\n", det.c_str());

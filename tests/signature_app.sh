@@ -40,6 +40,13 @@ case $(cat "$tmp/out") in
   '{"query":'*'"decision":"genuine","score":'*'"threshold":'*'"references":'"${#refs[@]}"',"writer":"demo"}') ;;
   *) fail "json: $(cat "$tmp/out")" ;;
 esac
+t5=$(sed -n 's/.*"threshold":\([-0-9.e]*\).*/\1/p' "$tmp/out")
+# Three references listed after one --reference: the model's threshold for three (it has one per
+# reference count, lower for fewer references).
+expect 0 "$app" verify --json --reference "${refs[0]}" "${refs[1]}" "${refs[2]}" --query "$ex/query-genuine.jpg"
+grep -q '"references":3}' "$tmp/out" || fail "three references: $(cat "$tmp/out")"
+t3=$(sed -n 's/.*"threshold":\([-0-9.e]*\).*/\1/p' "$tmp/out")
+awk -v a="$t3" -v b="$t5" 'BEGIN { exit !(a < b) }' || fail "threshold for 3 references ($t3) not below 5's ($t5)"
 # The same decisions without a database.
 args=()
 for r in "${refs[@]}"; do args+=(--reference "$r"); done
@@ -104,5 +111,29 @@ if [ -x "$bin/make_signatures" ]; then
   expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/set" --det "$tmp/det2.png"
   grep -q "eer_skilled $skilled" "$tmp/out" || fail "bpkit eval: $(cat "$tmp/out") vs $last"
   cmp -s "$tmp/det.png" "$tmp/det2.png" || fail "bpkit eval --det drew another DET image"
+  # A manifest of pairs (paths relative to it): each pair a trial with one reference; the same
+  # figures from both programs.
+  scan() { (cd "$tmp" && ls set/"$1"/"$2"/* | sed -n "$3p"); }  # the N-th scan (png or jpg)
+  {
+    printf '# reference\tquery\tlabel\n'
+    for w in w50001 w50002 w50003; do
+      printf '%s\t%s\t1\n' "$(scan $w genuine 1)" "$(scan $w genuine 2)"
+      printf '%s\t%s\tskilled\n' "$(scan $w genuine 1)" "$(scan $w forgeries 1)"
+      printf '%s\t%s\trandom\n' "$(scan $w genuine 1)" "$(scan w50006 genuine 1)"
+    done
+  } >"$tmp/pairs.tsv"
+  expect 0 "$app" eval --det "$tmp/det3.png" "$tmp/pairs.tsv"
+  grep -q "pairs 9 references 1 trials: genuine 3 skilled 3 random 3" "$tmp/out" ||
+    fail "eval pairs: $(cat "$tmp/out")"
+  last=$(tail -1 "$tmp/out")
+  skilled=${last#eer_skilled=}
+  skilled=${skilled%% *}
+  expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/pairs.tsv"
+  grep -q "^references 1 genuine_trials 3 skilled_trials 3 random_trials 3 .*eer_skilled $skilled" \
+    "$tmp/out" || fail "bpkit eval pairs: $(cat "$tmp/out") vs $last"
+  printf '%s\t%s\tmaybe\n' "$(scan w50001 genuine 1)" "$(scan w50001 genuine 2)" >"$tmp/bad.tsv"
+  expect 1 "$app" eval "$tmp/bad.tsv"
+  grep -q "bad.tsv:1: .*maybe: no such file" "$tmp/err" || fail "bad tuples: $(cat "$tmp/err")"
+  expect 2 "$app" eval --references 3 "$tmp/pairs.tsv"
 fi
 echo "signature_app: all checks passed"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -301,6 +302,202 @@ TEST_CASE("a verifier trained on writers verifies writers it never saw", "[signa
   CHECK_THROWS_AS(v.embed(t.file("missing.png")), std::exception);
   // A classifier's directory is not a verifier.
   CHECK_THROWS_AS(bpkit::SignatureVerifier(t.file("missing-model")), bpkit::FileError);
+}
+
+TEST_CASE("tuple manifests: format, paths and mistakes", "[signature]") {
+  TempDir t("tuple_manifest");
+  for (const char* f : {"a/1.png", "a/2.png", "b/1.png"}) touch(t.file(f));
+  const std::string pairs = t.file("pairs.tsv");
+  bpkit_test::write_bytes(pairs,
+                          "# reference\tquery\tlabel\n"
+                          "a/1.png\ta/2.png\t1\n"
+                          "\n"
+                          "a/1.png\tb/1.png\trandom\r\n"
+                          "a/2.png\tb/1.png\tskilled\n"
+                          "b/1.png\ta/2.png\t0\n");
+  const bpkit::TupleManifest m = bpkit::read_tuple_manifest(pairs, 2);
+  REQUIRE(m.size() == 4);
+  CHECK(m.files ==
+        std::vector<std::string>{t.file("a/1.png"), t.file("a/2.png"), t.file("b/1.png")});
+  CHECK(m.tuples == std::vector<int64_t>{0, 1, 0, 2, 1, 2, 2, 1});
+  CHECK(m.kinds == std::vector<int32_t>{bpkit::kGenuinePair, bpkit::kRandomPair,
+                                        bpkit::kSkilledPair, bpkit::kSkilledPair});
+  CHECK(m.lines == std::vector<int>{2, 4, 5, 6});
+  // Trials: each pair's cosine, by kind.
+  const std::vector<std::vector<float>> e{{1, 0}, {0.6f, 0.8f}, {0, 1}};
+  const bpkit::VerificationTrials tr = bpkit::tuple_trials(
+      m, {}, [&](int64_t i) { return e[size_t(i)].data(); }, 2);
+  REQUIRE(tr.genuine.size() == 1);
+  CHECK(tr.genuine[0] == Approx(0.6));
+  CHECK(tr.random == std::vector<double>{0.0});
+  REQUIRE(tr.skilled.size() == 2);
+  CHECK(tr.skilled[0] == Approx(0.8));
+  CHECK(bpkit::tuple_trials(
+            m, {2}, [&](int64_t i) { return e[size_t(i)].data(); }, 2)
+            .skilled.size() == 1);
+  // A triplet is a genuine and a skilled-forgery trial.
+  bpkit_test::write_bytes(t.file("triplets.tsv"), "a/1.png\ta/2.png\tb/1.png\n");
+  const bpkit::TupleManifest tm = bpkit::read_tuple_manifest(t.file("triplets.tsv"), 3);
+  const bpkit::VerificationTrials tt = bpkit::tuple_trials(
+      tm, {}, [&](int64_t i) { return e[size_t(i)].data(); }, 2);
+  REQUIRE(tt.genuine.size() == 1);
+  CHECK(tt.genuine[0] == Approx(0.6));
+  CHECK(tt.skilled == std::vector<double>{0.0});
+  // Mistakes name the file and line.
+  auto error = [&](const std::string& text, int arity = 2) {
+    bpkit_test::write_bytes(t.file("bad.tsv"), text);
+    return error_of([&] { bpkit::read_tuple_manifest(t.file("bad.tsv"), arity); });
+  };
+  CHECK_THAT(error("a/1.png\ta/2.png\n"), Contains("bad.tsv:1: 2 tab-separated field(s)"));
+  CHECK_THAT(error("# c\na/1.png a/2.png 1\n"), Contains("bad.tsv:2: 1 tab-separated"));
+  CHECK_THAT(error("a/1.png\ta/2.png\tyes\n"), Contains("bad.tsv:1: label 'yes'"));
+  CHECK_THAT(error("a/1.png\tc/9.png\t1\n"), Contains("c/9.png: no such file"));
+  CHECK_THAT(error("a/1.png\t./a/1.png\t1\n"), Contains("bad.tsv:1: names"));
+  CHECK_THAT(error("a/1.png\t\t1\n"), Contains("bad.tsv:1: field 2 is empty"));
+  CHECK_THAT(error("a\ta/2.png\t1\n"), Contains("not a regular file"));
+  CHECK_THAT(error("# nothing\n"), Contains("no tuple in it"));
+  CHECK_THAT(error("a/1.png\ta/2.png\t1\n", 3),
+             Contains("bad.tsv:1: ") && Contains("no such file"));
+  CHECK_THAT(error_of([&] { bpkit::read_tuple_manifest(t.file("a"), 2); }),
+             Contains("a directory") && Contains("data.layout: writers"));
+  CHECK_THAT(error_of([&] { bpkit::read_tuple_manifest(t.file("none.tsv"), 2); }),
+             Contains("none.tsv: cannot read the tuple manifest (No such file"));
+}
+
+TEST_CASE("verifiers trained on pair and triplet manifests", "[signature][learning]") {
+  TempDir t("verifier_tuples");
+  for (int w = 0; w < 24; ++w) draw_writer(t.file("train"), w, 8, 4);
+  for (int w = 24; w < 32; ++w) draw_writer(t.file("test"), w, 8, 4);
+  // Pairs and triplets of the drawn writers, paths relative to the manifests.
+  auto g = [](const std::string& set, int w, int i) {
+    return set + "/w" + std::to_string(w) + "/genuine/" + std::to_string(i) + ".png";
+  };
+  auto f = [](const std::string& set, int w, int i) {
+    return set + "/w" + std::to_string(w) + "/forgeries/" + std::to_string(i) + ".png";
+  };
+  auto write_pairs = [&](const std::string& file, const std::string& set, int from, int to) {
+    std::string text = "# reference\tquery\tlabel\n";
+    for (int w = from; w < to; ++w) {
+      const int o = w + 1 < to ? w + 1 : from;
+      for (int i = 0; i < 7; ++i) text += g(set, w, i) + "\t" + g(set, w, i + 1) + "\t1\n";
+      for (int i = 0; i < 4; ++i) text += g(set, w, i) + "\t" + f(set, w, i) + "\tskilled\n";
+      for (int i = 0; i < 4; ++i) text += g(set, w, i) + "\t" + g(set, o, i) + "\trandom\n";
+    }
+    bpkit_test::write_bytes(t.file(file), text);
+  };
+  write_pairs("train_pairs.tsv", "train", 0, 24);
+  write_pairs("test_pairs.tsv", "test", 24, 32);
+  std::string triplets;
+  for (int w = 0; w < 24; ++w)
+    for (int i = 0; i < 7; ++i)
+      triplets += g("train", w, i) + "\t" + g("train", w, i + 1) + "\t" +
+                  (i % 2 ? f("train", w, i % 4) : g("train", (w + 1 + i) % 24, i)) + "\n";
+  bpkit_test::write_bytes(t.file("train_triplets.tsv"), triplets);
+  auto config = [&](const std::string& name, const std::string& data, const std::string& loss) {
+    bpkit_test::write_bytes(t.file(name),
+                            "name: drawn\n"
+                            "stages:\n"
+                            "  - plugin: image.read\n"
+                            "  - plugin: image.gray\n"
+                            "  - plugin: image.invert\n"
+                            "  - plugin: image.resize\n"
+                            "    params: {width: 32, height: 32}\n"
+                            "  - plugin: image.features\n"
+                            "data:\n" +
+                                data +
+                                "network:\n"
+                                "  layers:\n"
+                                "    - flatten: {}\n"
+                                "    - dense: {units: 64}\n"
+                                "    - tanh: {}\n"
+                                "    - dense: {units: 16}\n"
+                                "    - l2_normalize: {}\n" +
+                                loss +
+                                "optimizer: {type: adam, lr: 0.002}\n"
+                                "training: {epochs: 12, batch: 16, seed: 3}\n"
+                                "cache: false\n");
+    return t.file(name);
+  };
+  auto train = [&](const std::string& cfg, const std::string& out) {
+    bpkit::TrainRequest r;
+    r.config = cfg;
+    r.out_dir = t.file(out);
+    r.plugin_dirs = {BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+    r.use_cache = false;
+    return bpkit::train_pipeline(r);
+  };
+  const std::vector<std::string> plugins{BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+
+  // Pairs, with the contrastive loss (the default for pairs).
+  const bpkit::TrainOutcome p = train(config("pairs.yaml",
+                                             "  layout: pairs\n"
+                                             "  train: train_pairs.tsv\n"
+                                             "  test: test_pairs.tsv\n"
+                                             "  validation_split: 0.2\n",
+                                             ""),
+                                      "pairs");
+  CHECK(p.epochs_run == 12);
+  // Unseen writers (8, with 56 genuine, 32 skilled and 32 random pairs: coarse figures).
+  CHECK(p.test_eer_skilled < 0.35);
+  CHECK(p.test_eer_random < 0.25);
+  bpkit::SignatureVerifier v(t.file("pairs"), plugins);
+  CHECK(v.references() == 1);
+  // What training reported on the test pairs is the library's trials on the verifier.
+  const bpkit::TupleManifest test_m = bpkit::read_tuple_manifest(t.file("test_pairs.tsv"), 2);
+  const auto emb = v.embed(test_m.files);
+  const bpkit::VerificationSummary s = bpkit::summarize_trials(
+      bpkit::tuple_trials(
+          test_m, {}, [&](int64_t i) { return emb[size_t(i)].data(); }, v.dim()),
+      v.threshold());
+  CHECK(s.skilled.eer == Approx(p.test_eer_skilled).margin(1e-4));
+  CHECK(s.random.eer == Approx(p.test_eer_random).margin(1e-4));
+  std::map<std::string, std::string> meta;
+  for (const auto& kv : v.model().metadata()) meta[kv.first] = kv.second;
+  // Validation holds out whole writers (the groups genuine pairs join): 4 of 24, 15 pairs each.
+  CHECK(meta["train_pairs"] == "300");
+  CHECK(meta["validation_pairs"] == "60");
+  // The pairs were learned with their labels: the training pairs are told apart.
+  CHECK(std::stod(meta["train_eer_skilled"]) < 0.05);
+  CHECK(std::stod(meta["train_eer_random"]) < 0.05);
+  CHECK(bpkit::parse_thresholds(meta["thresholds"]).size() == 1);
+
+  // Triplets with no validation split: the threshold is the training triplets' equal-error point.
+  train(config("triplets.yaml",
+               "  layout: triplets\n"
+               "  train: train_triplets.tsv\n",
+               "loss: {type: triplet, margin: 0.4}\n"),
+        "triplets");
+  bpkit::SignatureVerifier tv(t.file("triplets"), plugins);
+  const bpkit::TupleManifest train_m = bpkit::read_tuple_manifest(t.file("train_triplets.tsv"), 3);
+  const auto temb = tv.embed(train_m.files);
+  const bpkit::VerificationTrials tt = bpkit::tuple_trials(
+      train_m, {}, [&](int64_t i) { return temb[size_t(i)].data(); }, tv.dim());
+  CHECK(tv.threshold() ==
+        Approx(bpkit::equal_error_rate(tt.genuine, tt.skilled).threshold).margin(1e-5));
+  CHECK(bpkit::summarize_trials(tt, tv.threshold()).skilled.eer < 0.2);
+
+  // Mistakes in the pipeline file.
+  CHECK_THAT(error_of([&] {
+               train(config("bad1.yaml", "  layout: pairs\n  train: train_pairs.tsv\n",
+                            "loss: {type: triplet}\n"),
+                     "bad1");
+             }),
+             Contains("data.layout: pairs trains with loss: contrastive, not triplet"));
+  CHECK_THAT(error_of([&] {
+               train(config("bad2.yaml",
+                            "  layout: triplets\n  train: train_triplets.tsv\n  mining: 4\n", ""),
+                     "bad2");
+             }),
+             Contains("data.mining is for data.layout: writers"));
+  CHECK_THAT(error_of([&] {
+               train(config("bad3.yaml", "  layout: pairs\n  train: train\n", ""), "bad3");
+             }),
+             Contains("a directory, but data.layout: pairs reads a manifest file"));
+  CHECK_THAT(error_of([&] {
+               train(config("bad4.yaml", "  layout: pairs\n  train: train_triplets.tsv\n", ""),
+                     "bad4");
+             }),
+             Contains("train_triplets.tsv:1: label"));
 }
 
 TEST_CASE("a verifier ensemble (training.members) concatenates its members' embeddings",

@@ -295,17 +295,22 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     Section d(top.get("data"), f, "data",
               {"train", "test", "validation_split", "classes", "labels", "alphabet", "layout",
                "tuples", "skilled_negatives", "mining", "references"});
-    c.layout = d.choice("layout", "manifest", {"manifest", "writers"});
-    if (c.layout == "writers") {
+    c.layout = d.choice("layout", "manifest", {"manifest", "writers", "pairs", "triplets"});
+    if (c.verifier()) {
       for (const char* k : {"labels", "alphabet", "classes"})
         if (d.has(k))
           d.fail(d.get(k), std::string("data.") + k +
-                               " is for manifests; data.layout: writers learns writers from the "
-                               "dataset directories");
+                               " is for class and transcript manifests; data.layout: " + c.layout +
+                               " learns an embedding (a verifier)");
+      if (c.layout != "writers")
+        for (const char* k : {"tuples", "skilled_negatives", "mining", "references"})
+          if (d.has(k))
+            d.fail(d.get(k), std::string("data.") + k + " is for data.layout: writers (data." +
+                                 "layout: " + c.layout + " trains on the manifest's tuples)");
       c.tuples = d.integer("tuples", c.tuples, 1, 100000000);
       c.skilled_negatives = d.number("skilled_negatives", c.skilled_negatives, 0, 1);
       c.mining = int(d.integer("mining", c.mining, 1, 64));
-      c.references = int(d.integer("references", c.references, 1, 100));
+      c.references = int(d.integer("references", c.layout == "writers" ? c.references : 1, 1, 100));
     } else {
       for (const char* k : {"tuples", "skilled_negatives", "mining", "references"})
         if (d.has(k)) d.fail(d.get(k), std::string("data.") + k + " is for data.layout: writers");
@@ -366,9 +371,10 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
                                         "ctc",
                                         "triplet",
                                         "contrastive"};
-  const std::string default_loss = c.labels == "transcript" ? "ctc"
-                                   : c.layout == "writers"  ? "triplet"
-                                                            : c.loss;
+  const std::string default_loss = c.labels == "transcript"                          ? "ctc"
+                                   : c.layout == "writers" || c.layout == "triplets" ? "triplet"
+                                   : c.layout == "pairs"                             ? "contrastive"
+                                                                                     : c.loss;
   if (top.has("loss") && top.get("loss").IsMap()) {
     Section l(top.get("loss"), f, "loss", {"type", "margin"});
     c.loss = l.choice("type", default_loss, losses);
@@ -382,13 +388,18 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   }
   c.loss_where = top.where("loss");
   const bool metric = c.loss == "triplet" || c.loss == "contrastive";
-  if (metric != (c.layout == "writers"))
+  if (metric != c.verifier())
     top.fail(top.has("loss") ? top.get("loss") : root,
              metric ? "loss: " + c.loss +
                           " learns an embedding from pairs or triplets; set data.layout: writers "
-                          "(dataset directories of writers)"
-                    : "data.layout: writers trains a verifier: loss must be triplet or "
-                      "contrastive");
+                          "(dataset directories of writers), pairs or triplets (tuple manifests)"
+                    : "data.layout: " + c.layout +
+                          " trains a verifier: loss must be triplet or contrastive");
+  if ((c.layout == "pairs" && c.loss != "contrastive") ||
+      (c.layout == "triplets" && c.loss != "triplet"))
+    top.fail(top.has("loss") ? top.get("loss") : root,
+             "data.layout: " + c.layout + " trains with loss: " +
+                 (c.layout == "pairs" ? "contrastive" : "triplet") + ", not " + c.loss);
   if ((c.loss == "ctc") != (c.labels == "transcript"))
     top.fail(top.has("loss") ? top.get("loss") : root,
              c.loss == "ctc" ? "loss: ctc learns transcripts; set data.labels: transcript and "
@@ -422,9 +433,10 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     if (t.has("members")) {
       c.members = int(t.integer("members", 1, 1, 64));
       c.members_where = t.where("members");
-      if (c.layout != "writers" && c.members > 1)
+      if (!c.verifier() && c.members > 1)
         t.fail(t.get("members"),
-               "training.members is for verifiers (data.layout: writers); class models become "
+               "training.members is for verifiers (data.layout: writers, pairs or triplets); "
+               "class models become "
                "ensembles with bpkit ensemble");
     }
     if (t.has("init")) {

@@ -1,6 +1,7 @@
 #include "bpkit/signature.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -113,6 +114,122 @@ VerificationTrials verification_trials(
       t.random.push_back(score(embedding(data.writers[(w + k) % n].genuine.back()), refs, dim));
     ++t.writers;
   }
+  return t;
+}
+
+namespace {
+
+std::vector<std::string> tab_fields(const std::string& line) {
+  std::vector<std::string> f;
+  for (size_t at = 0;;) {
+    const size_t tab = line.find('\t', at);
+    f.push_back(line.substr(at, tab == std::string::npos ? std::string::npos : tab - at));
+    if (tab == std::string::npos) return f;
+    at = tab + 1;
+  }
+}
+
+int32_t pair_kind(const std::string& l) {
+  return l == "1" || l == "genuine"   ? kGenuinePair
+         : l == "0" || l == "skilled" ? kSkilledPair
+         : l == "random"              ? kRandomPair
+                                      : -1;
+}
+
+}  // namespace
+
+int tuple_manifest_arity(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return 0;
+  std::ifstream in(path);
+  std::string line;
+  for (int n = 0; n < 1000 && std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos || line[0] == '#') continue;
+    const std::vector<std::string> f = tab_fields(line);
+    if (f.size() != 3) return 0;
+    return pair_kind(f[2]) >= 0 ? 2 : 3;
+  }
+  return 0;
+}
+
+TupleManifest read_tuple_manifest(const std::string& path, int arity) {
+  if (arity != 2 && arity != 3) throw std::invalid_argument("tuples are pairs or triplets");
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw FileError(path +
+                    ": a directory, but data.layout: " + (arity == 2 ? "pairs" : "triplets") +
+                    " reads a manifest file (one tuple a line); a dataset directory of writers "
+                    "is data.layout: writers");
+  std::ifstream in(path);
+  if (!in)
+    throw FileError(path + ": cannot read the tuple manifest (" + open_failure(path, errno) + ")");
+  TupleManifest m;
+  m.path = path;
+  m.arity = arity;
+  const fs::path base = fs::path(path).parent_path();
+  std::unordered_map<std::string, int64_t> index;
+  std::string line;
+  const char* want = arity == 2 ? "REFERENCE<tab>QUERY<tab>LABEL (1, 0, genuine, skilled or random)"
+                                : "ANCHOR<tab>POSITIVE<tab>NEGATIVE";
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = path + ":" + std::to_string(no) + ": ";
+    if (line.find_first_not_of(" \t") == std::string::npos || line[0] == '#') continue;
+    const std::vector<std::string> f = tab_fields(line);
+    if (f.size() != 3)
+      throw FileError(where + std::to_string(f.size()) + " tab-separated field(s); expected " +
+                      want);
+    const size_t files = size_t(arity);
+    if (arity == 2) {
+      m.kinds.push_back(pair_kind(f[2]));
+      if (m.kinds.back() < 0)
+        throw FileError(where + "label '" + f[2] + "'; expected 1 or genuine (the same writer), " +
+                        "0 or skilled (a forgery of that writer), random (another writer)");
+    }
+    std::vector<int64_t> t;
+    for (size_t k = 0; k < files; ++k) {
+      if (f[k].empty()) throw FileError(where + "field " + std::to_string(k + 1) + " is empty");
+      const fs::path p = fs::path(f[k]).is_absolute() ? fs::path(f[k]) : base / f[k];
+      const std::string name = p.lexically_normal().string();
+      auto [it, added] = index.emplace(name, int64_t(m.files.size()));
+      if (added) {
+        if (!fs::is_regular_file(name, ec))
+          throw FileError(where + name + ": " +
+                          (fs::exists(name, ec) ? "not a regular file" : "no such file"));
+        m.files.push_back(name);
+      }
+      for (int64_t seen : t)
+        if (seen == it->second) throw FileError(where + "names " + name + " twice");
+      t.push_back(it->second);
+    }
+    m.tuples.insert(m.tuples.end(), t.begin(), t.end());
+    m.lines.push_back(no);
+  }
+  if (in.bad()) throw FileError(path + ": read error");
+  if (m.tuples.empty()) throw FileError(path + ": no tuple in it (expected lines of " + want + ")");
+  return m;
+}
+
+VerificationTrials tuple_trials(const TupleManifest& m, const std::vector<int64_t>& which,
+                                const std::function<const float*(int64_t)>& embedding,
+                                int64_t dim) {
+  VerificationTrials t;
+  auto trial = [&](int64_t i) {
+    const int64_t* f = m.tuples.data() + i * m.arity;
+    const std::vector<const float*> ref{embedding(f[0])};
+    if (m.arity == 3) {
+      t.genuine.push_back(verification_score(embedding(f[1]), ref, dim));
+      t.skilled.push_back(verification_score(embedding(f[2]), ref, dim));
+      return;
+    }
+    const double s = verification_score(embedding(f[1]), ref, dim);
+    const int32_t kind = m.kinds[size_t(i)];
+    (kind == kGenuinePair ? t.genuine : kind == kSkilledPair ? t.skilled : t.random).push_back(s);
+  };
+  if (which.empty())
+    for (int64_t i = 0; i < m.size(); ++i) trial(i);
+  for (int64_t i : which) trial(i);
   return t;
 }
 
@@ -314,6 +431,13 @@ VerificationTrials evaluate_verifier(SignatureVerifier& v, const WriterDataset& 
   return verification_trials(
       data, [&](const std::string& f) { return emb[index.at(f)].data(); }, v.dim(), references,
       random_writers);
+}
+
+VerificationTrials evaluate_verifier(SignatureVerifier& v, const TupleManifest& tuples,
+                                     const FeatureCache* cache) {
+  const std::vector<std::vector<float>> emb = v.embed(tuples.files, cache);
+  return tuple_trials(
+      tuples, {}, [&](int64_t i) { return emb[size_t(i)].data(); }, v.dim());
 }
 
 void EnrollmentDb::check_id(const std::string& id) {

@@ -431,7 +431,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     c.text += "\n# trained with 'bpkit train --seed " + std::to_string(r.seed) +
               "', which overrides training.seed above\n";
   }
-  if (c.layout == "writers") return train_verifier(r, std::move(c));
+  if (c.verifier()) return train_verifier(r, std::move(c));
   if (c.train_manifest.empty())
     throw ConfigError(c.file +
                       ": data.train is missing: training needs a manifest of "

@@ -53,6 +53,18 @@ Samples list_samples(const WriterDataset& d, const std::vector<size_t>& writers)
   return s;
 }
 
+// A tuple manifest's files, sample i being file i (its place: the line of its first tuple).
+Samples list_samples(const TupleManifest& m) {
+  Samples s;
+  s.entries.resize(m.files.size());
+  for (int64_t t = m.size(); t-- > 0;)
+    for (int k = 0; k < m.arity; ++k) {
+      const size_t f = size_t(m.tuples[size_t(t * m.arity + k)]);
+      s.entries[f] = {m.files[f], "", m.path + ":" + std::to_string(m.lines[size_t(t)])};
+    }
+  return s;
+}
+
 // Embeddings of every row of x [N, ...] in inference mode by one network or an ensemble
 // (ensemble_embed), [N, D].
 Tensor<float> embed_all(const std::vector<Network<float>*>& nets, const Tensor<float>& x) {
@@ -210,10 +222,11 @@ std::string pct(double v) {
 
 void log_summary(std::ostream* log, const char* what, const VerificationSummary& s) {
   if (!log) return;
-  *log << what << ": " << s.writers << " writers, EER skilled " << pct(s.skilled.eer) << " random "
-       << pct(s.random.eer) << "; at the threshold " << num(s.threshold).substr(0, 8) << ": FRR "
-       << pct(s.frr) << ", FAR skilled " << pct(s.far_skilled) << ", random " << pct(s.far_random)
-       << "\n";
+  *log << what << ": ";
+  if (s.writers > 0) *log << s.writers << " writers, ";
+  *log << "EER skilled " << pct(s.skilled.eer) << " random " << pct(s.random.eer)
+       << "; at the threshold " << num(s.threshold).substr(0, 8) << ": FRR " << pct(s.frr)
+       << ", FAR skilled " << pct(s.far_skilled) << ", random " << pct(s.far_random) << "\n";
 }
 
 void add_summary_facts(std::vector<std::pair<std::string, std::string>>& facts,
@@ -254,11 +267,41 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   if (!c.init.empty() && !r.resume)
     for (int k = 0; k < members; ++k) init_models.push_back(init_model(k));
 
-  const WriterDataset train_data = read_writer_dataset(c.train_manifest);
-  WriterDataset test_data;
-  if (!c.test_manifest.empty()) test_data = read_writer_dataset(c.test_manifest);
-  // Validation writers: the last fraction of a seeded permutation of the training writers.
-  std::vector<size_t> order(train_data.writers.size());
+  // Writers (tuples drawn every epoch) or a manifest of tuples (data.layout: pairs, triplets).
+  const bool by_writers = c.layout == "writers";
+  const int manifest_arity = c.layout == "pairs" ? 2 : 3;
+  WriterDataset train_data, test_data;
+  TupleManifest train_m, test_m;
+  if (by_writers) {
+    train_data = read_writer_dataset(c.train_manifest);
+    if (!c.test_manifest.empty()) test_data = read_writer_dataset(c.test_manifest);
+  } else {
+    train_m = read_tuple_manifest(c.train_manifest, manifest_arity);
+    if (!c.test_manifest.empty()) test_m = read_tuple_manifest(c.test_manifest, manifest_arity);
+  }
+  // Validation: the last fraction of a seeded permutation of the training writers. A manifest
+  // names no writers, but its genuine pairs (a triplet's anchor and positive) join scans of one
+  // writer: its tuples are held out by those groups (the group of their reference or anchor),
+  // so that validation tuples are of writers the network did not train on.
+  std::vector<size_t> group;  // manifest: per tuple, its group
+  size_t groups = by_writers ? train_data.writers.size() : 0;
+  if (!by_writers) {
+    std::vector<size_t> parent(train_m.files.size());
+    std::iota(parent.begin(), parent.end(), 0);
+    auto find = [&](size_t x) {
+      while (parent[x] != x) x = parent[x] = parent[parent[x]];
+      return x;
+    };
+    const size_t k = size_t(train_m.arity);
+    for (size_t t = 0; t < size_t(train_m.size()); ++t)
+      if (k == 3 || train_m.kinds[t] == kGenuinePair)
+        parent[find(size_t(train_m.tuples[t * k + 1]))] = find(size_t(train_m.tuples[t * k]));
+    std::unordered_map<size_t, size_t> id;
+    for (size_t t = 0; t < size_t(train_m.size()); ++t)
+      group.push_back(id.emplace(find(size_t(train_m.tuples[t * k])), id.size()).first->second);
+    groups = id.size();
+  }
+  std::vector<size_t> order(groups);
   std::iota(order.begin(), order.end(), 0);
   {
     Rng rng(c.seed ^ 0x77726974657273ULL);
@@ -267,11 +310,20 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   const size_t n_val = size_t(double(order.size()) * c.validation_split);
   std::vector<size_t> train_w(order.begin(), order.end() - long(n_val)),
       val_w(order.end() - long(n_val), order.end());
+  if (!by_writers) {  // groups → their tuples
+    std::vector<char> held(groups, 0);
+    for (size_t g : val_w) held[g] = 1;
+    train_w.clear();
+    val_w.clear();
+    for (size_t t = 0; t < group.size(); ++t) (held[group[t]] ? val_w : train_w).push_back(t);
+  }
   std::sort(train_w.begin(), train_w.end());
   std::sort(val_w.begin(), val_w.end());
-  if (train_w.size() < 2)
+  if (by_writers && train_w.size() < 2)
     throw FileError(c.train_manifest + ": " + std::to_string(train_w.size()) +
                     " training writer(s) after the validation split; tuples need at least two");
+  if (!by_writers && train_w.empty())
+    throw FileError(c.train_manifest + ": no training tuple left after the validation split");
 
   FeatureCache cache(c.cache_dir.empty() ? FeatureCache::default_dir() : c.cache_dir);
   ExtractOptions eo;
@@ -280,20 +332,31 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   eo.log = log;
   std::vector<size_t> all_w(train_data.writers.size());
   std::iota(all_w.begin(), all_w.end(), 0);
-  const Samples samples = list_samples(train_data, all_w);
-  // Fit stages learn from the training writers' genuine signatures.
+  const Samples samples = by_writers ? list_samples(train_data, all_w) : list_samples(train_m);
+  // Fit stages learn from the training writers' genuine signatures (the training tuples' scans).
   std::vector<std::pair<size_t, std::string>> fitted;
   for (size_t k : pipeline.fit_stages()) {
     std::vector<std::string> files;
-    for (size_t w : train_w)
-      for (int64_t i : samples.genuine[w]) files.push_back(samples.entries[size_t(i)].path);
+    if (by_writers) {
+      for (size_t w : train_w)
+        for (int64_t i : samples.genuine[w]) files.push_back(samples.entries[size_t(i)].path);
+    } else {
+      std::vector<char> used(train_m.files.size(), 0);
+      for (size_t t : train_w)
+        for (int m = 0; m < train_m.arity; ++m)
+          used[size_t(train_m.tuples[t * size_t(train_m.arity) + size_t(m)])] = 1;
+      for (size_t i = 0; i < used.size(); ++i)
+        if (used[i]) files.push_back(train_m.files[i]);
+    }
     fitted.emplace_back(k, pipeline.fit(k, files, nullptr));
   }
   const FeatureSet set = extract_features(pipeline, samples.entries, eo);
   if (log)
-    *log << "features: " << set.features.size() << " scans of " << train_data.writers.size()
-         << " writers (" << set.cache_hits << " from the cache, " << set.computed
-         << " computed) in " << fmt_seconds(set.seconds) << "\n"
+    *log << "features: " << set.features.size() << " scans of "
+         << (by_writers ? std::to_string(train_data.writers.size()) + " writers"
+                        : std::to_string(train_m.size()) + " " + c.layout)
+         << " (" << set.cache_hits << " from the cache, " << set.computed << " computed) in "
+         << fmt_seconds(set.seconds) << "\n"
          << std::flush;
   TupleDataset tuples;
   tuples.x = stack(set);
@@ -318,14 +381,32 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                    : make_metric_loss<float>(c.loss, c.loss == "triplet" ? 0.2 : 1.0);
   tuples.arity = loss->arity();
 
+  if (!by_writers && tuples.arity != train_m.arity)
+    throw ConfigError(c.loss_where + ": loss " + c.loss + " takes " +
+                      (tuples.arity == 2 ? "pairs" : "triplets") + ", the manifest has " +
+                      (train_m.arity == 2 ? "pairs" : "triplets"));
   const TupleDrawer drawer{samples, train_w, c.skilled_negatives, c.mining, tuples.arity};
+  // The manifest's tuples `which`, as the trainer takes them (pairs labelled 1: the same writer).
+  auto manifest_tuples = [&](const std::vector<size_t>& which, std::vector<int64_t>& out,
+                             std::vector<int32_t>& labels) {
+    for (size_t t : which) {
+      const int64_t* f = train_m.tuples.data() + t * size_t(train_m.arity);
+      out.insert(out.end(), f, f + train_m.arity);
+      if (train_m.arity == 2) labels.push_back(train_m.kinds[t] == kGenuinePair ? 1 : 0);
+    }
+  };
+  if (!by_writers) manifest_tuples(train_w, tuples.tuples, tuples.labels);
   TupleDataset val;
-  if (val_w.size() >= 2) {
+  if (by_writers ? val_w.size() >= 2 : !val_w.empty()) {
     val.arity = tuples.arity;
-    const TupleDrawer vd{samples, val_w, c.skilled_negatives, 1, tuples.arity};
-    Rng rng(c.seed ^ 0x76616c7475706c65ULL);
-    vd.draw(std::max<int64_t>(500, int64_t(val_w.size()) * 40), rng, nullptr, val.tuples,
-            val.labels);
+    if (by_writers) {
+      const TupleDrawer vd{samples, val_w, c.skilled_negatives, 1, tuples.arity};
+      Rng rng(c.seed ^ 0x76616c7475706c65ULL);
+      vd.draw(std::max<int64_t>(500, int64_t(val_w.size()) * 40), rng, nullptr, val.tuples,
+              val.labels);
+    } else {
+      manifest_tuples(val_w, val.tuples, val.labels);
+    }
     // Only the validation writers' rows, renumbered: no second copy of every sample.
     std::unordered_map<int64_t, int64_t> row;
     for (int64_t& t : val.tuples) t = row.emplace(t, int64_t(row.size())).first->second;
@@ -384,12 +465,13 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
       o.on_epoch_end = [&](const TrainProgress& p) { save_checkpoint(ckpt, net, *opt, p, dk); };
     // Tuples of epoch e depend on (seed, e) and the weights at its start: a resumed run draws the
     // same ones.
-    o.draw_tuples = [&](int epoch, TupleDataset& d) {
-      Rng rng(ck.seed * 0x9e3779b97f4a7c15ULL ^ 0x7475706c6573ULL ^ uint64_t(epoch + 1) << 32);
-      Tensor<float> emb;
-      if (c.mining > 1) emb = embed_all({&net}, d.x);
-      drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
-    };
+    if (by_writers)
+      o.draw_tuples = [&](int epoch, TupleDataset& d) {
+        Rng rng(ck.seed * 0x9e3779b97f4a7c15ULL ^ 0x7475706c6573ULL ^ uint64_t(epoch + 1) << 32);
+        Tensor<float> emb;
+        if (c.mining > 1) emb = embed_all({&net}, d.x);
+        drawer.draw(c.tuples, rng, c.mining > 1 ? &emb : nullptr, d.tuples, d.labels);
+      };
     const auto t0 = std::chrono::steady_clock::now();
     // The trainer takes the samples over (no copy for the last member); they are stacked again
     // for the embeddings.
@@ -423,14 +505,22 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     return d;
   };
   auto lookup = [&](const std::string& f) { return emb.data() + row_of.at(f) * dim; };
-  const VerificationTrials train_trials =
-      verification_trials(subset(train_w), lookup, dim, c.references);
+  // Trials: the writers' protocol with data.references references, or the manifest's tuples.
+  auto trials_of = [&](const std::vector<size_t>& which) {
+    if (by_writers) return verification_trials(subset(which), lookup, dim, c.references);
+    return tuple_trials(
+        train_m, std::vector<int64_t>(which.begin(), which.end()),
+        [&](int64_t f) { return emb.data() + f * dim; }, dim);
+  };
+  const VerificationTrials train_trials = trials_of(train_w);
   if (train_trials.genuine.empty())
-    throw FileError(c.train_manifest + ": no training writer has more than data.references (" +
-                    std::to_string(c.references) +
-                    ") genuine signatures: nothing to calibrate the threshold on");
+    throw FileError(c.train_manifest +
+                    (by_writers ? ": no training writer has more than data.references (" +
+                                      std::to_string(c.references) + ") genuine signatures"
+                                : ": no genuine training tuple") +
+                    ": nothing to calibrate the threshold on");
   VerificationTrials val_trials;
-  if (!val_w.empty()) val_trials = verification_trials(subset(val_w), lookup, dim, c.references);
+  if (!val_w.empty()) val_trials = trials_of(val_w);
   const bool calib_val = !val_trials.genuine.empty();
   const VerificationTrials& calib = calib_val ? val_trials : train_trials;
   auto calibrate = [](const VerificationTrials& t) {
@@ -442,7 +532,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   // The same calibration for every other reference count the writers allow (up to
   // kMaxCalibratedReferences): a user enrolling 3 or 12 references gets the threshold for 3 or 12.
   std::vector<std::pair<int, double>> thresholds;
-  {
+  if (!by_writers) thresholds.emplace_back(1, threshold);  // a tuple holds one reference
+  if (by_writers) {
     const WriterDataset cw = subset(calib_val ? val_w : train_w);
     for (int n = 1; n <= kMaxCalibratedReferences; ++n) {
       if (n == c.references) {
@@ -459,20 +550,21 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     for (const auto& [n, t] : thresholds) *log << " " << n << "=" << num(t).substr(0, 6);
     *log << "\n";
   }
+  const std::string unit = by_writers ? "writers" : c.layout;
   const VerificationSummary on_train = summarize_trials(train_trials, threshold);
-  log_summary(log, "training writers", on_train);
+  log_summary(log, ("training " + unit).c_str(), on_train);
   VerificationSummary on_val;
   if (!val_w.empty()) {
     on_val = summarize_trials(val_trials, threshold);
-    log_summary(log, "validation writers", on_val);
+    log_summary(log, ("validation " + unit).c_str(), on_val);
   }
 
   Metadata meta{{"name", c.name},
                 {"labels", "writer"},
                 {"trained", now_utc()},
                 {"epochs", std::to_string(result.history.size())},
-                {"train_writers", std::to_string(train_w.size())},
-                {"validation_writers", std::to_string(val_w.size())},
+                {"train_" + unit, std::to_string(train_w.size())},
+                {"validation_" + unit, std::to_string(val_w.size())},
                 {"threshold", num(threshold)},
                 {"references", std::to_string(c.references)},
                 {"thresholds", format_thresholds(thresholds)},
@@ -482,20 +574,25 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   if (!c.init.empty()) meta.emplace_back("init", init_reference(c, out));
   VerificationTrials test_trials;
   VerificationSummary on_test;
-  const bool has_test = !test_data.writers.empty();
+  const bool has_test = !test_data.writers.empty() || test_m.size() > 0;
   if (has_test) {
     std::vector<size_t> tw(test_data.writers.size());
     std::iota(tw.begin(), tw.end(), 0);
-    const Samples ts = list_samples(test_data, tw);
+    const Samples ts = by_writers ? list_samples(test_data, tw) : list_samples(test_m);
     const FeatureSet tset = extract_features(pipeline, ts.entries, eo);
     const Tensor<float> temb = embed_all(ensemble, stack(tset));
-    std::unordered_map<std::string, int64_t> trow;
-    for (size_t i = 0; i < ts.entries.size(); ++i) trow[ts.entries[i].path] = int64_t(i);
-    test_trials = verification_trials(
-        test_data, [&](const std::string& f) { return temb.data() + trow.at(f) * dim; }, dim,
-        c.references);
+    if (by_writers) {
+      std::unordered_map<std::string, int64_t> trow;
+      for (size_t i = 0; i < ts.entries.size(); ++i) trow[ts.entries[i].path] = int64_t(i);
+      test_trials = verification_trials(
+          test_data, [&](const std::string& f) { return temb.data() + trow.at(f) * dim; }, dim,
+          c.references);
+    } else {
+      test_trials = tuple_trials(
+          test_m, {}, [&](int64_t f) { return temb.data() + f * dim; }, dim);
+    }
     on_test = summarize_trials(test_trials, threshold);
-    log_summary(log, "test writers", on_test);
+    log_summary(log, ("test " + unit).c_str(), on_test);
     meta.emplace_back("test_eer_skilled", num(on_test.skilled.eer));
     meta.emplace_back("test_eer_random", num(on_test.random.eer));
     outcome.test_eer_skilled = on_test.skilled.eer;
@@ -531,28 +628,30 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
                {"loss", loss->kind()},
                {"margin", num(loss->margin())},
-               {"train_writers", std::to_string(train_w.size())},
-               {"validation_writers", std::to_string(val_w.size())},
+               {"train_" + unit, std::to_string(train_w.size())},
+               {"validation_" + unit, std::to_string(val_w.size())},
                {"train_scans", std::to_string(set.features.size())},
-               {"tuples_per_epoch", std::to_string(c.tuples)},
+               {"tuples_per_epoch",
+                std::to_string(by_writers ? int64_t(c.tuples) : int64_t(train_w.size()))},
                {"members", std::to_string(members)},
                {"parameters", std::to_string(parameters)},
                {"training_seconds", num(secs)},
                {"resumed_after_epoch", std::to_string(outcome.resumed_from)},
                {"threshold", num(threshold)},
-               {"threshold_calibrated_on", calib_val ? "validation writers" : "training writers"},
+               {"threshold_calibrated_on", (calib_val ? "validation " : "training ") + unit},
                {"references", std::to_string(c.references)}};
   add_summary_facts(rep.facts, "train_", on_train);
   if (!val_w.empty()) add_summary_facts(rep.facts, "validation_", on_val);
   if (has_test) {
-    rep.facts.emplace_back("test_writers", std::to_string(on_test.writers));
+    rep.facts.emplace_back("test_" + unit,
+                           std::to_string(by_writers ? on_test.writers : test_m.size()));
     add_summary_facts(rep.facts, "test_", on_test);
   }
   write_training_report(out, rep);
   // The DET curves of the test writers (else the validation or training writers).
   const VerificationTrials& shown = has_test ? test_trials : train_trials;
   write_det_png((fs::path(out) / "det.png").string(),
-                c.name + (has_test ? ": test writers" : ": training writers"), shown, threshold);
+                c.name + (has_test ? ": test " : ": training ") + unit, shown, threshold);
   fs::remove(ckpt, ec);
   remove_member_states(out);
   return outcome;

@@ -63,7 +63,11 @@ struct PipelineConfig {
   // data.layout "writers" (a verifier learned from tuples, metric.h): train and test name dataset
   // directories, one subdirectory per writer holding genuine/ and forgeries/ (skilled forgeries)
   // images; "manifest" (default): train and test are manifests.
+  // "pairs" / "triplets": train and test are manifests of tuples (read_tuple_manifest in
+  // signature.h), for data that comes as pairs or triplets rather than as writers.
   std::string layout = "manifest";
+  // An embedding model (a verifier): learned from writers, pairs or triplets.
+  bool verifier() const { return layout == "writers" || layout == "pairs" || layout == "triplets"; }
   int64_t tuples = 20000;          // data.tuples: pairs or triplets drawn per epoch
   double skilled_negatives = 0.5;  // data.skilled_negatives: share of negatives that are skilled
                                    // forgeries of the anchor's writer (the rest: other writers)

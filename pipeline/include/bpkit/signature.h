@@ -60,6 +60,36 @@ VerificationTrials verification_trials(
     const WriterDataset& data, const std::function<const float*(const std::string&)>& embedding,
     int64_t dim, int references, int random_writers = 50, const TrialScore& score = nullptr);
 
+// A manifest of pairs or triplets (data.layout: pairs | triplets), for data that comes as tuples
+// rather than as writers: one tuple a line, fields separated by tabs, paths relative to the
+// manifest's directory, blank lines and lines starting with '#' skipped.
+//   pairs:    REFERENCE <tab> QUERY <tab> LABEL   LABEL: 1 or genuine (the same writer), 0 or
+//             skilled (a forgery of the reference's writer), random (another writer)
+//   triplets: ANCHOR <tab> POSITIVE <tab> NEGATIVE   (anchor and positive by one writer)
+struct TupleManifest {
+  std::string path;
+  int arity = 2;
+  std::vector<std::string> files;  // distinct, in the order they first appear
+  std::vector<int64_t> tuples;     // `arity` indices into files per tuple
+  std::vector<int32_t> kinds;      // pairs: per tuple, kGenuinePair, kSkilledPair or kRandomPair
+  std::vector<int> lines;          // per tuple, its line in the file
+  int64_t size() const { return int64_t(tuples.size()) / arity; }
+};
+constexpr int32_t kSkilledPair = 0, kGenuinePair = 1, kRandomPair = 2;
+// Throws FileError naming FILE:LINE: unreadable, a line of another field count, an unknown label,
+// a file that does not exist, a tuple naming one file twice, no tuple at all.
+TupleManifest read_tuple_manifest(const std::string& path, int arity);
+// 2 or 3 when the file's first tuple line (comments and blank lines skipped) has three tab-
+// separated fields, the third a pair label (2) or not (3); 0 otherwise (e.g. a class manifest)
+// or when it cannot be read.
+int tuple_manifest_arity(const std::string& path);
+
+// The trials of tuples `which` (indices into m's tuples; all when empty): a pair is a trial of its
+// kind scored by verification_score with one reference; a triplet is a genuine trial (anchor,
+// positive) and a skilled-forgery trial (anchor, negative). `embedding(i)` is file i's.
+VerificationTrials tuple_trials(const TupleManifest& m, const std::vector<int64_t>& which,
+                                const std::function<const float*(int64_t)>& embedding, int64_t dim);
+
 // Error rates of a set of trials: EER for skilled and for random forgeries, and FAR/FRR at a
 // given threshold.
 struct VerificationSummary {
@@ -129,6 +159,10 @@ std::vector<std::pair<int, double>> parse_thresholds(const std::string& text);
 VerificationTrials evaluate_verifier(SignatureVerifier& verifier, const WriterDataset& data,
                                      int references, const FeatureCache* cache = nullptr,
                                      int random_writers = 50);
+
+// The same on a tuple manifest: every scan embedded, then tuple_trials (one reference each).
+VerificationTrials evaluate_verifier(SignatureVerifier& verifier, const TupleManifest& tuples,
+                                     const FeatureCache* cache = nullptr);
 
 // Enrolled writers: a directory holding one file per writer, ID.json (format
 // "bpkit-signature-enrollment", version 1): the writer's id, the verifier's model_id() the

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -399,6 +400,11 @@ int cmd_eval(int argc, char** argv) {
                          {"no-cache", "trust-model-plugins"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
   const bool trust = o.count("trust-model-plugins") > 0;
+  // A mistyped path is named as such, whatever else the options say.
+  std::error_code ec;
+  if (!std::filesystem::exists(pos[1], ec))
+    throw bpkit::FileError(pos[1] + ": cannot read the manifest (" +
+                           bpkit::open_failure(pos[1], ENOENT) + ")");
   const int tuple_arity = bpkit::tuple_manifest_arity(pos[1]);
   if (std::filesystem::is_directory(pos[1]) || tuple_arity) {
     // A verifier on a dataset directory of writers (the verification protocol) or on a manifest

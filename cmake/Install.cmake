@@ -1,5 +1,6 @@
 # Installation (cmake --install BUILD --prefix PREFIX):
-#   PREFIX/bin/                  the programs in apps/ (bpkit, ...)
+#   PREFIX/bin/                  the programs in apps/ (bpkit, ...) and the data tools in tools/
+#                                (render_lines, render_page, make_signatures, ...)
 #   PREFIX/lib/bpkit/plugins/    the built-in plugins in plugins/: an installed bpkit looks in
 #                                <its directory>/../lib/bpkit/plugins first
 #   PREFIX/share/bpkit/models/   the shipped models (models/), found by the apps the same way
@@ -45,6 +46,13 @@ endfunction()
 # RPATH, so the installed files run without the build tree.
 bpkit_targets_in(${PROJECT_SOURCE_DIR}/apps EXECUTABLE bpkit_install_programs)
 bpkit_targets_in(${PROJECT_SOURCE_DIR}/plugins MODULE_LIBRARY bpkit_install_plugins)
+set_target_properties(${bpkit_install_programs} ${bpkit_install_plugins}
+                      PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+# The tools users make training data with for their own models (tools/): text lines and pages,
+# digits, spoken digits, signatures, and features exported for Kaldi and Sphinx.
+set(bpkit_install_tools make_digits render_lines render_page make_speech_digits make_signatures
+                        export_features)
+list(APPEND bpkit_install_programs ${bpkit_install_tools})
 set_target_properties(${bpkit_install_programs} ${bpkit_install_plugins}
                       PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 install(TARGETS ${bpkit_install_programs} RUNTIME DESTINATION ${BPKIT_INSTALL_BINDIR})

@@ -46,7 +46,8 @@ plugdir=$tmp/example-build
 
 echo "== cmake --install into a temporary prefix"
 run_logged "$tmp/install.log" "$cmake" --install "$build" --prefix "$prefix"
-for f in bin/bpkit bin/ocr_app share/bpkit/models/digits/model.bpk share/bpkit/models/ocr/model.bpk \
+for f in bin/bpkit bin/ocr_app bin/render_lines bin/render_page bin/make_signatures \
+  bin/make_speech_digits bin/make_digits bin/export_features share/bpkit/models/digits/model.bpk share/bpkit/models/ocr/model.bpk \
   lib/bpkit/plugins/libbpkit_image.so include/bpkit/plugin.h \
   include/bpkit/tensor.h lib/libbpkit_engine.a lib/cmake/bpkit/bpkitConfig.cmake \
   lib/cmake/bpkit/bpkitConfigVersion.cmake lib/cmake/bpkit/bpkitTargets.cmake \
@@ -211,5 +212,12 @@ got=$("$prefix/bin/ocr_app" --mode char "$src/tests/data/digit3_dark_on_light.pn
 out=$("$prefix/bin/ocr_app" "$src/examples/ocr/page.png" 2>&1) || fail "installed ocr_app: $out"
 [ "$(echo "$out" | wc -l)" -eq "$(wc -l <"$src/examples/ocr/page.txt")" ] ||
   fail "installed ocr_app read $(echo "$out" | wc -l) lines of the bundled page: $out"
+
+echo "== the installed data tools run without the build tree"
+run_logged "$tmp/render.log" "$prefix/bin/render_lines" --out "$tmp/lines" --count 3 --seed 5
+[ "$(grep -c '^images/lines_0*[0-2]\.png' "$tmp/lines/lines.tsv")" -eq 3 ] || fail "installed render_lines: $(cat "$tmp/render.log")"
+run_logged "$tmp/sigs.log" "$prefix/bin/make_signatures" --out "$tmp/sigs" --writers 1 --genuine 2 \
+  --forgeries 1
+[ -d "$tmp/sigs/w0001/genuine" ] || fail "installed make_signatures: $(ls -R "$tmp/sigs")"
 
 echo "out_of_tree: OK"

@@ -556,6 +556,12 @@ TEST_CASE("a verifier ensemble (training.members) concatenates its members' embe
   CHECK_FALSE(fs::exists(t.file("ens/member.1.bpk")));
   CHECK_FALSE(fs::exists(t.file("ens/member.2.bpk")));
   CHECK_FALSE(fs::exists(t.file("ens/checkpoint.bpk")));
+  // The report says whose curves it draws and gives every member's best epoch.
+  const std::string report = bpkit_test::read_bytes(t.file("ens/metrics.json"));
+  CHECK_THAT(report, Contains("(curves: member 1 of 2)"));
+  for (const char* key : {"\"member_1_best_epoch\"", "\"member_2_best_epoch\"",
+                          "\"member_2_val_acc\"", "\"member_2_val_loss\""})
+    CHECK_THAT(report, Contains(key));
   // Member 1 is the single network of the same seed; member 2 starts from, and draws its tuples
   // with, the next seed (the validation writers stay the same).
   train(config("one.yaml", 1), t.file("one"));

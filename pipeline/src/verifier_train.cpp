@@ -427,6 +427,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   TrainOutcome outcome;
   outcome.model_dir = out;
   TrainResult result;  // the first member's (the report's curves)
+  std::vector<TrainResult> member_results;
   double secs = 0;
   for (int k = 0; k < members; ++k) {
     Network<float>& net = nets[size_t(k)];
@@ -439,6 +440,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
       if (log) *log << "member " << k + 1 << " of " << members << " (seed " << ck.seed << ")\n";
       if (r.resume && fs::exists(state)) {
         const TrainProgress done = load_checkpoint(state, net, *opt, dk);
+        member_results.push_back(done.result);
         if (k == 0) result = done.result;
         if (log) *log << "  trained before the stop: " << state << "\n";
         continue;
@@ -485,6 +487,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
       done.result = rk;
       save_checkpoint(state, net, *opt, done, dk);
     }
+    member_results.push_back(rk);
     if (k == 0) result = std::move(rk);
   }
   outcome.epochs_run = int(result.history.size());
@@ -640,6 +643,21 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
                {"threshold", num(threshold)},
                {"threshold_calibrated_on", (calib_val ? "validation " : "training ") + unit},
                {"references", std::to_string(c.references)}};
+  // An ensemble's curves are its first member's; every member's best epoch and validation
+  // figures are facts.
+  if (members > 1) {
+    rep.title += " (curves: member 1 of " + std::to_string(members) + ")";
+    for (size_t k = 0; k < member_results.size(); ++k) {
+      const TrainResult& m = member_results[k];
+      const std::string key = "member_" + std::to_string(k + 1) + "_";
+      rep.facts.emplace_back(key + "best_epoch", std::to_string(m.best_epoch));
+      for (const EpochStats& e : m.history)
+        if (e.epoch == m.best_epoch) {
+          rep.facts.emplace_back(key + "val_loss", num(e.val_loss));
+          rep.facts.emplace_back(key + "val_acc", num(e.val_acc));
+        }
+    }
+  }
   add_summary_facts(rep.facts, "train_", on_train);
   if (!val_w.empty()) add_summary_facts(rep.facts, "validation_", on_val);
   if (has_test) {

@@ -16,12 +16,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -138,7 +140,7 @@ const char* kTrainUsage =
 
 const char* kEvalUsage =
     "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--trust-model-plugins]\n"
-    "                  [--no-cache] [--dict FILE] [--dict-cost X] [--det PNG]\n"
+    "                  [--no-cache] [--dict FILE] [--dict-cost X] [--det PNG] [--json]\n"
     "\n"
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
@@ -159,16 +161,20 @@ const char* kEvalUsage =
     "  --trust-model-plugins\n"
     "                  also load plugins from the directories the model's pipeline.yaml names\n"
     "                  (plugin_path); without it a model directory never chooses which native\n"
-    "                  code runs (docs/security.md)\n";
+    "                  code runs (docs/security.md)\n"
+    "  --json          the figures as one JSON object with the same keys (a class model's also\n"
+    "                  with its classes and the confusion matrix, rows the truth)\n";
 
 const char* kPredictUsage =
-    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--plugin-path DIR]...\n"
+    "usage: bpkit predict MODEL_DIR FILE... [--top K] [--json] [--plugin-path DIR]...\n"
     "                     [--trust-model-plugins] [--dict FILE] [--dict-cost X]\n"
     "\n"
     "Prints one line per file: the file, the predicted class and its probability (with --top K,\n"
     "the K most likely classes); for a transcript model, the file, the text and the confidence of\n"
-    "its least certain symbol. --plugin-path, --trust-model-plugins, --dict and --dict-cost as\n"
-    "for eval.\n";
+    "its least certain symbol. A FILE of '-' reads file names from standard input, one a line.\n"
+    "With --json each line is a JSON object: {file, class, probability[, top: [{class,\n"
+    "probability}...]]}, {file, text, confidence}, or {file, error} for a file that failed (exit\n"
+    "status 1). --plugin-path, --trust-model-plugins, --dict and --dict-cost as for eval.\n";
 
 const char* kPluginsUsage =
     "usage: bpkit plugins [NAME...] [--plugin-path DIR]...\n"
@@ -397,8 +403,31 @@ int cmd_eval(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
   auto o = parse_options(argc, argv, 2, {"plugin-path", "dict", "dict-cost", "det"}, pos,
-                         {"no-cache", "trust-model-plugins"}, &all);
+                         {"no-cache", "trust-model-plugins", "json"}, &all);
   if (pos.size() != 2) throw UsageError("eval takes a model directory and a manifest");
+  // The figures: one line of "key value" pairs, or (--json) one JSON object with the same keys.
+  const bool json = o.count("json") > 0;
+  auto report = [&](const nlohmann::ordered_json& j) {
+    if (json) {
+      std::printf("%s\n", j.dump().c_str());
+      return;
+    }
+    std::string line;
+    for (const auto& [k, v] : j.items()) {
+      if (v.is_array() || v.is_object()) continue;
+      char buf[64];
+      if (v.is_number_float())
+        std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
+      else if (v.is_null())
+        std::snprintf(buf, sizeof buf, "nan");
+      else
+        std::snprintf(buf, sizeof buf, "%s",
+                      v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+      line += (line.empty() ? "" : " ") + k + " " + buf;
+    }
+    std::printf("%s\n", line.c_str());
+  };
+  auto or_null = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); };
   const bool trust = o.count("trust-model-plugins") > 0;
   // A mistyped path is named as such, whatever else the options say.
   std::error_code ec;
@@ -422,17 +451,23 @@ int cmd_eval(int argc, char** argv) {
             ? bpkit::evaluate_verifier(v, bpkit::read_tuple_manifest(pos[1], tuple_arity), c)
             : bpkit::evaluate_verifier(v, bpkit::read_writer_dataset(pos[1]), refs, c);
     const bpkit::VerificationSummary s = bpkit::summarize_trials(t, v.threshold(size_t(refs)));
-    if (!tuple_arity) std::printf("writers %lld ", (long long)s.writers);
-    std::printf(
-        "references %d genuine_trials %lld skilled_trials %lld random_trials %lld "
-        "threshold %.4f frr %.4f far_skilled %.4f far_random %.4f eer_skilled %.4f "
-        "eer_random %.4f\n",
-        refs, (long long)s.genuine_trials, (long long)s.skilled_trials, (long long)s.random_trials,
-        s.threshold, s.frr, s.far_skilled, s.far_random, s.skilled.eer, s.random.eer);
     if (o.count("det")) {
       bpkit::write_det_png(o["det"], pos[1], t, s.threshold);
       std::fprintf(stderr, "DET curves: %s\n", o["det"].c_str());
     }
+    nlohmann::ordered_json j;
+    if (!tuple_arity) j["writers"] = s.writers;
+    j["references"] = refs;
+    j["genuine_trials"] = s.genuine_trials;
+    j["skilled_trials"] = s.skilled_trials;
+    j["random_trials"] = s.random_trials;
+    j["threshold"] = s.threshold;
+    j["frr"] = or_null(s.frr);
+    j["far_skilled"] = or_null(s.far_skilled);
+    j["far_random"] = or_null(s.far_random);
+    j["eer_skilled"] = or_null(s.skilled.eer);
+    j["eer_random"] = or_null(s.random.eer);
+    report(j);
     return 0;
   }
   if (o.count("det"))  // said before the model loads
@@ -476,9 +511,11 @@ int cmd_eval(int argc, char** argv) {
       }
       errors.add(bpkit::split_words(u.text), ref);
     }
-    std::printf("samples %zu skipped %zu words %lld word_error_rate %.4f sentence_accuracy %.4f\n",
-                set.features.size(), set.skipped.size(), (long long)errors.words, errors.wer(),
-                errors.sentence_accuracy());
+    report({{"samples", set.features.size()},
+            {"skipped", set.skipped.size()},
+            {"words", errors.words},
+            {"word_error_rate", or_null(errors.wer())},
+            {"sentence_accuracy", or_null(errors.sentence_accuracy())}});
     return 0;
   }
   const auto preds = model.predict(set.features);
@@ -494,9 +531,10 @@ int cmd_eval(int argc, char** argv) {
                                     std::vector<int32_t>(want.begin(), want.end()));
       chars += int64_t(want.size());
     }
-    std::printf("samples %zu skipped %zu accuracy %.4f character_error_rate %.4f\n", preds.size(),
-                set.skipped.size(), preds.empty() ? 0.0 : double(exact) / double(preds.size()),
-                chars ? double(edits) / double(chars) : 0.0);
+    report({{"samples", preds.size()},
+            {"skipped", set.skipped.size()},
+            {"accuracy", preds.empty() ? 0.0 : double(exact) / double(preds.size())},
+            {"character_error_rate", chars ? double(edits) / double(chars) : 0.0}});
     return 0;
   }
   bpkit::ConfusionMatrix cm(int(classes.size()));
@@ -510,11 +548,25 @@ int cmd_eval(int argc, char** argv) {
     cm.add(truth, preds[i].label);
     right += truth == preds[i].label;
   }
-  std::printf("confusion matrix (rows: truth, columns: prediction; classes:");
-  for (size_t i = 0; i < classes.size(); ++i) std::printf(" %zu=%s", i, classes[i].c_str());
-  std::printf(")\n%s", cm.to_string().c_str());
-  std::printf("samples %zu skipped %zu accuracy %.4f\n", preds.size(), set.skipped.size(),
-              preds.empty() ? 0.0 : double(right) / double(preds.size()));
+  nlohmann::ordered_json j{
+      {"samples", preds.size()},
+      {"skipped", set.skipped.size()},
+      {"accuracy", preds.empty() ? 0.0 : double(right) / double(preds.size())}};
+  if (json) {  // the confusion matrix too: rows are the truth, columns the prediction
+    j["classes"] = classes;
+    nlohmann::json rows = nlohmann::json::array();
+    for (int a = 0; a < cm.classes(); ++a) {
+      nlohmann::json row = nlohmann::json::array();
+      for (int b = 0; b < cm.classes(); ++b) row.push_back(cm.at(a, b));
+      rows.push_back(row);
+    }
+    j["confusion"] = rows;
+  } else {
+    std::printf("confusion matrix (rows: truth, columns: prediction; classes:");
+    for (size_t i = 0; i < classes.size(); ++i) std::printf(" %zu=%s", i, classes[i].c_str());
+    std::printf(")\n%s", cm.to_string().c_str());
+  }
+  report(j);
   return 0;
 }
 
@@ -522,30 +574,69 @@ int cmd_predict(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
   auto o = parse_options(argc, argv, 2, {"plugin-path", "top", "dict", "dict-cost"}, pos,
-                         {"trust-model-plugins"}, &all);
+                         {"trust-model-plugins", "json"}, &all);
   if (pos.size() < 2) throw UsageError("predict takes a model directory and at least one file");
+  // "-": the file names, one a line, from standard input (once).
+  std::vector<std::string> files;
+  bool stdin_read = false;
+  for (size_t i = 1; i < pos.size(); ++i) {
+    if (pos[i] != "-") {
+      files.push_back(pos[i]);
+      continue;
+    }
+    if (stdin_read) throw UsageError("predict reads '-' (file names from standard input) once");
+    stdin_read = true;
+    for (std::string line; std::getline(std::cin, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) files.push_back(line);
+    }
+  }
   bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"),
                             o.count("trust-model-plugins") > 0);
   use_dictionary(model, o);
   const size_t top = size_t(integer(o, "top", 1, 1));
+  const bool json = o.count("json") > 0;
   int failures = 0;
-  for (size_t i = 1; i < pos.size(); ++i) {
+  for (const std::string& file : files) {
     try {
-      const auto p = model.predict(pos[i]);
+      const auto p = model.predict(file);
       if (model.transcripts()) {
-        std::printf("%s\t%s\t%.4f\n", pos[i].c_str(), p.name.c_str(), p.confidence);
+        if (json)
+          std::printf(
+              "%s\n",
+              nlohmann::ordered_json{{"file", file}, {"text", p.name}, {"confidence", p.confidence}}
+                  .dump()
+                  .c_str());
+        else
+          std::printf("%s\t%s\t%.4f\n", file.c_str(), p.name.c_str(), p.confidence);
         continue;
       }
       std::vector<size_t> order(p.probabilities.size());
       for (size_t k = 0; k < order.size(); ++k) order[k] = k;
       std::stable_sort(order.begin(), order.end(),
                        [&](size_t a, size_t b) { return p.probabilities[a] > p.probabilities[b]; });
-      std::printf("%s", pos[i].c_str());
+      if (json) {
+        nlohmann::ordered_json j{{"file", file},
+                                 {"class", model.classes()[order[0]]},
+                                 {"probability", p.probabilities[order[0]]}};
+        if (top > 1) {
+          j["top"] = nlohmann::json::array();
+          for (size_t k = 0; k < top && k < order.size(); ++k)
+            j["top"].push_back(nlohmann::ordered_json{{"class", model.classes()[order[k]]},
+                                                      {"probability", p.probabilities[order[k]]}});
+        }
+        std::printf("%s\n", j.dump().c_str());
+        continue;
+      }
+      std::printf("%s", file.c_str());
       for (size_t k = 0; k < top && k < order.size(); ++k)
         std::printf("\t%s\t%.4f", model.classes()[order[k]].c_str(), p.probabilities[order[k]]);
       std::printf("\n");
     } catch (const bpkit::StageError& e) {
       std::fprintf(stderr, "bpkit predict: %s\n", e.what());
+      if (json)
+        std::printf("%s\n",
+                    nlohmann::ordered_json{{"file", file}, {"error", e.what()}}.dump().c_str());
       ++failures;
     }
   }

@@ -30,5 +30,22 @@ pred=$("$bpkit" predict "$model" "$dir/data/images/3_470.png" 2>&1) || fail "bpk
 printf '%s\n' "$pred"
 printf '%s\n' "$pred" | grep -Eq "3_470\.png[[:space:]]+3([[:space:]]|$)" ||
   fail "predict did not classify images/3_470.png as 3: $pred"
+# --json: the same figures (eval) and classes (predict); '-' reads file names from stdin, and a
+# file that fails is a {file, error} line and exit status 1.
+json=$("$bpkit" eval "$model" "$dir/data/test.tsv" --json 2>/dev/null) || fail "eval --json failed"
+case $json in
+  '{"samples":500,"skipped":0,"accuracy":'*',"classes":["0",'*'"confusion":[['*) ;;
+  *) fail "eval --json: $json" ;;
+esac
+awk -v a="$accuracy" -v j="$(printf '%s' "$json" | sed 's/.*"accuracy":\([0-9.e-]*\).*/\1/')" \
+  'BEGIN { d = a - j; exit !(d < 0.00005 && d > -0.00005) }' || fail "eval --json accuracy: $json vs $accuracy"
+printf '%s\n%s\n' "$dir/data/images/3_470.png" "$dir/missing.png" >"$dir/list"
+status=0
+"$bpkit" predict "$model" - --json --top 2 <"$dir/list" >"$dir/pred.json" 2>/dev/null || status=$?
+[ "$status" = 1 ] || fail "predict with a missing file: exit $status, expected 1"
+head -1 "$dir/pred.json" | grep -Eq '^\{"file":"[^"]*3_470\.png","class":"3","probability":[0-9.e-]+,"top":\[\{"class":"3",' ||
+  fail "predict --json: $(cat "$dir/pred.json")"
+sed -n 2p "$dir/pred.json" | grep -q '^{"file":"[^"]*missing\.png","error":"' ||
+  fail "predict --json error line: $(cat "$dir/pred.json")"
 echo "held-out digits: accuracy $accuracy ($errors errors of $samples)"
 rm -rf "$dir"

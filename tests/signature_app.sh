@@ -131,6 +131,9 @@ if [ -x "$bin/make_signatures" ]; then
   expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/pairs.tsv"
   grep -q "^references 1 genuine_trials 3 skilled_trials 3 random_trials 3 .*eer_skilled $skilled" \
     "$tmp/out" || fail "bpkit eval pairs: $(cat "$tmp/out") vs $last"
+  expect 0 "$bin/bpkit" eval "$src/models/signature" "$tmp/pairs.tsv" --json
+  grep -q '^{"references":1,"genuine_trials":3,"skilled_trials":3,"random_trials":3,"threshold":0\.6.*,"eer_skilled":[0-9.]*,"eer_random":[0-9.]*}$' "$tmp/out" ||
+    fail "bpkit eval --json pairs: $(cat "$tmp/out")"
   printf '%s\t%s\tmaybe\n' "$(scan w50001 genuine 1)" "$(scan w50001 genuine 2)" >"$tmp/bad.tsv"
   expect 1 "$app" eval "$tmp/bad.tsv"
   grep -q "bad.tsv:1: .*maybe: no such file" "$tmp/err" || fail "bad tuples: $(cat "$tmp/err")"

@@ -120,7 +120,7 @@ const char* kEnsembleUsage =
 
 const char* kTrainUsage =
     "usage: bpkit train CONFIG.yaml [--out DIR] [--resume | --force] [--plugin-path DIR]...\n"
-    "                   [--no-cache] [--threads N] [--seed N]\n"
+    "                   [--no-cache] [--threads N] [--seed N] [--set KEY=VALUE]...\n"
     "\n"
     "Computes the features of the pipeline's training (and test) data through its plugins, trains\n"
     "the network, and writes a model directory (model.bpk, pipeline.yaml) with a training report\n"
@@ -136,7 +136,11 @@ const char* kTrainUsage =
     "  --no-cache         compute every feature (neither read nor write the feature cache)\n"
     "  --threads N        engine threads (overrides training.threads)\n"
     "  --seed N           random seed (overrides training.seed; the model directory's copy of\n"
-    "                     the pipeline file notes it)\n";
+    "                     the pipeline file notes it)\n"
+    "  --set KEY=VALUE    override a key of the pipeline file (repeatable): KEY a dotted path\n"
+    "                     of keys and list indices, VALUE YAML, e.g. --set training.epochs=5\n"
+    "                     --set optimizer.lr=0.01 --set network.layers.1.dense.units=128; the\n"
+    "                     model directory's pipeline.yaml is the file with the overrides\n";
 
 const char* kEvalUsage =
     "usage: bpkit eval MODEL_DIR MANIFEST [--plugin-path DIR]... [--trust-model-plugins]\n"
@@ -358,7 +362,7 @@ void explain_interrupts(int argc, char** argv, const std::string& checkpoint) {
 int cmd_train(int argc, char** argv) {
   std::vector<std::string> pos;
   std::multimap<std::string, std::string> all;
-  auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads", "seed"}, pos,
+  auto o = parse_options(argc, argv, 2, {"out", "plugin-path", "threads", "seed", "set"}, pos,
                          {"resume", "no-cache", "force"}, &all);
   if (pos.size() != 1) throw UsageError("train takes one pipeline file");
   if (o.count("resume") && o.count("force"))
@@ -374,9 +378,11 @@ int cmd_train(int argc, char** argv) {
   r.terminal = isatty(STDOUT_FILENO);
   r.threads = o.count("threads") ? int(integer(o, "threads", 1, 1, 1024)) : 0;
   r.seed = o.count("seed") ? integer(o, "seed", 1, 0) : -1;
+  r.overrides = all_values(all, "set");
   {
-    const std::string out =
-        r.out_dir.empty() ? bpkit::load_pipeline_config(r.config).output_dir : r.out_dir;
+    const std::string out = r.out_dir.empty()
+                                ? bpkit::load_pipeline_config(r.config, r.overrides).output_dir
+                                : r.out_dir;
     explain_interrupts(argc, argv, (std::filesystem::path(out) / "checkpoint.bpk").string());
   }
   const bpkit::TrainOutcome out = bpkit::train_pipeline(r);

@@ -401,6 +401,53 @@ TEST_CASE("pipeline files: syntax and schema errors quote file:line:column", "[p
   CHECK_FALSE(bpkit::parse_pipeline_config(pipeline_text(stages), "p.yaml").augment.enabled());
 }
 
+TEST_CASE(
+    "pipeline overrides (bpkit train --set): dotted keys, list indices, YAML values, mistakes",
+    "[pipeline]") {
+  const std::string text = pipeline_text("  - plugin: test.numbers\n",
+                                         "    - dense: {units: 8}\n    - relu\n"
+                                         "    - dense: {units: 2}\n") +
+                           "# a comment\ntraining:\n  epochs: 3\n";
+  const std::string out = bpkit::apply_overrides(
+      text, "dir/p.yaml",
+      {"training.epochs=7", "network.layers.2.dense.units=5", "optimizer.lr=0.5",
+       "data.validation_split=0.25", "name=other", "network.layers.0={dense: {units: 4}}"});
+  CHECK(out.rfind("# p.yaml with --set training.epochs=7 --set network.layers.2.dense.units=5",
+                  0) == 0);
+  const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(out, "dir/p.yaml");
+  CHECK(c.epochs == 7);
+  CHECK(c.lr == Approx(0.5));
+  CHECK(c.validation_split == Approx(0.25));
+  CHECK(c.name == "other");
+  REQUIRE(c.layers.size() == 3);
+  auto units = [](const bpkit::LayerConfig& l) {
+    for (const auto& [k, v] : l.attrs)
+      if (k == "units") return v;
+    return std::string("(none)");
+  };
+  CHECK(c.layers[0].kind == "dense");
+  CHECK(units(c.layers[0]) == "4");
+  CHECK(units(c.layers[2]) == "5");
+  CHECK(c.dir == "dir");  // relative paths still resolve against the file's directory
+  auto error = [&](const std::string& o) {
+    try {
+      bpkit::apply_overrides(text, "p.yaml", {o});
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK_THAT(error("training.epochs"), Contains("--set training.epochs: expected KEY=VALUE"));
+  CHECK_THAT(error("a..b=1"), Contains("the key 'a..b' has an empty part"));
+  CHECK_THAT(error("network.layers.3.dense.units=1"),
+             Contains("'network.layers' is a list of 3 item(s); '3' is not an index 0..2"));
+  CHECK_THAT(error("network.layers.x=1"), Contains("'x' is not an index"));
+  CHECK_THAT(error("name.first=1"), Contains("'name' is a value (t), not a mapping or a list"));
+  CHECK_THAT(error("training.epochs=[1,"), Contains("the value is not valid YAML"));
+  CHECK_THROWS_WITH(bpkit::apply_overrides("stages: [a\n", "q.yaml", {"a=1"}),
+                    Contains("q.yaml:") && Contains("not valid YAML"));
+}
+
 TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions", "[pipeline]") {
   PluginRegistry reg;
   reg.load_library(lib("test_stages"));

@@ -527,6 +527,100 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
   return c;
 }
 
+std::string apply_overrides(const std::string& text, const std::string& path,
+                            const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(position(path, e.mark) + ": not valid YAML: " + e.msg);
+  }
+  if (!root.IsMap()) throw ConfigError(path + ": the pipeline file is not a mapping of keys");
+  std::string applied;
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    auto fail = [&](const std::string& what) { throw ConfigError("--set " + o + ": " + what); };
+    if (eq == std::string::npos) fail("expected KEY=VALUE (e.g. training.epochs=5)");
+    const std::string key = o.substr(0, eq), value = o.substr(eq + 1);
+    std::vector<std::string> parts;
+    for (size_t at = 0;;) {
+      const size_t dot = key.find('.', at);
+      parts.push_back(key.substr(at, dot == std::string::npos ? std::string::npos : dot - at));
+      if (dot == std::string::npos) break;
+      at = dot + 1;
+    }
+    for (const std::string& p : parts)
+      if (p.empty()) fail("the key '" + key + "' has an empty part");
+    YAML::Node v;
+    try {
+      v = YAML::Load(value);
+    } catch (const YAML::Exception& e) {
+      fail("the value is not valid YAML: " + e.msg);
+    }
+    // Nodes are handles: walking with copies of them edits the tree.
+    YAML::Node node = root;
+    std::string walked;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const std::string& p = parts[i];
+      const bool last = i + 1 == parts.size();
+      if (node.IsSequence()) {
+        char* end = nullptr;
+        const long k = std::strtol(p.c_str(), &end, 10);
+        if (*end != '\0' || k < 0 || size_t(k) >= node.size())
+          fail("'" + walked + "' is a list of " + std::to_string(node.size()) + " item(s); '" + p +
+               "' is not an index 0.." + std::to_string(node.size() ? node.size() - 1 : 0));
+        if (last) {
+          node[size_t(k)] = v;
+        } else {
+          YAML::Node next = node[size_t(k)];
+          node.reset(next);
+        }
+      } else if (node.IsMap() || node.IsNull()) {
+        if (last) {
+          node[p] = v;
+        } else {
+          if (!node[p] || node[p].IsNull()) node[p] = YAML::Node(YAML::NodeType::Map);
+          YAML::Node next = node[p];
+          node.reset(next);
+        }
+      } else {
+        fail("'" + walked + "' is a value (" + node.Scalar() + "), not a mapping or a list");
+      }
+      walked += (walked.empty() ? "" : ".") + p;
+    }
+    applied += " --set " + o;
+  }
+  YAML::Emitter out;
+  out << root;
+  if (!out.good())
+    throw ConfigError(path + ": cannot write the file with the overrides: " + out.GetLastError());
+  return "# " + fs::path(path).filename().string() + " with" + applied +
+         " (bpkit train; the file's comments are not kept)\n" + out.c_str() + "\n";
+}
+
+PipelineConfig load_pipeline_config(const std::string& path,
+                                    const std::vector<std::string>& overrides) {
+  if (overrides.empty()) return load_pipeline_config(path);
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  if (!in || fs::is_directory(path, ec))
+    throw FileError(path + ": cannot open the pipeline file (" + open_failure(path, errno) + ")");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = apply_overrides(ss.str(), path, overrides);
+  try {
+    return parse_pipeline_config(text, path);
+  } catch (const ConfigError& e) {
+    // A mistake of the file itself is reported at its place in the file (load throws it); one
+    // the overrides made, with them.
+    load_pipeline_config(path);
+    std::string sets;
+    for (const std::string& o : overrides) sets += " --set " + o;
+    throw ConfigError(std::string(e.what()) + " (in the file as modified by" + sets + ")");
+  }
+}
+
 PipelineConfig load_pipeline_config(const std::string& path, bool need_network) {
   errno = 0;
   std::ifstream in(path, std::ios::binary);

@@ -423,7 +423,7 @@ namespace fs = std::filesystem;
 
 TrainOutcome train_pipeline(const TrainRequest& r) {
   std::ostream* log = r.log;
-  PipelineConfig c = load_pipeline_config(r.config);
+  PipelineConfig c = load_pipeline_config(r.config, r.overrides);
   if (r.seed >= 0) {
     // The copy in the model directory says which seed made it (and the checkpoint's hash changes,
     // so that --resume never mixes two seeds).

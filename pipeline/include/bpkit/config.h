@@ -130,4 +130,18 @@ PipelineConfig load_pipeline_config(const std::string& path, bool need_network =
 PipelineConfig parse_pipeline_config(const std::string& text, const std::string& path,
                                      const std::string& base_dir = "", bool need_network = true);
 
+// `bpkit train --set KEY=VALUE`: the pipeline file's text with each override applied, in order.
+// KEY is a dotted path of mapping keys and sequence indices (training.epochs,
+// network.layers.1.dense.units); missing mapping keys are created; VALUE is YAML (5, adam,
+// [1, 28, 28], {units: 64}, an empty VALUE is null). The result is the file re-emitted (its
+// comments dropped) under a comment naming the file and the overrides. Throws ConfigError naming
+// the override: no '=', an empty key, a key through a scalar, an index out of range, a VALUE that
+// is not YAML, or a file that is not YAML.
+std::string apply_overrides(const std::string& text, const std::string& path,
+                            const std::vector<std::string>& overrides);
+// load_pipeline_config with overrides (none: the file as it is); a mistake the overrides made is
+// reported as "PATH with --set ...: ...".
+PipelineConfig load_pipeline_config(const std::string& path,
+                                    const std::vector<std::string>& overrides);
+
 }  // namespace bpkit

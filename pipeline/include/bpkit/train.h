@@ -33,10 +33,11 @@ struct TrainRequest {
   bool overwrite = true;
   std::vector<std::string> plugin_dirs;  // --plugin-path
   bool use_cache = true;
-  int threads = 0;              // > 0: overrides training.threads
-  int64_t seed = -1;            // >= 0: overrides training.seed
-  std::ostream* log = nullptr;  // progress and messages
-  bool terminal = false;        // draw a progress bar
+  int threads = 0;                     // > 0: overrides training.threads
+  int64_t seed = -1;                   // >= 0: overrides training.seed
+  std::vector<std::string> overrides;  // --set KEY=VALUE, applied to the file (apply_overrides)
+  std::ostream* log = nullptr;         // progress and messages
+  bool terminal = false;               // draw a progress bar
 };
 
 struct TrainOutcome {

@@ -833,6 +833,41 @@ TEST_CASE("a transcript pipeline trains a BiLSTM with CTC and predicts text", "[
                     Contains("long.txt:2: a line longer than 256 bytes"));
   CHECK_THROWS_AS(model.use_dictionary(dir.file("words.txt"), -1), bpkit::ConfigError);
   CHECK(model.dictionary_words() > 0);  // the earlier dictionary stays after the failures
+
+  // data.alphabet: auto takes the training transcripts' symbols (in byte order); a test
+  // transcript with another symbol, or one outside an explicit alphabet, is refused with its line
+  // before any feature is computed.
+  auto config_with = [&](const std::string& data) {
+    std::string text = bpkit_test::read_bytes(dir.file("p.yaml"));
+    const std::string from =
+        "data: {train: train.tsv, test: test.tsv, labels: transcript,"
+        " alphabet: abc}";
+    REQUIRE(text.find(from) != std::string::npos);
+    text.replace(text.find(from), from.size(), data);
+    text.replace(text.find("epochs: 12"), 10, "epochs: 1");
+    write(dir.file("q.yaml"), text);
+    return dir.file("q.yaml");
+  };
+  r.config = config_with(
+      "data: {train: train.tsv, test: test.tsv, labels: transcript,"
+      " alphabet: auto}");
+  r.out_dir = dir.file("runs/auto");
+  bpkit::train_pipeline(r);
+  bpkit::TrainedModel automatic(dir.file("runs/auto"), {}, true);
+  CHECK(automatic.classes() == std::vector<std::string>{"a", "b", "c"});
+  std::string test_text = bpkit_test::read_bytes(dir.file("test.tsv"));
+  write(dir.file("test2.tsv"), test_text + entries[0].path + "\tabd\n");
+  r.config = config_with(
+      "data: {train: train.tsv, test: test2.tsv, labels: transcript,"
+      " alphabet: auto}");
+  CHECK_THROWS_WITH(
+      bpkit::train_pipeline(r),
+      Contains("test2.tsv:41: the transcript 'abd' holds 'd'") && Contains("data.alphabet: auto"));
+  r.config = config_with(
+      "data: {train: train.tsv, test: test.tsv, labels: transcript,"
+      " alphabet: ab}");
+  CHECK_THROWS_WITH(bpkit::train_pipeline(r),
+                    Contains("train.tsv:") && Contains("holds 'c', which is not in data.alphabet"));
 }
 
 TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
@@ -864,6 +899,12 @@ TEST_CASE("transcript settings are checked with positions", "[pipeline][ctc]") {
   CHECK_THAT(config_error(t + "decoder: {min_words: 2}\n"),
              Contains("decoder.min_words needs decoder.max_words"));
   CHECK_THAT(config_error(t + "decoder: {lexicon: x}\n"), Contains("unknown key 'lexicon'"));
+  CHECK_THAT(config_error(base + "data: {labels: transcript, alphabet: auto}\n"
+                                 "decoder: {words: {a: apple}}\n"),
+             Contains("give the alphabet explicitly, not auto"));
+  CHECK(
+      bpkit::parse_pipeline_config(base + "data: {labels: transcript, alphabet: auto}\n", "p.yaml")
+          .alphabet_auto);
   const bpkit::PipelineConfig c = bpkit::parse_pipeline_config(
       t + "decoder: {words: {a: apple, b: banana}, min_words: 1, max_words: 7, beam: 8}\n",
       "p.yaml");

@@ -318,7 +318,14 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     c.labels = d.choice("labels", "class", {"class", "transcript"});
     c.labels_where = d.where("labels");
     c.alphabet = d.str("alphabet", "");
-    if (c.labels == "transcript") {
+    c.alphabet_where = d.where("alphabet");
+    if (c.alphabet == "auto" && c.labels == "transcript") {
+      // The symbols of the training transcripts, found when training starts.
+      c.alphabet_auto = true;
+      c.alphabet.clear();
+      if (d.has("classes"))
+        d.fail(d.get("classes"), "data.classes is for class labels; transcripts use data.alphabet");
+    } else if (c.labels == "transcript") {
       if (c.alphabet.empty())
         d.fail(d.has("alphabet") ? d.get("alphabet") : top.get("data"),
                "data.labels: transcript needs data.alphabet, the symbols the transcripts use");
@@ -477,6 +484,10 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     c.decoder_where = top.where("decoder");
     if (c.labels != "transcript")
       d.fail(top.get("decoder"), "decoder is for transcript models (data.labels: transcript)");
+    if (d.has("words") && c.alphabet_auto)
+      d.fail(d.get("words"),
+             "decoder.words maps each symbol of data.alphabet to a word: give the alphabet "
+             "explicitly, not auto");
     if (d.has("words")) {
       const YAML::Node w = d.get("words");
       if (!w.IsMap())

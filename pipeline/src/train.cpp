@@ -448,6 +448,30 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   const std::vector<ManifestEntry> test_entries =
       c.test_manifest.empty() ? std::vector<ManifestEntry>{} : read_manifest(c.test_manifest);
   const bool transcripts = c.labels == "transcript";
+  if (transcripts) {
+    // data.alphabet: auto is every byte of the training transcripts. Either way every transcript
+    // is checked now, before a feature is computed.
+    if (c.alphabet_auto) {
+      std::set<unsigned char> used;
+      for (const ManifestEntry& e : train_entries)
+        for (char ch : e.label) used.insert(static_cast<unsigned char>(ch));
+      c.alphabet.assign(used.begin(), used.end());
+      if (c.alphabet.empty())
+        throw FileError(c.train_manifest +
+                        ": every transcript is empty, so data.alphabet: auto finds no symbol");
+      if (log)
+        *log << "alphabet (auto, " << c.alphabet.size() << " symbols): " << c.alphabet << "\n";
+    }
+    for (const auto* entries : {&train_entries, &test_entries})
+      for (const ManifestEntry& e : *entries)
+        for (char ch : e.label)
+          if (c.alphabet.find(ch) == std::string::npos)
+            throw FileError(e.where + ": the transcript '" + e.label + "' holds '" +
+                            std::string(1, ch) + "', which is not in " +
+                            (c.alphabet_auto ? "the alphabet of the training transcripts "
+                                               "(data.alphabet: auto)"
+                                             : "data.alphabet (" + c.alphabet_where + ")"));
+  }
   std::vector<std::string> classes = c.classes;
   if (transcripts) {
     classes.clear();

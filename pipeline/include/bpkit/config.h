@@ -58,6 +58,10 @@ struct PipelineConfig {
   // the blank).
   std::string labels = "class";
   std::string alphabet;
+  // data.alphabet: auto: the alphabet is every byte the training transcripts use, in byte order
+  // (resolve_alphabet, when training starts; the model stores it).
+  bool alphabet_auto = false;
+  std::string alphabet_where;
   std::string labels_where;
 
   // data.layout "writers" (a verifier learned from tuples, metric.h): train and test name dataset

@@ -958,6 +958,36 @@ std::string train_small(bpkit_test::TempDir& dir, const std::string& name, int s
 
 }  // namespace
 
+TEST_CASE("the network is checked on one sample before the feature pass", "[pipeline]") {
+  bpkit_test::TempDir dir("probe");
+  // The first sample is good; the second cannot be read, so an error found only after the whole
+  // pass would be that file's, not the network's.
+  write(dir.file("x0.txt"), "0.5 0.1 1\n");
+  write(dir.file("train.tsv"), dir.file("x0.txt") + "\ta\n" + dir.file("missing.txt") + "\tb\n");
+  auto error = [&](const std::string& layers) {
+    std::ofstream(dir.file("p.yaml")) << "name: probe\nplugin_path: [" << kPlugins
+                                      << "/test_stages]\nstages: [test.numbers]\n"
+                                         "data: {train: train.tsv, classes: [a, b]}\n"
+                                         "network:\n  layers:\n"
+                                      << layers << "cache: false\n";
+    bpkit::TrainRequest r;
+    r.config = dir.file("p.yaml");
+    r.out_dir = dir.file("runs/probe");
+    try {
+      bpkit::train_pipeline(r);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK_THAT(error("    - dense: {units: 3}\n"),
+             Contains("p.yaml:7:7: the network ends with shape [3], but there are 2 classes"));
+  CHECK_THAT(error("    - conv2d: {filters: 4, kernel: 3}\n    - dense: {units: 2}\n"),
+             Contains("p.yaml:7:7") && Contains("conv2d"));
+  // A right network reaches the pass, which names the file it cannot read.
+  CHECK_THAT(error("    - dense: {units: 2}\n"), Contains("missing.txt"));
+}
+
 TEST_CASE("an ensemble predicts the mean of its members' probabilities", "[pipeline][ensemble]") {
   bpkit_test::TempDir dir("ensemble");
   const std::string a = train_small(dir, "a", 1), b = train_small(dir, "b", 2);

@@ -515,26 +515,74 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
            << "\n"
            << std::flush;
   }
-  const FeatureSet train_set = extract(train_entries, "train");
-  if (train_set.features.empty()) throw FileError(c.train_manifest + ": no sample could be used");
   // Fixed-shape features with class labels train as a Dataset; sequences (frames varying between
   // samples) or transcripts as a SequenceDataset, batches padded with valid lengths.
   const bool sequences = transcripts || pipeline.output_kind() == Kind::kSequence;
+  // Image features {C, H, W} with transcripts are text lines of any width (a `columns` layer
+  // turns them into sequences); other sequences vary in their first dimension.
+  auto varying_of = [&](const Shape& first) {
+    return pipeline.output_kind() != Kind::kSequence && transcripts && first.size() == 3 ? 2 : 0;
+  };
+  // The network's input for a sample's feature shape, and the network built on it and checked.
+  auto input_of = [&](const Shape& first) {
+    Shape in = first;
+    const int varying = varying_of(first);
+    if (sequences && (pipeline.output_kind() == Kind::kSequence || varying))
+      in[size_t(varying)] = kDynamic;
+    return in;
+  };
+  const int64_t outputs = int64_t(classes.size()) + (transcripts ? 1 : 0);
+  auto build_checked = [&](const Shape& input, Network<float>& net) {
+    if (c.augment.enabled() && (sequences || input.size() != 3))
+      throw ConfigError(
+          c.augment_where + ": training.augment moves images, but the stages produce " +
+          (sequences ? std::string("sequences") : "features of shape " + to_string(input)) +
+          "; it needs image-shaped features {channels, height, width} (end the "
+          "stages with image.features)");
+    if (!c.input_shape.empty() && Shape(c.input_shape) != input)
+      throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
+                        " but the stages produce features of shape " + to_string(input));
+    build_network(c, net);
+    const Shape& got = net.output_shape();
+    if (transcripts ? (got.size() != 2 || got[1] != outputs) : got != Shape{outputs})
+      throw ConfigError(
+          c.layers.back().where + ": the network ends with shape " + to_string(got) + ", but " +
+          (transcripts
+               ? "CTC over an alphabet of " + std::to_string(classes.size()) +
+                     " symbols needs a sequence of " + std::to_string(outputs) +
+                     " scores per frame (symbols + the blank; end with frame_dense: {units: " +
+                     std::to_string(outputs) + "})"
+               : "there are " + std::to_string(classes.size()) + " classes (the last layer needs " +
+                     std::to_string(outputs) + " outputs)"));
+  };
+  // The network is checked on the first training sample's features before the whole pass: a
+  // layer that does not fit its input (conv2d on flat features, an LSTM on an image without a
+  // columns layer) or a last layer of the wrong width is reported in a moment, not after every
+  // feature is computed. A first sample that fails leaves the checks to the pass.
+  {
+    Value v;
+    bool probed = false;
+    try {
+      v = pipeline.run(train_entries.at(0).path);
+      probed = v.kind == Kind::kFeatures || v.kind == Kind::kSequence;
+    } catch (const StageError&) {
+    }
+    if (probed) {
+      Network<float> probe(input_of(v.tensor.shape()), c.seed);
+      build_checked(input_of(v.tensor.shape()), probe);
+    }
+  }
+  const FeatureSet train_set = extract(train_entries, "train");
+  if (train_set.features.empty()) throw FileError(c.train_manifest + ": no sample could be used");
   Dataset train, test;
   SequenceDataset strain, stest;
   Shape input;
   if (sequences) {
-    // Image features {C, H, W} with transcripts are text lines of any width (a `columns` layer
-    // turns them into sequences); other sequences vary in their first dimension.
-    const int varying = pipeline.output_kind() != Kind::kSequence && transcripts &&
-                                train_set.features[0].rank() == 3
-                            ? 2
-                            : 0;
+    const int varying = varying_of(train_set.features[0].shape());
     strain = make_sequence_dataset(train_set, classes, transcripts, varying);
     if (!test_entries.empty())
       stest = make_sequence_dataset(extract(test_entries, "test"), classes, transcripts, varying);
-    input = strain.x[0].shape();
-    if (pipeline.output_kind() == Kind::kSequence || varying) input[size_t(varying)] = kDynamic;
+    input = input_of(strain.x[0].shape());
   } else {
     train = make_dataset(train_set, classes);
     if (!test_entries.empty()) test = make_dataset(extract(test_entries, "test"), classes);
@@ -543,29 +591,8 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   const int64_t n_train = sequences ? strain.size() : train.size();
   const int64_t n_test = sequences ? stest.size() : test.size();
 
-  if (c.augment.enabled() && (sequences || input.size() != 3))
-    throw ConfigError(
-        c.augment_where + ": training.augment moves images, but the stages produce " +
-        (sequences ? std::string("sequences") : "features of shape " + to_string(input)) +
-        "; it needs image-shaped features {channels, height, width} (end the "
-        "stages with image.features)");
-  if (!c.input_shape.empty() && Shape(c.input_shape) != input)
-    throw ConfigError(c.network_where + ": network.input is " + to_string(Shape(c.input_shape)) +
-                      " but the stages produce features of shape " + to_string(input));
   Network<float> net(input, c.seed);
-  build_network(c, net);
-  const int64_t outputs = int64_t(classes.size()) + (transcripts ? 1 : 0);
-  const Shape& got = net.output_shape();
-  if (transcripts ? (got.size() != 2 || got[1] != outputs) : got != Shape{outputs})
-    throw ConfigError(
-        c.layers.back().where + ": the network ends with shape " + to_string(got) + ", but " +
-        (transcripts
-             ? "CTC over an alphabet of " + std::to_string(classes.size()) +
-                   " symbols needs a sequence of " + std::to_string(outputs) +
-                   " scores per frame (symbols + the blank; end with frame_dense: {units: " +
-                   std::to_string(outputs) + "})"
-             : "there are " + std::to_string(classes.size()) + " classes (the last layer needs " +
-                   std::to_string(outputs) + " outputs)"));
+  build_checked(input, net);
   if (init_model) {
     init_weights(net, *init_model, c.init, c.init_where, classes, transcripts ? c.alphabet : "");
     init_model.reset();

@@ -223,6 +223,29 @@ TEST_CASE("plugin files and directories writable by group or others are refused"
   CHECK(reg.find("test.numbers"));
 }
 
+TEST_CASE("the same plugin library twice on the path (built, then installed) is loaded once",
+          "[plugins]") {
+  bpkit_test::TempDir tmp("plugin-installed");
+  const std::string dir = tmp.file("installed"), so = dir + "/libbpkit_test_stages.so";
+  make_plugin_dir(dir);
+  copy_library(lib("test_stages"), so);
+  PluginRegistry reg;
+  reg.add_directory(kPlugins + "/test_stages");
+  REQUIRE_NOTHROW(reg.add_directory(dir));
+  REQUIRE(reg.find("test.numbers"));
+  CHECK(reg.find("test.numbers")->file == lib("test_stages"));
+  int named = 0;
+  for (const auto& p : reg.plugins()) named += p.info.name == "test.numbers";
+  CHECK(named == 1);
+  bool noted = false;
+  for (const std::string& p : reg.problems())
+    noted |= p.find("identical bytes") != std::string::npos;
+  CHECK(noted);
+  // Another library of that name (other bytes) is still an error.
+  CHECK_THROWS_WITH(reg.add_directory(kPlugins + "/test_duplicate"),
+                    Contains("two plugins are named 'test.numbers'"));
+}
+
 TEST_CASE("a symbolic link in a plugin directory may not lead out of it", "[plugins][security]") {
   bpkit_test::TempDir tmp("plugin-links");
   // Inside: the versioned-library habit, a .so link to the real file beside it (in a

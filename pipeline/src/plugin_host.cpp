@@ -153,6 +153,15 @@ void PluginRegistry::load_library(const std::string& path) {
     throw PluginError(path +
                       ": not a shared library (no ELF header); a bpkit plugin is a .so "
                       "built with BPKIT_PLUGIN_LIBRARY");
+  // The same library twice (a plugin built in the build tree and then installed, both on the
+  // path): the second copy adds nothing and is not loaded; models trained against either work.
+  const std::string digest = file_digest(path);
+  for (const RegisteredPlugin& p : plugins_)
+    if (p.digest == digest) {
+      if (p.file != path)
+        problems_.push_back(path + ": the same library as " + p.file + " (identical bytes)");
+      return;
+    }
   auto handle = std::make_shared<PluginLibraryHandle>();
   try {
     // The resolved path: what was checked is what is opened, whatever the links do meanwhile.
@@ -201,7 +210,6 @@ void PluginRegistry::load_library(const std::string& path) {
       if (infos[j].name == info.name)
         throw PluginError(path + ": defines the plugin '" + info.name + "' twice");
   }
-  const std::string digest = file_digest(path);
   for (size_t i = 0; i < infos.size(); ++i)
     plugins_.push_back(
         RegisteredPlugin{std::move(infos[i]), path, digest, handle, entries[i].create});

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -38,6 +39,7 @@
 #include "bpkit/train.h"
 #include "bpkit/version.h"
 #include "cli.h"
+#include "stdin_input.h"
 
 namespace fs = std::filesystem;
 using bpkit::cli::UsageError;
@@ -49,7 +51,7 @@ const char* kUsage =
     "\n"
     "Prints the text of each image, its lines top to bottom; with several images, a line\n"
     "'==> IMAGE <==' before each one's text. Images: PNG, JPEG, TIFF, BMP, PNM, WebP (8/16-bit,\n"
-    "gray, color or alpha).\n"
+    "gray, color or alpha). An IMAGE of '-' is read from standard input.\n"
     "\n"
     "  --model DIR        a model directory (default: the shipped 'ocr' model, 'digits' with\n"
     "                     --mode char)\n"
@@ -418,6 +420,12 @@ int run(int argc, char** argv) {
       files, {"json", "help", "trust-model-plugins"}, &all);
   if (o.count("help")) return std::printf("%s", kUsage), 0;
   if (files.empty()) throw UsageError("no image given");
+  std::unique_ptr<bpkit_apps::StdinInput> stdin_copy;
+  try {
+    stdin_copy = std::make_unique<bpkit_apps::StdinInput>(files);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
   const std::string mode = o.count("mode") ? o["mode"] : "page";
   if (mode != "page" && mode != "line" && mode != "char")
     throw UsageError("--mode expects page, line or char, got '" + mode + "'");
@@ -511,7 +519,7 @@ int run(int argc, char** argv) {
     try {
       bpkit::Image image;
       if (chars) {
-        const auto p = chars->read(file, image);
+        const auto p = chars->read(stdin_copy->path(file), image);
         std::vector<size_t> order(p.probabilities.size());
         for (size_t k = 0; k < order.size(); ++k) order[k] = k;
         std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -534,7 +542,7 @@ int run(int argc, char** argv) {
           out += p.name + "\t" + json_number(p.confidence) + "\n";
         }
       } else {
-        const std::vector<Line> lines = pages->read(file, image);
+        const std::vector<Line> lines = pages->read(stdin_copy->path(file), image);
         if (json) {
           out += "{\"file\":";
           json_string(out, file);
@@ -569,7 +577,7 @@ int run(int argc, char** argv) {
       throw;
     } catch (const std::exception& e) {
       // StageError and FileError name the file; others do not.
-      std::string msg = e.what();
+      std::string msg = stdin_copy->shown(e.what());
       if (msg.rfind(file, 0) != 0) msg = file + ": " + msg;
       std::fprintf(stderr, "ocr_app: %s\n", msg.c_str());
       if (json) {  // a record for every image, so that output lines match the inputs

@@ -8,9 +8,11 @@
 // processed), 2 usage or model errors.
 #include <malloc.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "bpkit/threading.h"
 #include "bpkit/version.h"
 #include "cli.h"
+#include "stdin_input.h"
 
 using bpkit::cli::UsageError;
 
@@ -32,7 +35,8 @@ const char* kUsage =
     "\n"
     "Prints the words spoken in each audio file, lower case and separated by spaces; with several\n"
     "files, one line per file: 'FILE: words'. Audio: WAV (PCM 8/16/24/32-bit or float), FLAC,\n"
-    "OGG and whatever else libsndfile reads, at any sample rate; stereo is mixed down.\n"
+    "OGG and whatever else libsndfile reads, at any sample rate; stereo is mixed down. A FILE\n"
+    "of '-' is read from standard input.\n"
     "The shipped model recognizes connected digits: 'zero' to 'nine' and 'oh', 1 to 7 words.\n"
     "\n"
     "  --model DIR        a speech model directory (default: the shipped 'speech_digits')\n"
@@ -73,6 +77,14 @@ int run(int argc, char** argv) {
   }
   if (files.empty()) throw UsageError("no audio file given");
   const bool json = o.count("json") > 0, features = o.count("features") > 0;
+  if (features && std::find(files.begin(), files.end(), "-") != files.end())
+    throw UsageError("--features tells a file's format by its name; '-' (standard input) is audio");
+  std::unique_ptr<bpkit_apps::StdinInput> stdin_copy;
+  try {
+    stdin_copy = std::make_unique<bpkit_apps::StdinInput>(files);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
   const std::string png = o.count("spectrogram") ? o["spectrogram"] : "";
   if (!png.empty() && features)
     throw UsageError("--spectrogram needs audio; --features files hold no audio");
@@ -96,6 +108,7 @@ int run(int argc, char** argv) {
   int failures = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& file = files[i];
+    const std::string& path = stdin_copy->path(file);
     try {
       // One line (or JSON object) per utterance: the whole file, or each one cut from it.
       bool part_failed = false;
@@ -103,14 +116,15 @@ int run(int argc, char** argv) {
         const bool cut = u.end > 0;
         if (!u.error.empty()) {  // one utterance of a long recording; the others go on
           part_failed = true;
+          const std::string error = stdin_copy->shown(u.error);
           char span[64];
           std::snprintf(span, sizeof span, " (%.2f-%.2f s)", u.start, u.end);
           std::fprintf(stderr, "speech_app: %s%s; going on with the rest of the file\n",
-                       u.error.c_str(), span);
+                       error.c_str(), span);
           if (json)
             std::printf("%s\n",
                         nlohmann::ordered_json{
-                            {"file", file}, {"start", u.start}, {"end", u.end}, {"error", u.error}}
+                            {"file", file}, {"start", u.start}, {"end", u.end}, {"error", error}}
                             .dump()
                             .c_str());
           std::fflush(stdout);
@@ -146,7 +160,7 @@ int run(int argc, char** argv) {
       if (features) {
         print(rec.recognize_feature_file(file));
       } else if (!png.empty()) {  // the picture needs the whole recording's words at once
-        const bpkit::Utterance u = rec.recognize(file);
+        const bpkit::Utterance u = rec.recognize(path);
         std::string out = png;
         if (i > 0) {  // out.png -> out.2.png
           const size_t dot = png.rfind('.');
@@ -155,15 +169,15 @@ int run(int argc, char** argv) {
                     ? png + n
                     : png.substr(0, dot) + n + png.substr(dot);
         }
-        rec.write_spectrogram(file, u, out);
+        rec.write_spectrogram(path, u, out);
         print(u);
       } else {
-        rec.recognize_stream(file, print, segment);
+        rec.recognize_stream(path, print, segment);
       }
       if (part_failed) ++failures;
     } catch (const std::exception& e) {
       // StageError and FileError name the file; others do not.
-      std::string msg = e.what();
+      std::string msg = stdin_copy->shown(e.what());
       if (msg.rfind(file, 0) != 0) msg = file + ": " + msg;
       std::fprintf(stderr, "speech_app: %s\n", msg.c_str());
       if (json)

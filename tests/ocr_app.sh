@@ -203,4 +203,12 @@ done
 cp "$src/tests/data/blank_page.png" "$tmp/--json"
 (cd "$tmp" && "$app" -- --json) >"$tmp/dashdash.out" || fail "ocr_app -- --json: exit $?"
 [ ! -s "$tmp/dashdash.out" ] || fail "ocr_app -- --json printed $(cat "$tmp/dashdash.out")"
+# "-": the image from standard input, read as the file would be.
+"$app" - <"$src/examples/ocr/page.png" >"$tmp/stdin.out" 2>"$tmp/stdin.err" ||
+  fail "ocr_app - : $(cat "$tmp/stdin.err")"
+"$app" "$src/examples/ocr/page.png" >"$tmp/file.out" 2>/dev/null || fail "ocr_app page.png"
+cmp -s "$tmp/stdin.out" "$tmp/file.out" || fail "ocr_app - read another text than the file"
+"$app" --json - <"$src/tests/data/blank_page.png" | grep -q '^{"file":"-",' || fail "ocr_app --json -"
+echo garbage | "$app" - >/dev/null 2>"$tmp/stdin.err" && fail "ocr_app - on garbage: exit 0"
+grep -q "^ocr_app: -: " "$tmp/stdin.err" || fail "stdin garbage: $(cat "$tmp/stdin.err")"
 echo "ocr_app: all checks passed"

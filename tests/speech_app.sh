@@ -126,4 +126,15 @@ grep -q "cannot be combined with --segment" "$tmp/err" || fail "--segment --spec
 expect 2 "$app" --segment --features "$ex/digits.wav"
 expect 0 "$app" --help
 grep -q "usage: speech_app" "$tmp/out" || fail "help"
+# "-": the audio from standard input, named "-" in the output; bad or empty input is exit 1 and
+# names "-" (not the temporary copy); "-" twice or with --features is a usage error.
+"$app" --json - <"$ex/digits.wav" >"$tmp/out" 2>"$tmp/err" || fail "speech_app - : $(cat "$tmp/err")"
+grep -q '^{"file":"-","text":"seven seven five three two nine"' "$tmp/out" || fail "stdin: $(cat "$tmp/out")"
+echo garbage | "$app" - >"$tmp/out" 2>"$tmp/err" && fail "speech_app - on garbage: exit 0"
+grep -q "^speech_app: -: stage 'audio.read' failed" "$tmp/err" || fail "stdin garbage: $(cat "$tmp/err")"
+grep -q "/proc/self" "$tmp/err" && fail "the temporary copy is named: $(cat "$tmp/err")"
+"$app" - </dev/null >"$tmp/out" 2>"$tmp/err"
+[ $? = 1 ] && grep -q "standard input is empty" "$tmp/err" || fail "empty stdin: $(cat "$tmp/err")"
+expect 2 "$app" - - </dev/null
+expect 2 "$app" --features - </dev/null
 echo "speech_app: all checks passed"

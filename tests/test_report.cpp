@@ -302,8 +302,8 @@ TEST_CASE("report: metrics.json parses back with the history, NaN as null, and t
 
   const Json& h = j["history"];
   CHECK(h.keys() == std::vector<std::string>{"epoch", "lr", "train_loss", "train_accuracy",
-                                             "val_loss", "val_accuracy", "seconds",
-                                             "samples_per_s"});
+                                             "val_loss", "val_accuracy", "seconds", "samples_per_s",
+                                             "train_cer", "val_cer"});
   for (const auto& col : h.fields) CHECK(col.second.items.size() == 5);
   CHECK(h["epoch"][4].number == 5);
   CHECK(h["train_loss"][0].number == 1.2);  // shortest round-trip text reads back exactly
@@ -386,6 +386,37 @@ TEST_CASE("report: the PNGs decode to their sizes and show curves and matrix", "
   CHECK(pixel_variance(confusion) > 100);
   // The diagonal cells (most of each row) are dark blue: "Blues" at 80% and more.
   CHECK(count_colour(confusion, cv::Vec3b(130, 60, 12), 40) > 10000);
+}
+
+TEST_CASE("report: text models show the character error rate in curves, table and JSON",
+          "[report]") {
+  // Exact-line accuracies unknown (NaN) but error rates falling: the second panel must draw the
+  // error rates (with the accuracy it would be empty).
+  ReportInput in;
+  in.title = "lines";
+  for (int e = 1; e <= 4; ++e) {
+    EpochStats s = epoch(e, 2.0 / e, kNaN, 2.2 / e, kNaN);
+    s.train_cer = 0.4 / e;
+    s.val_cer = 0.48 / e;
+    in.result.history.push_back(s);
+  }
+  in.result.best_epoch = 4;
+  in.test_cer = 0.125;
+  TempDir dir("report-cer");
+  write_training_report(dir.path(), in);
+  const cv::Mat curves = cv::imread(dir.file("curves.png"), cv::IMREAD_COLOR);
+  REQUIRE(!curves.empty());
+  const cv::Mat right =
+      curves(cv::Rect(kCurvesPngWidth / 2, 0, kCurvesPngWidth / 2, kCurvesPngHeight));
+  CHECK(count_colour(right, kTrainBgr) > 300);
+  CHECK(count_colour(right, kValBgr) > 300);
+  const std::string summary = read_bytes(dir.file("summary.txt"));
+  CHECK_THAT(summary, Contains("train CER    val CER"));
+  CHECK_THAT(summary, Contains("12.00%"));  // epoch 4's validation error rate
+  CHECK_THAT(summary, Contains("character error rate 12.50%"));
+  const std::string json = read_bytes(dir.file("metrics.json"));
+  CHECK_THAT(json, Contains("\"val_cer\": [0.48, 0.24, 0.16, 0.12]"));
+  CHECK_THAT(json, Contains("\"cer\": 0.125"));
 }
 
 TEST_CASE("report: one epoch without validation, and many classes with long names", "[report]") {

@@ -373,7 +373,7 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
                          [&](int64_t a, int64_t b) { return train.length(a) < train.length(b); });
     const double t0 = now_s();
     double loss_sum = 0, last_draw = t0;
-    int64_t right = 0, done = 0;
+    int64_t right = 0, done = 0, edits = 0, labels = 0;
     for (int64_t i = 0; i < n; i += o.batch) {
       const int64_t b = std::min(o.batch, n - i);
       if (o.schedule.kind == Schedule::kCosine)
@@ -392,7 +392,7 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
                               "; the weights from before this batch are kept "
                               "(try a lower learning rate or gradient clipping)");
       }
-      right += count_right(out, t, b, blank, nullptr, nullptr, nullptr, metric);
+      right += count_right(out, t, b, blank, nullptr, &edits, &labels, metric);
       net.zero_grad();
       net.backward(grad);
       // A finite loss does not make finite gradients: a ReLU maps a NaN activation to 0, so a NaN
@@ -435,13 +435,14 @@ TrainResult fit_source(Network<float>& net, Loss<float>& loss, Optimizer<float>&
                  std::numeric_limits<double>::quiet_NaN(),
                  secs,
                  double(n) / secs};
-    double val_cer = std::numeric_limits<double>::quiet_NaN();  // label sequences only
+    if (labels > 0) s.train_cer = double(edits) / double(labels);
     if (has_val) {
       const EvalResult v = evaluate_source(net, loss, *val, 256, nullptr);
       s.val_loss = v.loss;
       s.val_acc = v.accuracy;
-      val_cer = v.error_rate;
+      s.val_cer = v.error_rate;
     }
+    const double val_cer = s.val_cer;
     result.history.push_back(s);
     if (o.progress) {
       char line[256];

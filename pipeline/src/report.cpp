@@ -205,7 +205,9 @@ void json_epoch(std::string& out, const EpochStats* s) {
                                                    {"val_loss", s->val_loss},
                                                    {"val_accuracy", s->val_acc},
                                                    {"seconds", s->seconds},
-                                                   {"samples_per_s", s->samples_per_s}};
+                                                   {"samples_per_s", s->samples_per_s},
+                                                   {"train_cer", s->train_cer},
+                                                   {"val_cer", s->val_cer}};
   for (const auto& f : fields) {
     out += ", \"";
     out += f.first;
@@ -213,6 +215,13 @@ void json_epoch(std::string& out, const EpochStats* s) {
     json_number(out, f.second);
   }
   out += "}";
+}
+
+// Whether the history has character error rates (a model of label sequences).
+bool has_cer(const TrainResult& r) {
+  return std::any_of(r.history.begin(), r.history.end(), [](const EpochStats& s) {
+    return std::isfinite(s.train_cer) || std::isfinite(s.val_cer);
+  });
 }
 
 std::string metrics_json(const ReportInput& in) {
@@ -233,6 +242,8 @@ std::string metrics_json(const ReportInput& in) {
   json_number(o, in.test_loss);
   o += ", \"accuracy\": ";
   json_number(o, in.test_accuracy);
+  o += ", \"cer\": ";
+  json_number(o, in.test_cer);
   o += "},\n  \"history\": {";
   const std::pair<const char*, double EpochStats::*> columns[] = {
       {"lr", &EpochStats::lr},
@@ -241,7 +252,9 @@ std::string metrics_json(const ReportInput& in) {
       {"val_loss", &EpochStats::val_loss},
       {"val_accuracy", &EpochStats::val_acc},
       {"seconds", &EpochStats::seconds},
-      {"samples_per_s", &EpochStats::samples_per_s}};
+      {"samples_per_s", &EpochStats::samples_per_s},
+      {"train_cer", &EpochStats::train_cer},
+      {"val_cer", &EpochStats::val_cer}};
   o += "\n    \"epoch\": [";
   for (size_t e = 0; e < r.history.size(); ++e) {
     if (e) o += ", ";
@@ -349,11 +362,15 @@ std::string summary_text(const ReportInput& in) {
                                      [](const EpochStats& s) { return std::isfinite(s.val_acc); });
     o += has_val ? "; best epoch " + std::to_string(r.best_epoch) + " by validation accuracy\n\n"
                  : "; no validation data\n\n";
-    o += "                     train loss  train acc   val loss    val acc\n";
+    const bool cer = has_cer(r);
+    o += std::string("                     train loss  train acc   val loss    val acc") +
+         (cer ? "  train CER    val CER" : "") + "\n";
     auto row = [&](const std::string& name, const EpochStats& s) {
       o += pad_right(name, 20) + pad_left(loss_text(s.train_loss), 11) +
            pad_left(percent(s.train_acc, 2), 11) + pad_left(loss_text(s.val_loss), 11) +
-           pad_left(percent(s.val_acc, 2), 11) + "\n";
+           pad_left(percent(s.val_acc, 2), 11);
+      if (cer) o += pad_left(percent(s.train_cer, 2), 11) + pad_left(percent(s.val_cer, 2), 11);
+      o += "\n";
     };
     row("final (epoch " + std::to_string(last.epoch) + ")", last);
     if (const EpochStats* best = epoch_stats(r, r.best_epoch))
@@ -364,8 +381,9 @@ std::string summary_text(const ReportInput& in) {
          format("%.0f", last.samples_per_s) + " samples/s, final learning rate " +
          format("%.4g", last.lr) + "\n";
   }
-  if (std::isfinite(in.test_loss) || std::isfinite(in.test_accuracy))
+  if (std::isfinite(in.test_loss) || std::isfinite(in.test_accuracy) || std::isfinite(in.test_cer))
     o += "\nTest: loss " + loss_text(in.test_loss) + ", accuracy " + percent(in.test_accuracy, 2) +
+         (std::isfinite(in.test_cer) ? ", character error rate " + percent(in.test_cer, 2) : "") +
          "\n";
 
   if (in.confusion) {
@@ -699,6 +717,7 @@ cv::Mat curves_image(const ReportInput& in) {
   if (epoch_stats(r, r.best_epoch)) sub += ", best epoch " + std::to_string(r.best_epoch);
   if (r.stopped_early) sub += ", stopped early";
   if (std::isfinite(in.test_accuracy)) sub += ", test accuracy " + percent(in.test_accuracy, 2);
+  if (std::isfinite(in.test_cer)) sub += ", test CER " + percent(in.test_cer, 2);
   text(img, sub, kCurvesPngWidth - 24, 28, 0.55, kMuted, HAlign::kRight);
 
   std::vector<int> epochs;
@@ -707,17 +726,19 @@ cv::Mat curves_image(const ReportInput& in) {
              {{"train", {}, kTrainColor}, {"validation", {}, kValColor}},
              in.test_loss,
              false};
-  Panel acc{"Accuracy",
-            "accuracy (%)",
+  // Text (label sequences): the character error rate tells more than exact-line accuracy.
+  const bool cer = has_cer(r);
+  Panel acc{cer ? "Character error rate" : "Accuracy",
+            cer ? "character error rate (%)" : "accuracy (%)",
             {{"train", {}, kTrainColor}, {"validation", {}, kValColor}},
-            in.test_accuracy,
+            cer ? in.test_cer : in.test_accuracy,
             true};
   for (const EpochStats& s : r.history) {
     epochs.push_back(s.epoch);
     loss.series[0].y.push_back(s.train_loss);
     loss.series[1].y.push_back(s.val_loss);
-    acc.series[0].y.push_back(s.train_acc);
-    acc.series[1].y.push_back(s.val_acc);
+    acc.series[0].y.push_back(cer ? s.train_cer : s.train_acc);
+    acc.series[1].y.push_back(cer ? s.val_cer : s.val_acc);
   }
   const int top = 52, half = kCurvesPngWidth / 2;
   draw_panel(img, cv::Rect(0, top, half, kCurvesPngHeight - top), loss, epochs, r.best_epoch);

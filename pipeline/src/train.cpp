@@ -162,7 +162,7 @@ void save_checkpoint(const std::string& path, Network<float>& net, Optimizer<flo
     meta.emplace_back("checkpoint.epoch." + std::to_string(s.epoch),
                       num(s.lr) + "," + num(s.train_loss) + "," + num(s.train_acc) + "," +
                           num(s.val_loss) + "," + num(s.val_acc) + "," + num(s.seconds) + "," +
-                          num(s.samples_per_s));
+                          num(s.samples_per_s) + "," + num(s.train_cer) + "," + num(s.val_cer));
   ExtraTensors<float> extra;
   char name[32];
   const auto state = opt.state();
@@ -245,11 +245,12 @@ TrainProgress load_checkpoint(const std::string& path, Network<float>& net, Opti
     std::istringstream f(meta_get(ck.meta, "checkpoint.epoch." + std::to_string(e), path));
     EpochStats s{};
     s.epoch = e;
-    double* fields[] = {&s.lr,      &s.train_loss, &s.train_acc,    &s.val_loss,
-                        &s.val_acc, &s.seconds,    &s.samples_per_s};
+    // Checkpoints written before the error rates were kept end after samples_per_s.
+    double* fields[] = {&s.lr,      &s.train_loss,    &s.train_acc, &s.val_loss, &s.val_acc,
+                        &s.seconds, &s.samples_per_s, &s.train_cer, &s.val_cer};
     std::string tok;
     for (double* d : fields) {
-      std::getline(f, tok, ',');
+      if (!std::getline(f, tok, ',')) break;
       *d = std::strtod(tok.c_str(), nullptr);
     }
     p.result.history.push_back(s);
@@ -749,6 +750,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   rep.class_names = classes;
   rep.test_loss = te.loss;
   rep.test_accuracy = te.accuracy;
+  rep.test_cer = te.error_rate;
   rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
                {"train_samples", std::to_string(n_train)},
                {"test_samples", std::to_string(n_test)},

@@ -27,6 +27,11 @@ struct EpochStats {
   double val_acc;
   double seconds;
   double samples_per_s;
+  // Label sequences (CTC): the greedy decodings' edit distance over the labels' total length
+  // (the character error rate of text), on the epoch's training batches and the validation data;
+  // NaN for class labels.
+  double train_cer = std::numeric_limits<double>::quiet_NaN();
+  double val_cer = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct TrainResult {

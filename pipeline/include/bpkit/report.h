@@ -22,6 +22,9 @@ struct ReportInput {
   std::vector<std::string> class_names;
   double test_loss = std::numeric_limits<double>::quiet_NaN();      // NaN when there is no test set
   double test_accuracy = std::numeric_limits<double>::quiet_NaN();  // a fraction in [0, 1]
+  // Label sequences: the test data's character error rate (NaN otherwise). When the history has
+  // error rates, curves.png's second panel draws them instead of the accuracy.
+  double test_cer = std::numeric_limits<double>::quiet_NaN();
   // Extra key/values for the summary and the JSON (dataset sizes, parameter count, command, ...),
   // kept in this order. Keys must be distinct.
   std::vector<std::pair<std::string, std::string>> facts;

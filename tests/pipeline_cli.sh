@@ -97,7 +97,7 @@ sed 's/units: 10}/units: 7}/' "$dir/p.yaml" >"$dir/out.yaml"
 expect 2 "out.yaml:16:7: the network ends with shape \[7\], but there are 10 classes" "$bpkit" train "$dir/out.yaml" --out "$dir/m_out"
 printf '%s\n' "images/0_000.png	0" "images/0_001.png	0" "images/1_000.png	1" "images/missing.png	1" \
   "images/1_001.png	1" >"$dir/data/broken.tsv"
-sed 's#data/train.tsv#data/broken.tsv#; /test: /d' "$dir/p.yaml" >"$dir/broken.yaml"
+sed 's#data/train.tsv#data/broken.tsv#; /test: /d; s/units: 10}/units: 2}/' "$dir/p.yaml" >"$dir/broken.yaml"
 expect 1 "missing.png: cannot read the file \(listed at .*broken.tsv:4\)" "$bpkit" train "$dir/broken.yaml" --out "$dir/m_broken"
 sed 's/seed: 3}/seed: 3, on_error: skip}/; s/units: 10}/units: 2}/' "$dir/broken.yaml" >"$dir/skip.yaml"
 expect 0 "features: train 4 samples \(.*1 skipped\)" "$bpkit" train "$dir/skip.yaml" --out "$dir/m3"

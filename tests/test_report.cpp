@@ -482,6 +482,24 @@ TEST_CASE("report: summary.txt has the metrics, the per-class table and the coun
   CHECK_THAT(s, Contains("1 dog        |  4 40  6"));
   CHECK_THAT(s, Contains("2 bird       |  0  7 30"));
   CHECK_THAT(s, Contains("train samples: 1000"));
+  // Numbers written to full precision are rounded for people (metrics.json keeps the digits);
+  // integers and text stay as they are.
+  f.in.facts = {{"margin", "0.29999999999999999"},
+                {"seconds", "826.65492163199997"},
+                {"tiny", "6.9490740740740742e-05"},
+                {"count", "2532910"},
+                {"version", "1.2.3"},
+                {"name", "a-b"}};
+  const std::string r = training_report_summary(f.in);
+  CHECK_THAT(r, Contains("margin:  0.3\n"));
+  CHECK_THAT(r, Contains("seconds: 826.7\n"));
+  CHECK_THAT(r, Contains("tiny:    6.949e-05\n"));
+  CHECK_THAT(r, Contains("count:   2532910\n"));
+  CHECK_THAT(r, Contains("version: 1.2.3\n"));
+  CHECK_THAT(r, Contains("name:    a-b\n"));
+  TempDir dir2("report");
+  write_training_report(dir2.path(), f.in);
+  CHECK_THAT(read_bytes(dir2.file("metrics.json")), Contains("\"0.29999999999999999\""));
 }
 
 TEST_CASE("report: a second report replaces the first atomically, leaving no temp files",

@@ -349,6 +349,18 @@ std::string pad_left(const std::string& s, size_t width) {
   return s.size() < width ? std::string(width - s.size(), ' ') + s : s;
 }
 
+// A fact as people read it: a number written to full precision (0.29999999999999999,
+// 826.65492163199997) rounded to 4 significant digits; integers and other text as they are
+// (metrics.json keeps every digit).
+std::string for_people(const std::string& v) {
+  if (v.empty() || v.find_first_not_of("0123456789+-.eE") != std::string::npos) return v;
+  if (v.find_first_of(".eE") == std::string::npos) return v;  // an integer
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (*end != '\0' || !std::isfinite(x)) return v;
+  return format("%.4g", x);
+}
+
 std::string summary_text(const ReportInput& in) {
   const TrainResult& r = in.result;
   std::string o = "Training report: " + in.title + "\n\n";
@@ -437,7 +449,7 @@ std::string summary_text(const ReportInput& in) {
     for (const auto& kv : in.facts) key_w = std::max(key_w, kv.first.size());
     key_w = std::min<size_t>(key_w, 28);
     for (const auto& kv : in.facts)
-      o += "  " + pad_right(kv.first + ":", key_w + 1) + " " + kv.second + "\n";
+      o += "  " + pad_right(kv.first + ":", key_w + 1) + " " + for_people(kv.second) + "\n";
   }
   return o;
 }

@@ -39,6 +39,7 @@
 #include "bpkit/train.h"
 #include "bpkit/version.h"
 #include "cli.h"
+#include "overlay.h"
 #include "stdin_input.h"
 
 namespace fs = std::filesystem;
@@ -224,30 +225,13 @@ cv::Mat to_bgr8(const bpkit::Image& im) {
   return bgr;
 }
 
-// The page with its line boxes on the left, the recognized text at the same places on the right.
+// The overlay (overlay.h) of `page` and its lines, written atomically to `path`.
 void write_overlay(const std::string& path, const bpkit::Image& page,
                    const std::vector<Line>& lines) {
-  const cv::Mat left = to_bgr8(page);
-  cv::Mat canvas(left.rows, left.cols * 2, CV_8UC3, cv::Scalar(255, 255, 255));
-  left.copyTo(canvas(cv::Rect(0, 0, left.cols, left.rows)));
-  const int thick = std::max(1, left.cols / 800);
-  for (const Line& l : lines) {
-    const cv::Rect r(l.box.x, l.box.y, l.box.width, l.box.height);
-    cv::rectangle(canvas, r, cv::Scalar(0, 160, 0), thick);
-    // Red to green by confidence.
-    const cv::Scalar color(0, 200 * l.confidence, 220 * (1 - l.confidence));
-    int base = 0;
-    const cv::Size unit = cv::getTextSize(l.text, cv::FONT_HERSHEY_SIMPLEX, 1.0, 1, &base);
-    if (unit.width <= 0) continue;
-    const double scale = std::min(0.7 * l.box.height / std::max(1, unit.height),
-                                  double(left.cols - l.box.x - 4) / unit.width);
-    if (scale <= 0) continue;
-    const int ty = l.box.y + int(0.5 * l.box.height + 0.5 * unit.height * scale);
-    cv::putText(canvas, l.text, cv::Point(left.cols + l.box.x, ty), cv::FONT_HERSHEY_SIMPLEX, scale,
-                color, std::max(1, int(scale * 1.5)), cv::LINE_AA);
-  }
+  std::vector<bpkit_apps::OverlayLine> ol;
+  for (const Line& l : lines) ol.push_back({l.box, l.text, l.confidence});
   std::vector<uchar> png;
-  if (!cv::imencode(".png", canvas, png))
+  if (!cv::imencode(".png", bpkit_apps::draw_overlay(to_bgr8(page), ol), png))
     throw bpkit::FileError(path + ": cannot encode the overlay");
   bpkit::write_file_atomically(path, std::string(png.begin(), png.end()));
 }

@@ -51,30 +51,62 @@ int run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
-      std::puts(
-          "usage: signature_baseline --pipeline FILE --train DIR --test DIR [--references N] "
-          "[--plugin-path DIR]...");
+      std::fputs(
+          "usage: signature_baseline --pipeline FILE --train DIR --test DIR [--references N]\n"
+          "                          [--plugin-path DIR]...\n"
+          "\n"
+          "The classical signature verifier of the benchmark (bench/run.sh signature): the\n"
+          "pipeline's features of every scan, standardized on the training writers' scans; a\n"
+          "query scored by its negated distance to the nearest of a writer's references. Prints\n"
+          "the equal error rates for skilled and random forgeries on the test writers.\n"
+          "\n"
+          "  --pipeline FILE    the feature stages (bench/signature_baseline.yaml)\n"
+          "  --train DIR        the writers the standardization is fitted on\n"
+          "  --test DIR         the writers verified (dataset layout of docs/signature.md)\n"
+          "  --references N     references per writer (default 5)\n"
+          "  --plugin-path DIR  also load plugins from DIR (repeatable)\n"
+          "  -h, --help         this help\n"
+          "  --version          the version, revision, plugin ABI and kernel level\n",
+          stdout);
       return 0;
     }
-    if (a.rfind("--", 0) != 0 || i + 1 >= argc) {
-      std::fprintf(stderr, "signature_baseline: unexpected '%s' (--help)\n", a.c_str());
+    const bool known = a == "--pipeline" || a == "--train" || a == "--test" ||
+                       a == "--references" || a == "--plugin-path";
+    if (!known) {
+      std::fprintf(stderr,
+                   "signature_baseline: %s '%s' (run 'signature_baseline --help' for usage)\n",
+                   a.rfind("-", 0) == 0 ? "unknown option" : "unexpected argument", a.c_str());
+      return 2;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "signature_baseline: %s needs a value\n", a.c_str());
       return 2;
     }
     if (a == "--plugin-path")
       plugin_dirs.push_back(argv[++i]);
-    else if (a == "--pipeline" || a == "--train" || a == "--test" || a == "--references")
+    else
       o[a.substr(2)] = argv[++i];
-    else {
-      std::fprintf(stderr, "signature_baseline: unknown option '%s'\n", a.c_str());
-      return 2;
-    }
   }
   for (const char* k : {"pipeline", "train", "test"})
     if (!o.count(k)) {
-      std::fprintf(stderr, "signature_baseline: --%s is required (--help)\n", k);
+      std::fprintf(stderr,
+                   "signature_baseline: --%s is required (run 'signature_baseline --help' for "
+                   "usage)\n",
+                   k);
       return 2;
     }
-  const int refs = o.count("references") ? std::atoi(o["references"].c_str()) : 5;
+  int refs = 5;
+  if (o.count("references")) {
+    char* end = nullptr;
+    const long r = std::strtol(o["references"].c_str(), &end, 10);
+    if (o["references"].empty() || *end != '\0' || r < 1 || r > 100) {
+      std::fprintf(stderr,
+                   "signature_baseline: --references expects a number in 1..100, got '%s'\n",
+                   o["references"].c_str());
+      return 2;
+    }
+    refs = int(r);
+  }
   const bpkit::PipelineConfig c = bpkit::load_pipeline_config(o["pipeline"], false);
   bpkit::PluginRegistry registry;
   const std::vector<std::string> needed = bpkit::stage_plugins(c);

@@ -77,7 +77,7 @@ have() {
     return 0
   fi
   case $1 in
-    bench_* | layer_profile | assoc_memory | ocr_score) skipped="$skipped $1" ;;
+    bench_* | layer_profile | assoc_memory | ocr_score | signature_baseline) skipped="$skipped $1" ;;
     *) fail "$bin/$1 is missing" ;;
   esac
   return 1
@@ -188,6 +188,24 @@ fi
 if have bench_gemm; then
   common bench_gemm
   expect 2 err "^bench_gemm: unexpected argument 'now'" bench_gemm now
+fi
+
+# The other data tools and the signature baseline: help, version, unknown options, one-line errors.
+for p in make_signatures make_speech_digits export_features signature_baseline; do
+  if have "$p"; then common "$p"; fi
+done
+if have make_speech_digits; then
+  expect 2 err "^make_speech_digits: --voices expects train, heldout or all, got 'x'" \
+    make_speech_digits --out "$work/s" --voices x
+  expect 2 err "^make_speech_digits: --out DIR is required" make_speech_digits --count 3
+fi
+if have signature_baseline; then
+  expect 2 err "^signature_baseline: --references expects a number in 1\.\.100, got '0'" \
+    signature_baseline --pipeline a --train b --test c --references 0
+  expect 2 err "^signature_baseline: --test needs a value" signature_baseline --test
+fi
+if have make_signatures; then
+  expect 2 err "^make_signatures: --writers N is required" make_signatures --out "$work/sig"
 fi
 
 if [ "$failures" = 0 ]; then

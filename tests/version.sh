@@ -6,7 +6,7 @@ set -euo pipefail
 bin=$1
 fail() { echo "version: $*" >&2; exit 1; }
 programs="bpkit ocr_app speech_app signature_app make_digits render_lines render_page
-  make_speech_digits export_features make_signatures bench_engine bench_recurrent layer_profile
+  make_speech_digits export_features make_signatures bench_engine bench_recurrent bench_gemm layer_profile
   assoc_memory ocr_score signature_baseline"
 n=0
 for p in $programs; do

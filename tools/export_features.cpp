@@ -67,7 +67,7 @@ const char* const kHelp =
     "error.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n(run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
+  std::fprintf(stderr, "%s: %s (run '%s --help' for usage)\n", kProgram, msg.c_str(), kProgram);
   std::exit(2);
 }
 

@@ -58,7 +58,9 @@ const char kUsage[] =
     "  --variation X      multiplies every writer's genuine variability (default 1, 0..4)\n"
     "  --dpi LO[,HI]      scan resolution, drawn log-uniformly (default 150,600; 50..1200)\n"
     "  --clean            white paper, no clutter, noise, blur or rotation, PNG only\n"
-    "  --threads T        writers generated in parallel (default 1, 1..64)\n";
+    "  --threads T        writers generated in parallel (default 1, 1..64)\n"
+    "  -h, --help         this help\n"
+    "  --version          the version, revision, plugin ABI and kernel level\n";
 
 struct Options {
   std::string out;
@@ -290,14 +292,13 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else {
-      std::fprintf(stderr, "make_signatures: unknown option '%s'\n%s", a.c_str(), kUsage);
-      return 2;
+      bpkit_tools::usage_error("make_signatures", "unknown option '" + a + "'");
     }
   }
   if (o.out.empty() || o.writers == 0) {
-    std::fprintf(stderr, "make_signatures: %s is required\n%s",
-                 o.out.empty() ? "--out DIR" : "--writers N", kUsage);
-    return 2;
+    bpkit_tools::usage_error(
+        "make_signatures",
+        std::string(o.out.empty() ? "--out DIR" : "--writers N") + " is required");
   }
   if (o.genuine + o.forgeries == 0) {
     std::fprintf(stderr, "make_signatures: --genuine and --forgeries are both 0: nothing to do\n");

@@ -274,13 +274,31 @@ bool write_wav(const std::string& path, const std::vector<float>& x) {
   return ok && !ec;
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] "
-               "[--voices train|heldout|all] [--random-voices P] [--clean] [--noise LO,HI] "
-               "[--list-voices]\n");
-  return 2;
-}
+constexpr const char* kProgram = "make_speech_digits";
+
+const char* kUsage =
+    "usage: make_speech_digits --out DIR [--name NAME] [--count N] [--seed S] [--voices SET]\n"
+    "                          [--random-voices P] [--clean] [--noise LO,HI]\n"
+    "       make_speech_digits --list-voices [--voices SET]\n"
+    "\n"
+    "Connected-digit utterances ('zero' to 'nine' and 'oh', 1-7 words) spoken by espeak-ng, for\n"
+    "training and testing speech recognizers: DIR/wav/NAME_000000.wav ... (16 kHz mono), the\n"
+    "manifest DIR/NAME.tsv (\"wav/NAME_000000.wav<TAB>TRANSCRIPT\", 0-9 and o for 'oh') and\n"
+    "DIR/NAME.info.tsv (voice, rate, pitch, augmentation). Sample i depends only on (seed, i).\n"
+    "\n"
+    "  --out DIR            output directory (created when missing)\n"
+    "  --name NAME          file and manifest name (default digits)\n"
+    "  --count N            utterances, 1..10000000 (default 1000)\n"
+    "  --seed S             seed (default 1)\n"
+    "  --voices SET         train (default): training accents and variants; heldout: voices\n"
+    "                       with a held-out accent or variant, never heard in training; all\n"
+    "  --random-voices P    share 0..1 of utterances by a newly drawn voice variant (training)\n"
+    "  --clean              no augmentation (speed, reverberation, telephone band, noise, gain)\n"
+    "  --noise LO,HI        additive noise at an SNR drawn from LO..HI dB (default 5,30; with\n"
+    "                       --clean, noise only when given)\n"
+    "  --list-voices        print the voices of --voices SET and exit\n"
+    "  -h, --help           this help\n"
+    "  --version            the version, revision, plugin ABI and kernel level\n";
 
 }  // namespace
 
@@ -301,16 +319,16 @@ int main(int argc, char** argv) {
       o.seed = uint64_t(args.number(a, args.value(), 0, (1LL << 62)));
     } else if (a == "--voices") {
       o.voices = args.value();
-      if (o.voices != "train" && o.voices != "heldout" && o.voices != "all") return usage();
+      if (o.voices != "train" && o.voices != "heldout" && o.voices != "all")
+        bpkit_tools::usage_error(kProgram,
+                                 "--voices expects train, heldout or all, got '" + o.voices + "'");
     } else if (a == "--clean") {
       o.clean = true;
     } else if (a == "--noise") {
       const std::string v = args.value();
       if (std::sscanf(v.c_str(), "%lf,%lf", &o.snr_lo, &o.snr_hi) != 2 || o.snr_lo > o.snr_hi ||
           o.snr_lo < -10 || o.snr_hi > 100) {
-        std::fprintf(stderr, "make_speech_digits: --noise expects LO,HI in dB, got '%s'\n",
-                     v.c_str());
-        return 2;
+        bpkit_tools::usage_error(kProgram, "--noise expects LO,HI in dB, got '" + v + "'");
       }
       o.noise_given = true;
     } else if (a == "--random-voices") {
@@ -318,10 +336,10 @@ int main(int argc, char** argv) {
     } else if (a == "--list-voices") {
       list = true;
     } else if (a == "--help" || a == "-h") {
-      usage();
+      std::fputs(kUsage, stdout);
       return 0;
     } else {
-      return usage();
+      bpkit_tools::usage_error(kProgram, "unknown option '" + a + "'");
     }
   }
   std::vector<std::pair<std::string, std::string>> voices;
@@ -336,7 +354,10 @@ int main(int argc, char** argv) {
                   heldout_voice(v.first, v.second) ? "heldout" : "train");
     return 0;
   }
-  if (o.out.empty() || o.name.empty() || o.name.find('/') != std::string::npos) return usage();
+  if (o.out.empty()) bpkit_tools::usage_error(kProgram, "--out DIR is required");
+  if (o.name.empty() || o.name.find('/') != std::string::npos)
+    bpkit_tools::usage_error(kProgram,
+                             "--name expects a file name without '/', got '" + o.name + "'");
 
   if (o.random_voices > 0 && o.voices == "heldout") {
     std::fprintf(stderr,

@@ -199,7 +199,9 @@ sed 's/width: 8, height: 8/width: 100000, height: 100000/' "$dir/data/p_big.yaml
 check "resize to 100000x100000" 2 "value 100000 is out of range" \
   "$bpkit" train "$dir/data/p_resize.yaml" --out "$dir/r"
 cp "$dir/empty" "$dir/data/empty.tsv"
-printf 'images/0_000.png\t0\nimages/nosuch.png\t3\n' >"$dir/data/missing.tsv"
+# Ten classes (the network's width, checked first), the last image missing.
+for k in 0 1 2 3 4 5 6 7 8; do printf 'images/%d_000.png\t%d\n' $k $k; done >"$dir/data/missing.tsv"
+printf 'images/nosuch.png\t9\n' >>"$dir/data/missing.tsv"
 head -c 3000 /dev/urandom | tr -d '\n\t' >"$dir/data/garbage.tsv"
 cp "$dir/data/images/5_000.png" "$dir/data/images/locked.png"
 chmod 000 "$dir/data/images/locked.png"

@@ -8,6 +8,7 @@
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 
 #include "bpkit/config.h"
 #include "bpkit/error.h"
@@ -498,6 +499,51 @@ TEST_CASE("verifiers trained on pair and triplet manifests", "[signature][learni
                      "bad4");
              }),
              Contains("train_triplets.tsv:1: label"));
+}
+
+TEST_CASE("training.on_error: skip drops the scans a verifier's stages refuse", "[signature]") {
+  TempDir t("verifier_skip");
+  for (int w = 0; w < 10; ++w) draw_writer(t.file("train"), w, 5, 2);
+  for (int w = 10; w < 14; ++w) draw_writer(t.file("test"), w, 5, 2);
+  touch(t.file("train/w3/genuine/9.png"));    // not an image
+  touch(t.file("test/w11/forgeries/9.png"));  // not an image
+  // A writer left with one genuine signature is no longer a training writer.
+  for (int i = 1; i < 5; ++i) touch(t.file("train/w7/genuine/" + std::to_string(i) + ".png"));
+  auto config = [&](const std::string& on_error) {
+    bpkit_test::write_bytes(t.file("s.yaml"),
+                            "name: drawn\n"
+                            "stages:\n"
+                            "  - plugin: image.read\n"
+                            "  - plugin: image.gray\n"
+                            "  - plugin: image.resize\n"
+                            "    params: {width: 16, height: 16}\n"
+                            "  - plugin: image.features\n"
+                            "data: {layout: writers, train: train, test: test, tuples: 100,"
+                            " references: 2}\n"
+                            "network:\n  layers:\n    - flatten: {}\n    - dense: {units: 8}\n"
+                            "    - l2_normalize: {}\n"
+                            "training: {epochs: 1, batch: 16, seed: 1, threads: 1" +
+                                on_error + "}\ncache: false\n");
+    return t.file("s.yaml");
+  };
+  bpkit::TrainRequest r;
+  r.config = config("");
+  r.out_dir = t.file("m");
+  r.plugin_dirs = {BPKIT_SIGNATURE_TEST_PLUGIN_DIR};
+  r.use_cache = false;
+  CHECK_THAT(error_of([&] { bpkit::train_pipeline(r); }), Contains("w3/genuine/9.png"));
+  r.config = config(", on_error: skip");
+  std::ostringstream log;
+  r.log = &log;
+  const bpkit::TrainOutcome out = bpkit::train_pipeline(r);
+  INFO(log.str());
+  CHECK_THAT(log.str(), Contains("skipped 5 scan(s) the stages refused"));
+  CHECK(out.test_eer_skilled >= 0);
+  std::string meta;
+  bpkit::SignatureVerifier v(t.file("m"), {BPKIT_SIGNATURE_TEST_PLUGIN_DIR});
+  for (const auto& kv : v.model().metadata())
+    if (kv.first == "train_writers") meta = kv.second;
+  CHECK(meta == "9");  // w7 is left out
 }
 
 TEST_CASE("a verifier ensemble (training.members) concatenates its members' embeddings",

@@ -110,8 +110,10 @@ VerificationTrials verification_trials(
       t.genuine.push_back(score(embedding(s.genuine[g]), refs, dim));
     for (const std::string& f : s.forgeries) t.skilled.push_back(score(embedding(f), refs, dim));
     const size_t others = std::min(n - 1, size_t(std::max(random_writers, 0)));
-    for (size_t k = 1; k <= others; ++k)
-      t.random.push_back(score(embedding(data.writers[(w + k) % n].genuine.back()), refs, dim));
+    for (size_t k = 1; k <= others; ++k) {
+      const WriterSamples& o = data.writers[(w + k) % n];
+      if (!o.genuine.empty()) t.random.push_back(score(embedding(o.genuine.back()), refs, dim));
+    }
     ++t.writers;
   }
   return t;

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <ostream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "bpkit/error.h"
 #include "bpkit/features.h"
@@ -51,6 +52,22 @@ Samples list_samples(const WriterDataset& d, const std::vector<size_t>& writers)
     }
   }
   return s;
+}
+
+// Drops from `d` the files `set` did not keep (the stages refused them, training.on_error: skip),
+// so that list_samples(d) lists exactly set's entries, in order.
+void keep_extracted(WriterDataset& d, const FeatureSet& set) {
+  std::unordered_set<std::string> kept;
+  for (const ManifestEntry& e : set.entries) kept.insert(e.path);
+  auto filter = [&](std::vector<std::string>& files) {
+    files.erase(std::remove_if(files.begin(), files.end(),
+                               [&](const std::string& f) { return !kept.count(f); }),
+                files.end());
+  };
+  for (WriterSamples& w : d.writers) {
+    filter(w.genuine);
+    filter(w.forgeries);
+  }
 }
 
 // A tuple manifest's files, sample i being file i (its place: the line of its first tuple).
@@ -328,11 +345,14 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   FeatureCache cache(c.cache_dir.empty() ? FeatureCache::default_dir() : c.cache_dir);
   ExtractOptions eo;
   eo.cache = (c.cache && r.use_cache) ? &cache : nullptr;
-  eo.skip_errors = false;  // a writer's sample indices must stay in step with the files
+  // training.on_error: skip drops a writer's scans that the stages refuse (and a writer left
+  // with fewer than two genuine signatures); a tuple manifest's tuples name their files, so there
+  // every scan must be usable.
+  eo.skip_errors = by_writers && c.on_error == "skip";
   eo.log = log;
   std::vector<size_t> all_w(train_data.writers.size());
   std::iota(all_w.begin(), all_w.end(), 0);
-  const Samples samples = by_writers ? list_samples(train_data, all_w) : list_samples(train_m);
+  Samples samples = by_writers ? list_samples(train_data, all_w) : list_samples(train_m);
   // Fit stages learn from the training writers' genuine signatures (the training tuples' scans).
   std::vector<std::pair<size_t, std::string>> fitted;
   for (size_t k : pipeline.fit_stages()) {
@@ -351,6 +371,23 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     fitted.emplace_back(k, pipeline.fit(k, files, nullptr));
   }
   const FeatureSet set = extract_features(pipeline, samples.entries, eo);
+  if (!set.skipped.empty()) {
+    keep_extracted(train_data, set);
+    samples = list_samples(train_data, all_w);
+    auto usable = [&](std::vector<size_t>& ws) {
+      ws.erase(std::remove_if(ws.begin(), ws.end(),
+                              [&](size_t w) { return train_data.writers[w].genuine.size() < 2; }),
+               ws.end());
+    };
+    usable(train_w);
+    usable(val_w);
+    if (train_w.size() < 2)
+      throw FileError(c.train_manifest + ": " + std::to_string(train_w.size()) +
+                      " training writer(s) left with two usable genuine signatures");
+    if (log)
+      *log << "skipped " << set.skipped.size()
+           << " scan(s) the stages refused (training.on_error: skip)\n";
+  }
   if (log)
     *log << "features: " << set.features.size() << " scans of "
          << (by_writers ? std::to_string(train_data.writers.size()) + " writers"
@@ -581,8 +618,12 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   if (has_test) {
     std::vector<size_t> tw(test_data.writers.size());
     std::iota(tw.begin(), tw.end(), 0);
-    const Samples ts = by_writers ? list_samples(test_data, tw) : list_samples(test_m);
+    Samples ts = by_writers ? list_samples(test_data, tw) : list_samples(test_m);
     const FeatureSet tset = extract_features(pipeline, ts.entries, eo);
+    if (!tset.skipped.empty()) {
+      keep_extracted(test_data, tset);
+      ts = list_samples(test_data, tw);
+    }
     const Tensor<float> temb = embed_all(ensemble, stack(tset));
     if (by_writers) {
       std::unordered_map<std::string, int64_t> trow;

@@ -609,9 +609,10 @@ std::string apply_overrides(const std::string& text, const std::string& path,
          " (bpkit train; the file's comments are not kept)\n" + out.c_str() + "\n";
 }
 
-PipelineConfig load_pipeline_config(const std::string& path,
-                                    const std::vector<std::string>& overrides) {
-  if (overrides.empty()) return load_pipeline_config(path);
+namespace {
+
+// The pipeline file's bytes. Throws FileError saying why it cannot be read.
+std::string read_pipeline_file(const std::string& path) {
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   std::error_code ec;
@@ -619,7 +620,16 @@ PipelineConfig load_pipeline_config(const std::string& path,
     throw FileError(path + ": cannot open the pipeline file (" + open_failure(path, errno) + ")");
   std::ostringstream ss;
   ss << in.rdbuf();
-  const std::string text = apply_overrides(ss.str(), path, overrides);
+  if (in.bad()) throw FileError(path + ": cannot read the pipeline file");
+  return ss.str();
+}
+
+}  // namespace
+
+PipelineConfig load_pipeline_config(const std::string& path,
+                                    const std::vector<std::string>& overrides) {
+  if (overrides.empty()) return load_pipeline_config(path);
+  const std::string text = apply_overrides(read_pipeline_file(path), path, overrides);
   try {
     return parse_pipeline_config(text, path);
   } catch (const ConfigError& e) {
@@ -633,15 +643,7 @@ PipelineConfig load_pipeline_config(const std::string& path,
 }
 
 PipelineConfig load_pipeline_config(const std::string& path, bool need_network) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  std::error_code ec;
-  if (!in || fs::is_directory(path, ec))
-    throw FileError(path + ": cannot open the pipeline file (" + open_failure(path, errno) + ")");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw FileError(path + ": cannot read the pipeline file");
-  return parse_pipeline_config(ss.str(), path, "", need_network);
+  return parse_pipeline_config(read_pipeline_file(path), path, "", need_network);
 }
 
 }  // namespace bpkit

@@ -415,7 +415,7 @@ int cmd_eval(int argc, char** argv) {
   const bool json = o.count("json") > 0;
   auto report = [&](const nlohmann::ordered_json& j) {
     if (json) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;
     }
     std::string line;
@@ -611,7 +611,7 @@ int cmd_predict(int argc, char** argv) {
           std::printf(
               "%s\n",
               nlohmann::ordered_json{{"file", file}, {"text", p.name}, {"confidence", p.confidence}}
-                  .dump()
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                   .c_str());
         else
           std::printf("%s\t%s\t%.4f\n", file.c_str(), p.name.c_str(), p.confidence);
@@ -631,7 +631,7 @@ int cmd_predict(int argc, char** argv) {
             j["top"].push_back(nlohmann::ordered_json{{"class", model.classes()[order[k]]},
                                                       {"probability", p.probabilities[order[k]]}});
         }
-        std::printf("%s\n", j.dump().c_str());
+        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         continue;
       }
       std::printf("%s", file.c_str());
@@ -642,7 +642,7 @@ int cmd_predict(int argc, char** argv) {
       std::fprintf(stderr, "bpkit predict: %s\n", e.what());
       if (json)
         std::printf("%s\n",
-                    nlohmann::ordered_json{{"file", file}, {"error", e.what()}}.dump().c_str());
+                    nlohmann::ordered_json{{"file", file}, {"error", e.what()}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       ++failures;
     }
   }

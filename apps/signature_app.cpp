@@ -97,7 +97,7 @@ int enroll(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
     std::printf(
         "%s\n",
         nlohmann::ordered_json{{"writer", o["writer"]}, {"added", added}, {"references", total}}
-            .dump()
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
             .c_str());
   else
     std::printf("enrolled %d reference(s) for %s (%zu in all)%s\n", added, o["writer"].c_str(),
@@ -153,7 +153,7 @@ int verify(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
                              {"threshold", threshold},
                              {"references", refs.size()}};
     if (!writer.empty()) j["writer"] = writer;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("%s %.4f\n", genuine ? "genuine" : "forgery", score);
   }
@@ -199,7 +199,7 @@ int eval(bpkit::SignatureVerifier& v, std::map<std::string, std::string>& o,
                                                {"eer_skilled", or_null(s.skilled.eer)},
                                                {"eer_random", or_null(s.random.eer)},
                                                {"det", det}}
-                            .dump()
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                             .c_str());
     return 0;
   }

@@ -125,7 +125,7 @@ int run(int argc, char** argv) {
             std::printf("%s\n",
                         nlohmann::ordered_json{
                             {"file", file}, {"start", u.start}, {"end", u.end}, {"error", error}}
-                            .dump()
+                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                             .c_str());
           std::fflush(stdout);
           return;
@@ -145,7 +145,7 @@ int run(int argc, char** argv) {
                                   {"start", w.start},
                                   {"end", w.end},
                                   {"confidence", w.confidence}});
-          std::printf("%s\n", j.dump().c_str());
+          std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         } else {
           std::string head = files.size() > 1 ? file + ": " : "";
           if (cut) {
@@ -181,7 +181,7 @@ int run(int argc, char** argv) {
       if (msg.rfind(file, 0) != 0) msg = file + ": " + msg;
       std::fprintf(stderr, "speech_app: %s\n", msg.c_str());
       if (json)
-        std::printf("%s\n", nlohmann::ordered_json{{"file", file}, {"error", msg}}.dump().c_str());
+        std::printf("%s\n", nlohmann::ordered_json{{"file", file}, {"error", msg}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       ++failures;
     }
   }

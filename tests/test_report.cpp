@@ -417,6 +417,16 @@ TEST_CASE("report: text models show the character error rate in curves, table an
   const std::string json = read_bytes(dir.file("metrics.json"));
   CHECK_THAT(json, Contains("\"val_cer\": [0.48, 0.24, 0.16, 0.12]"));
   CHECK_THAT(json, Contains("\"cer\": 0.125"));
+
+  // Error rates above 100% (a young CTC model inserting characters): the axis grows past 100%
+  // (it was clipped to an empty range, and drawing the ticks never ended).
+  for (EpochStats& s : in.result.history) s.train_cer = 3.0, s.val_cer = 1.5;
+  in.test_cer = 1.4;
+  write_training_report(dir.path(), in);
+  const cv::Mat high = cv::imread(dir.file("curves.png"), cv::IMREAD_COLOR);
+  REQUIRE(!high.empty());
+  CHECK(count_colour(high(cv::Rect(kCurvesPngWidth / 2, 0, kCurvesPngWidth / 2, kCurvesPngHeight)),
+                     kTrainBgr) > 300);
 }
 
 TEST_CASE("report: one epoch without validation, and many classes with long names", "[report]") {

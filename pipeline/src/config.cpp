@@ -633,12 +633,23 @@ PipelineConfig load_pipeline_config(const std::string& path,
   try {
     return parse_pipeline_config(text, path);
   } catch (const ConfigError& e) {
-    // A mistake of the file itself is reported at its place in the file (load throws it); one
-    // the overrides made, with them.
-    load_pipeline_config(path);
+    // The same mistake in the file itself is reported at its place in the file; another (the
+    // overrides made it, or left it after fixing the file's own) with its place in the file as
+    // modified, which the model directory would have kept.
+    auto what = [&](const std::string& m) {  // the message without "PATH:LINE:COL: "
+      if (m.rfind(path + ":", 0) != 0) return m;
+      const size_t at = m.find(": ", path.size());
+      return at == std::string::npos ? m : m.substr(at + 2);
+    };
+    try {
+      load_pipeline_config(path);
+    } catch (const ConfigError& own) {
+      if (what(own.what()) == what(e.what())) throw;
+    }
     std::string sets;
     for (const std::string& o : overrides) sets += " --set " + o;
-    throw ConfigError(std::string(e.what()) + " (in the file as modified by" + sets + ")");
+    throw ConfigError(std::string(e.what()) + " (line and column of the file as modified by" +
+                      sets + ")");
   }
 }
 

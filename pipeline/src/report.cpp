@@ -355,6 +355,9 @@ std::string pad_left(const std::string& s, size_t width) {
 std::string for_people(const std::string& v) {
   if (v.empty() || v.find_first_not_of("0123456789+-.eE") != std::string::npos) return v;
   if (v.find_first_of(".eE") == std::string::npos) return v;  // an integer
+  // Only numbers written to full precision (15 or more digits: num()'s %.17g); short ones, and
+  // text that happens to look like a number (an alphabet of digits: "-.0123456789"), stay.
+  if (std::count_if(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) < 15) return v;
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
   if (*end != '\0' || !std::isfinite(x)) return v;
@@ -591,6 +594,13 @@ Range nice_range(double lo, double hi, double floor_, double ceil_) {
     lo -= pad, hi += pad;
   }
   lo = std::max(lo, floor_), hi = std::min(hi, ceil_);
+  // Values all beyond a clip (an error rate above 100%): the clipped interval is empty; show the
+  // clip's neighbourhood rather than an inverted range (whose step would never end the ticks).
+  if (!(hi > lo)) {
+    if (std::isfinite(ceil_) && lo >= ceil_) lo = std::isfinite(floor_) ? floor_ : ceil_ - 1;
+    if (std::isfinite(floor_) && hi <= floor_) hi = std::isfinite(ceil_) ? ceil_ : floor_ + 1;
+    if (!(hi > lo)) hi = lo + 1;
+  }
   const double step = nice_step(hi - lo, 5);
   return {std::max(floor_, std::floor(lo / step + 1e-9) * step),
           std::min(ceil_, std::ceil(hi / step - 1e-9) * step), step};
@@ -607,6 +617,7 @@ struct Panel {
   std::vector<Series> series;
   double test = kNaN;  // drawn as a horizontal dashed line when finite
   bool percent = false;
+  bool unbounded = false;  // percent above 100 possible (error rates)
 };
 
 void draw_panel(cv::Mat& img, const cv::Rect& box, const Panel& panel,
@@ -651,8 +662,10 @@ void draw_panel(cv::Mat& img, const cv::Rect& box, const Panel& panel,
     return;
   }
   const double scale = panel.percent ? 100 : 1;
-  const Range yr = panel.percent ? nice_range(lo * scale, hi * scale, 0, 100)
-                                 : nice_range(lo, hi, lo >= 0 ? 0 : -INFINITY, INFINITY);
+  // Accuracies stay within 0-100%; an error rate may exceed 100% (insertions), so its axis grows.
+  const Range yr = panel.percent
+                       ? nice_range(lo * scale, hi * scale, 0, panel.unbounded ? INFINITY : 100)
+                       : nice_range(lo, hi, lo >= 0 ? 0 : -INFINITY, INFINITY);
 
   // x: epochs, with an inset so the first and last points sit off the axes.
   const int inset = 14;
@@ -744,7 +757,8 @@ cv::Mat curves_image(const ReportInput& in) {
             cer ? "character error rate (%)" : "accuracy (%)",
             {{"train", {}, kTrainColor}, {"validation", {}, kValColor}},
             cer ? in.test_cer : in.test_accuracy,
-            true};
+            true,
+            cer};
   for (const EpochStats& s : r.history) {
     epochs.push_back(s.epoch);
     loss.series[0].y.push_back(s.train_loss);

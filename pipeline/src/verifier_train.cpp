@@ -300,7 +300,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   // names no writers, but its genuine pairs (a triplet's anchor and positive) join scans of one
   // writer: its tuples are held out by those groups (the group of their reference or anchor),
   // so that validation tuples are of writers the network did not train on.
-  std::vector<size_t> group;  // manifest: per tuple, its group
+  std::vector<size_t> group;       // manifest: per tuple, its group
+  std::vector<size_t> file_group;  // manifest: per file, its group (SIZE_MAX: none)
   size_t groups = by_writers ? train_data.writers.size() : 0;
   if (!by_writers) {
     std::vector<size_t> parent(train_m.files.size());
@@ -317,6 +318,10 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     for (size_t t = 0; t < size_t(train_m.size()); ++t)
       group.push_back(id.emplace(find(size_t(train_m.tuples[t * k])), id.size()).first->second);
     groups = id.size();
+    for (size_t f = 0; f < train_m.files.size(); ++f) {
+      const auto it = id.find(find(f));
+      file_group.push_back(it == id.end() ? SIZE_MAX : it->second);
+    }
   }
   std::vector<size_t> order(groups);
   std::iota(order.begin(), order.end(), 0);
@@ -327,12 +332,34 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   const size_t n_val = size_t(double(order.size()) * c.validation_split);
   std::vector<size_t> train_w(order.begin(), order.end() - long(n_val)),
       val_w(order.end() - long(n_val), order.end());
-  if (!by_writers) {  // groups → their tuples
+  if (!by_writers) {
+    // Groups → their tuples. A training tuple that names a held-out writer's scan anywhere (a
+    // triplet's negative, a random pair's query) is left out: the network never sees validation
+    // writers.
     std::vector<char> held(groups, 0);
     for (size_t g : val_w) held[g] = 1;
     train_w.clear();
     val_w.clear();
-    for (size_t t = 0; t < group.size(); ++t) (held[group[t]] ? val_w : train_w).push_back(t);
+    size_t dropped = 0;
+    const size_t k = size_t(train_m.arity);
+    for (size_t t = 0; t < group.size(); ++t) {
+      if (held[group[t]]) {
+        val_w.push_back(t);
+        continue;
+      }
+      bool touches = false;
+      for (size_t m = 0; m < k; ++m) {
+        const size_t g = file_group[size_t(train_m.tuples[t * k + m])];
+        touches |= g != SIZE_MAX && held[g];
+      }
+      if (touches)
+        ++dropped;
+      else
+        train_w.push_back(t);
+    }
+    if (dropped && log)
+      *log << "validation: " << dropped
+           << " training tuple(s) left out for naming a validation writer's scan\n";
   }
   std::sort(train_w.begin(), train_w.end());
   std::sort(val_w.begin(), val_w.end());
@@ -368,7 +395,7 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
       for (size_t i = 0; i < used.size(); ++i)
         if (used[i]) files.push_back(train_m.files[i]);
     }
-    fitted.emplace_back(k, pipeline.fit(k, files, nullptr));
+    fitted.emplace_back(k, pipeline.fit(k, files, eo.skip_errors ? log : nullptr));
   }
   const FeatureSet set = extract_features(pipeline, samples.entries, eo);
   if (!set.skipped.empty()) {
@@ -572,18 +599,17 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
   // The same calibration for every other reference count the writers allow (up to
   // kMaxCalibratedReferences): a user enrolling 3 or 12 references gets the threshold for 3 or 12.
   std::vector<std::pair<int, double>> thresholds;
-  if (!by_writers) thresholds.emplace_back(1, threshold);  // a tuple holds one reference
+  // The trained count's own (also beyond the counts calibrated below), and for tuples the only one.
+  thresholds.emplace_back(by_writers ? c.references : 1, threshold);
   if (by_writers) {
     const WriterDataset cw = subset(calib_val ? val_w : train_w);
     for (int n = 1; n <= kMaxCalibratedReferences; ++n) {
-      if (n == c.references) {
-        thresholds.emplace_back(n, threshold);
-        continue;
-      }
+      if (n == c.references) continue;
       const VerificationTrials t = verification_trials(cw, lookup, dim, n);
       if (t.genuine.empty() || (t.skilled.empty() && t.random.empty())) break;
       thresholds.emplace_back(n, calibrate(t));
     }
+    std::sort(thresholds.begin(), thresholds.end());
   }
   if (log) {
     *log << "threshold by reference count:";
@@ -621,6 +647,8 @@ TrainOutcome train_verifier(const TrainRequest& r, PipelineConfig c) {
     Samples ts = by_writers ? list_samples(test_data, tw) : list_samples(test_m);
     const FeatureSet tset = extract_features(pipeline, ts.entries, eo);
     if (!tset.skipped.empty()) {
+      if (tset.features.empty())
+        throw FileError(c.test_manifest + ": the stages refused every test scan");
       keep_extracted(test_data, tset);
       ts = list_samples(test_data, tw);
     }

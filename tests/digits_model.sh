@@ -39,13 +39,16 @@ case $json in
 esac
 awk -v a="$accuracy" -v j="$(printf '%s' "$json" | sed 's/.*"accuracy":\([0-9.e-]*\).*/\1/')" \
   'BEGIN { d = a - j; exit !(d < 0.00005 && d > -0.00005) }' || fail "eval --json accuracy: $json vs $accuracy"
-printf '%s\n%s\n' "$dir/data/images/3_470.png" "$dir/missing.png" >"$dir/list"
+# (a name that is not UTF-8 first: its JSON line replaces the byte, and the run goes on)
+printf '%s\n%s\n%s\n' "$dir/bad_$(printf '\377').png" "$dir/data/images/3_470.png" "$dir/missing.png" >"$dir/list"
 status=0
 "$bpkit" predict "$model" - --json --top 2 <"$dir/list" >"$dir/pred.json" 2>/dev/null || status=$?
 [ "$status" = 1 ] || fail "predict with a missing file: exit $status, expected 1"
-head -1 "$dir/pred.json" | grep -Eq '^\{"file":"[^"]*3_470\.png","class":"3","probability":[0-9.e-]+,"top":\[\{"class":"3",' ||
+sed -n 1p "$dir/pred.json" | grep -q '^{"file":"[^"]*bad_.*\.png","error":"' ||
+  fail "predict --json, a name that is not UTF-8: $(cat "$dir/pred.json")"
+sed -n 2p "$dir/pred.json" | grep -Eq '^\{"file":"[^"]*3_470\.png","class":"3","probability":[0-9.e-]+,"top":\[\{"class":"3",' ||
   fail "predict --json: $(cat "$dir/pred.json")"
-sed -n 2p "$dir/pred.json" | grep -q '^{"file":"[^"]*missing\.png","error":"' ||
+sed -n 3p "$dir/pred.json" | grep -q '^{"file":"[^"]*missing\.png","error":"' ||
   fail "predict --json error line: $(cat "$dir/pred.json")"
 echo "held-out digits: accuracy $accuracy ($errors errors of $samples)"
 rm -rf "$dir"

@@ -46,7 +46,9 @@ namespace {
 
 using bpkit::cli::all_values;
 using bpkit::cli::integer;
+using bpkit::cli::ModelError;
 using bpkit::cli::number;
+using bpkit::cli::open_model;
 using bpkit::cli::parse_options;
 using bpkit::cli::UsageError;
 
@@ -437,14 +439,16 @@ int cmd_eval(int argc, char** argv) {
   const bool trust = o.count("trust-model-plugins") > 0;
   // A mistyped path is named as such, whatever else the options say.
   std::error_code ec;
-  if (!std::filesystem::exists(pos[1], ec))
+  if (!std::filesystem::exists(pos[1], ec))  // ec: why not (a directory without permission, ...)
     throw bpkit::FileError(pos[1] + ": cannot read the manifest (" +
-                           bpkit::open_failure(pos[1], ENOENT) + ")");
+                           (ec ? ec.message() : bpkit::open_failure(pos[1], ENOENT)) + ")");
   const int tuple_arity = bpkit::tuple_manifest_arity(pos[1]);
   if (std::filesystem::is_directory(pos[1]) || tuple_arity) {
     // A verifier on a dataset directory of writers (the verification protocol) or on a manifest
     // of pairs or triplets (their trials, one reference each).
-    bpkit::SignatureVerifier v(pos[0], all_values(all, "plugin-path"), trust);
+    const auto loaded =
+        open_model<bpkit::SignatureVerifier>(pos[0], all_values(all, "plugin-path"), trust);
+    bpkit::SignatureVerifier& v = *loaded;
     if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
     bpkit::FeatureCache cache(v.model().config().cache_dir.empty()
                                   ? bpkit::FeatureCache::default_dir()
@@ -480,9 +484,11 @@ int cmd_eval(int argc, char** argv) {
     throw UsageError(
         "--det is for signature verifiers (a dataset directory of writers, or a manifest of pairs "
         "or triplets)");
-  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"), trust);
+  const auto loaded =
+      open_model<bpkit::TrainedModel>(pos[0], all_values(all, "plugin-path"), trust);
+  bpkit::TrainedModel& model = *loaded;
   if (model.embeddings())
-    throw UsageError(pos[0] +
+    throw ModelError(pos[0] +
                      " is a verifier: evaluate it on a dataset directory of writers "
                      "(WRITER/genuine/*.png, WRITER/forgeries/*.png) or a manifest of pairs "
                      "(REF<tab>QUERY<tab>LABEL) or triplets, not a class manifest");
@@ -597,8 +603,9 @@ int cmd_predict(int argc, char** argv) {
       if (!line.empty()) files.push_back(line);
     }
   }
-  bpkit::TrainedModel model(pos[0], all_values(all, "plugin-path"),
-                            o.count("trust-model-plugins") > 0);
+  const auto loaded = open_model<bpkit::TrainedModel>(pos[0], all_values(all, "plugin-path"),
+                                                      o.count("trust-model-plugins") > 0);
+  bpkit::TrainedModel& model = *loaded;
   use_dictionary(model, o);
   const size_t top = size_t(integer(o, "top", 1, 1));
   const bool json = o.count("json") > 0;
@@ -631,7 +638,8 @@ int cmd_predict(int argc, char** argv) {
             j["top"].push_back(nlohmann::ordered_json{{"class", model.classes()[order[k]]},
                                                       {"probability", p.probabilities[order[k]]}});
         }
-        std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::printf("%s\n",
+                    j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         continue;
       }
       std::printf("%s", file.c_str());
@@ -641,8 +649,9 @@ int cmd_predict(int argc, char** argv) {
     } catch (const bpkit::StageError& e) {
       std::fprintf(stderr, "bpkit predict: %s\n", e.what());
       if (json)
-        std::printf("%s\n",
-                    nlohmann::ordered_json{{"file", file}, {"error", e.what()}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::printf("%s\n", nlohmann::ordered_json{{"file", file}, {"error", e.what()}}
+                                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                .c_str());
       ++failures;
     }
   }
@@ -871,6 +880,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const bpkit::ConfigError& e) {
+    std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const ModelError& e) {
     std::fprintf(stderr, "bpkit %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const bpkit::PluginError& e) {  // a refused plugin directory or search path

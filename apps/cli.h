@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace bpkit::cli {
@@ -15,6 +17,25 @@ namespace bpkit::cli {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The model named on the command line cannot be used: missing, not a model directory, damaged, or
+// of the wrong kind for the input. Exit code 2 everywhere, like a usage mistake: the model is part
+// of how the program was asked to run, not the data it was asked to process.
+struct ModelError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Loads a model (TrainedModel, SignatureVerifier, ...) so that a failure is a ModelError.
+template <class Model, class... Args>
+std::unique_ptr<Model> open_model(Args&&... args) {
+  try {
+    return std::make_unique<Model>(std::forward<Args>(args)...);
+  } catch (const ModelError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ModelError(e.what());
+  }
+}
 
 // Parses --key value pairs (options in `known`) and --flag switches (in `flags`; -h stands for
 // --help when "help" is one). A repeated option keeps every value (see all_values); lookups

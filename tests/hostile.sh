@@ -79,22 +79,22 @@ check "valid model, predict (control)" 0 "3_000.png" "$bpkit" predict "$dir/digi
 check "valid model, ocr_app char (control)" 0 "" "$ocr" --mode char --model "$dir/digits" "$digit"
 : >"$dir/empty"
 model_dir m_empty "$dir/empty"
-check "empty model.bpk" 1 "shorter than the header" "$bpkit" predict "$dir/m_empty" "$digit"
+check "empty model.bpk" 2 "shorter than the header" "$bpkit" predict "$dir/m_empty" "$digit"
 model_dir m_trunc "$g/truncated.bpk"
-check "truncated model.bpk" 1 "truncated" "$bpkit" predict "$dir/m_trunc" "$digit"
+check "truncated model.bpk" 2 "truncated" "$bpkit" predict "$dir/m_trunc" "$digit"
 check "truncated model.bpk, ocr_app" 2 "truncated" "$ocr" --mode char --model "$dir/m_trunc" "$digit"
 model_dir m_magic "$g/wrong_magic.bpk"
-check "wrong magic model.bpk" 1 "not a bpkit model" "$bpkit" predict "$dir/m_magic" "$digit"
+check "wrong magic model.bpk" 2 "not a bpkit model" "$bpkit" predict "$dir/m_magic" "$digit"
 model_dir m_huge "$g/huge_params.bpk"
-check "model declaring 2^40 parameters" 1 "needs tensor 'huge.weight' of shape [1048576,1048576]" \
+check "model declaring 2^40 parameters" 2 "needs tensor 'huge.weight' of shape [1048576,1048576]" \
   "$bpkit" predict "$dir/m_huge" "$digit"
 check "model declaring 2^40 parameters, inspect" 1 "which is missing from the file" \
   "$bpkit" inspect "$g/huge_params.bpk"
 model_dir m_nan "$g/nan_weights.bpk"
-check "NaN weight" 1 "holds NaN at element 1" "$bpkit" predict "$dir/m_nan" "$digit"
+check "NaN weight" 2 "holds NaN at element 1" "$bpkit" predict "$dir/m_nan" "$digit"
 check "NaN weight, ocr_app" 2 "holds NaN" "$ocr" --mode char --model "$dir/m_nan" "$digit"
 model_dir m_inf "$g/inf_weights.bpk"
-check "infinite weight" 1 "holds an infinite value" "$bpkit" predict "$dir/m_inf" "$digit"
+check "infinite weight" 2 "holds an infinite value" "$bpkit" predict "$dir/m_inf" "$digit"
 model_dir m_yaml_empty "$dir/good.bpk" "$dir/empty"
 check "empty pipeline.yaml in a model" 2 "the pipeline file is empty" \
   "$bpkit" predict "$dir/m_yaml_empty" "$digit"

@@ -424,6 +424,14 @@ TEST_CASE("recurrent layers refuse bad input with clear errors", "[recurrent][er
     const std::string msg = error_of<ShapeError>([&] { net.emplace<Gru<float>>(8); });
     CHECK_THAT(msg, Contains("(gru)") && Contains("[time, features]") && Contains("[40]"));
   }
+  SECTION("an image: the error says which layer turns it into frames") {
+    Network<float> net({1, 32, kDynamic}, 1);
+    CHECK_THAT(error_of<ShapeError>([&] { net.emplace<Lstm<float>>(8); }),
+               Contains("[1,32,-1]") && Contains("add a 'columns' layer before it"));
+    Network<float> flat({40}, 1);
+    CHECK_THAT(error_of<ShapeError>([&] { flat.emplace<FrameDense<float>>(4); }),
+               Contains("features that come as frames"));
+  }
   SECTION("a batch with the wrong feature size") {
     Network<float> net({kDynamic, 4}, 1);
     net.add(std::make_unique<Lstm<float>>(3), "enc");

@@ -3,8 +3,10 @@
 
 #include <samplerate.h>
 #include <sndfile.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "augment_dsp.h"
+#include "bpkit/error.h"
 
 namespace bpkit_audio {
 
@@ -60,6 +63,8 @@ Audio read_audio(const std::string& path, double max_seconds, const bpkit::ReadW
     // that threads opening bad files at once report their own.
     static std::mutex open_lock;
     std::lock_guard<std::mutex> lock(open_lock);
+    if (::access(path.c_str(), R_OK) != 0)  // missing or not readable: the system's reason
+      throw std::runtime_error("cannot open the file (" + bpkit::open_failure(path, errno) + ")");
     file.f = sf_open(path.c_str(), SFM_READ, &info);
     if (!file.f)
       throw std::runtime_error(

@@ -3,6 +3,7 @@
 // a feature tensor.
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "bpkit/error.h"
 #include "image_common.h"
 #include "image_stages.h"
 
@@ -312,7 +314,8 @@ void Read::configure(const bpkit::ParamValues& p) {
 
 Value Read::process(const Value& in) const {
   std::ifstream file(in.path, std::ios::binary);
-  if (!file) throw std::runtime_error("cannot open the file");
+  if (!file)
+    throw std::runtime_error("cannot open the file (" + bpkit::open_failure(in.path, errno) + ")");
   const Header h = read_header(file);
   if (!h.format.empty()) {
     if (h.width < 0 || h.height < 0)

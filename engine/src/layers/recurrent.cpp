@@ -40,6 +40,17 @@ void check_lengths(const std::vector<int32_t>& lengths, int64_t B, int64_t T,
                        ", the padded length)");
 }
 
+// What to put before a sequence layer that was given something else.
+std::string sequence_hint(const Shape& input) {
+  if (input.size() == 3)
+    return " (an image [channels, height, width]: add a 'columns' layer before it, which makes "
+           "one frame of channels x height features per column)";
+  if (input.size() == 1)
+    return " (a flat vector: sequence layers need features that come as frames, such as "
+           "audio.mfcc's [frames, coefficients] or an image read by columns)";
+  return "";
+}
+
 }  // namespace
 
 const char* sequence_output_name(SequenceOutput o) {
@@ -93,7 +104,7 @@ template <class T>
 Shape Recurrent<T>::build(const Shape& input) {
   if (input.size() != 2 || (input[0] < 1 && input[0] != kDynamic) || input[1] < 1)
     throw ShapeError(this->describe() + ": expects a sequence [time, features], got " +
-                     to_string(input));
+                     to_string(input) + sequence_hint(input));
   if (opt_.in_features >= 0 && input[1] != opt_.in_features)
     throw ShapeError(this->describe() + ": declared input [time," +
                      std::to_string(opt_.in_features) + "] but the previous layer gives " +
@@ -524,7 +535,7 @@ template <class T>
 Shape FrameDense<T>::build(const Shape& input) {
   if (input.size() != 2 || (input[0] < 1 && input[0] != kDynamic) || input[1] < 1)
     throw ShapeError(this->describe() + ": expects a sequence [time, features], got " +
-                     to_string(input));
+                     to_string(input) + sequence_hint(input));
   if (in_ >= 0 && input[1] != in_)
     throw ShapeError(this->describe() + ": declared input [time," + std::to_string(in_) +
                      "] but the previous layer gives " + to_string(input));

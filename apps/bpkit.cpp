@@ -31,6 +31,7 @@
 #include "bpkit/config.h"
 #include "bpkit/error.h"
 #include "bpkit/model_file.h"
+#include "bpkit/pronounce.h"
 #include "bpkit/report.h"
 #include "bpkit/signature.h"
 #include "bpkit/speech.h"
@@ -492,8 +493,35 @@ int cmd_eval(int argc, char** argv) {
                      " is a verifier: evaluate it on a dataset directory of writers "
                      "(WRITER/genuine/*.png, WRITER/forgeries/*.png) or a manifest of pairs "
                      "(REF<tab>QUERY<tab>LABEL) or triplets, not a class manifest");
+  const bool text_inputs = model.pipeline().input_kind() == bpkit::Kind::kText;
+  if (model.frames() && text_inputs && std::filesystem::path(pos[1]).extension() == ".dict") {
+    // A pronouncer on a pronunciation dictionary: phoneme and word error rates, each word against
+    // its closest pronunciation.
+    if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
+    const auto words = bpkit::read_dictionary(pos[1]);
+    bpkit::Pronouncer p(pos[0], all_values(all, "plugin-path"), trust);
+    bpkit::PronunciationScore score;
+    size_t skipped = 0;
+    for (const bpkit::DictEntry& e : words) {
+      bpkit::Phonemes got;
+      try {
+        got = p.pronounce(e.word).phonemes;
+      } catch (const std::invalid_argument& ex) {  // a character the model cannot read
+        if (skipped++ < 5) std::fprintf(stderr, "skipped %s: %s\n", e.where.c_str(), ex.what());
+        continue;
+      }
+      score.add(got, e.pronunciations);
+    }
+    if (skipped > 5) std::fprintf(stderr, "skipped %zu words in all\n", skipped);
+    report({{"words", score.words},
+            {"skipped", skipped},
+            {"phonemes", score.phonemes},
+            {"phoneme_error_rate", or_null(score.per())},
+            {"word_error_rate", or_null(score.wer())}});
+    return 0;
+  }
   use_dictionary(model, o);
-  const auto entries = bpkit::read_manifest(pos[1]);
+  const auto entries = bpkit::read_manifest(pos[1], text_inputs);
   bpkit::FeatureCache cache(model.config().cache_dir.empty() ? bpkit::FeatureCache::default_dir()
                                                              : model.config().cache_dir);
   bpkit::ExtractOptions eo;
@@ -532,6 +560,27 @@ int cmd_eval(int argc, char** argv) {
   }
   const auto preds = model.predict(set.features);
   const auto& classes = model.classes();
+  if (model.frames()) {
+    // Sequence accuracy (every frame right) and the frame error rate.
+    int64_t exact = 0, wrong = 0, frames = 0;
+    for (size_t i = 0; i < preds.size(); ++i) {
+      const std::vector<std::string> want = bpkit::split_frame_labels(set.entries[i].label);
+      const std::vector<std::string> got = bpkit::split_frame_labels(preds[i].name);
+      if (want.size() != got.size())
+        throw bpkit::FileError(set.entries[i].where + ": " + std::to_string(want.size()) +
+                               " frame labels for " + std::to_string(got.size()) + " frames");
+      int64_t w = 0;
+      for (size_t k = 0; k < want.size(); ++k) w += want[k] != got[k];
+      exact += w == 0;
+      wrong += w;
+      frames += int64_t(want.size());
+    }
+    report({{"samples", preds.size()},
+            {"skipped", set.skipped.size()},
+            {"accuracy", preds.empty() ? 0.0 : double(exact) / double(preds.size())},
+            {"frame_error_rate", frames ? double(wrong) / double(frames) : 0.0}});
+    return 0;
+  }
   if (model.transcripts()) {
     // Sequence accuracy and character error rate (edit distance over the reference length).
     int64_t exact = 0, edits = 0, chars = 0;
@@ -613,6 +662,17 @@ int cmd_predict(int argc, char** argv) {
   for (const std::string& file : files) {
     try {
       const auto p = model.predict(file);
+      if (model.frames()) {  // a class per frame: their names, and the weakest frame's probability
+        if (json)
+          std::printf("%s\n", nlohmann::ordered_json{{"input", file},
+                                                     {"labels", bpkit::split_frame_labels(p.name)},
+                                                     {"confidence", p.confidence}}
+                                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                                  .c_str());
+        else
+          std::printf("%s\t%s\t%.4f\n", file.c_str(), p.name.c_str(), p.confidence);
+        continue;
+      }
       if (model.transcripts()) {
         if (json)
           std::printf(

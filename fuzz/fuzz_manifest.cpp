@@ -27,6 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> alphabet;
   for (char c : std::string("0123456789abcdefghijklmnopqrstuvwxyz '")) alphabet.push_back({c});
   bpkit_fuzz::expect_clean(
-      "manifest", [&] { (void)bpkit::make_sequence_dataset(set, alphabet, /*transcripts=*/true); });
+      "manifest", [&] { (void)bpkit::make_sequence_dataset(set, alphabet, bpkit::SequenceLabels::kTranscript); });
   return 0;
 }

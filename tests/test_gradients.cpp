@@ -284,6 +284,35 @@ TEST_CASE("binary cross-entropy gradients", "[gradcheck][loss]") {
   check_loss_gradients(logits, random_tensor({3, 4}, 123, -4, 4), t);
 }
 
+TEST_CASE("frame cross-entropy gradient, with padded frames", "[gradcheck][loss]") {
+  FrameCrossEntropy<D> loss;
+  Targets<D> t;
+  t.sequences = {{0, 3, 1, 1}, {2, 2}, {3}};
+  t.lengths = {4, 2, 1};
+  const Tensor<D> out = random_tensor({3, 4, 4}, 131, -3, 3);
+  check_loss_gradients(loss, out, t);
+  // The value: the mean over the 7 valid frames of −log softmax; padded frames add nothing.
+  double expected = 0;
+  for (int64_t b = 0; b < 3; ++b)
+    for (size_t f = 0; f < t.sequences[size_t(b)].size(); ++f) {
+      const D* z = out.data() + (b * 4 + int64_t(f)) * 4;
+      double sum = 0;
+      for (int c = 0; c < 4; ++c) sum += std::exp(z[c]);
+      expected += std::log(sum) - z[t.sequences[size_t(b)][f]];
+    }
+  Tensor<D> grad;
+  CHECK(loss.compute(out, t, grad) == Approx(expected / 7).epsilon(1e-12));
+  for (int64_t c = 0; c < 4; ++c) CHECK(grad[(1 * 4 + 3) * 4 + c] == 0);  // sample 1, frame 3
+  // Without lengths every frame counts.
+  Targets<D> full;
+  full.sequences = {{1, 0}, {3, 2}};
+  check_loss_gradients(loss, random_tensor({2, 2, 4}, 132, 300, 310), full);
+  // A label count that is not the frame count is refused, naming the sample.
+  t.sequences[1] = {2};
+  CHECK_THROWS_WITH(loss.compute(out, t, grad),
+                    Catch::Matchers::Contains("sample 1 has 1 labels for 2 frames"));
+}
+
 // The gradient checks above only show that value and gradient agree; these pin the values.
 TEST_CASE("loss values match hand-computed ones", "[loss]") {
   Tensor<D> out({2, 2}), grad;

@@ -63,6 +63,57 @@ double SoftmaxCrossEntropy<T>::compute(const Tensor<T>& out, const Targets<T>& t
 }
 
 template <class T>
+double FrameCrossEntropy<T>::compute(const Tensor<T>& out, const Targets<T>& t, Tensor<T>& grad) {
+  if (out.rank() != 3)
+    throw std::invalid_argument(kind() + " loss: expects outputs [batch, frames, classes], got " +
+                                to_string(out.shape()));
+  const int64_t B = out.dim(0), T_ = out.dim(1), C = out.dim(2);
+  if (int64_t(t.sequences.size()) != B)
+    throw std::invalid_argument(kind() + " loss: " + std::to_string(t.sequences.size()) +
+                                " label sequences for a batch of " + std::to_string(B));
+  if (!t.lengths.empty() && int64_t(t.lengths.size()) != B)
+    throw std::invalid_argument(kind() + " loss: " + std::to_string(t.lengths.size()) +
+                                " sequence lengths for a batch of " + std::to_string(B));
+  int64_t frames = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t len = t.lengths.empty() ? T_ : t.lengths[size_t(b)];
+    if (len < 1 || len > T_)
+      throw std::invalid_argument(kind() + " loss: sample " + std::to_string(b) + " has length " +
+                                  std::to_string(len) + " (each must be 1.." + std::to_string(T_) +
+                                  ")");
+    if (int64_t(t.sequences[size_t(b)].size()) != len)
+      throw std::invalid_argument(kind() + " loss: sample " + std::to_string(b) + " has " +
+                                  std::to_string(t.sequences[size_t(b)].size()) + " labels for " +
+                                  std::to_string(len) + " frames (one label per frame)");
+    frames += len;
+  }
+  grad.resize(out.shape());
+  grad.fill(T(0));
+  const T inv_n = T(1) / T(frames);
+  double total = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int32_t>& labels = t.sequences[size_t(b)];
+    for (size_t f = 0; f < labels.size(); ++f) {
+      const int32_t label = labels[f];
+      if (label < 0 || label >= C)
+        throw std::invalid_argument(kind() + " loss: sample " + std::to_string(b) + " frame " +
+                                    std::to_string(f) + ": label " + std::to_string(label) +
+                                    " outside [0, " + std::to_string(C) + ")");
+      const T* z = out.data() + (b * T_ + int64_t(f)) * C;
+      T* g = grad.data() + (b * T_ + int64_t(f)) * C;
+      const T m = *std::max_element(z, z + C);
+      T sum = 0;
+      for (int64_t c = 0; c < C; ++c) sum += (g[c] = std::exp(z[c] - m));
+      total += double(std::log(sum) + m - z[label]);
+      const T inv = inv_n / sum;
+      for (int64_t c = 0; c < C; ++c) g[c] *= inv;
+      g[label] -= inv_n;
+    }
+  }
+  return total / double(frames);
+}
+
+template <class T>
 double BinaryCrossEntropy<T>::compute(const Tensor<T>& out, const Targets<T>& t, Tensor<T>& grad) {
   check_values(kind(), out, t);
   grad.resize(out.shape());
@@ -93,16 +144,20 @@ std::unique_ptr<Loss<T>> make_loss(const std::string& kind) {
   if (kind == "bce") return std::make_unique<BinaryCrossEntropy<T>>(false);
   if (kind == "bce_logits") return std::make_unique<BinaryCrossEntropy<T>>(true);
   if (kind == "ctc") return std::make_unique<CtcLoss<T>>();
+  if (kind == "frame_cross_entropy") return std::make_unique<FrameCrossEntropy<T>>();
   if (kind == "triplet") return std::make_unique<TripletLoss<T>>();
   if (kind == "contrastive") return std::make_unique<ContrastiveLoss<T>>();
-  throw std::invalid_argument("unknown loss '" + kind +
-                              "' (known: mse, softmax_cross_entropy, bce, bce_logits, ctc)");
+  throw std::invalid_argument(
+      "unknown loss '" + kind +
+      "' (known: mse, softmax_cross_entropy, bce, bce_logits, ctc, frame_cross_entropy, triplet, "
+      "contrastive)");
 }
 
 #define BPKIT_LOSS(T)                    \
   template class MeanSquaredError<T>;    \
   template class SoftmaxCrossEntropy<T>; \
   template class BinaryCrossEntropy<T>;  \
+  template class FrameCrossEntropy<T>;   \
   template std::unique_ptr<Loss<T>> make_loss<T>(const std::string&);
 BPKIT_LOSS(float)
 BPKIT_LOSS(double)

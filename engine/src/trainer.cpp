@@ -257,7 +257,9 @@ class TupleSource : public Source {
   std::function<void(int, TupleDataset&)> draw_;
 };
 
+// The CTC blank of label-sequence losses; −1 for a class per frame (FrameCrossEntropy).
 int ctc_blank(const Loss<float>& loss) {
+  if (dynamic_cast<const FrameCrossEntropy<float>*>(&loss)) return -1;
   const auto* ctc = dynamic_cast<const CtcLoss<float>*>(&loss);
   return ctc ? ctc->blank() : 0;
 }
@@ -280,6 +282,21 @@ int64_t count_right(const Tensor<float>& out, const Targets<float>& t, int64_t b
   if (t.sequences.empty()) {
     for (int64_t r = 0; r < b; ++r) right += argmax_row(out, r) == t.labels[size_t(r)];
     if (cm) cm->add(out, t.labels.data());
+    return right;
+  }
+  if (blank < 0) {  // a class per frame: a sequence is right when every frame is
+    const int64_t T = out.dim(1), C = out.dim(2);
+    for (int64_t r = 0; r < b; ++r) {
+      const std::vector<int32_t>& want = t.sequences[size_t(r)];
+      int64_t wrong = 0;
+      for (size_t f = 0; f < want.size(); ++f) {
+        const float* z = out.data() + (r * T + int64_t(f)) * C;
+        wrong += int32_t(std::max_element(z, z + C) - z) != want[f];
+      }
+      right += wrong == 0;
+      if (edits) *edits += wrong;
+      if (total) *total += int64_t(want.size());
+    }
     return right;
   }
   for (int64_t r = 0; r < b; ++r) {

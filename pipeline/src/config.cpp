@@ -315,7 +315,7 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
       for (const char* k : {"tuples", "skilled_negatives", "mining", "references"})
         if (d.has(k)) d.fail(d.get(k), std::string("data.") + k + " is for data.layout: writers");
     }
-    c.labels = d.choice("labels", "class", {"class", "transcript"});
+    c.labels = d.choice("labels", "class", {"class", "transcript", "frames"});
     c.labels_where = d.where("labels");
     c.alphabet = d.str("alphabet", "");
     c.alphabet_where = d.where("alphabet");
@@ -336,7 +336,11 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
       if (d.has("classes"))
         d.fail(d.get("classes"), "data.classes is for class labels; transcripts use data.alphabet");
     } else if (d.has("alphabet")) {
-      d.fail(d.get("alphabet"), "data.alphabet is for transcripts (data.labels: transcript)");
+      d.fail(d.get("alphabet"),
+             "data.alphabet is for transcripts (data.labels: transcript); " +
+                 std::string(c.labels == "frames" ? "frame labels name their classes in "
+                                                    "data.classes (or find them in the manifest)"
+                                                  : "class labels use data.classes"));
     }
     c.train_manifest = d.path("train", c.dir);
     c.test_manifest = d.path("test", c.dir);
@@ -370,15 +374,11 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     if (c.layers.empty()) n.fail(n.get("layers"), "network.layers is empty");
   }
 
-  const std::vector<std::string> losses{"softmax_cross_entropy",
-                                        "cross_entropy",
-                                        "mse",
-                                        "bce",
-                                        "bce_logits",
-                                        "ctc",
-                                        "triplet",
-                                        "contrastive"};
-  const std::string default_loss = c.labels == "transcript"                          ? "ctc"
+  const std::vector<std::string> losses{
+      "softmax_cross_entropy", "cross_entropy", "mse",        "bce", "bce_logits", "ctc",
+      "frame_cross_entropy",   "triplet",       "contrastive"};
+  const std::string default_loss = c.labels == "transcript" ? "ctc"
+                                   : c.labels == "frames"   ? "frame_cross_entropy"
                                    : c.layout == "writers" || c.layout == "triplets" ? "triplet"
                                    : c.layout == "pairs"                             ? "contrastive"
                                                                                      : c.loss;
@@ -407,6 +407,12 @@ PipelineConfig parse_pipeline_config(const std::string& text, const std::string&
     top.fail(top.has("loss") ? top.get("loss") : root,
              "data.layout: " + c.layout + " trains with loss: " +
                  (c.layout == "pairs" ? "contrastive" : "triplet") + ", not " + c.loss);
+  if ((c.loss == "frame_cross_entropy") != (c.labels == "frames"))
+    top.fail(top.has("loss") ? top.get("loss") : root,
+             c.loss == "frame_cross_entropy"
+                 ? "loss: frame_cross_entropy learns a class per frame; set data.labels: frames"
+                 : "frame labels (data.labels: frames) are learned with loss: "
+                   "frame_cross_entropy");
   if ((c.loss == "ctc") != (c.labels == "transcript"))
     top.fail(top.has("loss") ? top.get("loss") : root,
              c.loss == "ctc" ? "loss: ctc learns transcripts; set data.labels: transcript and "

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <sstream>
@@ -43,7 +44,7 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-std::vector<ManifestEntry> read_manifest(const std::string& path) {
+std::vector<ManifestEntry> read_manifest(const std::string& path, bool text_inputs) {
   std::string text;
   errno = 0;
   std::error_code ec;
@@ -59,16 +60,19 @@ std::vector<ManifestEntry> read_manifest(const std::string& path) {
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#') continue;
     size_t cut = t.find('\t');
-    if (cut == std::string::npos) cut = t.find(' ');
+    if (cut == std::string::npos && !text_inputs) cut = t.find(' ');
     const std::string where = path + ":" + std::to_string(no);
     if (cut == std::string::npos)
-      throw FileError(where + ": expected 'PATH<TAB>LABEL', got '" + t + "' (no label)");
+      throw FileError(where + ": expected '" + (text_inputs ? "TEXT" : "PATH") +
+                      "<TAB>LABEL', got '" + t + "' (no label)");
     ManifestEntry e;
     e.path = trim(t.substr(0, cut));
     e.label = trim(t.substr(cut + 1));
     e.where = where;
     if (e.label.empty()) throw FileError(where + ": the label is empty");
-    if (fs::path(e.path).is_relative()) e.path = (dir / e.path).lexically_normal().string();
+    if (text_inputs && e.path.empty()) throw FileError(where + ": the text is empty");
+    if (!text_inputs && fs::path(e.path).is_relative())
+      e.path = (dir / e.path).lexically_normal().string();
     out.push_back(std::move(e));
   }
   if (out.empty()) throw FileError(path + ": the manifest lists no samples");
@@ -164,12 +168,13 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
   std::atomic<bool> stop{false};
   std::mutex warn_mutex;
   int64_t cache_failures = 0;
+  const bool text = pipeline.input_kind() == Kind::kText;
   parallel_for(n, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e && !stop.load(std::memory_order_relaxed); ++i) {
       const ManifestEntry& m = entries[size_t(i)];
       try {
         std::string key;
-        if (o.cache) {
+        if (o.cache && !text) {  // text inputs are quicker to featurize than to look up
           std::string content;
           if (!read_file(m.path, content))
             throw StageError(m.path + ": cannot read the file", m.path);
@@ -184,7 +189,7 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
         feats[size_t(i)] = std::move(v.tensor);
         if (feats[size_t(i)].size() == 0)
           throw StageError(m.path + ": the pipeline produced empty features", m.path);
-        if (o.cache) {  // a cache that cannot be written costs time on the next run, not samples
+        if (o.cache && !text) {  // a cache that cannot be written costs time on the next run, not samples
           try {
             o.cache->store(key, feats[size_t(i)]);
           } catch (const std::exception& ex) {
@@ -245,11 +250,21 @@ Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& clas
   return d;
 }
 
+std::vector<std::string> split_frame_labels(const std::string& label) {
+  std::vector<std::string> out;
+  std::istringstream in(label);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
 SequenceDataset make_sequence_dataset(const FeatureSet& set,
-                                      const std::vector<std::string>& classes, bool transcripts,
-                                      int varying) {
+                                      const std::vector<std::string>& classes,
+                                      SequenceLabels labels, int varying) {
+  const bool transcripts = labels == SequenceLabels::kTranscript;
   SequenceDataset d;
   d.classes = int(classes.size()) + (transcripts ? 1 : 0);
+  std::map<std::string, int32_t> index;
+  for (size_t k = 0; k < classes.size(); ++k) index.emplace(classes[k], int32_t(k));
   if (set.features.empty()) return d;
   const Shape& s0 = set.features[0].shape();
   for (size_t i = 0; i < set.features.size(); ++i) {
@@ -275,6 +290,19 @@ SequenceDataset make_sequence_dataset(const FeatureSet& set,
           throw FileError(e.where + ": the transcript '" + e.label + "' holds '" +
                           std::string(1, ch) + "', which is not in the alphabet");
         seq.push_back(int32_t(it - classes.begin()) + 1);
+      }
+      d.sequences.push_back(std::move(seq));
+    } else if (labels == SequenceLabels::kFrames) {
+      const std::vector<std::string> names = split_frame_labels(e.label);
+      if (int64_t(names.size()) != f.dim(0))
+        throw FileError(e.where + ": " + std::to_string(names.size()) + " frame labels for " +
+                        std::to_string(f.dim(0)) + " frames of features (one label per frame)");
+      std::vector<int32_t> seq;
+      for (const std::string& n : names) {
+        const auto it = index.find(n);
+        if (it == index.end())
+          throw FileError(e.where + ": frame label '" + n + "' is not one of the model's classes");
+        seq.push_back(it->second);
       }
       d.sequences.push_back(std::move(seq));
     } else {

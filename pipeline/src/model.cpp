@@ -530,6 +530,7 @@ TrainedModel::TrainedModel(const std::string& given, const std::vector<std::stri
   };
   const std::string* labels = meta("labels");
   transcripts_ = labels && *labels == "transcript";
+  frames_ = labels && *labels == "frames";
   embeddings_ = labels && *labels == "writer";
   if (embeddings_) {
     const Shape& out = model_.net.output_shape();
@@ -553,7 +554,9 @@ TrainedModel::TrainedModel(const std::string& given, const std::vector<std::stri
   const Shape& out = model_.net.output_shape();
   const int64_t k = int64_t(classes_.size());
   if (!embeddings_ &&
-      (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1 : out != Shape{k})))
+      (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1
+                            : frames_    ? out.size() != 2 || out[1] != k
+                                         : out != Shape{k})))
     throw FileError(mfile + ": the model's class names (or alphabet) do not match its output " +
                     to_string(out));
   const std::vector<std::string> files = member_files(dir);
@@ -607,7 +610,14 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       std::copy(f.data(), f.data() + f.size(), x.data());
       const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
       Prediction p;
-      if (transcripts_) {
+      if (frames_) {
+        const FrameLabels fl = frames_of(x, y);
+        p.confidence = 1;
+        for (size_t t = 0; t < fl.labels.size(); ++t) {
+          p.name += (t ? " " : "") + classes_[size_t(fl.labels[t])];
+          p.confidence = std::min(p.confidence, fl.confidence[t]);
+        }
+      } else if (transcripts_) {
         const CtcResult r = decode(y);
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
@@ -650,6 +660,42 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       add_probabilities(m.net.forward(x, Mode::kInfer).data(), n, size_t(k), sum);
     for (size_t i = 0; i < n; ++i)
       out.push_back(from_probabilities(sum.data() + i * size_t(k), members(), classes_));
+  }
+  return out;
+}
+
+TrainedModel::FrameLabels TrainedModel::label_frames(const Tensor<float>& features) {
+  if (!frames_)
+    throw ConfigError(dir_ + ": not a frame-labelling model (data.labels: frames)");
+  const Shape& in = model_.net.input_shape();
+  bool fits = features.rank() == int(in.size());
+  for (size_t i = 0; fits && i < in.size(); ++i)
+    fits = in[i] == kDynamic ? features.dim(int(i)) >= 1 : features.dim(int(i)) == in[i];
+  if (!fits)
+    throw ShapeError("features of shape " + to_string(features.shape()) +
+                     ", but the model takes " + to_string(in));
+  Shape s{1};
+  s.insert(s.end(), features.shape().begin(), features.shape().end());
+  Tensor<float> x(s);
+  std::copy(features.data(), features.data() + features.size(), x.data());
+  return frames_of(x, model_.net.forward(x, Mode::kInfer));
+}
+
+TrainedModel::FrameLabels TrainedModel::frames_of(const Tensor<float>& x, const Tensor<float>& y) {
+  const int64_t T = y.dim(1), C = y.dim(2);
+  std::vector<double> sum(size_t(T * C));
+  add_probabilities(y.data(), size_t(T), size_t(C), sum);
+  for (LoadedModel<float>& m : more_)
+    add_probabilities(m.net.forward(x, Mode::kInfer).data(), size_t(T), size_t(C), sum);
+  FrameLabels out;
+  out.probabilities.resize(size_t(T));
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<double>& p = out.probabilities[size_t(t)];
+    p.assign(sum.begin() + t * C, sum.begin() + (t + 1) * C);
+    for (double& v : p) v /= double(members());
+    const auto best = std::max_element(p.begin(), p.end());
+    out.labels.push_back(int32_t(best - p.begin()));
+    out.confidence.push_back(*best);
   }
   return out;
 }

@@ -144,12 +144,15 @@ Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry,
       throw ConfigError(sc.where + ": plugin '" + sc.plugin +
                         "' rejected its parameters: " + e.what());
     }
+    // The first stage takes the inputs: files, or text (the manifest's first column itself).
+    const bool first_ok = stages_.empty() && (st.info.consumes == Kind::kFile ||
+                                              st.info.consumes == Kind::kText);
     const Kind want = stages_.empty() ? Kind::kFile : stages_.back().info.produces;
-    if (st.info.consumes != want) {
+    if (!first_ok && st.info.consumes != want) {
       if (stages_.empty())
-        throw ConfigError(sc.where + ": the first stage reads the input files, but plugin '" +
+        throw ConfigError(sc.where + ": the first stage reads the inputs, but plugin '" +
                           sc.plugin + "' consumes " + kind_name(st.info.consumes) +
-                          "; start with a plugin that consumes file (e.g. a reader)");
+                          "; start with a plugin that consumes file (a reader) or text");
       throw ConfigError(sc.where + ": stage '" + sc.plugin + "' consumes " +
                         kind_name(st.info.consumes) + ", but the stage before it ('" +
                         stages_.back().plugin + "') produces " + kind_name(want));
@@ -174,8 +177,9 @@ Kind Pipeline::output_kind() const {
 
 Value Pipeline::run(const std::string& file, uint64_t seed) const {
   Value v;
-  v.kind = Kind::kFile;
+  v.kind = input_kind();
   v.path = file;
+  if (v.kind == Kind::kText) v.text = file;
   v.seed = seed;
   return run(std::move(v), 0);
 }
@@ -284,6 +288,10 @@ Value Pipeline::run(Value v, size_t first, size_t last) const {
     }
   }
   return v;
+}
+
+Kind Pipeline::input_kind() const {
+  return !stages_.empty() && stages_[0].info.consumes == Kind::kText ? Kind::kText : Kind::kFile;
 }
 
 size_t Pipeline::first_consuming(Kind kind) const {

@@ -445,10 +445,13 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   std::unique_ptr<LoadedModel<float>> init_model;
   if (!c.init.empty() && !(r.resume && fs::exists(fs::path(out) / kCheckpointFile)))
     init_model = std::make_unique<LoadedModel<float>>(load_init_model(c));
-  const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest);
+  const bool text_inputs = pipeline.input_kind() == Kind::kText;
+  const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest, text_inputs);
   const std::vector<ManifestEntry> test_entries =
-      c.test_manifest.empty() ? std::vector<ManifestEntry>{} : read_manifest(c.test_manifest);
+      c.test_manifest.empty() ? std::vector<ManifestEntry>{}
+                              : read_manifest(c.test_manifest, text_inputs);
   const bool transcripts = c.labels == "transcript";
+  const bool frames = c.labels == "frames";
   if (transcripts) {
     // data.alphabet: auto is every byte of the training transcripts. Either way every transcript
     // is checked now, before a feature is computed.
@@ -479,8 +482,24 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     for (char ch : c.alphabet) classes.emplace_back(1, ch);
   } else if (classes.empty()) {
     std::set<std::string> seen;
-    for (const ManifestEntry& e : train_entries) seen.insert(e.label);
+    for (const ManifestEntry& e : train_entries)
+      if (frames) {
+        for (std::string& n : split_frame_labels(e.label)) seen.insert(std::move(n));
+      } else {
+        seen.insert(e.label);
+      }
     classes.assign(seen.begin(), seen.end());
+  }
+  if (frames) {  // every frame label is checked now, before a feature is computed
+    const std::set<std::string> known(classes.begin(), classes.end());
+    for (const auto* entries : {&train_entries, &test_entries})
+      for (const ManifestEntry& e : *entries)
+        for (const std::string& n : split_frame_labels(e.label))
+          if (!known.count(n))
+            throw FileError(e.where + ": frame label '" + n + "' is not one of the classes (" +
+                            (c.classes.empty() ? "those the training manifest uses"
+                                               : "data.classes, " + c.classes_where) +
+                            ")");
   }
   if (classes.size() < 2 && !transcripts)
     throw FileError(c.train_manifest + ": needs at least two classes, found " +
@@ -518,7 +537,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   }
   // Fixed-shape features with class labels train as a Dataset; sequences (frames varying between
   // samples) or transcripts as a SequenceDataset, batches padded with valid lengths.
-  const bool sequences = transcripts || pipeline.output_kind() == Kind::kSequence;
+  const bool sequences = transcripts || frames || pipeline.output_kind() == Kind::kSequence;
+  const SequenceLabels label_kind = transcripts ? SequenceLabels::kTranscript
+                                    : frames    ? SequenceLabels::kFrames
+                                                : SequenceLabels::kClass;
   // Image features {C, H, W} with transcripts are text lines of any width (a `columns` layer
   // turns them into sequences); other sequences vary in their first dimension.
   auto varying_of = [&](const Shape& first) {
@@ -545,10 +567,14 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
                         " but the stages produce features of shape " + to_string(input));
     build_network(c, net);
     const Shape& got = net.output_shape();
-    if (transcripts ? (got.size() != 2 || got[1] != outputs) : got != Shape{outputs})
+    if (transcripts || frames ? (got.size() != 2 || got[1] != outputs) : got != Shape{outputs})
       throw ConfigError(
           c.layers.back().where + ": the network ends with shape " + to_string(got) + ", but " +
-          (transcripts
+          (frames ? "a class per frame of " + std::to_string(classes.size()) +
+                        " classes needs a sequence of " + std::to_string(outputs) +
+                        " scores per frame (end with frame_dense: {units: " +
+                        std::to_string(outputs) + "})"
+           : transcripts
                ? "CTC over an alphabet of " + std::to_string(classes.size()) +
                      " symbols needs a sequence of " + std::to_string(outputs) +
                      " scores per frame (symbols + the blank; end with frame_dense: {units: " +
@@ -580,9 +606,9 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   Shape input;
   if (sequences) {
     const int varying = varying_of(train_set.features[0].shape());
-    strain = make_sequence_dataset(train_set, classes, transcripts, varying);
+    strain = make_sequence_dataset(train_set, classes, label_kind, varying);
     if (!test_entries.empty())
-      stest = make_sequence_dataset(extract(test_entries, "test"), classes, transcripts, varying);
+      stest = make_sequence_dataset(extract(test_entries, "test"), classes, label_kind, varying);
     input = input_of(strain.x[0].shape());
   } else {
     train = make_dataset(train_set, classes);
@@ -694,7 +720,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   ConfusionMatrix cm(int(classes.size()));
   EvalResult te{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
   if (n_test > 0) {
-    ConfusionMatrix* cmp = transcripts ? nullptr : &cm;
+    ConfusionMatrix* cmp = transcripts || frames ? nullptr : &cm;
     te = sequences ? evaluate(net, *loss, stest, 64, cmp) : evaluate(net, *loss, test, 256, cmp);
     outcome.test_accuracy = te.accuracy;
     outcome.test_error_rate = te.error_rate;
@@ -702,7 +728,9 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
       char line[160];
       std::snprintf(line, sizeof line, "test: loss %.4f accuracy %.4f%s (%lld samples)\n", te.loss,
                     te.accuracy,
-                    transcripts ? (" character_error_rate " + fmt_rate(te.error_rate)).c_str() : "",
+                    transcripts ? (" character_error_rate " + fmt_rate(te.error_rate)).c_str()
+                    : frames    ? (" frame_error_rate " + fmt_rate(te.error_rate)).c_str()
+                                : "",
                     static_cast<long long>(n_test));
       *log << line;
     }
@@ -724,6 +752,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   if (!c.init.empty()) meta.emplace_back("init", init_reference(c, out));
   if (n_test > 0) meta.emplace_back("test_accuracy", num(te.accuracy));
   if (n_test > 0 && transcripts) meta.emplace_back("test_character_error_rate", num(te.error_rate));
+  if (n_test > 0 && frames) meta.emplace_back("test_frame_error_rate", num(te.error_rate));
   // An ensemble's members left in the directory would join the new network: they go first.
   {
     std::vector<fs::path> stale;
@@ -746,7 +775,7 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   ReportInput rep;
   rep.title = c.name;
   rep.result = result;
-  rep.confusion = n_test > 0 && !transcripts ? &cm : nullptr;
+  rep.confusion = n_test > 0 && !transcripts && !frames ? &cm : nullptr;
   rep.class_names = classes;
   rep.test_loss = te.loss;
   rep.test_accuracy = te.accuracy;

@@ -63,9 +63,23 @@ class BinaryCrossEntropy : public Loss<T> {
   bool from_logits_;
 };
 
+// Sequence labelling: a class for every frame. Requires out [B, T, C] logits, target.sequences
+// with B label sequences, sequence b holding exactly one label in [0, C) per valid frame
+// (lengths[b] of them, or T when target.lengths is empty), and lengths (when given) B values in [1,
+// T]. The loss is −log softmax(out[b, t])[label] averaged over every valid frame of the batch
+// (padded frames count for nothing and get zero gradient), as torch's cross_entropy with padding
+// ignored. Throws std::invalid_argument naming the sample for a count that does not match its
+// frames.
+template <class T>
+class FrameCrossEntropy : public Loss<T> {
+ public:
+  std::string kind() const override { return "frame_cross_entropy"; }
+  double compute(const Tensor<T>& out, const Targets<T>& target, Tensor<T>& grad) override;
+};
+
 // "mse", "softmax_cross_entropy" (alias "cross_entropy"), "bce", "bce_logits", "ctc" (blank 0,
-// torch's 'mean' reduction; see ctc.h), "triplet" (margin 0.2) and "contrastive" (margin 1; see
-// metric.h).
+// torch's 'mean' reduction; see ctc.h), "frame_cross_entropy", "triplet" (margin 0.2) and
+// "contrastive" (margin 1; see metric.h).
 template <class T>
 std::unique_ptr<Loss<T>> make_loss(const std::string& kind);
 

@@ -57,8 +57,9 @@ namespace bpkit {
 // Bump on any change to the types or virtual functions in this header, or to the layout of the
 // tensor.h types that Value embeds (Tensor, Shape, AlignedAllocator); PluginAbiLayout below holds
 // this version's record of every member.
-// 2: Audio::offset, Value::seed, random(), fit stages; 3: Value::window, Audio::source_seconds
-constexpr int kPluginAbiVersion = 3;
+// 2: Audio::offset, Value::seed, random(), fit stages; 3: Value::window, Audio::source_seconds;
+// 4: Kind::kText, Value::text
+constexpr int kPluginAbiVersion = 4;
 
 // What flows between stages.
 enum class Kind : int {
@@ -68,8 +69,10 @@ enum class Kind : int {
   kAudio,      // mono audio samples
   kFeatures,   // a fixed-shape feature tensor (e.g. {1, 28, 28} or {64})
   kSequence,   // a feature sequence {T, F}: T frames of F features, T varies between samples
+  kText,       // UTF-8 text (a word, a sentence): a pipeline whose first stage consumes text reads
+               // its inputs as text, not as files (a manifest's first column is the text itself)
 };
-// "file", "image", "image_list", "audio", "features", "sequence".
+// "file", "image", "image_list", "audio", "features", "sequence", "text".
 inline const char* kind_name(Kind kind) {
   switch (kind) {
     case Kind::kFile:
@@ -84,6 +87,8 @@ inline const char* kind_name(Kind kind) {
       return "features";
     case Kind::kSequence:
       return "sequence";
+    case Kind::kText:
+      return "text";
   }
   return "?";
 }
@@ -134,6 +139,8 @@ struct Value {
   // deterministic result; during training, a seed drawn anew for every sample and epoch, from
   // which the stage draws its augmentation.
   uint64_t seed = 0;
+  // kText: the text (UTF-8); `path` holds it too, for messages.
+  std::string text;
 };
 
 enum class ParamType : int { kBool, kInt, kFloat, kString, kChoice };
@@ -304,6 +311,7 @@ struct PluginAbiLayout {
     bpkit::Audio audio;
     bpkit::Tensor<float> tensor;
     uint64_t seed;
+    std::string text;
   };
   struct ParamSpec {
     std::string name;
@@ -368,6 +376,7 @@ struct PluginAbiLayout {
   BPKIT_ABI_MEMBER(bpkit::Value, Value, audio);
   BPKIT_ABI_MEMBER(bpkit::Value, Value, tensor);
   BPKIT_ABI_MEMBER(bpkit::Value, Value, seed);
+  BPKIT_ABI_MEMBER(bpkit::Value, Value, text);
   BPKIT_ABI_TYPE(bpkit::ParamSpec, ParamSpec);
   BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, name);
   BPKIT_ABI_MEMBER(bpkit::ParamSpec, ParamSpec, type);

@@ -55,7 +55,9 @@ struct PipelineConfig {
   std::string classes_where;
   // "class": a manifest's second column names a class. "transcript": it is a symbol sequence over
   // `alphabet` (one symbol per byte), learned with the CTC loss (label k+1 is alphabet[k]; 0 is
-  // the blank).
+  // the blank). "frames": it is a class per frame of the features, names separated by spaces
+  // (sequence labelling, e.g. a phoneme per letter of a word), learned with frame_cross_entropy;
+  // the classes are data.classes, else every name the training labels use, sorted.
   std::string labels = "class";
   std::string alphabet;
   // data.alphabet: auto: the alphabet is every byte the training transcripts use, in byte order

@@ -20,7 +20,9 @@ struct ManifestEntry {
   std::string where;  // "manifest:line"
 };
 // Throws FileError naming the manifest (and line) when it cannot be read or a line has no label.
-std::vector<ManifestEntry> read_manifest(const std::string& path);
+// With `text_inputs` (a pipeline whose input_kind() is text) the first column is the input text
+// itself, kept as written (only a tab separates it from the label then).
+std::vector<ManifestEntry> read_manifest(const std::string& path, bool text_inputs = false);
 
 // Features on disk, keyed by the input file's content and the pipeline's signature (plugins,
 // versions, parameters), so an entry can never be served for another input or configuration.
@@ -68,14 +70,24 @@ FeatureSet extract_features(const Pipeline& pipeline, const std::vector<Manifest
 // features differ in shape from the first.
 Dataset make_dataset(const FeatureSet& set, const std::vector<std::string>& classes);
 
+// How a sequence dataset's manifest labels read.
+enum class SequenceLabels {
+  kClass,       // one class name per sample
+  kTranscript,  // a string over the one-byte symbols in `classes`: label k + 1 is classes[k], 0
+                // the CTC blank
+  kFrames,      // class names separated by blanks, one per frame of the sample's features
+};
+
 // Variable-length samples: each features tensor as it is (sequences {T_i, F}; every sample must
 // agree on all but dimension `varying` — the first, or 2 for the widths of line images {C, H,
-// W_i}). With `transcripts`, each label is a string over the symbols in `classes` (one byte each)
-// and becomes a label sequence (symbol k → label k + 1, 0 is the CTC blank); otherwise labels map
-// through `classes`. Throws FileError naming the manifest line of an unknown label or symbol,
+// W_i}), with labels read as `labels` says. Throws FileError naming the manifest line of an
+// unknown label or symbol, or of frame labels whose count is not the sample's frame count;
 // ShapeError for inconsistent shapes.
 SequenceDataset make_sequence_dataset(const FeatureSet& set,
-                                      const std::vector<std::string>& classes, bool transcripts,
-                                      int varying = 0);
+                                      const std::vector<std::string>& classes,
+                                      SequenceLabels labels, int varying = 0);
+
+// The class names of a frame-label manifest line ("F - OW N -"), split at blanks.
+std::vector<std::string> split_frame_labels(const std::string& label);
 
 }  // namespace bpkit

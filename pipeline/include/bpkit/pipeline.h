@@ -28,7 +28,11 @@ class Pipeline {
   // in text lines, image_list).
   Pipeline(const PipelineConfig& config, const PluginRegistry& registry, bool network_input = true);
 
-  // Runs every stage on one input file. `seed` reaches random stages (augmentation, see
+  // What the pipeline reads: Kind::kFile (files named by path), or Kind::kText when its first
+  // stage consumes text: then run(input) takes the text itself, and manifests list texts, not
+  // paths (read_manifest with text_inputs).
+  Kind input_kind() const;
+  // Runs every stage on one input file (or text, see input_kind). `seed` reaches random stages (augmentation, see
   // FeaturePlugin::random), each stage its own stream of it: 0 (inference, cached features)
   // leaves them deterministic; training passes a new seed per sample and epoch. Throws StageError
   // (or FileError for an unreadable file).

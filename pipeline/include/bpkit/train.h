@@ -76,6 +76,19 @@ class TrainedModel {
   // Features for many files at once (on all threads), then the network in batches.
   std::vector<Prediction> predict(const std::vector<Tensor<float>>& features);
 
+  // Frame-labelling models (data.labels: frames): a class per frame of one sequence of features
+  // (without the batch dimension): the most probable class of each frame, its probability, and
+  // every class's probability (an ensemble: the members' mean). Throws ConfigError for other
+  // models, ShapeError for features the network does not take.
+  struct FrameLabels {
+    std::vector<int32_t> labels;
+    std::vector<double> confidence;
+    std::vector<std::vector<double>> probabilities;  // [frame][class]
+  };
+  FrameLabels label_frames(const Tensor<float>& features);
+  // True for a frame-labelling model; classes() names its frame classes.
+  bool frames() const { return frames_; }
+
   // Transcript models: the decoded symbols of one sequence of features (without the batch
   // dimension), with positions and confidences: CTC prefix beam search constrained to the
   // pipeline's decoder.min_words..max_words symbols when max_words is set (a result with no
@@ -130,6 +143,8 @@ class TrainedModel {
   std::vector<std::string> classes_;
   bool transcripts_ = false;
   bool embeddings_ = false;
+  bool frames_ = false;
+  FrameLabels frames_of(const Tensor<float>& x, const Tensor<float>& y);
   std::unique_ptr<LabelFsa> lexicon_;  // the dictionary in three spellings (null: none)
   std::unique_ptr<LabelFsa> grammar_;  // decoder.min_words..max_words symbols (null: none)
   CtcResult decode(const Tensor<float>& y);

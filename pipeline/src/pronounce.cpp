@@ -1,0 +1,364 @@
+#include "bpkit/pronounce.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include "bpkit/error.h"
+#include "bpkit/train.h"
+
+namespace bpkit {
+
+std::vector<DictEntry> read_dictionary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw FileError(path + ": cannot read the dictionary (" + open_failure(path, errno) + ")");
+  std::vector<DictEntry> out;
+  std::map<std::string, size_t> index;
+  std::string line;
+  int no = 0;
+  while (std::getline(in, line)) {
+    ++no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.rfind(";;;", 0) == 0) continue;
+    if (const size_t hash = line.find(" #"); hash != std::string::npos) line.resize(hash);
+    std::istringstream fields(line);
+    std::string head;
+    fields >> head;
+    Phonemes phonemes;
+    for (std::string ph; fields >> ph;) {
+      while (!ph.empty() && std::isdigit(static_cast<unsigned char>(ph.back()))) ph.pop_back();
+      if (ph.empty()) continue;
+      phonemes.push_back(ph);
+    }
+    const std::string where = path + ":" + std::to_string(no);
+    if (head.empty()) continue;
+    if (phonemes.empty()) throw FileError(where + ": '" + head + "' has no phonemes");
+    std::string word = head;
+    bool variant = false;
+    if (word.size() > 3 && word.back() == ')') {
+      const size_t open = word.rfind('(');
+      if (open != std::string::npos && open > 0) {
+        word.resize(open);
+        variant = true;
+      }
+    }
+    for (char& ch : word) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    const auto it = index.find(word);
+    if (it != index.end()) {
+      out[it->second].pronunciations.push_back(std::move(phonemes));
+      continue;
+    }
+    if (variant)
+      throw FileError(where + ": '" + head + "' is a variant of a word not listed before it");
+    index.emplace(word, out.size());
+    out.push_back({word, {std::move(phonemes)}, where});
+  }
+  if (in.bad()) throw FileError(path + ": read error");
+  if (out.empty()) throw FileError(path + ": no word in the dictionary");
+  return out;
+}
+
+bool heldout_word(const std::string& word) {
+  return XXH64(word.data(), word.size(), 0) % 10 == 0;
+}
+
+Phonemes symbol_phonemes(const std::string& symbol) {
+  Phonemes out;
+  if (symbol == kSilent || symbol.empty()) return out;
+  size_t start = 0;
+  for (size_t k = 0; k <= symbol.size(); ++k)
+    if (k == symbol.size() || symbol[k] == kJoin) {
+      if (k > start) out.push_back(symbol.substr(start, k - start));
+      start = k + 1;
+    }
+  return out;
+}
+
+Phonemes symbols_to_phonemes(const std::vector<std::string>& symbols) {
+  Phonemes out;
+  for (const std::string& s : symbols)
+    for (std::string& p : symbol_phonemes(s)) out.push_back(std::move(p));
+  return out;
+}
+
+// ---- LetterAligner
+// --------------------------------------------------------------------------------
+
+int LetterAligner::id_of(const std::string& name) {
+  const auto it = ids_.find(name);
+  if (it != ids_.end()) return it->second;
+  const int id = int(names_.size());
+  ids_.emplace(name, id);
+  names_.push_back(name);
+  return id;
+}
+
+double LetterAligner::p(unsigned char letter, int emission) const {
+  if (emission < 0) return 0;
+  const std::vector<double>& row = prob_[letter];
+  return size_t(emission) < row.size() ? row[size_t(emission)] : 0;
+}
+
+namespace {
+
+// The emission of letter i (1-based) ending at phoneme j after k ∈ {0, 1, 2} phonemes.
+std::string emission_name(const Phonemes& ph, size_t j, int k) {
+  if (k == 0) return kSilent;
+  if (k == 1) return ph[j - 1];
+  return ph[j - 2] + kJoin + ph[j - 1];
+}
+
+}  // namespace
+
+void LetterAligner::train(const std::vector<std::pair<std::string, Phonemes>>& pairs,
+                          const Options& o) {
+  ids_.clear();
+  names_.clear();
+  id_of(kSilent);
+  prob_.assign(256, {});
+  skipped_ = 0;
+  // Every word's emission ids per (i, j, k), made once: [i][j][k] flattened.
+  struct Word {
+    std::vector<unsigned char> letters;
+    size_t m;
+    std::vector<int> ids;  // (n+1)·(m+1)·3, −1 where k phonemes do not fit
+  };
+  std::vector<Word> words;
+  words.reserve(pairs.size());
+  for (const auto& [spelling, ph] : pairs) {
+    const size_t n = spelling.size(), m = ph.size();
+    if (n == 0 || m > 2 * n) {
+      ++skipped_;
+      continue;
+    }
+    Word w;
+    w.letters.assign(spelling.begin(), spelling.end());
+    w.m = m;
+    w.ids.assign((n + 1) * (m + 1) * 3, -1);
+    for (size_t i = 1; i <= n; ++i)
+      for (size_t j = 0; j <= m; ++j)
+        for (int k = 0; k <= 2; ++k)
+          if (j >= size_t(k))
+            w.ids[(i * (m + 1) + j) * 3 + size_t(k)] = id_of(emission_name(ph, j, k));
+    words.push_back(std::move(w));
+  }
+  // The start: every single phoneme (and silence) alike, pairs at a lower prior weight.
+  for (auto& row : prob_) {
+    row.assign(names_.size(), 1.0);
+    for (size_t e = 1; e < names_.size(); ++e)
+      if (names_[e].find(kJoin) != std::string::npos) row[e] = o.pair_prior;
+  }
+  std::vector<double> alpha, beta;
+  for (int it = 0; it < o.iterations; ++it) {
+    std::vector<std::vector<double>> count(256, std::vector<double>(names_.size(), 0.0));
+    for (const Word& w : words) {
+      const size_t n = w.letters.size(), m = w.m, M = m + 1;
+      alpha.assign((n + 1) * M, 0.0);
+      beta.assign((n + 1) * M, 0.0);
+      alpha[0] = 1;
+      for (size_t i = 1; i <= n; ++i)
+        for (size_t j = 0; j <= m; ++j) {
+          double a = 0;
+          for (int k = 0; k <= 2 && size_t(k) <= j; ++k)
+            a += alpha[(i - 1) * M + j - size_t(k)] *
+                 p(w.letters[i - 1], w.ids[(i * M + j) * 3 + size_t(k)]);
+          alpha[i * M + j] = a;
+        }
+      const double z = alpha[n * M + m];
+      if (!(z > 0)) continue;  // no alignment under the current model (a dropped pair)
+      beta[n * M + m] = 1;
+      for (size_t i = n; i >= 1; --i)
+        for (size_t j = 0; j <= m; ++j) {
+          const double b = beta[i * M + j];
+          if (b == 0) continue;
+          for (int k = 0; k <= 2 && size_t(k) <= j; ++k) {
+            const int e = w.ids[(i * M + j) * 3 + size_t(k)];
+            const double pe = p(w.letters[i - 1], e);
+            if (pe == 0) continue;
+            beta[(i - 1) * M + j - size_t(k)] += pe * b;
+            count[w.letters[i - 1]][size_t(e)] += alpha[(i - 1) * M + j - size_t(k)] * pe * b / z;
+          }
+        }
+    }
+    // Rare pairs go before the last iterations.
+    if (it == o.iterations - 3 || (o.iterations < 3 && it == 0)) {
+      std::vector<double> total(names_.size(), 0.0);
+      for (const auto& row : count)
+        for (size_t e = 0; e < row.size(); ++e) total[e] += row[e];
+      for (size_t e = 1; e < names_.size(); ++e)
+        if (names_[e].find(kJoin) != std::string::npos && total[e] < o.min_pair_count)
+          for (auto& row : count) row[e] = 0;
+    }
+    for (size_t l = 0; l < 256; ++l) {
+      double sum = 0;
+      for (double c : count[l]) sum += c;
+      for (size_t e = 0; e < names_.size(); ++e) prob_[l][e] = sum > 0 ? count[l][e] / sum : 0;
+    }
+  }
+}
+
+std::vector<std::string> LetterAligner::align(const std::string& word, const Phonemes& ph) const {
+  const size_t n = word.size(), m = ph.size(), M = m + 1;
+  if (n == 0 || m > 2 * n) return {};
+  const double ninf = -std::numeric_limits<double>::infinity();
+  std::vector<double> best((n + 1) * M, ninf);
+  std::vector<int8_t> from((n + 1) * M, -1);
+  best[0] = 0;
+  for (size_t i = 1; i <= n; ++i)
+    for (size_t j = 0; j <= m; ++j)
+      for (int k = 0; k <= 2 && size_t(k) <= j; ++k) {
+        const double prev = best[(i - 1) * M + j - size_t(k)];
+        if (prev == ninf) continue;
+        const auto it = ids_.find(emission_name(ph, j, k));
+        const double pe =
+            it == ids_.end() ? 0 : p(static_cast<unsigned char>(word[i - 1]), it->second);
+        if (pe <= 0) continue;
+        const double s = prev + std::log(pe);
+        if (s > best[i * M + j]) {
+          best[i * M + j] = s;
+          from[i * M + j] = int8_t(k);
+        }
+      }
+  if (best[n * M + m] == ninf) return {};
+  std::vector<std::string> out(n);
+  size_t j = m;
+  for (size_t i = n; i >= 1; --i) {
+    const int k = from[i * M + j];
+    out[i - 1] = emission_name(ph, j, k);
+    j -= size_t(k);
+  }
+  return out;
+}
+
+double LetterAligner::log_likelihood(const std::string& word, const Phonemes& ph) const {
+  const size_t n = word.size(), m = ph.size(), M = m + 1;
+  if (n == 0 || m > 2 * n) return -std::numeric_limits<double>::infinity();
+  std::vector<double> alpha((n + 1) * M, 0.0);
+  alpha[0] = 1;
+  double log_scale = 0;
+  for (size_t i = 1; i <= n; ++i) {
+    double row_max = 0;
+    for (size_t j = 0; j <= m; ++j) {
+      double a = 0;
+      for (int k = 0; k <= 2 && size_t(k) <= j; ++k) {
+        const auto it = ids_.find(emission_name(ph, j, k));
+        if (it != ids_.end())
+          a += alpha[(i - 1) * M + j - size_t(k)] *
+               p(static_cast<unsigned char>(word[i - 1]), it->second);
+      }
+      alpha[i * M + j] = a;
+      row_max = std::max(row_max, a);
+    }
+    if (row_max == 0) return -std::numeric_limits<double>::infinity();
+    for (size_t j = 0; j <= m; ++j) alpha[i * M + j] /= row_max;
+    log_scale += std::log(row_max);
+  }
+  const double z = alpha[n * M + m];
+  return z > 0 ? log_scale + std::log(z) : -std::numeric_limits<double>::infinity();
+}
+
+std::map<std::pair<char, std::string>, double> LetterAligner::table() const {
+  std::map<std::pair<char, std::string>, double> out;
+  for (size_t l = 0; l < prob_.size(); ++l)
+    for (size_t e = 0; e < prob_[l].size(); ++e)
+      if (prob_[l][e] > 0) out[{char(l), names_[e]}] = prob_[l][e];
+  return out;
+}
+
+// ---- Scoring
+// --------------------------------------------------------------------------------------
+
+int64_t phoneme_edit_distance(const Phonemes& a, const Phonemes& b) {
+  std::vector<int64_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = int64_t(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = int64_t(i);
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+void PronunciationScore::add(const Phonemes& hypothesis, const std::vector<Phonemes>& references) {
+  if (references.empty()) throw std::invalid_argument("a word scored without a reference");
+  int64_t best = -1;
+  size_t best_len = 0;
+  for (const Phonemes& r : references) {
+    const int64_t d = phoneme_edit_distance(hypothesis, r);
+    if (best < 0 || d < best || (d == best && r.size() < best_len)) {
+      best = d;
+      best_len = r.size();
+    }
+  }
+  ++words;
+  word_errors += best > 0;
+  phonemes += int64_t(best_len);
+  phoneme_edits += best;
+}
+
+// ---- Pronouncer
+// -----------------------------------------------------------------------------------
+
+Pronouncer::Pronouncer(const std::string& model_dir, const std::vector<std::string>& plugin_dirs,
+                       bool trust_model_plugins)
+    : model_(std::make_unique<TrainedModel>(model_dir, plugin_dirs, trust_model_plugins)) {
+  if (!model_->frames() || model_->pipeline().input_kind() != Kind::kText)
+    throw ConfigError(model_->dir() +
+                      ": not a letters-to-sounds model (it must read text, its first stage "
+                      "consuming text, and label every letter: data.labels: frames)");
+  for (const std::string& c : model_->classes())
+    if (c != kSilent && symbol_phonemes(c).empty())
+      throw ConfigError(model_->dir() + ": class '" + c + "' is not a letter symbol");
+}
+
+Pronouncer::~Pronouncer() = default;
+
+const std::vector<std::string>& Pronouncer::classes() const {
+  return model_->classes();
+}
+
+Pronouncer::Word Pronouncer::pronounce(const std::string& word) {
+  if (word.empty()) throw std::invalid_argument("an empty word");
+  Value v;
+  try {
+    v = model_->pipeline().run(word);
+  } catch (const std::exception& e) {
+    // The stage's own words ("the text 'x' holds ..."), without the pipeline's "file: stage" frame.
+    std::string msg = e.what();
+    const size_t cut = msg.find("failed: ");
+    throw std::invalid_argument(cut == std::string::npos ? msg : msg.substr(cut + 8));
+  }
+  const TrainedModel::FrameLabels fl = model_->label_frames(v.tensor);
+  if (fl.labels.size() != word.size())
+    throw std::invalid_argument("'" + word + "': the model gave " +
+                                std::to_string(fl.labels.size()) + " labels for " +
+                                std::to_string(word.size()) + " letters");
+  Word w;
+  w.word = word;
+  std::vector<std::string> symbols;
+  for (size_t i = 0; i < word.size(); ++i) {
+    const std::string& s = model_->classes()[size_t(fl.labels[i])];
+    w.letters.push_back({word[i], s, fl.confidence[i]});
+    w.confidence = std::min(w.confidence, fl.confidence[i]);
+    symbols.push_back(s);
+  }
+  w.phonemes = symbols_to_phonemes(symbols);
+  w.probabilities = fl.probabilities;
+  return w;
+}
+
+PronunciationScore evaluate_pronouncer(Pronouncer& p, const std::vector<DictEntry>& entries) {
+  PronunciationScore s;
+  for (const DictEntry& e : entries) s.add(p.pronounce(e.word).phonemes, e.pronunciations);
+  return s;
+}
+
+}  // namespace bpkit

@@ -49,9 +49,10 @@ bpkit_targets_in(${PROJECT_SOURCE_DIR}/plugins MODULE_LIBRARY bpkit_install_plug
 set_target_properties(${bpkit_install_programs} ${bpkit_install_plugins}
                       PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 # The tools users make training data with for their own models (tools/): text lines and pages,
-# digits, spoken digits, signatures, and features exported for Kaldi and Sphinx.
+# digits, spoken digits, signatures, letters-to-sounds data, and features exported for Kaldi and
+# Sphinx.
 set(bpkit_install_tools make_digits render_lines render_page make_speech_digits make_signatures
-                        export_features)
+                        make_g2p export_features)
 list(APPEND bpkit_install_programs ${bpkit_install_tools})
 set_target_properties(${bpkit_install_programs} ${bpkit_install_plugins}
                       PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)

@@ -248,3 +248,51 @@ TEST_CASE("a letters-to-sounds model learns rules that need context", "[g2p][lea
   CHECK_THROWS_WITH(bpkit::train_pipeline(r),
                     Contains("bad.tsv:1: 2 frame labels for 3 frames of features"));
 }
+
+TEST_CASE("text is read as words: numbers spelled, punctuation dropped, accents refused",
+          "[g2p][text]") {
+  using V = std::vector<std::string>;
+  CHECK(bpkit::text_words("Hello, world!") == V{"Hello", "world"});
+  CHECK(bpkit::text_words("don't stop") == V{"don't", "stop"});
+  CHECK(bpkit::text_words("it\xE2\x80\x99s well-known") == V{"it's", "well", "known"});
+  CHECK(bpkit::text_words("42") == V{"forty", "two"});
+  CHECK(bpkit::text_words("1,204,017") ==
+        V{"one", "million", "two", "hundred", "four", "thousand", "seventeen"});
+  CHECK(bpkit::text_words("3.14") == V{"three", "point", "one", "four"});
+  CHECK(bpkit::text_words("007") == V{"zero", "zero", "seven"});
+  CHECK(bpkit::text_words("0") == V{"zero"});
+  CHECK(bpkit::text_words("you & me: 100%") == V{"you", "and", "me", "one", "hundred", "percent"});
+  CHECK(bpkit::text_words("U.S. army") == V{"U.S", "army"});
+  CHECK(bpkit::text_words("$12") == V{"twelve", "dollars"});
+  CHECK(bpkit::text_words(" ... -- ").empty());
+  CHECK_THROWS_WITH(bpkit::text_words("caf\xC3\xA9 au lait"),
+                    Contains("caf") && Contains("outside a-z"));
+  CHECK_THROWS_WITH(bpkit::text_words("the 4th"), Contains("'4th' mixes digits and letters"));
+}
+
+TEST_CASE("ARPAbet to espeak-ng mnemonics and back", "[g2p][espeak]") {
+  CHECK(bpkit::espeak_phonemes({"TH", "R", "IY"}) == "T|r|'i:");
+  CHECK(bpkit::espeak_phonemes({"AH", "B", "AH", "V"}) == "'V|b|@|v");  // the first vowel stressed
+  CHECK(bpkit::espeak_phonemes({"B", "ER", "D", "ER"}) == "b|'3:|d|3");
+  CHECK_THROWS_WITH(bpkit::espeak_phonemes({"B", "XX"}), Contains("'XX' is not an ARPAbet"));
+  size_t unknown = 0;
+  CHECK(bpkit::arpabet_from_espeak("f'A:D3", &unknown) == bpkit::Phonemes{"F", "AA", "DH", "ER"});
+  CHECK(bpkit::arpabet_from_espeak("tS|'i:|z", &unknown) == bpkit::Phonemes{"CH", "IY", "Z"});
+  CHECK(bpkit::arpabet_from_espeak("f'o@", &unknown) == bpkit::Phonemes{"F", "AO", "R"});
+  CHECK(bpkit::arpabet_from_espeak("b'V?n-", &unknown) ==
+        bpkit::Phonemes{"B", "AH", "T", "AH", "N"});
+  CHECK(bpkit::arpabet_from_espeak(",a|b|3|r|'eI", &unknown) ==
+        bpkit::Phonemes{"AE", "B", "ER", "EY"});
+  CHECK(unknown == 0);
+  CHECK(bpkit::arpabet_from_espeak("b|Q|d", &unknown) == bpkit::Phonemes{"B", "D"});
+  CHECK(unknown == 1);
+  // What espeak_phonemes writes reads back as the same phonemes (but ER R, which reads as ER).
+  const bpkit::Phonemes all{"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH",
+                            "IY", "OW", "OY", "UH", "UW", "B",  "CH", "D",  "DH", "F",
+                            "G",  "HH", "JH", "K",  "L",  "M",  "N",  "NG", "P",  "R",
+                            "S",  "SH", "T",  "TH", "V",  "W",  "Y",  "Z",  "ZH"};
+  for (const std::string& p : all) {
+    const bpkit::Phonemes one{"T", p, "AH"};
+    CHECK(bpkit::arpabet_from_espeak(bpkit::espeak_phonemes(one)) == one);
+  }
+}

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -359,6 +361,269 @@ PronunciationScore evaluate_pronouncer(Pronouncer& p, const std::vector<DictEntr
   PronunciationScore s;
   for (const DictEntry& e : entries) s.add(p.pronounce(e.word).phonemes, e.pronunciations);
   return s;
+}
+
+}  // namespace bpkit
+
+namespace bpkit {
+
+// ---- Text
+// -----------------------------------------------------------------------------------------
+
+namespace {
+
+const char* const kOnes[] = {"zero",    "one",     "two",       "three",    "four",
+                             "five",    "six",     "seven",     "eight",    "nine",
+                             "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                             "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+const char* const kTens[] = {"",      "",      "twenty",  "thirty", "forty",
+                             "fifty", "sixty", "seventy", "eighty", "ninety"};
+
+// Words of n < 1000 (n > 0), appended.
+void hundreds(unsigned n, std::vector<std::string>& out) {
+  if (n >= 100) {
+    out.push_back(kOnes[n / 100]);
+    out.push_back("hundred");
+    n %= 100;
+  }
+  if (n >= 20) {
+    out.push_back(kTens[n / 10]);
+    n %= 10;
+    if (n) out.push_back(kOnes[n]);
+  } else if (n > 0) {
+    out.push_back(kOnes[n]);
+  }
+}
+
+// The words of a string of digits: a cardinal number, or digit by digit for a leading zero or
+// more than 12 digits.
+void number_words(const std::string& digits, std::vector<std::string>& out) {
+  if (digits.size() > 12 || (digits.size() > 1 && digits[0] == '0')) {
+    for (char d : digits) out.push_back(kOnes[d - '0']);
+    return;
+  }
+  unsigned long long n = std::stoull(digits);
+  if (n == 0) {
+    out.push_back("zero");
+    return;
+  }
+  const char* const scales[] = {"billion", "million", "thousand", ""};
+  unsigned long long unit = 1000000000ULL;
+  for (const char* scale : scales) {
+    const unsigned part = unsigned(n / unit);
+    n %= unit;
+    unit /= 1000;
+    if (part == 0) continue;
+    hundreds(part, out);
+    if (*scale) out.push_back(scale);
+  }
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_letter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// A token (no blanks, no hyphens) into words.
+void token_words(std::string t, std::vector<std::string>& out) {
+  // Punctuation around the word goes (a trailing period too: "end." and "Dr."; inner ones stay).
+  const std::string outer = ".,;:!?\"'()[]{}<>*/\\|`~^_#";
+  size_t b = 0, e = t.size();
+  while (b < e && outer.find(t[b]) != std::string::npos) ++b;
+  while (e > b && outer.find(t[e - 1]) != std::string::npos) --e;
+  t = t.substr(b, e - b);
+  if (t.empty()) return;
+  static const std::map<std::string, std::string> symbols{
+      {"&", "and"}, {"%", "percent"}, {"+", "plus"}, {"=", "equals"}, {"@", "at"}};
+  if (const auto it = symbols.find(t); it != symbols.end()) {
+    out.push_back(it->second);
+    return;
+  }
+  // $5 → five dollars, 100% → one hundred percent.
+  std::string after;
+  if (t.size() > 1 && t[0] == '$') {
+    t.erase(0, 1);
+    after = "dollars";
+  } else if (t.size() > 1 && t.back() == '%') {
+    t.pop_back();
+    after = "percent";
+  } else if (t == "$") {
+    return;
+  }
+  bool digits = false, letters = false;
+  for (char c : t) {
+    if (static_cast<unsigned char>(c) >= 0x80)
+      throw std::invalid_argument("'" + t +
+                                  "' holds a letter outside a-z (the pronouncer reads English "
+                                  "words in ASCII letters; spell it without accents)");
+    digits = digits || is_digit(c);
+    letters = letters || is_letter(c);
+  }
+  if (!after.empty() && !digits)
+    throw std::invalid_argument("'" + t + "' is not a number the pronouncer can read");
+  if (digits && letters)
+    throw std::invalid_argument("'" + t +
+                                "' mixes digits and letters: write the number or the word out");
+  if (digits) {
+    // 3.5 → three point five; 1,000 → one thousand.
+    std::string whole, fraction;
+    bool point = false;
+    for (char c : t) {
+      if (is_digit(c)) {
+        (point ? fraction : whole) += c;
+      } else if (c == '.' && !point) {
+        point = true;
+      } else if (c == ',' && !point) {
+        continue;
+      } else {
+        throw std::invalid_argument("'" + t + "' is not a number the pronouncer can read");
+      }
+    }
+    if (!whole.empty()) number_words(whole, out);
+    if (point && !fraction.empty()) {
+      out.push_back("point");
+      for (char d : fraction) out.push_back(kOnes[d - '0']);
+    }
+    if (!after.empty()) out.push_back(after);
+    return;
+  }
+  if (!letters) return;  // punctuation alone ("...", "--")
+  out.push_back(t);
+}
+
+}  // namespace
+
+std::vector<std::string> text_words(const std::string& line) {
+  std::string s;
+  // The typographic apostrophes ’ ‘ (UTF-8 E2 80 99 / 98) read as '; dashes – — as blanks.
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line.compare(i, 3, "\xE2\x80\x99") == 0 || line.compare(i, 3, "\xE2\x80\x98") == 0) {
+      s += '\'';
+      i += 2;
+    } else if (line.compare(i, 3, "\xE2\x80\x93") == 0 || line.compare(i, 3, "\xE2\x80\x94") == 0) {
+      s += ' ';
+      i += 2;
+    } else {
+      s += line[i];
+    }
+  }
+  std::vector<std::string> out;
+  std::string token;
+  auto flush = [&] {
+    if (!token.empty()) token_words(token, out);
+    token.clear();
+  };
+  for (char c : s) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-') {
+      flush();
+    } else {
+      token += c;
+    }
+  }
+  flush();
+  return out;
+}
+
+// ---- espeak-ng mnemonics
+// ----------------------------------------------------------------------------
+
+namespace {
+
+bool is_vowel(const std::string& p) {
+  static const std::set<std::string> v{"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER",
+                                       "EY", "IH", "IY", "OW", "OY", "UH", "UW"};
+  return v.count(p) > 0;
+}
+
+}  // namespace
+
+std::string espeak_phonemes(const Phonemes& arpabet) {
+  static const std::map<std::string, std::string> m{
+      {"AA", "A:"}, {"AE", "a"}, {"AO", "O:"}, {"AW", "aU"}, {"AY", "aI"}, {"EH", "E"},
+      {"EY", "eI"}, {"IH", "I"}, {"IY", "i:"}, {"OW", "oU"}, {"OY", "OI"}, {"UH", "U"},
+      {"UW", "u:"}, {"B", "b"},  {"CH", "tS"}, {"D", "d"},   {"DH", "D"},  {"F", "f"},
+      {"G", "g"},   {"HH", "h"}, {"JH", "dZ"}, {"K", "k"},   {"L", "l"},   {"M", "m"},
+      {"N", "n"},   {"NG", "N"}, {"P", "p"},   {"R", "r"},   {"S", "s"},   {"SH", "S"},
+      {"T", "t"},   {"TH", "T"}, {"V", "v"},   {"W", "w"},   {"Y", "j"},   {"Z", "z"},
+      {"ZH", "Z"}};
+  std::string out;
+  bool stressed = false;
+  for (const std::string& p : arpabet) {
+    if (!out.empty()) out += '|';  // keeps "t" "S" from reading as "tS", "aU" "@" as "aU@"
+    const bool vowel = is_vowel(p);
+    const bool stress = vowel && !stressed;
+    if (stress) {
+      out += '\'';
+      stressed = true;
+    }
+    if (p == "AH") {
+      out += stress ? "V" : "@";
+    } else if (p == "ER") {
+      out += stress ? "3:" : "3";
+    } else {
+      const auto it = m.find(p);
+      if (it == m.end()) throw std::invalid_argument("'" + p + "' is not an ARPAbet phoneme");
+      out += it->second;
+    }
+  }
+  return out;
+}
+
+Phonemes arpabet_from_espeak(const std::string& text, size_t* unknown) {
+  // Longest match first.
+  static const std::vector<std::pair<std::string, Phonemes>> table = [] {
+    std::vector<std::pair<std::string, Phonemes>> t{
+        {"aI@", {"AY", "ER"}}, {"aU@", {"AW", "ER"}}, {"i@3", {"IH", "R"}}, {"A:", {"AA"}},
+        {"A@", {"AA", "R"}},   {"a#", {"AH"}},        {"aa", {"AE"}},       {"aI", {"AY"}},
+        {"aU", {"AW"}},        {"a", {"AE"}},         {"@L", {"AH", "L"}},  {"@5", {"AH", "L"}},
+        {"@2", {"AH"}},        {"@", {"AH"}},         {"3:", {"ER"}},       {"3", {"ER"}},
+        {"V", {"AH"}},         {"e@", {"EH", "R"}},   {"eI", {"EY"}},       {"E2", {"EH"}},
+        {"E", {"EH"}},         {"e", {"EH"}},         {"I2", {"IH"}},       {"I#", {"IH"}},
+        {"I", {"IH"}},         {"i@", {"IY", "AH"}},  {"i:", {"IY"}},       {"i", {"IY"}},
+        {"O:", {"AO"}},        {"O@", {"AO", "R"}},   {"o@", {"AO", "R"}},  {"OI", {"OY"}},
+        {"O2", {"AO"}},        {"O~", {"AO"}},        {"@-", {"AH"}},       {"O", {"AO"}},
+        {"0", {"AA"}},         {"oU", {"OW"}},        {"o", {"OW"}},        {"U@", {"UH", "R"}},
+        {"U", {"UH"}},         {"u:", {"UW"}},        {"u", {"UW"}},        {"tS", {"CH"}},
+        {"dZ", {"JH"}},        {"t#", {"T"}},         {"t2", {"T"}},        {"d#", {"D"}},
+        {"n-", {"AH", "N"}},   {"l-", {"AH", "L"}},   {"r-", {"R"}},        {"?", {"T"}},
+        {"D", {"DH"}},         {"T", {"TH"}},         {"N", {"NG"}},        {"S", {"SH"}},
+        {"Z", {"ZH"}},         {"j", {"Y"}},          {"h", {"HH"}},        {"b", {"B"}},
+        {"d", {"D"}},          {"f", {"F"}},          {"g", {"G"}},         {"k", {"K"}},
+        {"l", {"L"}},          {"m", {"M"}},          {"n", {"N"}},         {"p", {"P"}},
+        {"r", {"R"}},          {"s", {"S"}},          {"t", {"T"}},         {"v", {"V"}},
+        {"w", {"W"}},          {"z", {"Z"}},          {"x", {"K"}}};
+    std::stable_sort(t.begin(), t.end(),
+                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    return t;
+  }();
+  Phonemes out;
+  const std::string skip = "',%=_|:;! \t\n";
+  size_t i = 0;
+  while (i < text.size()) {
+    if (skip.find(text[i]) != std::string::npos) {
+      ++i;
+      continue;
+    }
+    bool found = false;
+    for (const auto& [mn, ph] : table)
+      if (text.compare(i, mn.size(), mn) == 0) {
+        out.insert(out.end(), ph.begin(), ph.end());
+        i += mn.size();
+        found = true;
+        break;
+      }
+    if (!found) {
+      if (unknown) ++*unknown;
+      ++i;
+    }
+  }
+  // espeak-ng writes an r after an r-coloured vowel that CMUdict's ER already holds ("err").
+  Phonemes merged;
+  for (std::string& p : out)
+    if (!(p == "R" && !merged.empty() && merged.back() == "ER")) merged.push_back(std::move(p));
+  return merged;
 }
 
 }  // namespace bpkit

@@ -131,6 +131,31 @@ class Pronouncer {
   std::unique_ptr<TrainedModel> model_;
 };
 
+// The words of a line of English text, as a pronouncer reads them: split at blanks and hyphens,
+// punctuation around words dropped (inner apostrophes and periods kept: "don't", "u.s."; the
+// typographic apostrophe ’ read as '), numbers spelled out ("42" → forty two, "3.5" → three point
+// five, "007" and numbers over 12 digits digit by digit, $5 five dollars, 7% seven percent),
+// & % + = @ read as words. Throws
+// std::invalid_argument naming the word for a non-ASCII letter (é, ß, ...) or a word that mixes
+// digits and letters ("4th"). Returns no word for a line of punctuation or blanks.
+std::vector<std::string> text_words(const std::string& line);
+
+// ARPAbet phonemes in espeak-ng's phoneme mnemonics (en-us), for its phoneme input ([[...]]):
+// AA A:, AE a, AH V (stressed) or @, AO O:, AW aU, AY aI, EH E, ER 3: (stressed) or 3, EY eI,
+// IH I, IY i:, OW oU, OY OI, UH U, UW u:, CH tS, DH D, HH h, JH dZ, NG N, SH S, TH T, Y j, ZH Z,
+// the other consonants in lower case, separated by '|' (espeak-ng's separator, so that T SH is
+// not read as CH). CMUdict's stress is not predicted: the first vowel of the word is stressed
+// ('). Throws std::invalid_argument for a phoneme that is not ARPAbet.
+std::string espeak_phonemes(const Phonemes& arpabet);
+
+// espeak-ng's phoneme mnemonics (`espeak-ng -x`, en-us) in ARPAbet, to score espeak-ng's own
+// spelling rules against CMUdict (docs/g2p.md lists the mapping): stress and syllable marks are
+// dropped, r-coloured vowels split (O@ → AO R, A@ → AA R, e@ → EH R, i@3 → IH R, U@ → UH R),
+// i@ → IY AH, a#, @ and @- → AH, i → IY, 0 → AA, O2 → AO, syllabic @L/l- → AH L and n- → AH N,
+// the flap t# → T, the glottal stop ? → T, and an R after ER dropped (espeak-ng's "3r" is
+// CMUdict's ER). Unknown mnemonics are skipped and counted in `unknown` (when given).
+Phonemes arpabet_from_espeak(const std::string& mnemonics, size_t* unknown = nullptr);
+
 // Scores a pronouncer on dictionary entries (every entry's pronunciations are its references).
 PronunciationScore evaluate_pronouncer(Pronouncer& p, const std::vector<DictEntry>& entries);
 

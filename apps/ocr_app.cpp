@@ -441,6 +441,7 @@ int run(int argc, char** argv) {
   if (o.count("threads"))
     bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 1024)));
 
+  bpkit::check_environment();  // BPKIT_NUM_THREADS, BPKIT_ISA: exit 2 before any work
   if (o.count("model") && o["model"].empty()) throw UsageError("--model needs a directory");
   std::string model_dir = o.count("model") ? o["model"] : "";
   if (model_dir.empty()) {
@@ -594,6 +595,9 @@ int main(int argc, char** argv) {
 #endif
   try {
     return run(argc, argv);
+  } catch (const bpkit::EnvironmentError& e) {  // BPKIT_NUM_THREADS, BPKIT_ISA
+    std::fprintf(stderr, "ocr_app: %s\n", e.what());
+    return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ocr_app: %s (see 'ocr_app --help')\n", e.what());
     return 2;

@@ -250,6 +250,7 @@ int run(int argc, char** argv) {
     throw UsageError("enroll takes its reference scans as arguments (no --reference/--query)");
   if (o.count("threads"))
     bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 1024)));
+  bpkit::check_environment();  // BPKIT_NUM_THREADS, BPKIT_ISA: exit 2 before any work
   std::unique_ptr<bpkit::SignatureVerifier> v;
   try {
     v = std::make_unique<bpkit::SignatureVerifier>(model_dir(o),
@@ -273,6 +274,9 @@ int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, "signature_app")) return 0;
   try {
     return run(argc, argv);
+  } catch (const bpkit::EnvironmentError& e) {  // BPKIT_NUM_THREADS, BPKIT_ISA
+    std::fprintf(stderr, "signature_app: %s\n", e.what());
+    return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "signature_app: %s\n(signature_app --help for usage)\n", e.what());
     return 2;

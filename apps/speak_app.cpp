@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -53,7 +54,7 @@ const char* kUsage =
     "  --play             speak them on the sound card (espeak-ng's audio output)\n"
     "  --spell            with --wav or --play: enunciate each letter, the sound of one letter\n"
     "                     at a time with a pause between them\n"
-    "  --threads N        engine threads (default 1)\n"
+    "  --threads N        engine threads (default: BPKIT_NUM_THREADS, else 1)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
     "  --trust-model-plugins\n"
     "                     also load plugins from the directories the model's pipeline.yaml\n"
@@ -181,7 +182,10 @@ int run(int argc, char** argv) {
   if (spell && !play && !o.count("wav"))
     throw UsageError("--spell is how --wav or --play speak; give one of them");
   if (o.count("wav") && o["wav"].empty()) throw UsageError("--wav needs a file name");
-  bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
+  // --threads, else BPKIT_NUM_THREADS, else one thread.
+  if (o.count("threads") || !std::getenv("BPKIT_NUM_THREADS"))
+    bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
+  bpkit::check_environment();  // BPKIT_NUM_THREADS, BPKIT_ISA: exit 2 before any work
   // The sentences: the arguments as one, or standard input's lines.
   std::vector<std::string> sentences;
   if (!args.empty()) {
@@ -258,6 +262,9 @@ int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, "speak_app")) return 0;
   try {
     return run(argc, argv);
+  } catch (const bpkit::EnvironmentError& e) {  // BPKIT_NUM_THREADS, BPKIT_ISA
+    std::fprintf(stderr, "speak_app: %s\n", e.what());
+    return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "speak_app: %s (see 'speak_app --help')\n", e.what());
     return 2;

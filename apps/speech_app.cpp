@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -53,7 +54,8 @@ const char* kUsage =
     "                     (one JSON object) each: 'START-END: words', seconds in the file.\n"
     "                     Recordings longer than 30 s are always cut, read 30 s at a time,\n"
     "                     so that any length runs in bounded memory\n"
-    "  --threads N        engine threads (default 1: one utterance is too small to share)\n"
+    "  --threads N        engine threads (default: BPKIT_NUM_THREADS, else 1: one utterance is\n"
+    "                     too small to share)\n"
     "  --plugin-path DIR  also load feature plugins from DIR (repeatable)\n"
     "  --trust-model-plugins\n"
     "                     also load plugins from the directories the model's pipeline.yaml\n"
@@ -96,7 +98,10 @@ int run(int argc, char** argv) {
         "with --segment");
   bpkit::SegmentOptions segment;
   segment.always = o.count("segment") > 0;
-  bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
+  // --threads, else BPKIT_NUM_THREADS, else one thread.
+  if (o.count("threads") || !std::getenv("BPKIT_NUM_THREADS"))
+    bpkit::set_num_threads(int(bpkit::cli::integer(o, "threads", 1, 1, 256)));
+  bpkit::check_environment();  // BPKIT_NUM_THREADS, BPKIT_ISA: exit 2 before any work
   std::string dir = o.count("model") ? o["model"] : bpkit::shipped_model_dir("speech_digits");
   if (dir.empty())
     throw bpkit::FileError(
@@ -202,6 +207,9 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   try {
     return run(argc, argv);
+  } catch (const bpkit::EnvironmentError& e) {  // BPKIT_NUM_THREADS, BPKIT_ISA
+    std::fprintf(stderr, "speech_app: %s\n", e.what());
+    return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "speech_app: %s (see 'speech_app --help')\n", e.what());
     return 2;

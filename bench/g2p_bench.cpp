@@ -24,7 +24,13 @@ const char* const kHelp =
     "words per second on one thread, for each --model (a pronouncer directory) and, with\n"
     "--espeak, for espeak-ng's own rules (en-us). One line per system:\n"
     "  NAME per=... wer=... words=... words_per_s=...\n"
-    "--show N prints the first N words each system gets wrong (on stderr).\n"
+    "\n"
+    "  --dict FILE     the held-out words (make_g2p's heldout.dict)\n"
+    "  --model DIR     a pronouncer model directory (repeatable)\n"
+    "  --espeak        also score espeak-ng's own spelling rules\n"
+    "  --show N        print the first N words each system gets wrong (on stderr)\n"
+    "  -h, --help      this text\n"
+    "  --version       the version\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 using Clock = std::chrono::steady_clock;

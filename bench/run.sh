@@ -43,6 +43,14 @@
 #     eer_skilled eer_random eer_skilled_baseline eer_random_baseline, FRR and FAR at the model's
 #     threshold, and seconds per verification (one signature_app process per query with its 5
 #     reference scans, start-up included, one thread, median of 20; the baseline's in process).
+#   bench/run.sh g2p [--model DIR] [--nettalk DIR]
+#     Letters to sounds on CMUdict's held-out words (tools/make_g2p: XXH64 of the spelling mod 10,
+#     never trained or tuned on; every pronunciation of a word is a reference, the closest counts):
+#     phoneme error rate and word error rate of the shipped model (models/g2p), the NETtalk
+#     network (models/g2p_nettalk) and espeak-ng's own spelling rules (its mnemonics mapped to
+#     ARPAbet, docs/g2p.md), and words per second on one thread (bench/g2p_bench, in process):
+#     per_ours wer_ours per_nettalk wer_nettalk per_espeak wer_espeak words_per_s
+#     words_per_s_espeak.
 #   bench/run.sh reliability [--archs N] [--seed S] [--mutants] [--fuzz-seconds N]
 #     Random layer stacks (default 10 000 from seed 1) checked against finite differences and as
 #     float against double (docs/testing.md): grad_archs grad_failures; hostile inputs against
@@ -412,6 +420,31 @@ JSGF
       "frr=$(get "$ours" frr) far_skilled=$(get "$ours" far_skilled) far_random=$(get "$ours" far_random)" \
       "sec_verify=$sec sec_verify_baseline=$(get "$base" sec_verify)"
     ;;
+  g2p)
+    model=$root/models/g2p nettalk=$root/models/g2p_nettalk
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --model) model=$2; shift 2 ;;
+        --nettalk) nettalk=$2; shift 2 ;;
+        *) echo "bench/run.sh g2p: unknown option '$1' (--model DIR, --nettalk DIR)" >&2; exit 2 ;;
+      esac
+    done
+    cmake --build "$build" --target g2p_bench make_g2p bpkit_text >/dev/null
+    for m in "$model" "$nettalk"; do
+      [ -f "$m/model.bpk" ] || { echo "bench/run.sh g2p: no model in $m" >&2; exit 1; }
+    done
+    work=$build/bench-g2p
+    "$build/bin/make_g2p" --out "$work" >&2
+    echo "g2p: held-out CMUdict words ($work/heldout.dict); ours: $model; NETtalk: $nettalk;" \
+      "espeak-ng $(espeak-ng --version | awk '{print $4}') rules" >&2
+    out=$("$build/bin/g2p_bench" --dict "$work/heldout.dict" --model "$model" --model "$nettalk" \
+      --espeak)
+    echo "$out" >&2
+    ours=$(echo "$out" | sed -n 1p) nt=$(echo "$out" | sed -n 2p) es=$(echo "$out" | sed -n 3p)
+    echo "per_ours=$(get "$ours" per) wer_ours=$(get "$ours" wer) per_nettalk=$(get "$nt" per)" \
+      "wer_nettalk=$(get "$nt" wer) per_espeak=$(get "$es" per) wer_espeak=$(get "$es" wer)" \
+      "words_per_s=$(get "$ours" words_per_s) words_per_s_espeak=$(get "$es" words_per_s)"
+    ;;
   reliability)
     # The long gradient campaign (docs/testing.md): random layer stacks against finite differences
     # and float against double. The figures of the other reliability checks join this line as
@@ -475,7 +508,7 @@ JSGF
     echo "$out"
     ;;
   *)
-    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | signature [--writers N] [--model DIR] | reliability [--archs N] [--seed S] [--mutants]" >&2
+    echo "usage: bench/run.sh engine [--epochs N] [--best] [--threads N] [--peers DIR] | recurrent [--iters N] [--threads N] [--peers DIR] | gemm | ocr [--pages N] [--lines N] [--seed S] [--psm 3|6] [--model DIR] [--ours CMD] | speech [--count N] [--seed S] [--model DIR] | signature [--writers N] [--model DIR] | g2p [--model DIR] [--nettalk DIR] | reliability [--archs N] [--seed S] [--mutants]" >&2
     exit 2
     ;;
 esac

@@ -77,7 +77,9 @@ have() {
     return 0
   fi
   case $1 in
-    bench_* | layer_profile | assoc_memory | ocr_score | signature_baseline) skipped="$skipped $1" ;;
+    bench_* | layer_profile | assoc_memory | ocr_score | signature_baseline | g2p_bench)
+      skipped="$skipped $1"
+      ;;
     *) fail "$bin/$1 is missing" ;;
   esac
   return 1
@@ -191,7 +193,7 @@ if have bench_gemm; then
 fi
 
 # The other data tools and the signature baseline: help, version, unknown options, one-line errors.
-for p in make_signatures make_speech_digits export_features signature_baseline; do
+for p in make_signatures make_speech_digits export_features signature_baseline make_g2p g2p_bench; do
   if have "$p"; then common "$p"; fi
 done
 if have make_speech_digits; then
@@ -207,6 +209,34 @@ fi
 if have make_signatures; then
   expect 2 err "^make_signatures: --writers N is required" make_signatures --out "$work/sig"
 fi
+# Runtime failures (exit 1) of the generators and benchmarks: a missing input, an unwritable output;
+# and an instruction set that does not exist (BPKIT_ISA, a configuration mistake: exit 2).
+if have make_g2p; then
+  expect 2 err "^make_g2p: --out DIR is required" make_g2p
+  expect 2 err "^make_g2p: --iterations expects a number in 1\.\.100, got '0'" \
+    make_g2p --out "$work/g2p" --iterations 0
+  expect 1 err "^make_g2p: $missing: cannot read the dictionary \(No such file or directory\)" \
+    make_g2p --dict "$missing" --out "$work/g2p"
+  printf 'box B AA K S\n' >"$work/one.dict"
+  expect 1 err "^make_g2p: $file: cannot create the directory" make_g2p --dict "$work/one.dict" \
+    --out "$file"
+fi
+if have g2p_bench; then
+  expect 2 err "^g2p_bench: give --model DIR or --espeak" g2p_bench --dict "$work/one.dict"
+  expect 1 err "^g2p_bench: $missing: cannot read the dictionary" g2p_bench --dict "$missing" --espeak
+fi
+if have make_speech_digits; then
+  expect 1 err "^make_speech_digits: " make_speech_digits --out "$file/sub" --count 1
+fi
+if have signature_baseline; then
+  expect 1 err "^signature_baseline: " signature_baseline --pipeline "$missing" --train "$work" \
+    --test "$work"
+fi
+for p in bench_recurrent layer_profile assoc_memory; do
+  if have "$p"; then
+    BPKIT_ISA=avx9 expect 2 err "BPKIT_ISA=avx9: expected baseline, avx2 or avx512" "$p"
+  fi
+done
 
 if [ "$failures" = 0 ]; then
   echo "helper_cli: $checks checks on $programs programs passed${skipped:+ (not built:$skipped)}"

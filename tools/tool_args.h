@@ -7,6 +7,13 @@
 #include <exception>
 #include <string>
 
+// Programs that link the engine also map its environment errors (BPKIT_NUM_THREADS, BPKIT_ISA) to
+// the configuration exit status; the data generators that do not link it have none to map.
+#if __has_include("bpkit/error.h")
+#include "bpkit/error.h"
+#define BPKIT_TOOLS_ENGINE 1
+#endif
+
 namespace bpkit_tools {
 
 // splitmix64: a per-sample seed from (seed, index).
@@ -30,11 +37,16 @@ inline int fail(const char* program, const std::string& path, const std::string&
 }
 
 // main's body: `body()`'s status, or, when an exception escapes it, "PROGRAM: what" and status 1
-// (never an abort).
+// (2 for a BPKIT_* environment variable the engine cannot use; never an abort).
 template <class Body>
 int guarded(const char* program, Body&& body) {
   try {
     return body();
+#ifdef BPKIT_TOOLS_ENGINE
+  } catch (const bpkit::EnvironmentError& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 2;
+#endif
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());
   } catch (...) {

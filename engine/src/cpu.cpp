@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "bpkit/error.h"
+
 namespace bpkit {
 namespace {
 
@@ -55,11 +57,11 @@ Isa from_environment() {
   else if (v == "avx512")
     want = Isa::avx512;
   else
-    throw std::runtime_error("BPKIT_ISA=" + v +
+    throw EnvironmentError("BPKIT_ISA=" + v +
                              ": expected baseline, avx2 or avx512 (this CPU runs up to " +
                              isa_name(cpu) + ")");
   if (int(want) > int(cpu))
-    throw std::runtime_error("BPKIT_ISA=" + v + ": this CPU runs only up to " + isa_name(cpu));
+    throw EnvironmentError("BPKIT_ISA=" + v + ": this CPU runs only up to " + isa_name(cpu));
   return want;
 }
 

@@ -19,6 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "bpkit/cpu.h"
+#include "bpkit/error.h"
+
 extern "C" void openblas_set_num_threads(int);
 
 namespace bpkit {
@@ -188,13 +191,18 @@ void set_num_threads(int n) {
   g_threads = n;
 }
 
+void check_environment() {
+  (void)num_threads();
+  (void)active_isa();
+}
+
 int num_threads() {
-  if (!g_env_error.empty()) throw std::invalid_argument(g_env_error);
+  if (!g_env_error.empty()) throw EnvironmentError(g_env_error);
   return g_threads;
 }
 
 void parallel_region(int max_threads, void (*fn)(int, int, void*), void* ctx) {
-  if (!g_env_error.empty()) throw std::invalid_argument(g_env_error);
+  if (!g_env_error.empty()) throw EnvironmentError(g_env_error);
   const int n = std::max(1, std::min(g_threads, max_threads));
   if (n == 1 || t_in_region) {
     fn(0, 1, ctx);

@@ -18,7 +18,7 @@ const char* isa_name(Isa isa);
 // The best level this CPU and operating system run.
 Isa cpu_isa();
 // The level the kernels use: cpu_isa(), or BPKIT_ISA when set (read once; an unknown value or one
-// the CPU lacks throws std::runtime_error, naming the variable and what this CPU offers).
+// the CPU lacks throws EnvironmentError (error.h), naming the variable and what this CPU offers).
 Isa active_isa();
 // Selects the kernels' level for the rest of the process (tests and benchmarks compare levels
 // with it). Throws std::invalid_argument when the CPU cannot run it. Not thread-safe: call it

@@ -17,6 +17,12 @@ struct ShapeError : std::invalid_argument {
 struct FileError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A BPKIT_* environment variable holds a value the engine cannot use (BPKIT_NUM_THREADS=abc,
+// BPKIT_ISA=avx9, or an instruction set this CPU lacks): a configuration mistake, exit code 2 in
+// every program.
+struct EnvironmentError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 // Training stopped because the loss or a gradient stopped being finite.
 struct DivergenceError : std::runtime_error {
   using std::runtime_error::runtime_error;

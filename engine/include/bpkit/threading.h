@@ -5,7 +5,7 @@
 // single-threaded underneath (its own pool is switched off at start-up), so the engine's threads
 // and the BLAS's never compete for the cores. The default is BPKIT_NUM_THREADS when set, otherwise
 // every hardware thread (a BPKIT_NUM_THREADS that is not a number from 1 to 1024 makes
-// num_threads() and every parallel region throw std::invalid_argument, naming it, until
+// num_threads() and every parallel region throw EnvironmentError (error.h), naming it, until
 // set_num_threads replaces it). Work is split statically: the same thread count gives the same
 // partition and therefore bit-identical results.
 #pragma once
@@ -17,6 +17,10 @@ namespace bpkit {
 // Requires n >= 1. Not thread-safe: call it before training or inference starts.
 void set_num_threads(int n);
 int num_threads();
+// Checks the environment's engine settings now (BPKIT_NUM_THREADS unless set_num_threads replaced
+// it, BPKIT_ISA), so that a program reports a bad value before it starts work. Throws
+// EnvironmentError.
+void check_environment();
 
 // Runs f(thread_index, thread_count) on min(num_threads(), max_threads) threads and waits.
 // thread_count is the same for every call with the same settings.

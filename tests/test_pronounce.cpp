@@ -237,6 +237,34 @@ TEST_CASE("a letters-to-sounds model learns rules that need context", "[g2p][lea
   CHECK(s.words == 200);
   CHECK(s.wer() < 0.1);
   CHECK(s.per() < 0.02);
+  // An ensemble of two pronouncers averages their letters' probabilities.
+  write(dir.file("p2.yaml"), std::string("name: toy2\n") +
+                                 "stages:\n  - plugin: text.letters\n    params: {alphabet: "
+                                 "abceiostx}\n"
+                                 "data: {train: train.tsv, labels: frames}\n"
+                                 "network:\n  layers:\n    - lstm: {units: 8, bidirectional: 1}\n"
+                                 "    - frame_dense: {units: 11}\n"
+                                 "optimizer: {type: adam, lr: 0.02}\n"
+                                 "training: {epochs: 2, batch: 32, seed: 4}\ncache: false\n");
+  r.config = dir.file("p2.yaml");
+  r.out_dir = dir.file("model2");
+  bpkit::train_pipeline(r);
+  bpkit::write_ensemble({dir.file("model"), dir.file("model2")}, dir.file("ens"));
+  bpkit::TrainedModel m1(dir.file("model"), {kPluginDir}), m2(dir.file("model2"), {kPluginDir}),
+      me(dir.file("ens"), {kPluginDir});
+  REQUIRE(me.members() == 2);
+  const bpkit::Tensor<float> f = me.pipeline().run("boxes").tensor;
+  const auto a1 = m1.label_frames(f), a2 = m2.label_frames(f), ae = me.label_frames(f);
+  REQUIRE(ae.probabilities.size() == 5);
+  bool differ = false;
+  for (size_t t = 0; t < 5; ++t)
+    for (size_t k = 0; k < 11; ++k) {
+      CHECK(ae.probabilities[t][k] ==
+            Approx((a1.probabilities[t][k] + a2.probabilities[t][k]) / 2).margin(1e-9));
+      differ = differ || std::abs(a1.probabilities[t][k] - a2.probabilities[t][k]) > 1e-3;
+    }
+  CHECK(differ);
+  CHECK(bpkit::Pronouncer(dir.file("ens"), {kPluginDir}).pronounce("boxes").letters.size() == 5);
   // Frame labels that do not match the letters are named with their line.
   write(dir.file("bad.tsv"), "bat\tB AE\n");
   write(dir.file("q.yaml"),

@@ -500,18 +500,18 @@ int cmd_eval(int argc, char** argv) {
     if (o.count("dict")) throw UsageError("--dict is for transcript (text) models");
     const auto words = bpkit::read_dictionary(pos[1]);
     bpkit::Pronouncer p(pos[0], all_values(all, "plugin-path"), trust);
-    bpkit::PronunciationScore score;
+    // Words with a character the model cannot read are skipped (and said); the rest in one batch.
+    std::vector<bpkit::DictEntry> kept;
     size_t skipped = 0;
     for (const bpkit::DictEntry& e : words) {
-      bpkit::Phonemes got;
       try {
-        got = p.pronounce(e.word).phonemes;
-      } catch (const std::invalid_argument& ex) {  // a character the model cannot read
+        (void)p.model().pipeline().run(e.word);
+        kept.push_back(e);
+      } catch (const std::exception& ex) {
         if (skipped++ < 5) std::fprintf(stderr, "skipped %s: %s\n", e.where.c_str(), ex.what());
-        continue;
       }
-      score.add(got, e.pronunciations);
     }
+    const bpkit::PronunciationScore score = bpkit::evaluate_pronouncer(p, kept);
     if (skipped > 5) std::fprintf(stderr, "skipped %zu words in all\n", skipped);
     report({{"words", score.words},
             {"skipped", skipped},

@@ -436,7 +436,7 @@ JSGF
     work=$build/bench-g2p
     "$build/bin/make_g2p" --out "$work" >&2
     echo "g2p: held-out CMUdict words ($work/heldout.dict); ours: $model; NETtalk: $nettalk;" \
-      "espeak-ng $(espeak-ng --version | awk '{print $4}') rules" >&2
+      "libespeak-ng $(dpkg-query -W -f='${Version}' libespeak-ng1 2>/dev/null) rules" >&2
     out=$("$build/bin/g2p_bench" --dict "$work/heldout.dict" --model "$model" --model "$nettalk" \
       --espeak)
     echo "$out" >&2

@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev libeigen3-dev zlib1g-dev catch2
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libopencv-dev nlohmann-json3-dev
   libsndfile1-dev libsamplerate0-dev libkissfft-dev libespeak-ng-dev sox libxxhash-dev
+  pocketsphinx-en-us
   clang libclang-rt-14-dev
   dataset-fashion-mnist opencv-doc opencv-data
   libfreetype-dev fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf

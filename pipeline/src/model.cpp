@@ -553,10 +553,9 @@ TrainedModel::TrainedModel(const std::string& given, const std::vector<std::stri
   }
   const Shape& out = model_.net.output_shape();
   const int64_t k = int64_t(classes_.size());
-  if (!embeddings_ &&
-      (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1
-                            : frames_    ? out.size() != 2 || out[1] != k
-                                         : out != Shape{k})))
+  if (!embeddings_ && (classes_.empty() || (transcripts_ ? out.size() != 2 || out[1] != k + 1
+                                            : frames_    ? out.size() != 2 || out[1] != k
+                                                         : out != Shape{k})))
     throw FileError(mfile + ": the model's class names (or alphabet) do not match its output " +
                     to_string(out));
   const std::vector<std::string> files = member_files(dir);
@@ -608,16 +607,19 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
       s.insert(s.end(), f.shape().begin(), f.shape().end());
       x.resize(s);
       std::copy(f.data(), f.data() + f.size(), x.data());
-      const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
       Prediction p;
       if (frames_) {
-        const FrameLabels fl = frames_of(x, y);
+        const FrameLabels fl = label_frames(f);
         p.confidence = 1;
         for (size_t t = 0; t < fl.labels.size(); ++t) {
           p.name += (t ? " " : "") + classes_[size_t(fl.labels[t])];
           p.confidence = std::min(p.confidence, fl.confidence[t]);
         }
-      } else if (transcripts_) {
+        out.push_back(std::move(p));
+        continue;
+      }
+      const Tensor<float>& y = model_.net.forward(x, Mode::kInfer);
+      if (transcripts_) {
         const CtcResult r = decode(y);
         for (const CtcSymbol& sym : r.symbols) p.name += classes_[size_t(sym.label - 1)];
         p.confidence = r.confidence;
@@ -664,39 +666,76 @@ std::vector<TrainedModel::Prediction> TrainedModel::predict(
   return out;
 }
 
-TrainedModel::FrameLabels TrainedModel::label_frames(const Tensor<float>& features) {
-  if (!frames_)
-    throw ConfigError(dir_ + ": not a frame-labelling model (data.labels: frames)");
+void TrainedModel::check_frame_input(const Tensor<float>& features) const {
+  if (!frames_) throw ConfigError(dir_ + ": not a frame-labelling model (data.labels: frames)");
   const Shape& in = model_.net.input_shape();
   bool fits = features.rank() == int(in.size());
   for (size_t i = 0; fits && i < in.size(); ++i)
     fits = in[i] == kDynamic ? features.dim(int(i)) >= 1 : features.dim(int(i)) == in[i];
-  if (!fits)
-    throw ShapeError("features of shape " + to_string(features.shape()) +
-                     ", but the model takes " + to_string(in));
-  Shape s{1};
-  s.insert(s.end(), features.shape().begin(), features.shape().end());
-  Tensor<float> x(s);
-  std::copy(features.data(), features.data() + features.size(), x.data());
-  return frames_of(x, model_.net.forward(x, Mode::kInfer));
+  if (!fits || in.empty() || in[0] != kDynamic)
+    throw ShapeError("features of shape " + to_string(features.shape()) + ", but the model takes " +
+                     to_string(in));
 }
 
-TrainedModel::FrameLabels TrainedModel::frames_of(const Tensor<float>& x, const Tensor<float>& y) {
-  const int64_t T = y.dim(1), C = y.dim(2);
-  std::vector<double> sum(size_t(T * C));
-  add_probabilities(y.data(), size_t(T), size_t(C), sum);
-  for (LoadedModel<float>& m : more_)
-    add_probabilities(m.net.forward(x, Mode::kInfer).data(), size_t(T), size_t(C), sum);
-  FrameLabels out;
-  out.probabilities.resize(size_t(T));
-  for (int64_t t = 0; t < T; ++t) {
-    std::vector<double>& p = out.probabilities[size_t(t)];
-    p.assign(sum.begin() + t * C, sum.begin() + (t + 1) * C);
-    for (double& v : p) v /= double(members());
-    const auto best = std::max_element(p.begin(), p.end());
-    out.labels.push_back(int32_t(best - p.begin()));
-    out.confidence.push_back(*best);
+TrainedModel::FrameLabels TrainedModel::label_frames(const Tensor<float>& features) {
+  return label_frames(std::vector<Tensor<float>>{features}, 1)[0];
+}
+
+std::vector<TrainedModel::FrameLabels> TrainedModel::label_frames(
+    const std::vector<Tensor<float>>& features, size_t batch) {
+  for (const Tensor<float>& f : features) check_frame_input(f);
+  batch = std::max<size_t>(batch, 1);
+  // Sequences of similar lengths together: little padding.
+  std::vector<size_t> order(features.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return features[a].dim(0) < features[b].dim(0); });
+  std::vector<FrameLabels> out(features.size());
+  Tensor<float> x;
+  std::vector<int32_t> lengths;
+  for (size_t i0 = 0; i0 < order.size(); i0 += batch) {
+    const size_t n = std::min(batch, order.size() - i0);
+    int64_t T = 0;
+    for (size_t k = 0; k < n; ++k) T = std::max(T, features[order[i0 + k]].dim(0));
+    Shape s = features[order[i0]].shape();
+    const int64_t per_frame = shape_size(s) / s[0];
+    s[0] = T;
+    s.insert(s.begin(), int64_t(n));
+    x.resize(s);
+    x.zero();
+    lengths.assign(n, 0);
+    for (size_t k = 0; k < n; ++k) {
+      const Tensor<float>& f = features[order[i0 + k]];
+      std::copy(f.data(), f.data() + f.size(), x.data() + int64_t(k) * T * per_frame);
+      lengths[k] = int32_t(f.dim(0));
+    }
+    std::vector<FrameLabels> got = batch_frames(x, lengths);
+    for (size_t k = 0; k < n; ++k) out[order[i0 + k]] = std::move(got[k]);
   }
+  return out;
+}
+
+std::vector<TrainedModel::FrameLabels> TrainedModel::batch_frames(
+    const Tensor<float>& x, const std::vector<int32_t>& lengths) {
+  const size_t B = lengths.size();
+  const Tensor<float>& y = model_.net.forward(x, Mode::kInfer, &lengths);
+  const int64_t T = y.dim(1), C = y.dim(2);
+  std::vector<double> sum(B * size_t(T * C), 0.0);
+  add_probabilities(y.data(), B * size_t(T), size_t(C), sum);
+  for (LoadedModel<float>& m : more_)
+    add_probabilities(m.net.forward(x, Mode::kInfer, &lengths).data(), B * size_t(T), size_t(C),
+                      sum);
+  std::vector<FrameLabels> out(B);
+  for (size_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < lengths[b]; ++t) {
+      const double* row = sum.data() + (int64_t(b) * T + t) * C;
+      std::vector<double> p(row, row + C);
+      for (double& v : p) v /= double(members());
+      const auto best = std::max_element(p.begin(), p.end());
+      out[b].labels.push_back(int32_t(best - p.begin()));
+      out[b].confidence.push_back(*best);
+      out[b].probabilities.push_back(std::move(p));
+    }
   return out;
 }
 

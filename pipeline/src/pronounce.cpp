@@ -327,39 +327,60 @@ const std::vector<std::string>& Pronouncer::classes() const {
   return model_->classes();
 }
 
-Pronouncer::Word Pronouncer::pronounce(const std::string& word) {
+namespace {
+
+// The features of one word, with the stage's own words on failure ("the text 'x' holds ...").
+Tensor<float> word_features(TrainedModel& model, const std::string& word) {
   if (word.empty()) throw std::invalid_argument("an empty word");
-  Value v;
   try {
-    v = model_->pipeline().run(word);
+    return model.pipeline().run(word).tensor;
   } catch (const std::exception& e) {
-    // The stage's own words ("the text 'x' holds ..."), without the pipeline's "file: stage" frame.
     std::string msg = e.what();
     const size_t cut = msg.find("failed: ");
     throw std::invalid_argument(cut == std::string::npos ? msg : msg.substr(cut + 8));
   }
-  const TrainedModel::FrameLabels fl = model_->label_frames(v.tensor);
-  if (fl.labels.size() != word.size())
-    throw std::invalid_argument("'" + word + "': the model gave " +
-                                std::to_string(fl.labels.size()) + " labels for " +
-                                std::to_string(word.size()) + " letters");
-  Word w;
-  w.word = word;
-  std::vector<std::string> symbols;
-  for (size_t i = 0; i < word.size(); ++i) {
-    const std::string& s = model_->classes()[size_t(fl.labels[i])];
-    w.letters.push_back({word[i], s, fl.confidence[i]});
-    w.confidence = std::min(w.confidence, fl.confidence[i]);
-    symbols.push_back(s);
+}
+
+}  // namespace
+
+Pronouncer::Word Pronouncer::pronounce(const std::string& word) {
+  return pronounce(std::vector<std::string>{word})[0];
+}
+
+std::vector<Pronouncer::Word> Pronouncer::pronounce(const std::vector<std::string>& words) {
+  std::vector<Tensor<float>> features;
+  features.reserve(words.size());
+  for (const std::string& w : words) features.push_back(word_features(*model_, w));
+  const std::vector<TrainedModel::FrameLabels> labels = model_->label_frames(features);
+  std::vector<Word> out(words.size());
+  for (size_t k = 0; k < words.size(); ++k) {
+    const std::string& word = words[k];
+    const TrainedModel::FrameLabels& fl = labels[k];
+    if (fl.labels.size() != word.size())
+      throw std::invalid_argument("'" + word + "': the model gave " +
+                                  std::to_string(fl.labels.size()) + " labels for " +
+                                  std::to_string(word.size()) + " letters");
+    Word& w = out[k];
+    w.word = word;
+    std::vector<std::string> symbols;
+    for (size_t i = 0; i < word.size(); ++i) {
+      const std::string& s = model_->classes()[size_t(fl.labels[i])];
+      w.letters.push_back({word[i], s, fl.confidence[i]});
+      w.confidence = std::min(w.confidence, fl.confidence[i]);
+      symbols.push_back(s);
+    }
+    w.phonemes = symbols_to_phonemes(symbols);
+    w.probabilities = fl.probabilities;
   }
-  w.phonemes = symbols_to_phonemes(symbols);
-  w.probabilities = fl.probabilities;
-  return w;
+  return out;
 }
 
 PronunciationScore evaluate_pronouncer(Pronouncer& p, const std::vector<DictEntry>& entries) {
+  std::vector<std::string> words;
+  for (const DictEntry& e : entries) words.push_back(e.word);
+  const std::vector<Pronouncer::Word> got = p.pronounce(words);
   PronunciationScore s;
-  for (const DictEntry& e : entries) s.add(p.pronounce(e.word).phonemes, e.pronunciations);
+  for (size_t i = 0; i < entries.size(); ++i) s.add(got[i].phonemes, entries[i].pronunciations);
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -379,7 +380,9 @@ std::string summary_text(const ReportInput& in) {
                  : "; no validation data\n\n";
     const bool cer = has_cer(r);
     o += std::string("                     train loss  train acc   val loss    val acc") +
-         (cer ? "  train CER    val CER" : "") + "\n";
+         (cer ? pad_left("train " + in.error_abbrev, 11) + pad_left("val " + in.error_abbrev, 11)
+              : "") +
+         "\n";
     auto row = [&](const std::string& name, const EpochStats& s) {
       o += pad_right(name, 20) + pad_left(loss_text(s.train_loss), 11) +
            pad_left(percent(s.train_acc, 2), 11) + pad_left(loss_text(s.val_loss), 11) +
@@ -398,7 +401,7 @@ std::string summary_text(const ReportInput& in) {
   }
   if (std::isfinite(in.test_loss) || std::isfinite(in.test_accuracy) || std::isfinite(in.test_cer))
     o += "\nTest: loss " + loss_text(in.test_loss) + ", accuracy " + percent(in.test_accuracy, 2) +
-         (std::isfinite(in.test_cer) ? ", character error rate " + percent(in.test_cer, 2) : "") +
+         (std::isfinite(in.test_cer) ? ", " + in.error_name + " " + percent(in.test_cer, 2) : "") +
          "\n";
 
   if (in.confusion) {
@@ -742,7 +745,8 @@ cv::Mat curves_image(const ReportInput& in) {
   if (epoch_stats(r, r.best_epoch)) sub += ", best epoch " + std::to_string(r.best_epoch);
   if (r.stopped_early) sub += ", stopped early";
   if (std::isfinite(in.test_accuracy)) sub += ", test accuracy " + percent(in.test_accuracy, 2);
-  if (std::isfinite(in.test_cer)) sub += ", test CER " + percent(in.test_cer, 2);
+  if (std::isfinite(in.test_cer))
+    sub += ", test " + in.error_abbrev + " " + percent(in.test_cer, 2);
   text(img, sub, kCurvesPngWidth - 24, 28, 0.55, kMuted, HAlign::kRight);
 
   std::vector<int> epochs;
@@ -753,8 +757,10 @@ cv::Mat curves_image(const ReportInput& in) {
              false};
   // Text (label sequences): the character error rate tells more than exact-line accuracy.
   const bool cer = has_cer(r);
-  Panel acc{cer ? "Character error rate" : "Accuracy",
-            cer ? "character error rate (%)" : "accuracy (%)",
+  std::string title = in.error_name;
+  title[0] = char(std::toupper(static_cast<unsigned char>(title[0])));
+  Panel acc{cer ? title : "Accuracy",
+            cer ? in.error_name + " (%)" : "accuracy (%)",
             {{"train", {}, kTrainColor}, {"validation", {}, kValColor}},
             cer ? in.test_cer : in.test_accuracy,
             true,

@@ -447,9 +447,9 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
     init_model = std::make_unique<LoadedModel<float>>(load_init_model(c));
   const bool text_inputs = pipeline.input_kind() == Kind::kText;
   const std::vector<ManifestEntry> train_entries = read_manifest(c.train_manifest, text_inputs);
-  const std::vector<ManifestEntry> test_entries =
-      c.test_manifest.empty() ? std::vector<ManifestEntry>{}
-                              : read_manifest(c.test_manifest, text_inputs);
+  const std::vector<ManifestEntry> test_entries = c.test_manifest.empty()
+                                                      ? std::vector<ManifestEntry>{}
+                                                      : read_manifest(c.test_manifest, text_inputs);
   const bool transcripts = c.labels == "transcript";
   const bool frames = c.labels == "frames";
   if (transcripts) {
@@ -780,6 +780,10 @@ TrainOutcome train_pipeline(const TrainRequest& r) {
   rep.test_loss = te.loss;
   rep.test_accuracy = te.accuracy;
   rep.test_cer = te.error_rate;
+  if (frames) {
+    rep.error_name = "frame error rate";
+    rep.error_abbrev = "FER";
+  }
   rep.facts = {{"pipeline", fs::path(c.file).filename().string()},
                {"train_samples", std::to_string(n_train)},
                {"test_samples", std::to_string(n_test)},

@@ -32,10 +32,10 @@ class Pipeline {
   // stage consumes text: then run(input) takes the text itself, and manifests list texts, not
   // paths (read_manifest with text_inputs).
   Kind input_kind() const;
-  // Runs every stage on one input file (or text, see input_kind). `seed` reaches random stages (augmentation, see
-  // FeaturePlugin::random), each stage its own stream of it: 0 (inference, cached features)
-  // leaves them deterministic; training passes a new seed per sample and epoch. Throws StageError
-  // (or FileError for an unreadable file).
+  // Runs every stage on one input file (or text, see input_kind). `seed` reaches random stages
+  // (augmentation, see FeaturePlugin::random), each stage its own stream of it: 0 (inference,
+  // cached features) leaves them deterministic; training passes a new seed per sample and epoch.
+  // Throws StageError (or FileError for an unreadable file).
   Value run(const std::string& file, uint64_t seed = 0) const;
   // True when a stage augments at random during training.
   bool has_random_stages() const;

@@ -124,6 +124,10 @@ class Pronouncer {
   // One word (letters of the model's alphabet, any case). Throws std::invalid_argument for an
   // empty word or a character the model's alphabet lacks, naming it.
   Word pronounce(const std::string& word);
+  // Many words at once, batched (what the benchmark and evaluation run: far faster than one at a
+  // time on one thread); the same results as pronounce() of each, in order. Throws like it for the
+  // first word it cannot read.
+  std::vector<Word> pronounce(const std::vector<std::string>& words);
   const std::vector<std::string>& classes() const;
   TrainedModel& model() { return *model_; }
 

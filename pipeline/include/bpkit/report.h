@@ -25,6 +25,9 @@ struct ReportInput {
   // Label sequences: the test data's character error rate (NaN otherwise). When the history has
   // error rates, curves.png's second panel draws them instead of the accuracy.
   double test_cer = std::numeric_limits<double>::quiet_NaN();
+  // What that error rate counts, in words and abbreviated: characters of transcripts, or frames
+  // of frame labels (a letter's sound: "frame error rate", "FER").
+  std::string error_name = "character error rate", error_abbrev = "CER";
   // Extra key/values for the summary and the JSON (dataset sizes, parameter count, command, ...),
   // kept in this order. Keys must be distinct.
   std::vector<std::pair<std::string, std::string>> facts;

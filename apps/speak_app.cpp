@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -214,13 +215,17 @@ int run(int argc, char** argv) {
   int failures = 0;
   std::vector<bpkit::Pronouncer::Word> spoken;
   for (const std::string& sentence : sentences) {
+    // Blank-separated pieces one at a time: a word that is refused does not take the rest of the
+    // sentence with it.
     std::vector<std::string> words;
-    try {
-      words = bpkit::text_words(sentence);
-    } catch (const std::invalid_argument& e) {
-      std::fprintf(stderr, "speak_app: %s\n", e.what());
-      ++failures;
-      continue;
+    std::istringstream pieces(sentence);
+    for (std::string piece; pieces >> piece;) {
+      try {
+        for (std::string& w : bpkit::text_words(piece)) words.push_back(std::move(w));
+      } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "speak_app: %s\n", e.what());
+        ++failures;
+      }
     }
     nlohmann::ordered_json jw = nlohmann::json::array();
     for (const std::string& word : words) {

@@ -85,7 +85,7 @@ expect 1 "the output is member 2's directory" "$bpkit" ensemble --out "$dir/s4" 
 # Bad input: exit 1 with the file named; usage and configuration errors: exit 2.
 printf 'not an image' >"$dir/fake.png"
 expect 1 "fake.png: stage 'image.read' failed: not an image" "$bpkit" predict "$dir/model" "$dir/fake.png"
-expect 1 "not a model directory" "$bpkit" predict "$dir/nothing" "$dir/fake.png"
+expect 2 "not a model directory" "$bpkit" predict "$dir/nothing" "$dir/fake.png"
 expect 1 "cannot open the pipeline file" "$bpkit" train "$dir/none.yaml"
 sed 's/epochs: 8/epochz: 8/' "$dir/p.yaml" >"$dir/typo.yaml"
 expect 2 "typo.yaml:18:12: unknown key 'epochz' in training; did you mean 'epochs'" "$bpkit" train "$dir/typo.yaml"

@@ -511,7 +511,7 @@ TEST_CASE("pipelines: plugins, parameters and kinds are checked with positions",
                "count"));
   // Kinds that do not connect.
   CHECK_THAT(config_error(pipeline_text("  - plugin: test.fail_on\n"), &reg),
-             Contains("p.yaml:3:5: the first stage reads the input files") &&
+             Contains("p.yaml:3:5: the first stage reads the inputs") &&
                  Contains("consumes features"));
   CHECK_THAT(
       config_error(pipeline_text("  - plugin: test.numbers\n  - plugin: test.image_sink\n"), &reg),

@@ -929,8 +929,12 @@ int main(int argc, char** argv) {
       return cmd_inspect(argc, argv);
     }
     if (cmd == "--help" || cmd == "-h" || cmd == "help") return std::printf("%s", kUsage), 0;
-    std::fprintf(stderr, "%s", kUsage);
-    if (!cmd.empty()) std::fprintf(stderr, "\nbpkit: unknown command '%s'\n", cmd.c_str());
+    // No command: the usage. A wrong one (or option): one line saying so, with the commands.
+    if (cmd.empty()) return std::fprintf(stderr, "%s", kUsage), 2;
+    std::fprintf(stderr,
+                 "bpkit: unknown %s '%s' (commands: train, eval, predict, plugins, inspect, "
+                 "ensemble, cache, fmnist, version; see 'bpkit --help')\n",
+                 cmd[0] == '-' ? "option" : "command", cmd.c_str());
     return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "bpkit %s: %s (see 'bpkit %s --help')\n", cmd.c_str(), e.what(),

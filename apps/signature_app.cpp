@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "signature_app: %s\n", e.what());
     return 2;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "signature_app: %s\n(signature_app --help for usage)\n", e.what());
+    std::fprintf(stderr, "signature_app: %s (see 'signature_app --help')\n", e.what());
     return 2;
   } catch (const bpkit::StageError& e) {
     std::fprintf(stderr, "signature_app: %s\n", e.what());

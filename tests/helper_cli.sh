@@ -56,7 +56,7 @@ expect() {
   fi
 }
 
-# common PROGRAM: --help, -h, --version, --bogus, and a stray argument after --help.
+# common PROGRAM: --help, -h, --version, --bogus and -x.
 common() {
   local p=$1
   expect 0 out "^usage: $p" "$p" --help

@@ -95,6 +95,11 @@ expect 2 "$app" eval --writer demo "$tmp"
 expect 2 "$app" verify --model "$tmp/nomodel" --db "$tmp/db" --writer demo "$ex/query-genuine.jpg"
 expect 0 "$app" --help
 grep -q "signature_app enroll" "$tmp/out" || fail "--help"
+expect 0 "$app" -h
+grep -q "^usage: signature_app" "$tmp/out" || fail "-h"
+expect 2 "$app" verify --bogus
+[ "$(cat "$tmp/err")" = "signature_app: unknown option '--bogus' (see 'signature_app --help')" ] ||
+  fail "unknown option: $(cat "$tmp/err")"
 
 # eval on a small generated dataset: figures on the last line, a DET curve, bpkit eval agrees.
 if [ -x "$bin/make_signatures" ]; then

@@ -125,6 +125,8 @@ expect 2 "$app" --segment --spectrogram "$tmp/x.png" "$ex/digits.wav"
 grep -q "cannot be combined with --segment" "$tmp/err" || fail "--segment --spectrogram: $(cat "$tmp/err")"
 expect 2 "$app" --segment --features "$ex/digits.wav"
 expect 0 "$app" --help
+expect 0 "$app" -h
+grep -q "^usage: speech_app" "$tmp/out" || fail "-h"
 grep -q "usage: speech_app" "$tmp/out" || fail "help"
 # "-": the audio from standard input, named "-" in the output; bad or empty input is exit 1 and
 # names "-" (not the temporary copy); "-" twice or with --features is a usage error.

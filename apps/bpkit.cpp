@@ -152,7 +152,10 @@ const char* kEvalUsage =
     "Runs the model's pipeline and network on every file of MANIFEST ('PATH<TAB>LABEL' lines) and\n"
     "prints the accuracy and the confusion matrix (transcript models: the share of exact\n"
     "transcripts and the character error rate; speech models: the word error rate and the share\n"
-    "of utterances recognized without error, decoded as speech_app decodes them).\n"
+    "of utterances recognized without error, decoded as speech_app decodes them; frame-labelling\n"
+    "models: the share of samples with every frame right and the frame error rate).\n"
+    "A letters-to-sounds model takes a CMUdict-format FILE.dict and prints the phoneme and word\n"
+    "error rates, each word against its closest pronunciation (docs/g2p.md).\n"
     "A signature verifier takes a dataset directory instead of a manifest (WRITER/genuine/*.png,\n"
     "WRITER/forgeries/*.png) and prints FRR and FAR at its threshold and the equal error rates\n"
     "for skilled and random forgeries (the protocol of signature_app eval), or a manifest of\n"
@@ -507,10 +510,13 @@ int cmd_eval(int argc, char** argv) {
       try {
         (void)p.model().pipeline().run(e.word);
         kept.push_back(e);
-      } catch (const std::exception& ex) {
+      } catch (const bpkit::StageError& ex) {
         if (skipped++ < 5) std::fprintf(stderr, "skipped %s: %s\n", e.where.c_str(), ex.what());
       }
     }
+    if (kept.empty())
+      throw bpkit::FileError(pos[1] + ": no word the model can read (" + std::to_string(skipped) +
+                             " skipped)");
     const bpkit::PronunciationScore score = bpkit::evaluate_pronouncer(p, kept);
     if (skipped > 5) std::fprintf(stderr, "skipped %zu words in all\n", skipped);
     report({{"words", score.words},

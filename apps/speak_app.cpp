@@ -105,7 +105,10 @@ void speak(const std::string& text, const std::string& wav, bool play) {
   if (espeak_SetVoiceByName("gmw/en-US") != EE_OK)
     throw std::runtime_error("espeak-ng has no en-us voice");
   std::vector<short> samples;
-  g_samples = &samples;
+  g_samples = play ? nullptr : &samples;
+  struct Reset {
+    ~Reset() { g_samples = nullptr; }
+  } reset;
   espeak_SetSynthCallback(collect);
   if (espeak_Synth(text.c_str(), text.size() + 1, 0, POS_CHARACTER, 0,
                    espeakCHARS_AUTO | espeakPHONEMES | espeakENDPAUSE, nullptr, nullptr) != EE_OK)
@@ -113,7 +116,6 @@ void speak(const std::string& text, const std::string& wav, bool play) {
   espeak_Synchronize();
   const int rate = espeak_ng_GetSampleRate();
   espeak_ng_Terminate();
-  g_samples = nullptr;
   if (play) return;
   if (samples.empty()) throw std::runtime_error("espeak-ng said nothing");
   // Atomically: a temporary file beside OUT, renamed over it when complete.
@@ -182,6 +184,8 @@ int run(int argc, char** argv) {
   const bool json = o.count("json") > 0, play = o.count("play") > 0, spell = o.count("spell") > 0;
   if (spell && !play && !o.count("wav"))
     throw UsageError("--spell is how --wav or --play speak; give one of them");
+  if (play && o.count("wav"))
+    throw UsageError("--play speaks on the sound card, --wav into a file: give one of them");
   if (o.count("wav") && o["wav"].empty()) throw UsageError("--wav needs a file name");
   // --threads, else BPKIT_NUM_THREADS, else one thread.
   if (o.count("threads") || !std::getenv("BPKIT_NUM_THREADS"))

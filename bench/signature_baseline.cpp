@@ -188,6 +188,9 @@ int main(int argc, char** argv) {
   if (bpkit::print_version_if_asked(argc, argv, "signature_baseline")) return 0;
   try {
     return run(argc, argv);
+  } catch (const bpkit::EnvironmentError& e) {  // BPKIT_NUM_THREADS, BPKIT_ISA: configuration
+    std::fprintf(stderr, "signature_baseline: %s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "signature_baseline: %s\n", e.what());
     return 1;

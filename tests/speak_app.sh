@@ -6,6 +6,7 @@
 set -u
 unset BPKIT_MODEL_PATH BPKIT_NUM_THREADS  # the shipped models, found next to the programs
 bin=$1
+src=$2
 app=$bin/speak_app
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,6 +44,8 @@ grep -q "café" "$tmp/err" || fail "accent message: $(cat "$tmp/err")"
 # Usage errors: no text, an empty line, --spell alone, an unknown option, a missing model.
 expect 2 "$app" ""
 expect 2 "$app" --spell hello
+expect 2 "$app" --play --wav "$tmp/x.wav" hello
+[ -e "$tmp/x.wav" ] && fail "--play with --wav wrote a file"
 expect 2 "$app" --frobnicate hello
 grep -q "unknown option '--frobnicate'" "$tmp/err" || fail "unknown option: $(cat "$tmp/err")"
 expect 2 "$app" --model "$tmp/nowhere" hello
@@ -60,4 +63,13 @@ expect 0 "$app" --spell --wav "$tmp/spell.wav" "nine"
 [ -s "$tmp/spell.wav" ] || fail "spelled speech"
 expect 1 "$app" --wav "$tmp/no/dir/x.wav" hello
 grep -q "cannot write" "$tmp/err" || fail "unwritable: $(cat "$tmp/err")"
+# bpkit eval on a dictionary: PER and WER; a dictionary of which no word can be read is an error,
+# not a perfect score.
+printf 'box B AA K S\nphone F OW N\n' >"$tmp/two.dict"
+expect 0 "$bin/bpkit" eval "$src/models/g2p" "$tmp/two.dict"
+grep -q "^words 2 skipped 0 phonemes 7 phoneme_error_rate 0.0000 word_error_rate 0.0000" "$tmp/out" ||
+  fail "eval: $(cat "$tmp/out")"
+printf 'caf\xc3\xa9 K AE F EY\n' >"$tmp/none.dict"
+expect 1 "$bin/bpkit" eval "$src/models/g2p" "$tmp/none.dict"
+grep -q "no word the model can read (1 skipped)" "$tmp/err" || fail "eval of nothing: $(cat "$tmp/err")"
 echo "speak_app: all checks passed"

@@ -265,6 +265,28 @@ TEST_CASE("a letters-to-sounds model learns rules that need context", "[g2p][lea
     }
   CHECK(differ);
   CHECK(bpkit::Pronouncer(dir.file("ens"), {kPluginDir}).pronounce("boxes").letters.size() == 5);
+  // Many words in one call give what one word at a time gives (lengths 1 to 12, padded batches).
+  {
+    const std::vector<std::string> ws{"a", "box", "cite", "obtaiiiiceeexx", "st", "cabbies", "x"};
+    const auto batch = p.pronounce(ws);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const auto one = p.pronounce(ws[i]);
+      CHECK(batch[i].phonemes == one.phonemes);
+      for (size_t k = 0; k < one.letters.size(); ++k)
+        CHECK(batch[i].letters[k].confidence == Approx(one.letters[k].confidence).margin(1e-5));
+    }
+  }
+  // A fit stage after text.letters learns from the training texts (not from files named so).
+  write(dir.file("fit.yaml"),
+        "name: toyfit\nstages:\n  - plugin: text.letters\n    params: {alphabet: abceiostx}\n"
+        "  - plugin: sequence.global_cmvn\n"
+        "data: {train: train.tsv, labels: frames}\n"
+        "network:\n  layers:\n    - frame_dense: {units: 11}\n"
+        "training: {epochs: 1, batch: 32, seed: 3}\ncache: false\n");
+  r.config = dir.file("fit.yaml");
+  r.out_dir = dir.file("fit");
+  CHECK(bpkit::train_pipeline(r).test_accuracy < 0);  // trained; no test set
+  CHECK(std::filesystem::exists(dir.file("fit/fitted.yaml")));
   // Frame labels that do not match the letters are named with their line.
   write(dir.file("bad.tsv"), "bat\tB AE\n");
   write(dir.file("q.yaml"),
@@ -292,9 +314,19 @@ TEST_CASE("text is read as words: numbers spelled, punctuation dropped, accents 
   CHECK(bpkit::text_words("you & me: 100%") == V{"you", "and", "me", "one", "hundred", "percent"});
   CHECK(bpkit::text_words("U.S. army") == V{"U.S", "army"});
   CHECK(bpkit::text_words("$12") == V{"twelve", "dollars"});
+  CHECK(bpkit::text_words("$1 and $") == V{"one", "dollar", "and", "dollars"});
+  CHECK(bpkit::text_words(".5 -5 --7") == V{"point", "five", "minus", "five", "minus", "seven"});
+  CHECK(bpkit::text_words("12. 1000001") == V{"twelve", "one", "million", "one"});
+  CHECK(bpkit::text_words("110 1,000.5") ==
+        V{"one", "hundred", "ten", "one", "thousand", "point", "five"});
+  CHECK(bpkit::text_words("\xE2\x80\x9CHello\xE2\x80\x9D, wait\xE2\x80\xA6\xC2\xA0now") ==
+        V{"Hello", "wait", "now"});
+  CHECK_THROWS_WITH(bpkit::text_words("1,2"), Contains("'1,2' is not a number"));
+  CHECK_THROWS_WITH(bpkit::text_words("12,34,567"), Contains("is not a number"));
+  CHECK_THROWS_WITH(bpkit::text_words("$x"), Contains("'$x' is not a number"));
   CHECK(bpkit::text_words(" ... -- ").empty());
   CHECK_THROWS_WITH(bpkit::text_words("caf\xC3\xA9 au lait"),
-                    Contains("caf") && Contains("outside a-z"));
+                    Contains("caf") && Contains("outside ASCII"));
   CHECK_THROWS_WITH(bpkit::text_words("the 4th"), Contains("'4th' mixes digits and letters"));
 }
 

@@ -145,8 +145,8 @@ Pipeline::Pipeline(const PipelineConfig& config, const PluginRegistry& registry,
                         "' rejected its parameters: " + e.what());
     }
     // The first stage takes the inputs: files, or text (the manifest's first column itself).
-    const bool first_ok = stages_.empty() && (st.info.consumes == Kind::kFile ||
-                                              st.info.consumes == Kind::kText);
+    const bool first_ok =
+        stages_.empty() && (st.info.consumes == Kind::kFile || st.info.consumes == Kind::kText);
     const Kind want = stages_.empty() ? Kind::kFile : stages_.back().info.produces;
     if (!first_ok && st.info.consumes != want) {
       if (stages_.empty())
@@ -175,11 +175,16 @@ Kind Pipeline::output_kind() const {
   return stages_.back().info.produces;
 }
 
-Value Pipeline::run(const std::string& file, uint64_t seed) const {
+Value Pipeline::input_value(const std::string& input) const {
   Value v;
   v.kind = input_kind();
-  v.path = file;
-  if (v.kind == Kind::kText) v.text = file;
+  v.path = input;
+  if (v.kind == Kind::kText) v.text = input;
+  return v;
+}
+
+Value Pipeline::run(const std::string& file, uint64_t seed) const {
+  Value v = input_value(file);
   v.seed = seed;
   return run(std::move(v), 0);
 }
@@ -214,10 +219,7 @@ std::string Pipeline::fit(size_t stage, const std::vector<std::string>& files,
     parallel_for(int64_t(n), 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         try {
-          Value v;
-          v.kind = Kind::kFile;
-          v.path = files[c0 + size_t(i)];
-          values[size_t(i)] = run(std::move(v), 0, stage);
+          values[size_t(i)] = run(input_value(files[c0 + size_t(i)]), 0, stage);
         } catch (const std::exception& ex) {
           errors[size_t(i)] = ex.what();
         }

@@ -449,20 +449,32 @@ bool is_letter(char c) {
 
 // A token (no blanks, no hyphens) into words.
 void token_words(std::string t, std::vector<std::string>& out) {
-  // Punctuation around the word goes (a trailing period too: "end." and "Dr."; inner ones stay).
+  const std::string given = t;  // for messages
+  // Punctuation around the word goes (a trailing period too: "end." and "Dr."; inner ones stay,
+  // and so does a period before a digit: ".5").
   const std::string outer = ".,;:!?\"'()[]{}<>*/\\|`~^_#";
   size_t b = 0, e = t.size();
-  while (b < e && outer.find(t[b]) != std::string::npos) ++b;
+  while (b < e && outer.find(t[b]) != std::string::npos &&
+         !(t[b] == '.' && b + 1 < e && is_digit(t[b + 1])))
+    ++b;
   while (e > b && outer.find(t[e - 1]) != std::string::npos) --e;
   t = t.substr(b, e - b);
   if (t.empty()) return;
-  static const std::map<std::string, std::string> symbols{
-      {"&", "and"}, {"%", "percent"}, {"+", "plus"}, {"=", "equals"}, {"@", "at"}};
+  static const std::map<std::string, std::string> symbols{{"&", "and"},  {"%", "percent"},
+                                                          {"+", "plus"}, {"=", "equals"},
+                                                          {"@", "at"},   {"$", "dollars"}};
   if (const auto it = symbols.find(t); it != symbols.end()) {
     out.push_back(it->second);
     return;
   }
-  // $5 → five dollars, 100% → one hundred percent.
+  for (char c : t)
+    if (static_cast<unsigned char>(c) >= 0x80)
+      throw std::invalid_argument("'" + given +
+                                  "' holds a character outside ASCII (the pronouncer reads "
+                                  "English words in the letters a-z: spell it without accents)");
+  // -5 → minus five, $5 → five dollars ($1: one dollar), 100% → one hundred percent.
+  const bool minus = t.size() > 1 && t[0] == '-';
+  if (minus) t.erase(0, 1);
   std::string after;
   if (t.size() > 1 && t[0] == '$') {
     t.erase(0, 1);
@@ -470,44 +482,45 @@ void token_words(std::string t, std::vector<std::string>& out) {
   } else if (t.size() > 1 && t.back() == '%') {
     t.pop_back();
     after = "percent";
-  } else if (t == "$") {
-    return;
   }
   bool digits = false, letters = false;
   for (char c : t) {
-    if (static_cast<unsigned char>(c) >= 0x80)
-      throw std::invalid_argument("'" + t +
-                                  "' holds a letter outside a-z (the pronouncer reads English "
-                                  "words in ASCII letters; spell it without accents)");
     digits = digits || is_digit(c);
     letters = letters || is_letter(c);
   }
-  if (!after.empty() && !digits)
-    throw std::invalid_argument("'" + t + "' is not a number the pronouncer can read");
+  if ((!after.empty() || minus) && (!digits || letters))
+    throw std::invalid_argument("'" + given + "' is not a number the pronouncer can read");
   if (digits && letters)
-    throw std::invalid_argument("'" + t +
+    throw std::invalid_argument("'" + given +
                                 "' mixes digits and letters: write the number or the word out");
   if (digits) {
-    // 3.5 → three point five; 1,000 → one thousand.
-    std::string whole, fraction;
-    bool point = false;
-    for (char c : t) {
-      if (is_digit(c)) {
-        (point ? fraction : whole) += c;
-      } else if (c == '.' && !point) {
-        point = true;
-      } else if (c == ',' && !point) {
-        continue;
-      } else {
-        throw std::invalid_argument("'" + t + "' is not a number the pronouncer can read");
-      }
+    // 3.5 → three point five; 1,000 → one thousand (commas only between groups of three).
+    std::vector<std::string> groups{""};
+    size_t k = 0;
+    for (; k < t.size() && (is_digit(t[k]) || t[k] == ','); ++k)
+      if (t[k] == ',')
+        groups.emplace_back();
+      else
+        groups.back() += t[k];
+    bool grouped = groups.size() == 1 || (groups[0].size() >= 1 && groups[0].size() <= 3);
+    std::string whole = groups[0], fraction;
+    for (size_t g = 1; g < groups.size(); ++g) {
+      grouped = grouped && groups[g].size() == 3;
+      whole += groups[g];
     }
+    const bool point = k < t.size() && t[k] == '.';
+    if (point)
+      for (++k; k < t.size() && is_digit(t[k]); ++k) fraction += t[k];
+    if (!grouped || k != t.size() || (whole.empty() && fraction.empty()))
+      throw std::invalid_argument("'" + given + "' is not a number the pronouncer can read");
+    if (minus) out.push_back("minus");
     if (!whole.empty()) number_words(whole, out);
     if (point && !fraction.empty()) {
       out.push_back("point");
       for (char d : fraction) out.push_back(kOnes[d - '0']);
     }
-    if (!after.empty()) out.push_back(after);
+    if (!after.empty())
+      out.push_back(after == "dollars" && whole == "1" && fraction.empty() ? "dollar" : after);
     return;
   }
   if (!letters) return;  // punctuation alone ("...", "--")
@@ -518,14 +531,24 @@ void token_words(std::string t, std::vector<std::string>& out) {
 
 std::vector<std::string> text_words(const std::string& line) {
   std::string s;
-  // The typographic apostrophes ’ ‘ (UTF-8 E2 80 99 / 98) read as '; dashes – — as blanks.
+  // Typographic apostrophes ’ ‘ read as '; quotation marks “ ” and the ellipsis … as punctuation;
+  // dashes – — and the no-break space as blanks.
   for (size_t i = 0; i < line.size(); ++i) {
     if (line.compare(i, 3, "\xE2\x80\x99") == 0 || line.compare(i, 3, "\xE2\x80\x98") == 0) {
       s += '\'';
       i += 2;
+    } else if (line.compare(i, 3, "\xE2\x80\x9C") == 0 || line.compare(i, 3, "\xE2\x80\x9D") == 0) {
+      s += '"';
+      i += 2;
+    } else if (line.compare(i, 3, "\xE2\x80\xA6") == 0) {
+      s += "...";
+      i += 2;
     } else if (line.compare(i, 3, "\xE2\x80\x93") == 0 || line.compare(i, 3, "\xE2\x80\x94") == 0) {
       s += ' ';
       i += 2;
+    } else if (line.compare(i, 2, "\xC2\xA0") == 0) {
+      s += ' ';
+      i += 1;
     } else {
       s += line[i];
     }
@@ -536,8 +559,11 @@ std::vector<std::string> text_words(const std::string& line) {
     if (!token.empty()) token_words(token, out);
     token.clear();
   };
-  for (char c : s) {
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-') {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '-' && token.empty() && i + 1 < s.size() && (is_digit(s[i + 1]) || s[i + 1] == '$')) {
+      token += c;  // a minus sign: -5
+    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '-') {
       flush();
     } else {
       token += c;

@@ -32,6 +32,8 @@ class Pipeline {
   // stage consumes text: then run(input) takes the text itself, and manifests list texts, not
   // paths (read_manifest with text_inputs).
   Kind input_kind() const;
+  // The value a run starts from for one input: a file's path, or the text (input_kind).
+  Value input_value(const std::string& input) const;
   // Runs every stage on one input file (or text, see input_kind). `seed` reaches random stages
   // (augmentation, see FeaturePlugin::random), each stage its own stream of it: 0 (inference,
   // cached features) leaves them deterministic; training passes a new seed per sample and epoch.

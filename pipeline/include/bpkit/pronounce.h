@@ -7,6 +7,7 @@
 // phonemes joined by '_' ("K_S" for the x of "box"), so that a word of n letters has n symbols.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,8 +37,8 @@ std::vector<DictEntry> read_dictionary(const std::string& path);
 
 // The fixed held-out split: a word is held out when XXH64(spelling, seed 0) mod 10 is 0 (about 10%
 // of the words), whatever file it comes from. Reproduce it with
-// `printf %s WORD | xxhsum -H64` (Debian package xxhash; the 64-bit hexadecimal number it prints,
-// mod 10).
+// `printf %s WORD | xxhsum -H64` (the spelling in lower case; Debian package xxhash; the 64-bit
+// hexadecimal number it prints, mod 10).
 bool heldout_word(const std::string& word);
 
 // The silent symbol and the joiner of two-phoneme symbols.
@@ -90,8 +91,9 @@ class LetterAligner {
 struct PronunciationScore {
   int64_t words = 0, word_errors = 0;
   int64_t phonemes = 0, phoneme_edits = 0;
-  double per() const { return phonemes ? double(phoneme_edits) / double(phonemes) : 0; }
-  double wer() const { return words ? double(word_errors) / double(words) : 0; }
+  // NaN when nothing was scored.
+  double per() const { return phonemes ? double(phoneme_edits) / double(phonemes) : NAN; }
+  double wer() const { return words ? double(word_errors) / double(words) : NAN; }
   void add(const Phonemes& hypothesis, const std::vector<Phonemes>& references);
 };
 int64_t phoneme_edit_distance(const Phonemes& a, const Phonemes& b);
@@ -135,13 +137,15 @@ class Pronouncer {
   std::unique_ptr<TrainedModel> model_;
 };
 
-// The words of a line of English text, as a pronouncer reads them: split at blanks and hyphens,
-// punctuation around words dropped (inner apostrophes and periods kept: "don't", "u.s."; the
-// typographic apostrophe ’ read as '), numbers spelled out ("42" → forty two, "3.5" → three point
-// five, "007" and numbers over 12 digits digit by digit, $5 five dollars, 7% seven percent),
-// & % + = @ read as words. Throws
-// std::invalid_argument naming the word for a non-ASCII letter (é, ß, ...) or a word that mixes
-// digits and letters ("4th"). Returns no word for a line of punctuation or blanks.
+// The words of a line of English text, as a pronouncer reads them: split at blanks, hyphens and
+// dashes; punctuation around words dropped (inner apostrophes and periods kept: "don't", "u.s.";
+// the typographic apostrophe ’ read as ', quotation marks and … as punctuation); numbers spelled
+// out ("42" → forty two, "1,204" → one thousand two hundred four, "3.5" → three point five,
+// ".5" → point five, "-5" → minus five, "007" and numbers over 12 digits digit by digit, "$5" →
+// five dollars ("$1" one dollar), "7%" → seven percent); & % + = @ $ alone read as words. Throws
+// std::invalid_argument naming the word for a non-ASCII character (é, ß, ...), a word that mixes
+// digits and letters ("4th") or a malformed number ("1,2"). Returns no word for a line of
+// punctuation or blanks.
 std::vector<std::string> text_words(const std::string& line);
 
 // ARPAbet phonemes in espeak-ng's phoneme mnemonics (en-us), for its phoneme input ([[...]]):
